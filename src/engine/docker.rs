@@ -1,0 +1,271 @@
+//! [`Engine`] over bollard, pinned to one negotiated API version.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use bollard::errors::Error as BollardError;
+use bollard::{ClientVersion, Docker};
+
+use super::raw::RawClient;
+use super::{Engine, MIN_API, negotiate, parse_api_version, parse_disk_usage};
+use crate::exit::EngineUnreachable;
+use crate::inventory::{ContainerDetails, DiskUsage, EngineInfo, ImageLayers, Network};
+use crate::settings::Host;
+
+/// How long one request may take. `/system/df` walks every writable layer and
+/// volume, so it gets minutes on a big host, not seconds.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+
+pub struct DockerEngine {
+    docker: Docker,
+    raw: RawClient,
+    /// `/v1.41`, say: put in front of every request path.
+    prefix: String,
+    info: EngineInfo,
+}
+
+impl DockerEngine {
+    /// Connects, negotiates the API version with `/version`, and reads `/info`.
+    /// Failing to reach the engine, being denied, or an engine older than API
+    /// 1.41 is an [`EngineUnreachable`] error naming the host.
+    pub async fn connect(host: &Host) -> Result<DockerEngine> {
+        let floor = ClientVersion {
+            major_version: MIN_API.0 as usize,
+            minor_version: MIN_API.1 as usize,
+        };
+        let timeout = REQUEST_TIMEOUT.as_secs();
+        let base = match host {
+            Host::Unix(path) => {
+                Docker::connect_with_unix(&format!("unix://{}", path.display()), timeout, &floor)
+            }
+            Host::Tcp(authority) => {
+                Docker::connect_with_http(&format!("tcp://{authority}"), timeout, &floor)
+            }
+        }
+        .map_err(|err| unreachable(host, &err))?;
+
+        // bollard 0.21 drops the `/v1.xx` part of every path (its URL join replaces
+        // it), so negotiate_version() would change nothing on the wire. Ask the
+        // engine ourselves and pin the prefix with a request modifier.
+        let version = base
+            .version()
+            .await
+            .map_err(|err| unreachable(host, &err))?;
+        let offered = version.api_version.as_deref().unwrap_or("");
+        let server = parse_api_version(offered).ok_or_else(|| {
+            EngineUnreachable(format!(
+                "the engine at {host} reports an API version docker-reclaim cannot read: {offered:?}"
+            ))
+        })?;
+        let (major, minor) = negotiate(server).ok_or_else(|| {
+            EngineUnreachable(format!(
+                "the engine at {host} speaks Docker API {offered}; docker-reclaim needs {}.{} or newer (Docker 20.10+): upgrade the engine",
+                MIN_API.0, MIN_API.1
+            ))
+        })?;
+        let prefix = format!("/v{major}.{minor}");
+        let pinned = prefix.clone();
+        let docker = base.with_request_modifier(move |request| pin_version(request, &pinned));
+
+        let info = docker
+            .info()
+            .await
+            .map_err(|err| unreachable(host, &err))
+            .context("reading engine info (/info)")?;
+
+        Ok(DockerEngine {
+            docker,
+            raw: RawClient::new(host, REQUEST_TIMEOUT),
+            prefix,
+            info: EngineInfo {
+                id: info.id.unwrap_or_default(),
+                version: version.version.unwrap_or_default(),
+                api_version: format!("{major}.{minor}"),
+                data_root: info.docker_root_dir.unwrap_or_default(),
+                storage_driver: info.driver.unwrap_or_default(),
+                host: host.to_string(),
+            },
+        })
+    }
+}
+
+/// Puts `prefix` in front of the request's path unless it already has a version.
+fn pin_version(mut request: bollard::BollardRequest, prefix: &str) -> bollard::BollardRequest {
+    let uri = request.uri().clone();
+    let path_and_query = uri
+        .path_and_query()
+        .map(|pq| pq.as_str().to_string())
+        .unwrap_or_else(|| "/".to_string());
+    if path_and_query.starts_with("/v1.") {
+        return request;
+    }
+    let mut parts = uri.into_parts();
+    if let Ok(pinned) = format!("{prefix}{path_and_query}").parse() {
+        parts.path_and_query = Some(pinned);
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
+}
+
+/// Says in one line why the engine cannot be used, and what to do.
+fn unreachable(host: &Host, err: &BollardError) -> anyhow::Error {
+    let io_kind = io_error_kind(err);
+    let message = match (host, io_kind) {
+        (Host::Unix(path), Some(std::io::ErrorKind::NotFound)) => format!(
+            "cannot reach the Docker engine: no socket at {}; is dockerd running? (set -H or DOCKER_HOST to use another engine)",
+            path.display()
+        ),
+        (Host::Unix(path), Some(std::io::ErrorKind::PermissionDenied)) => format!(
+            "cannot reach the Docker engine: permission denied on {}; run as root or as a member of the docker group",
+            path.display()
+        ),
+        (_, Some(std::io::ErrorKind::ConnectionRefused)) => format!(
+            "cannot reach the Docker engine at {host}: connection refused; is dockerd running and listening there?"
+        ),
+        _ => format!("cannot reach the Docker engine at {host}: {err}"),
+    };
+    EngineUnreachable(message).into()
+}
+
+fn io_error_kind(err: &BollardError) -> Option<std::io::ErrorKind> {
+    if let BollardError::SocketNotFoundError(path) = err {
+        // bollard looked and found nothing; the reason may be a directory we may not enter.
+        return Some(
+            std::fs::metadata(path)
+                .err()
+                .map_or(std::io::ErrorKind::NotFound, |io| io.kind()),
+        );
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = source {
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        source = current.source();
+    }
+    None
+}
+
+fn is_not_found(err: &BollardError) -> bool {
+    matches!(
+        err,
+        BollardError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// Docker's RFC 3339 times as Unix seconds; the zero time (`0001-01-01…`) is `None`.
+fn unix_seconds(raw: &str) -> Option<i64> {
+    let time = humantime::parse_rfc3339_weak(raw).ok()?;
+    let seconds = time.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    i64::try_from(seconds).ok().filter(|seconds| *seconds > 0)
+}
+
+impl Engine for DockerEngine {
+    fn info(&self) -> &EngineInfo {
+        &self.info
+    }
+
+    async fn disk_usage(&self) -> Result<DiskUsage> {
+        // `verbose=1` asks a 1.52+ engine for the item lists; older ones ignore it.
+        let body = self
+            .raw
+            .get(&format!("{}/system/df?verbose=1", self.prefix))
+            .await?;
+        parse_disk_usage(&body)
+    }
+
+    async fn container_details(&self, id: &str) -> Result<Option<ContainerDetails>> {
+        match self.docker.inspect_container(id, None).await {
+            Ok(found) => Ok(Some(ContainerDetails {
+                finished_at: found
+                    .state
+                    .and_then(|state| state.finished_at)
+                    .as_deref()
+                    .and_then(unix_seconds),
+            })),
+            Err(err) if is_not_found(&err) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn image_layers(&self, id: &str) -> Result<Option<ImageLayers>> {
+        let inspect = match self.docker.inspect_image(id).await {
+            Ok(found) => found,
+            Err(err) if is_not_found(&err) => return Ok(None),
+            Err(err) => return Err(err.into()),
+        };
+        let history = match self.docker.image_history(id).await {
+            Ok(found) => found,
+            Err(err) if is_not_found(&err) => return Ok(None),
+            Err(err) => return Err(err.into()),
+        };
+        Ok(Some(ImageLayers {
+            diff_ids: inspect
+                .root_fs
+                .and_then(|root_fs| root_fs.layers)
+                .unwrap_or_default(),
+            history_sizes: history
+                .iter()
+                .rev()
+                .map(|entry| u64::try_from(entry.size).unwrap_or(0))
+                .collect(),
+        }))
+    }
+
+    async fn networks(&self) -> Result<Vec<Network>> {
+        let networks = self
+            .docker
+            .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+            .await?;
+        Ok(networks
+            .into_iter()
+            .map(|network| Network {
+                id: network.id.unwrap_or_default(),
+                name: network.name.unwrap_or_default(),
+                driver: network.driver.unwrap_or_default(),
+                scope: network.scope.unwrap_or_default(),
+                labels: network.labels.unwrap_or_default().into_iter().collect(),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::MAX_API;
+
+    #[test]
+    fn pins_the_api_version_once() {
+        let request = http::Request::builder()
+            .uri("http://localhost:2375/containers/json?all=true")
+            .body(bollard::body_full(bytes::Bytes::new()))
+            .unwrap();
+        let pinned = pin_version(request, "/v1.41");
+        assert_eq!(
+            pinned.uri().to_string(),
+            "http://localhost:2375/v1.41/containers/json?all=true"
+        );
+        let again = pin_version(pinned, "/v1.41");
+        assert_eq!(again.uri().path(), "/v1.41/containers/json");
+    }
+
+    #[test]
+    fn zero_time_is_none() {
+        assert_eq!(unix_seconds("0001-01-01T00:00:00Z"), None);
+        assert_eq!(
+            unix_seconds("2026-11-27T23:52:04.890610517Z"),
+            Some(1_795_823_524)
+        );
+    }
+
+    #[test]
+    fn max_api_is_not_below_min() {
+        assert!(MAX_API >= MIN_API);
+    }
+}

@@ -1,0 +1,71 @@
+//! The only place that talks to Docker: the [`Engine`] trait the rest of the
+//! program sees, and its implementation over bollard ([`DockerEngine`]).
+//! Nothing here decides what to remove; it only reads and, later, deletes.
+
+mod df;
+mod docker;
+mod raw;
+
+use anyhow::Result;
+
+pub use df::parse_disk_usage;
+pub use docker::DockerEngine;
+
+use crate::inventory::{ContainerDetails, DiskUsage, EngineInfo, ImageLayers, Network};
+
+/// The oldest API we speak: Docker 20.10.
+pub const MIN_API: (u32, u32) = (1, 41);
+/// The newest API we ask for. A newer engine is spoken to at this version, so that
+/// responses keep the shapes we parse rather than following the daemon's default.
+pub const MAX_API: (u32, u32) = (1, 53);
+
+/// What docker-reclaim needs from an engine. All of it is plain data.
+#[allow(async_fn_in_trait)]
+pub trait Engine {
+    /// Identity and layout of the engine, read when connecting.
+    fn info(&self) -> &EngineInfo;
+
+    /// `/system/df`: containers with writable-layer sizes, images with sizes,
+    /// volumes with sizes, build cache records.
+    async fn disk_usage(&self) -> Result<DiskUsage>;
+
+    /// Inspect one container; `None` when it no longer exists.
+    async fn container_details(&self, id: &str) -> Result<Option<ContainerDetails>>;
+
+    /// An image's RootFS diff IDs and history sizes; `None` when it no longer exists.
+    async fn image_layers(&self, id: &str) -> Result<Option<ImageLayers>>;
+
+    /// All networks.
+    async fn networks(&self) -> Result<Vec<Network>>;
+}
+
+/// Parses an API version string like `1.41`.
+pub fn parse_api_version(raw: &str) -> Option<(u32, u32)> {
+    let (major, minor) = raw.trim().split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+/// The version we speak to an engine that offers `server`: the newest both know.
+/// `None` when the engine is older than [`MIN_API`].
+pub fn negotiate(server: (u32, u32)) -> Option<(u32, u32)> {
+    if server < MIN_API {
+        None
+    } else {
+        Some(server.min(MAX_API))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiates_down_to_the_engine_and_refuses_old_ones() {
+        assert_eq!(negotiate((1, 41)), Some((1, 41)));
+        assert_eq!(negotiate((1, 47)), Some((1, 47)));
+        assert_eq!(negotiate((1, 99)), Some(MAX_API));
+        assert_eq!(negotiate((1, 40)), None);
+        assert_eq!(parse_api_version("1.41"), Some((1, 41)));
+        assert_eq!(parse_api_version("garbage"), None);
+    }
+}

@@ -1,0 +1,93 @@
+//! A plain HTTP GET to the engine for the one endpoint whose response bollard
+//! 0.21 cannot parse on older engines (`/system/df`). Same host, same pinned API
+//! version as the bollard client.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::Response;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::{Client, Error as LegacyError};
+use hyper_util::rt::TokioExecutor;
+use hyperlocal::UnixConnector;
+
+use crate::settings::Host;
+
+pub struct RawClient {
+    transport: Transport,
+    timeout: Duration,
+}
+
+enum Transport {
+    Unix {
+        client: Client<UnixConnector, Empty<Bytes>>,
+        socket: PathBuf,
+    },
+    Tcp {
+        client: Client<HttpConnector, Empty<Bytes>>,
+        authority: String,
+    },
+}
+
+impl RawClient {
+    pub fn new(host: &Host, timeout: Duration) -> RawClient {
+        let transport = match host {
+            Host::Unix(socket) => Transport::Unix {
+                client: Client::builder(TokioExecutor::new()).build(UnixConnector),
+                socket: socket.clone(),
+            },
+            Host::Tcp(authority) => Transport::Tcp {
+                client: Client::builder(TokioExecutor::new()).build(HttpConnector::new()),
+                authority: authority.clone(),
+            },
+        };
+        RawClient { transport, timeout }
+    }
+
+    async fn send(
+        &self,
+        path_and_query: &str,
+        request: impl Future<Output = Result<Response<Incoming>, LegacyError>>,
+    ) -> Result<Response<Incoming>> {
+        tokio::time::timeout(self.timeout, request)
+            .await
+            .with_context(|| format!("GET {path_and_query} timed out after {:?}", self.timeout))?
+            .with_context(|| format!("GET {path_and_query}"))
+    }
+
+    /// GETs `path_and_query` (already carrying the `/v1.xx` prefix) and returns the
+    /// body of a 2xx answer; any other status is an error with the engine's message.
+    pub async fn get(&self, path_and_query: &str) -> Result<Bytes> {
+        let response = match &self.transport {
+            Transport::Unix { client, socket } => {
+                let uri: hyper::Uri = hyperlocal::Uri::new(socket, path_and_query).into();
+                self.send(path_and_query, client.get(uri)).await?
+            }
+            Transport::Tcp { client, authority } => {
+                let uri: hyper::Uri = format!("http://{authority}{path_and_query}")
+                    .parse()
+                    .with_context(|| format!("building a request URI for {authority}"))?;
+                self.send(path_and_query, client.get(uri)).await?
+            }
+        };
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .with_context(|| format!("reading the answer to GET {path_and_query}"))?
+            .to_bytes();
+        if !status.is_success() {
+            let message = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|value| value.get("message")?.as_str().map(str::to_string))
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+            bail!("GET {path_and_query}: the engine answered {status}: {message}");
+        }
+        Ok(body)
+    }
+}

@@ -1,0 +1,87 @@
+//! The documented exit codes, and how an error maps to one.
+
+use std::process::ExitCode;
+
+/// Every exit code docker-reclaim uses. The numbers are a public contract:
+/// they are listed in `--help`, the README and the man page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// The command did what was asked (a dry run printed its plan).
+    Success = 0,
+    /// Something failed that none of the codes below describes.
+    Failure = 1,
+    /// The command line, a filter, a host or a file given to it is not valid. Nothing was changed.
+    Usage = 2,
+    /// The Docker engine could not be reached, refused access, or speaks too old an API.
+    EngineUnreachable = 3,
+}
+
+impl ExitStatus {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        ExitCode::from(status.code())
+    }
+}
+
+/// The text of `--help`'s exit code section; the README and the man page carry the same table.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success (a dry run printed its plan)
+  1  failure not covered below
+  2  bad usage or input: an invalid flag, filter, host or file; nothing was changed
+  3  the Docker engine could not be reached, denied access, or its API is older than 1.41";
+
+/// An error in what the user gave us: exits with [`ExitStatus::Usage`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// The engine cannot be used at all: exits with [`ExitStatus::EngineUnreachable`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct EngineUnreachable(pub String);
+
+/// The exit status an error ends the program with: the most specific marker in its chain.
+pub fn status_of(err: &anyhow::Error) -> ExitStatus {
+    for cause in err.chain() {
+        if cause.is::<UsageError>() {
+            return ExitStatus::Usage;
+        }
+        if cause.is::<EngineUnreachable>() {
+            return ExitStatus::EngineUnreachable;
+        }
+    }
+    ExitStatus::Failure
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn markers_map_through_context() {
+        let err = anyhow::Error::new(UsageError("bad".into())).context("while reading flags");
+        assert_eq!(status_of(&err), ExitStatus::Usage);
+        let err: anyhow::Result<()> = Err(EngineUnreachable("gone".into())).context("connecting");
+        assert_eq!(status_of(&err.unwrap_err()), ExitStatus::EngineUnreachable);
+        assert_eq!(status_of(&anyhow::anyhow!("other")), ExitStatus::Failure);
+    }
+
+    #[test]
+    fn help_lists_every_code() {
+        for status in [
+            ExitStatus::Success,
+            ExitStatus::Failure,
+            ExitStatus::Usage,
+            ExitStatus::EngineUnreachable,
+        ] {
+            assert!(EXIT_CODES_HELP.contains(&format!("  {}  ", status.code())));
+        }
+    }
+}

@@ -1,0 +1,436 @@
+//! A snapshot of the engine as plain data: what exists, how big it is, and how
+//! images share layers. Collected once through the [`Engine`] boundary; nothing
+//! past this module sees a bollard type.
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::{Context, Result};
+use futures_util::{StreamExt, TryStreamExt};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::engine::Engine;
+
+/// How many inspect calls run at once while collecting details.
+const INSPECT_CONCURRENCY: usize = 8;
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct EngineInfo {
+    pub id: String,
+    pub version: String,
+    pub api_version: String,
+    pub data_root: String,
+    pub storage_driver: String,
+    /// The host we connected to, as `unix://…` or `tcp://…`.
+    pub host: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerState {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+    Unknown,
+}
+
+impl ContainerState {
+    pub fn parse(raw: &str) -> ContainerState {
+        match raw {
+            "created" => ContainerState::Created,
+            "running" => ContainerState::Running,
+            "paused" => ContainerState::Paused,
+            "restarting" => ContainerState::Restarting,
+            "removing" => ContainerState::Removing,
+            "exited" => ContainerState::Exited,
+            "dead" => ContainerState::Dead,
+            _ => ContainerState::Unknown,
+        }
+    }
+
+    /// Stopped states: the container holds no process and may be removed without force.
+    pub fn is_stopped(self) -> bool {
+        matches!(
+            self,
+            ContainerState::Created | ContainerState::Exited | ContainerState::Dead
+        )
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Mount {
+    /// `volume`, `bind`, `tmpfs`, …
+    pub kind: String,
+    /// The volume name, for volume mounts.
+    pub name: Option<String>,
+    pub destination: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Container {
+    /// Full 64-hex ID.
+    pub id: String,
+    /// Names without the leading slash.
+    pub names: Vec<String>,
+    /// Full image ID (`sha256:…`).
+    pub image_id: String,
+    /// The image as the container was created from it (a reference or an ID).
+    pub image: String,
+    pub state: ContainerState,
+    /// Unix seconds.
+    pub created: i64,
+    /// Unix seconds; `None` for a container that never ran to an end.
+    pub finished_at: Option<i64>,
+    /// Bytes in the writable layer, as the engine reports them.
+    pub size_rw: u64,
+    pub mounts: Vec<Mount>,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Container {
+    pub fn display_name(&self) -> String {
+        self.names
+            .first()
+            .cloned()
+            .unwrap_or_else(|| short_id(&self.id).to_string())
+    }
+}
+
+/// One layer of an image, keyed by its chain ID so that layers shared between
+/// images compare equal.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Layer {
+    pub chain_id: String,
+    pub diff_id: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Image {
+    /// Full image ID (`sha256:…`).
+    pub id: String,
+    pub parent_id: Option<String>,
+    /// `repo:tag` references; empty for an untagged image.
+    pub tags: Vec<String>,
+    pub digests: Vec<String>,
+    /// Unix seconds.
+    pub created: i64,
+    /// All of the image's layers, as the engine reports it.
+    pub size: u64,
+    pub labels: BTreeMap<String, String>,
+    /// Oldest first.
+    pub layers: Vec<Layer>,
+    /// False when the per-layer sizes could not be matched to history exactly and
+    /// were estimated (see [`layers_from`]).
+    pub layer_sizes_exact: bool,
+    /// False for an image that the engine's image list hides (an untagged parent
+    /// of other images) and that we only know of because a container uses it.
+    pub listed: bool,
+}
+
+impl Image {
+    /// Untagged: what `docker image prune` calls dangling.
+    pub fn is_dangling(&self) -> bool {
+        self.tags.iter().all(|tag| tag == "<none>:<none>")
+    }
+
+    pub fn display_name(&self) -> String {
+        match self.tags.iter().find(|tag| *tag != "<none>:<none>") {
+            Some(tag) => tag.clone(),
+            None => "<none>".to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Volume {
+    pub name: String,
+    pub driver: String,
+    pub labels: BTreeMap<String, String>,
+    /// Bytes, when the engine measured them (local driver only).
+    pub size: Option<u64>,
+    /// Containers referencing the volume, when the engine counted them.
+    pub ref_count: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Network {
+    pub id: String,
+    pub name: String,
+    pub driver: String,
+    pub scope: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct BuildCacheRecord {
+    pub id: String,
+    pub kind: String,
+    pub description: String,
+    pub in_use: bool,
+    pub shared: bool,
+    pub size: u64,
+    pub parents: Vec<String>,
+}
+
+/// Container details that only an inspect call gives.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerDetails {
+    pub finished_at: Option<i64>,
+}
+
+/// An image's layer chain and the sizes its history gives.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageLayers {
+    /// RootFS diff IDs, oldest first.
+    pub diff_ids: Vec<String>,
+    /// History entry sizes, oldest first (the API gives newest first).
+    pub history_sizes: Vec<u64>,
+}
+
+/// What `/system/df` reports, in either of its response shapes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiskUsage {
+    /// Bytes of all image layers, each counted once.
+    pub layers_size: u64,
+    pub containers: Vec<Container>,
+    pub images: Vec<Image>,
+    pub volumes: Vec<Volume>,
+    pub build_cache: Vec<BuildCacheRecord>,
+}
+
+/// Everything the planner looks at.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Inventory {
+    pub engine: EngineInfo,
+    pub containers: Vec<Container>,
+    pub images: Vec<Image>,
+    pub volumes: Vec<Volume>,
+    pub networks: Vec<Network>,
+    pub build_cache: Vec<BuildCacheRecord>,
+    /// Bytes of all image layers, each counted once, as the engine reports it.
+    pub layers_size: u64,
+}
+
+impl Inventory {
+    /// Takes the snapshot: one `/system/df`, one network list, then an inspect per
+    /// container and an inspect plus history per image, a few at a time.
+    pub async fn collect(engine: &impl Engine) -> Result<Inventory> {
+        let usage = engine
+            .disk_usage()
+            .await
+            .context("reading disk usage (/system/df)")?;
+        let networks = engine.networks().await.context("listing networks")?;
+
+        let mut containers: Vec<Container> = futures_util::stream::iter(usage.containers)
+            .map(|mut container| async move {
+                // A container removed since the listing has no details; keep what we have.
+                if let Some(details) = engine
+                    .container_details(&container.id)
+                    .await
+                    .with_context(|| format!("inspecting container {}", short_id(&container.id)))?
+                {
+                    container.finished_at = details.finished_at;
+                }
+                Ok::<_, anyhow::Error>(container)
+            })
+            .buffered(INSPECT_CONCURRENCY)
+            .try_collect()
+            .await?;
+        containers.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+
+        let mut images = usage.images;
+        // Containers can run from an untagged parent image that the list hides:
+        // fetch those too so that their layers count as in use.
+        let listed: std::collections::HashSet<String> =
+            images.iter().map(|image| image.id.clone()).collect();
+        let mut hidden: Vec<String> = containers
+            .iter()
+            .map(|container| container.image_id.clone())
+            .filter(|id| !id.is_empty() && !listed.contains(id))
+            .collect();
+        hidden.sort();
+        hidden.dedup();
+        for id in hidden {
+            images.push(Image {
+                id,
+                parent_id: None,
+                tags: Vec::new(),
+                digests: Vec::new(),
+                created: 0,
+                size: 0,
+                labels: BTreeMap::new(),
+                layers: Vec::new(),
+                layer_sizes_exact: false,
+                listed: false,
+            });
+        }
+
+        let mut images: Vec<Image> = futures_util::stream::iter(images)
+            .map(|mut image| async move {
+                if let Some(found) = engine
+                    .image_layers(&image.id)
+                    .await
+                    .with_context(|| format!("inspecting image {}", short_id(&image.id)))?
+                {
+                    let (layers, exact) = layers_from(&found, image.size);
+                    if !image.listed {
+                        image.size = layers.iter().map(|layer| layer.size).sum();
+                    }
+                    image.layers = layers;
+                    image.layer_sizes_exact = exact;
+                }
+                Ok::<_, anyhow::Error>(image)
+            })
+            .buffered(INSPECT_CONCURRENCY)
+            .try_collect()
+            .await?;
+        images.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+
+        Ok(Inventory {
+            engine: engine.info().clone(),
+            containers,
+            images,
+            volumes: usage.volumes,
+            networks,
+            build_cache: usage.build_cache,
+            layers_size: usage.layers_size,
+        })
+    }
+
+    pub fn image(&self, id: &str) -> Option<&Image> {
+        self.images.iter().find(|image| image.id == id)
+    }
+
+    /// Images by ID.
+    pub fn images_by_id(&self) -> HashMap<&str, &Image> {
+        self.images
+            .iter()
+            .map(|image| (image.id.as_str(), image))
+            .collect()
+    }
+}
+
+/// The chain ID of each layer, from the diff IDs oldest first, as the image spec
+/// defines it: `chain[0] = diff[0]`, `chain[n] = sha256(chain[n-1] + " " + diff[n])`.
+pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
+    let mut chain: Vec<String> = Vec::with_capacity(diff_ids.len());
+    for diff_id in diff_ids {
+        let next = match chain.last() {
+            None => diff_id.clone(),
+            Some(parent) => {
+                let digest = Sha256::digest(format!("{parent} {diff_id}").as_bytes());
+                format!("sha256:{}", hex::encode(digest))
+            }
+        };
+        chain.push(next);
+    }
+    chain
+}
+
+/// Matches history sizes to layers. History entries with a non-zero size line up
+/// one to one with the RootFS layers, oldest first. When they do not (a layer that
+/// added zero bytes, or a history that was squashed), the sizes are assigned in
+/// order and whatever the image's total says is left over goes to the top layer;
+/// the result is then marked inexact.
+pub fn layers_from(found: &ImageLayers, image_size: u64) -> (Vec<Layer>, bool) {
+    let chain = chain_ids(&found.diff_ids);
+    let nonzero: Vec<u64> = found
+        .history_sizes
+        .iter()
+        .copied()
+        .filter(|size| *size > 0)
+        .collect();
+    let mut exact = nonzero.len() == chain.len();
+    let mut sizes: Vec<u64> = (0..chain.len())
+        .map(|index| nonzero.get(index).copied().unwrap_or(0))
+        .collect();
+    if nonzero.len() > chain.len()
+        && let Some(top) = sizes.last_mut()
+    {
+        *top += nonzero[chain.len()..].iter().sum::<u64>();
+    }
+    let total: u64 = sizes.iter().sum();
+    if image_size > 0 && total != image_size {
+        exact = false;
+        if image_size > total
+            && let Some(top) = sizes.last_mut()
+        {
+            *top += image_size - total;
+        }
+    }
+    let layers = chain
+        .into_iter()
+        .zip(found.diff_ids.iter())
+        .zip(sizes)
+        .map(|((chain_id, diff_id), size)| Layer {
+            chain_id,
+            diff_id: diff_id.clone(),
+            size,
+        })
+        .collect();
+    (layers, exact)
+}
+
+/// The first 12 hex digits of an ID, without any `sha256:` prefix, as docker shows it.
+pub fn short_id(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    hex.get(..12).unwrap_or(hex)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn diff(n: u8) -> String {
+        format!("sha256:{}", hex::encode([n; 32]))
+    }
+
+    #[test]
+    fn chain_ids_follow_the_image_spec() {
+        let diffs = vec![diff(1), diff(2)];
+        let chain = chain_ids(&diffs);
+        assert_eq!(chain[0], diffs[0]);
+        let expected = Sha256::digest(format!("{} {}", diffs[0], diffs[1]).as_bytes());
+        assert_eq!(chain[1], format!("sha256:{}", hex::encode(expected)));
+        // Same diffs on a different base give a different chain ID.
+        let other = chain_ids(&[diff(3), diff(2)]);
+        assert_ne!(other[1], chain[1]);
+    }
+
+    #[test]
+    fn history_sizes_line_up_with_layers() {
+        let found = ImageLayers {
+            diff_ids: vec![diff(1), diff(2)],
+            history_sizes: vec![100, 0, 0, 50, 0],
+        };
+        let (layers, exact) = layers_from(&found, 150);
+        assert!(exact);
+        assert_eq!(
+            layers.iter().map(|l| l.size).collect::<Vec<_>>(),
+            vec![100, 50]
+        );
+    }
+
+    #[test]
+    fn a_zero_byte_layer_falls_back_to_the_image_total() {
+        let found = ImageLayers {
+            diff_ids: vec![diff(1), diff(2), diff(3)],
+            history_sizes: vec![100, 50],
+        };
+        let (layers, exact) = layers_from(&found, 150);
+        assert!(!exact);
+        assert_eq!(layers.iter().map(|l| l.size).sum::<u64>(), 150);
+    }
+
+    #[test]
+    fn short_ids_match_docker() {
+        assert_eq!(short_id("sha256:0123456789abcdef"), "0123456789ab");
+        assert_eq!(short_id("0123456789abcdef"), "0123456789ab");
+        assert_eq!(short_id("abc"), "abc");
+    }
+}

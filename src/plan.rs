@@ -1,0 +1,470 @@
+//! Pure: decides what goes, why, and how many bytes each removal frees.
+//! No I/O; tested on hand-built inventories.
+//!
+//! The default scope is stopped containers and dangling images. An image's
+//! predicted bytes come from layer reference counts: a layer frees its bytes only
+//! when nothing that remains after the plan (an image, or a container through its
+//! image) uses it, and a layer freed by several planned images counts once.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+
+use crate::inventory::{ContainerState, Image, Inventory, short_id};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Container,
+    Image,
+    Volume,
+    Network,
+    BuildCache,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [
+        Kind::Container,
+        Kind::Image,
+        Kind::Volume,
+        Kind::Network,
+        Kind::BuildCache,
+    ];
+
+    /// Plural heading for people.
+    pub fn heading(self) -> &'static str {
+        match self {
+            Kind::Container => "Containers",
+            Kind::Image => "Images",
+            Kind::Volume => "Volumes",
+            Kind::Network => "Networks",
+            Kind::BuildCache => "Build cache",
+        }
+    }
+}
+
+/// Why an item is in the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// A container that ran and exited.
+    Exited,
+    /// A container that was created and never started.
+    NeverStarted,
+    /// A container the engine marks dead.
+    Dead,
+    /// An untagged image that no remaining container uses.
+    Dangling,
+}
+
+impl Reason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Reason::Exited => "stopped: exited",
+            Reason::NeverStarted => "stopped: created, never started",
+            Reason::Dead => "stopped: dead",
+            Reason::Dangling => "dangling: untagged, no remaining container uses it",
+        }
+    }
+}
+
+/// One thing the plan removes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Item {
+    pub kind: Kind,
+    /// The full ID as the engine gives it.
+    pub id: String,
+    pub name: String,
+    pub reason: Reason,
+    /// Unix seconds: when it was created.
+    pub created: i64,
+    /// Unix seconds: when a container last finished, if it ever ran.
+    pub finished_at: Option<i64>,
+    /// Bytes this removal frees, counting shared layers once across the plan.
+    pub predicted_bytes: u64,
+    /// Chain IDs of the layers removing this image frees (images only).
+    pub frees_layers: Vec<String>,
+}
+
+/// Usage and reclaim for one kind, or in total.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Figures {
+    /// Bytes the kind takes now, as the engine reports it.
+    pub current_bytes: u64,
+    /// Bytes the plan frees.
+    pub predicted_bytes: u64,
+}
+
+impl Figures {
+    pub fn after_bytes(&self) -> u64 {
+        self.current_bytes.saturating_sub(self.predicted_bytes)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// Containers first, then images, each oldest first.
+    pub items: Vec<Item>,
+    pub by_kind: Vec<(Kind, Figures)>,
+    pub total: Figures,
+}
+
+impl Plan {
+    pub fn items_of(&self, kind: Kind) -> impl Iterator<Item = &Item> {
+        self.items.iter().filter(move |item| item.kind == kind)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+/// Builds the plan for the default scope.
+pub fn plan(inventory: &Inventory) -> Plan {
+    let mut items = Vec::new();
+
+    // Stopped containers go; anything running, paused, restarting, being removed,
+    // or in a state we do not know stays.
+    let mut removed_containers: HashSet<&str> = HashSet::new();
+    for container in &inventory.containers {
+        let reason = match container.state {
+            ContainerState::Exited => Reason::Exited,
+            ContainerState::Created => Reason::NeverStarted,
+            ContainerState::Dead => Reason::Dead,
+            _ => continue,
+        };
+        removed_containers.insert(&container.id);
+        items.push(Item {
+            kind: Kind::Container,
+            id: container.id.clone(),
+            name: container.display_name(),
+            reason,
+            created: container.created,
+            finished_at: container.finished_at,
+            predicted_bytes: container.size_rw,
+            frees_layers: Vec::new(),
+        });
+    }
+
+    // Images used by a container that stays are never planned.
+    let images_in_use: HashSet<&str> = inventory
+        .containers
+        .iter()
+        .filter(|container| !removed_containers.contains(container.id.as_str()))
+        .map(|container| container.image_id.as_str())
+        .collect();
+
+    let planned_images: Vec<&Image> = inventory
+        .images
+        .iter()
+        .filter(|image| {
+            image.listed && image.is_dangling() && !images_in_use.contains(image.id.as_str())
+        })
+        .collect();
+    let planned_ids: HashSet<&str> = planned_images
+        .iter()
+        .map(|image| image.id.as_str())
+        .collect();
+
+    // Reference counts over what remains: every image not planned, listed or not
+    // (a hidden image is there because a container uses it).
+    let mut remaining_refs: HashMap<&str, usize> = HashMap::new();
+    for image in &inventory.images {
+        if planned_ids.contains(image.id.as_str()) {
+            continue;
+        }
+        for layer in &image.layers {
+            *remaining_refs.entry(layer.chain_id.as_str()).or_default() += 1;
+        }
+    }
+
+    let mut counted: HashSet<&str> = HashSet::new();
+    for image in planned_images {
+        let mut frees = Vec::new();
+        let mut bytes = 0;
+        for layer in &image.layers {
+            if remaining_refs.contains_key(layer.chain_id.as_str()) {
+                continue;
+            }
+            if counted.insert(layer.chain_id.as_str()) {
+                bytes += layer.size;
+                frees.push(layer.chain_id.clone());
+            }
+        }
+        if image.layers.is_empty() {
+            // No layer chain (the image vanished mid-inventory): the engine's own
+            // figure is the best estimate we have.
+            bytes = image.size;
+        }
+        items.push(Item {
+            kind: Kind::Image,
+            id: image.id.clone(),
+            name: image.display_name(),
+            reason: Reason::Dangling,
+            created: image.created,
+            finished_at: None,
+            predicted_bytes: bytes,
+            frees_layers: frees,
+        });
+    }
+
+    let current = current_usage(inventory);
+    let by_kind: Vec<(Kind, Figures)> = Kind::ALL
+        .iter()
+        .map(|kind| {
+            let predicted = items
+                .iter()
+                .filter(|item| item.kind == *kind)
+                .map(|item| item.predicted_bytes)
+                .sum();
+            (
+                *kind,
+                Figures {
+                    current_bytes: current.get(kind).copied().unwrap_or(0),
+                    predicted_bytes: predicted,
+                },
+            )
+        })
+        .collect();
+    let total = Figures {
+        current_bytes: by_kind.iter().map(|(_, f)| f.current_bytes).sum(),
+        predicted_bytes: by_kind.iter().map(|(_, f)| f.predicted_bytes).sum(),
+    };
+    Plan {
+        items,
+        by_kind,
+        total,
+    }
+}
+
+/// Bytes each kind takes now, from the engine's figures.
+fn current_usage(inventory: &Inventory) -> HashMap<Kind, u64> {
+    let mut usage = HashMap::new();
+    usage.insert(
+        Kind::Container,
+        inventory.containers.iter().map(|c| c.size_rw).sum(),
+    );
+    usage.insert(Kind::Image, inventory.layers_size);
+    usage.insert(
+        Kind::Volume,
+        inventory.volumes.iter().filter_map(|v| v.size).sum(),
+    );
+    usage.insert(Kind::Network, 0);
+    usage.insert(
+        Kind::BuildCache,
+        inventory
+            .build_cache
+            .iter()
+            .filter(|record| !record.shared)
+            .map(|record| record.size)
+            .sum(),
+    );
+    usage
+}
+
+/// A short label for an item, for messages.
+pub fn label(item: &Item) -> String {
+    format!(
+        "{} {} ({})",
+        kind_word(item.kind),
+        short_id(&item.id),
+        item.name
+    )
+}
+
+fn kind_word(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Container => "container",
+        Kind::Image => "image",
+        Kind::Volume => "volume",
+        Kind::Network => "network",
+        Kind::BuildCache => "build cache record",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::inventory::{Container, EngineInfo, Layer, chain_ids};
+
+    fn layer_chain(diffs: &[u8], sizes: &[u64]) -> Vec<Layer> {
+        let diff_ids: Vec<String> = diffs
+            .iter()
+            .map(|n| format!("sha256:{}", hex::encode([*n; 32])))
+            .collect();
+        chain_ids(&diff_ids)
+            .into_iter()
+            .zip(diff_ids)
+            .zip(sizes)
+            .map(|((chain_id, diff_id), size)| Layer {
+                chain_id,
+                diff_id,
+                size: *size,
+            })
+            .collect()
+    }
+
+    fn image(id: &str, tags: &[&str], diffs: &[u8], sizes: &[u64]) -> Image {
+        Image {
+            id: format!("sha256:{id}"),
+            parent_id: None,
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            digests: Vec::new(),
+            created: 1000,
+            size: sizes.iter().sum(),
+            labels: BTreeMap::new(),
+            layers: layer_chain(diffs, sizes),
+            layer_sizes_exact: true,
+            listed: true,
+        }
+    }
+
+    fn container(id: &str, state: ContainerState, image: &str, size_rw: u64) -> Container {
+        Container {
+            id: id.to_string(),
+            names: vec![format!("name-{id}")],
+            image_id: format!("sha256:{image}"),
+            image: image.to_string(),
+            state,
+            created: 500,
+            finished_at: None,
+            size_rw,
+            mounts: Vec::new(),
+            labels: BTreeMap::new(),
+        }
+    }
+
+    fn inventory(containers: Vec<Container>, images: Vec<Image>) -> Inventory {
+        Inventory {
+            engine: EngineInfo {
+                id: "engine".into(),
+                version: "20.10.24".into(),
+                api_version: "1.41".into(),
+                data_root: "/var/lib/docker".into(),
+                storage_driver: "overlay2".into(),
+                host: "unix:///var/run/docker.sock".into(),
+            },
+            containers,
+            images,
+            volumes: Vec::new(),
+            networks: Vec::new(),
+            build_cache: Vec::new(),
+            layers_size: 0,
+        }
+    }
+
+    fn ids(plan: &Plan, kind: Kind) -> Vec<String> {
+        plan.items_of(kind).map(|item| item.id.clone()).collect()
+    }
+
+    #[test]
+    fn only_stopped_containers_go() {
+        let inv = inventory(
+            vec![
+                container("exited", ContainerState::Exited, "base", 10),
+                container("created", ContainerState::Created, "base", 0),
+                container("dead", ContainerState::Dead, "base", 5),
+                container("running", ContainerState::Running, "base", 7),
+                container("paused", ContainerState::Paused, "base", 7),
+                container("restarting", ContainerState::Restarting, "base", 7),
+                container("removing", ContainerState::Removing, "base", 7),
+                container("odd", ContainerState::Unknown, "base", 7),
+            ],
+            vec![image("base", &["base:latest"], &[1], &[100])],
+        );
+        let plan = plan(&inv);
+        assert_eq!(
+            ids(&plan, Kind::Container),
+            vec!["exited", "created", "dead"]
+        );
+        assert_eq!(plan.items[0].reason, Reason::Exited);
+        assert_eq!(plan.items[1].reason, Reason::NeverStarted);
+        assert_eq!(plan.items[2].reason, Reason::Dead);
+        assert_eq!(plan.total.predicted_bytes, 15);
+        assert!(ids(&plan, Kind::Image).is_empty(), "tagged images stay");
+    }
+
+    #[test]
+    fn a_dangling_image_used_by_a_remaining_container_stays() {
+        let inv = inventory(
+            vec![
+                container("runs", ContainerState::Running, "old", 0),
+                container("stopped", ContainerState::Exited, "older", 0),
+            ],
+            vec![
+                image("old", &[], &[1, 2], &[100, 10]),
+                image("older", &[], &[1, 3], &[100, 20]),
+                image("loose", &[], &[4], &[40]),
+            ],
+        );
+        let plan = plan(&inv);
+        // `older` is used only by a container that goes, so it goes too.
+        assert_eq!(
+            ids(&plan, Kind::Image),
+            vec!["sha256:older", "sha256:loose"]
+        );
+        // `older` shares its base with `old`, which stays: only its top layer frees.
+        let older = plan.items_of(Kind::Image).next().unwrap();
+        assert_eq!(older.predicted_bytes, 20);
+        assert_eq!(older.frees_layers.len(), 1);
+    }
+
+    #[test]
+    fn a_shared_base_kept_by_a_tagged_image_is_not_counted() {
+        let inv = inventory(
+            vec![],
+            vec![
+                image("tagged", &["app:1"], &[1], &[1000]),
+                image("dangling", &[], &[1, 2], &[1000, 30]),
+            ],
+        );
+        let plan = plan(&inv);
+        assert_eq!(plan.total.predicted_bytes, 30);
+    }
+
+    #[test]
+    fn a_layer_shared_only_by_planned_images_counts_once() {
+        let inv = inventory(
+            vec![],
+            vec![
+                image("a", &[], &[1, 2], &[500, 10]),
+                image("b", &[], &[1, 3], &[500, 20]),
+            ],
+        );
+        let plan = plan(&inv);
+        assert_eq!(plan.total.predicted_bytes, 530);
+        let by_image: Vec<u64> = plan
+            .items_of(Kind::Image)
+            .map(|item| item.predicted_bytes)
+            .collect();
+        assert_eq!(by_image, vec![510, 20]);
+    }
+
+    #[test]
+    fn a_hidden_parent_image_used_by_a_container_keeps_its_layers() {
+        let mut parent = image("parent", &[], &[1], &[800]);
+        parent.listed = false;
+        let inv = inventory(
+            vec![container("runs", ContainerState::Running, "parent", 0)],
+            vec![parent, image("child", &[], &[1, 2], &[800, 5])],
+        );
+        let plan = plan(&inv);
+        assert_eq!(ids(&plan, Kind::Image), vec!["sha256:child"]);
+        assert_eq!(plan.total.predicted_bytes, 5);
+    }
+
+    #[test]
+    fn usage_after_is_current_minus_predicted() {
+        let mut inv = inventory(
+            vec![container("c", ContainerState::Exited, "base", 300)],
+            vec![image("base", &["base:1"], &[1], &[100])],
+        );
+        inv.layers_size = 100;
+        let plan = plan(&inv);
+        assert_eq!(plan.total.current_bytes, 400);
+        assert_eq!(plan.total.predicted_bytes, 300);
+        assert_eq!(plan.total.after_bytes(), 100);
+    }
+}

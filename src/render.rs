@@ -1,0 +1,380 @@
+//! Pure: a [`Plan`] as text for people or as the documented JSON, written into
+//! any `impl Write`. Times are relative to a `now` the caller passes in.
+
+use std::io::{self, Write};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use humansize::{DECIMAL, format_size};
+use serde::Serialize;
+
+use crate::inventory::{EngineInfo, short_id};
+use crate::plan::{Figures, Item, Kind, Plan, Reason};
+
+/// The JSON contract's version; bump it on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Longest name shown before it is cut with an ellipsis.
+const NAME_WIDTH: usize = 40;
+
+pub fn bytes(n: u64) -> String {
+    format_size(n, DECIMAL)
+}
+
+/// "5m", "3h", "2days": the largest whole unit, as humantime spells it.
+pub fn age(seconds: i64) -> String {
+    const UNITS: [u64; 5] = [7 * 86_400, 86_400, 3_600, 60, 1];
+    let seconds = u64::try_from(seconds).unwrap_or(0);
+    let unit = UNITS
+        .iter()
+        .copied()
+        .find(|unit| seconds >= *unit)
+        .unwrap_or(1);
+    humantime::format_duration(Duration::from_secs(seconds / unit * unit)).to_string()
+}
+
+fn reason_text(item: &Item, now: i64) -> String {
+    match (item.reason, item.finished_at) {
+        (Reason::Exited, Some(finished)) => {
+            format!("stopped: exited {} ago", age(now - finished))
+        }
+        _ => item.reason.describe().to_string(),
+    }
+}
+
+fn truncate(name: &str) -> String {
+    if name.chars().count() <= NAME_WIDTH {
+        name.to_string()
+    } else {
+        let cut: String = name.chars().take(NAME_WIDTH - 1).collect();
+        format!("{cut}…")
+    }
+}
+
+/// The plan for people: grouped by kind, then the totals table.
+pub fn human(
+    out: &mut impl Write,
+    engine: &EngineInfo,
+    plan: &Plan,
+    dry_run: bool,
+    now: i64,
+) -> io::Result<()> {
+    writeln!(
+        out,
+        "Docker {} (API {}) at {}",
+        engine.version, engine.api_version, engine.host
+    )?;
+    writeln!(
+        out,
+        "data root {}, storage driver {}",
+        engine.data_root, engine.storage_driver
+    )?;
+    writeln!(out)?;
+
+    if plan.is_empty() {
+        writeln!(
+            out,
+            "Nothing to reclaim: no stopped containers and no dangling images."
+        )?;
+    }
+
+    let name_width = plan
+        .items
+        .iter()
+        .map(|item| truncate(&item.name).chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    for kind in Kind::ALL {
+        let items: Vec<&Item> = plan.items_of(kind).collect();
+        if items.is_empty() {
+            continue;
+        }
+        let bytes_of_kind: u64 = items.iter().map(|item| item.predicted_bytes).sum();
+        writeln!(
+            out,
+            "{}: {} to remove, {}",
+            kind.heading(),
+            items.len(),
+            bytes(bytes_of_kind)
+        )?;
+        writeln!(
+            out,
+            "  {:<12}  {:<name_width$}  {:>8}  {:>10}  REASON",
+            "ID", "NAME", "AGE", "SIZE"
+        )?;
+        for item in items {
+            writeln!(
+                out,
+                "  {:<12}  {:<name_width$}  {:>8}  {:>10}  {}",
+                short_id(&item.id),
+                truncate(&item.name),
+                age(now - item.created),
+                bytes(item.predicted_bytes),
+                reason_text(item, now)
+            )?;
+        }
+        writeln!(out)?;
+    }
+
+    writeln!(
+        out,
+        "{:<12}  {:>10}  {:>10}  {:>10}",
+        "", "CURRENT", "RECLAIM", "AFTER"
+    )?;
+    for (kind, figures) in &plan.by_kind {
+        if figures.current_bytes == 0 && figures.predicted_bytes == 0 {
+            continue;
+        }
+        totals_row(out, kind.heading(), figures)?;
+    }
+    totals_row(out, "Total", &plan.total)?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Sizes are the engine's own figures (estimates, not measured on disk); image sizes count each shared layer once."
+    )?;
+    if dry_run {
+        writeln!(out, "Dry run: nothing was removed.")?;
+    }
+    Ok(())
+}
+
+fn totals_row(out: &mut impl Write, label: &str, figures: &Figures) -> io::Result<()> {
+    writeln!(
+        out,
+        "{:<12}  {:>10}  {:>10}  {:>10}",
+        label,
+        bytes(figures.current_bytes),
+        bytes(figures.predicted_bytes),
+        bytes(figures.after_bytes())
+    )
+}
+
+#[derive(Serialize)]
+struct JsonPlan<'a> {
+    schema_version: u32,
+    generated_at: String,
+    dry_run: bool,
+    engine: &'a EngineInfo,
+    items: Vec<JsonItem<'a>>,
+    totals: JsonTotals,
+}
+
+#[derive(Serialize)]
+struct JsonItem<'a> {
+    kind: Kind,
+    id: &'a str,
+    name: &'a str,
+    reason: Reason,
+    reason_text: &'static str,
+    created: i64,
+    finished_at: Option<i64>,
+    predicted_bytes: u64,
+}
+
+#[derive(Serialize)]
+struct JsonFigures {
+    count: usize,
+    current_bytes: u64,
+    predicted_bytes: u64,
+    after_bytes: u64,
+}
+
+#[derive(Serialize)]
+struct JsonTotals {
+    /// False: every figure is the engine's own estimate, not a measurement on disk.
+    measured: bool,
+    count: usize,
+    current_bytes: u64,
+    predicted_bytes: u64,
+    after_bytes: u64,
+    by_kind: std::collections::BTreeMap<Kind, JsonFigures>,
+}
+
+/// The plan as one JSON object (the README documents the contract).
+pub fn json(
+    out: &mut impl Write,
+    engine: &EngineInfo,
+    plan: &Plan,
+    dry_run: bool,
+    now: i64,
+) -> io::Result<()> {
+    let generated = UNIX_EPOCH + Duration::from_secs(u64::try_from(now).unwrap_or(0));
+    let document = JsonPlan {
+        schema_version: SCHEMA_VERSION,
+        generated_at: rfc3339(generated),
+        dry_run,
+        engine,
+        items: plan
+            .items
+            .iter()
+            .map(|item| JsonItem {
+                kind: item.kind,
+                id: &item.id,
+                name: &item.name,
+                reason: item.reason,
+                reason_text: item.reason.describe(),
+                created: item.created,
+                finished_at: item.finished_at,
+                predicted_bytes: item.predicted_bytes,
+            })
+            .collect(),
+        totals: JsonTotals {
+            measured: false,
+            count: plan.items.len(),
+            current_bytes: plan.total.current_bytes,
+            predicted_bytes: plan.total.predicted_bytes,
+            after_bytes: plan.total.after_bytes(),
+            by_kind: plan
+                .by_kind
+                .iter()
+                .map(|(kind, figures)| {
+                    (
+                        *kind,
+                        JsonFigures {
+                            count: plan.items_of(*kind).count(),
+                            current_bytes: figures.current_bytes,
+                            predicted_bytes: figures.predicted_bytes,
+                            after_bytes: figures.after_bytes(),
+                        },
+                    )
+                })
+                .collect(),
+        },
+    };
+    serde_json::to_writer_pretty(&mut *out, &document)?;
+    writeln!(out)
+}
+
+fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine() -> EngineInfo {
+        EngineInfo {
+            id: "ENGINE-ID".into(),
+            version: "20.10.24".into(),
+            api_version: "1.41".into(),
+            data_root: "/var/lib/docker".into(),
+            storage_driver: "overlay2".into(),
+            host: "unix:///var/run/docker.sock".into(),
+        }
+    }
+
+    fn sample() -> Plan {
+        let items = vec![
+            Item {
+                kind: Kind::Container,
+                id: "a2b626f2f7a82d8dac90b34cf5fb1ef12b245500d8c2637c4f61dce7cd3ab721".into(),
+                name: "stopped-one".into(),
+                reason: Reason::Exited,
+                created: 1_000_000 - 7200,
+                finished_at: Some(1_000_000 - 300),
+                predicted_bytes: 1_048_576,
+                frees_layers: vec![],
+            },
+            Item {
+                kind: Kind::Image,
+                id: "sha256:c55c529a12814a6da91c6846e040d3bf55a586f04e25abffc7b3a64b3804c2bf"
+                    .into(),
+                name: "<none>".into(),
+                reason: Reason::Dangling,
+                created: 1_000_000 - 3 * 86_400,
+                finished_at: None,
+                predicted_bytes: 2_577_420,
+                frees_layers: vec!["sha256:x".into()],
+            },
+        ];
+        let by_kind = Kind::ALL
+            .iter()
+            .map(|kind| {
+                let predicted = items
+                    .iter()
+                    .filter(|i| i.kind == *kind)
+                    .map(|i| i.predicted_bytes)
+                    .sum();
+                (
+                    *kind,
+                    Figures {
+                        current_bytes: if *kind == Kind::Image {
+                            7_287_746
+                        } else {
+                            predicted
+                        },
+                        predicted_bytes: predicted,
+                    },
+                )
+            })
+            .collect();
+        Plan {
+            items,
+            by_kind,
+            total: Figures {
+                current_bytes: 8_336_322,
+                predicted_bytes: 3_625_996,
+            },
+        }
+    }
+
+    #[test]
+    fn human_output_reads_well() {
+        let mut out = Vec::new();
+        human(&mut out, &engine(), &sample(), true, 1_000_000).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let expected = "\
+Docker 20.10.24 (API 1.41) at unix:///var/run/docker.sock
+data root /var/lib/docker, storage driver overlay2
+
+Containers: 1 to remove, 1.05 MB
+  ID            NAME              AGE        SIZE  REASON
+  a2b626f2f7a8  stopped-one        2h     1.05 MB  stopped: exited 5m ago
+
+Images: 1 to remove, 2.58 MB
+  ID            NAME              AGE        SIZE  REASON
+  c55c529a1281  <none>          3days     2.58 MB  dangling: untagged, no remaining container uses it
+
+                 CURRENT     RECLAIM       AFTER
+Containers       1.05 MB     1.05 MB         0 B
+Images           7.29 MB     2.58 MB     4.71 MB
+Total            8.34 MB     3.63 MB     4.71 MB
+
+Sizes are the engine's own figures (estimates, not measured on disk); image sizes count each shared layer once.
+Dry run: nothing was removed.
+";
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn json_carries_the_contract_fields() {
+        let mut out = Vec::new();
+        json(&mut out, &engine(), &sample(), true, 1_000_000).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(value["schema_version"], 1);
+        assert_eq!(value["engine"]["id"], "ENGINE-ID");
+        assert_eq!(value["engine"]["api_version"], "1.41");
+        assert_eq!(value["engine"]["storage_driver"], "overlay2");
+        assert_eq!(value["items"][0]["kind"], "container");
+        assert_eq!(value["items"][1]["kind"], "image");
+        assert_eq!(
+            value["items"][1]["id"],
+            "sha256:c55c529a12814a6da91c6846e040d3bf55a586f04e25abffc7b3a64b3804c2bf"
+        );
+        assert_eq!(value["items"][0]["reason"], "exited");
+        assert_eq!(value["items"][0]["predicted_bytes"], 1_048_576);
+        assert_eq!(value["totals"]["predicted_bytes"], 3_625_996);
+        assert_eq!(value["totals"]["measured"], false);
+        assert_eq!(value["totals"]["by_kind"]["build_cache"]["count"], 0);
+        assert_eq!(value["generated_at"], "1970-01-12T13:46:40Z");
+    }
+
+    #[test]
+    fn long_names_are_cut() {
+        let long = "x".repeat(60);
+        assert_eq!(truncate(&long).chars().count(), NAME_WIDTH);
+        assert!(truncate(&long).ends_with('…'));
+    }
+}

@@ -1,0 +1,147 @@
+//! Turns the parsed command line into validated [`Settings`], once. No I/O here:
+//! everything the user typed is checked before the engine is contacted.
+
+use std::path::PathBuf;
+
+use crate::cli::{Cli, Format};
+use crate::exit::UsageError;
+
+/// Where the engine is, as the user named it and as we will dial it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Host {
+    /// A unix socket path.
+    Unix(PathBuf),
+    /// `host:port` for plain HTTP over TCP.
+    Tcp(String),
+}
+
+impl Host {
+    pub const DEFAULT: &'static str = "unix:///var/run/docker.sock";
+
+    /// Parses a Docker host string in the forms the docker CLI accepts for local and
+    /// plain-TCP engines. An empty string means the default socket, as with the CLI.
+    pub fn parse(raw: &str) -> Result<Host, UsageError> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Host::parse(Host::DEFAULT);
+        }
+        if let Some(path) = raw.strip_prefix("unix://") {
+            if path.is_empty() || !path.starts_with('/') {
+                return Err(UsageError(format!(
+                    "invalid host {raw:?}: a unix socket needs an absolute path, like unix:///var/run/docker.sock"
+                )));
+            }
+            return Ok(Host::Unix(PathBuf::from(path)));
+        }
+        if let Some(rest) = raw
+            .strip_prefix("tcp://")
+            .or_else(|| raw.strip_prefix("http://"))
+        {
+            let authority = rest.trim_end_matches('/');
+            if authority.is_empty() || authority.contains('/') {
+                return Err(UsageError(format!(
+                    "invalid host {raw:?}: expected tcp://HOST:PORT"
+                )));
+            }
+            let with_port = match authority.rsplit_once(':') {
+                Some((name, port)) if !name.is_empty() && !name.ends_with(':') => {
+                    if port.parse::<u16>().is_err() {
+                        return Err(UsageError(format!(
+                            "invalid host {raw:?}: port {port:?} is not a number from 0 to 65535"
+                        )));
+                    }
+                    authority.to_string()
+                }
+                // No port: the docker CLI's default for plain TCP.
+                _ => format!("{authority}:2375"),
+            };
+            return Ok(Host::Tcp(with_port));
+        }
+        let scheme = raw.split("://").next().unwrap_or(raw);
+        Err(UsageError(format!(
+            "unsupported host {raw:?}: docker-reclaim speaks to unix:// sockets and tcp:// (plain HTTP) engines, not {scheme:?}"
+        )))
+    }
+}
+
+impl std::fmt::Display for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Host::Unix(path) => write!(f, "unix://{}", path.display()),
+            Host::Tcp(addr) => write!(f, "tcp://{addr}"),
+        }
+    }
+}
+
+/// What the user asked for, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub host: Host,
+    pub dry_run: bool,
+    pub format: Format,
+    pub verbose: u8,
+}
+
+impl Settings {
+    pub fn from_cli(cli: Cli) -> Result<Settings, UsageError> {
+        let host = Host::parse(cli.host.as_deref().unwrap_or(Host::DEFAULT))?;
+        Ok(Settings {
+            host,
+            dry_run: cli.dry_run,
+            format: cli.format,
+            verbose: cli.verbose,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_hosts_docker_accepts() {
+        assert_eq!(
+            Host::parse("unix:///run/docker.sock").unwrap(),
+            Host::Unix("/run/docker.sock".into())
+        );
+        assert_eq!(
+            Host::parse("").unwrap(),
+            Host::Unix("/var/run/docker.sock".into())
+        );
+        assert_eq!(
+            Host::parse("tcp://10.0.0.1:2376").unwrap(),
+            Host::Tcp("10.0.0.1:2376".into())
+        );
+        assert_eq!(
+            Host::parse("tcp://docker.internal").unwrap(),
+            Host::Tcp("docker.internal:2375".into())
+        );
+        assert_eq!(
+            Host::parse("http://localhost:2375/").unwrap(),
+            Host::Tcp("localhost:2375".into())
+        );
+    }
+
+    #[test]
+    fn rejects_bad_hosts_with_a_reason() {
+        for (raw, needle) in [
+            ("unix://", "absolute path"),
+            ("unix://relative.sock", "absolute path"),
+            ("tcp://", "tcp://HOST:PORT"),
+            ("tcp://host:notaport", "not a number"),
+            ("ssh://me@box", "\"ssh\""),
+            ("/var/run/docker.sock", "unsupported host"),
+        ] {
+            let err = Host::parse(raw).unwrap_err().to_string();
+            assert!(err.contains(needle), "{raw}: {err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for raw in ["unix:///var/run/docker.sock", "tcp://h:1"] {
+            assert_eq!(Host::parse(raw).unwrap().to_string(), raw);
+        }
+    }
+}
