@@ -25,17 +25,19 @@ pub struct Cli {
 
     /// Docker engine to talk to: unix:///path/to/docker.sock or tcp://host:port.
     /// Defaults to $DOCKER_HOST, then unix:///var/run/docker.sock.
-    #[arg(short = 'H', long, value_name = "HOST", env = "DOCKER_HOST")]
+    #[arg(
+        short = 'H',
+        long,
+        value_name = "HOST",
+        env = "DOCKER_HOST",
+        hide_env_values = true
+    )]
     pub host: Option<String>,
 
     /// Output format: `human` for a terminal or a log file, `json` for the
     /// documented machine-readable plan (see the README for its contract).
     #[arg(long, value_enum, default_value_t = Format::Human, value_name = "FORMAT")]
     pub format: Format,
-
-    /// Show more detail; repeat for even more.
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    pub verbose: u8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod engine;
 pub mod exit;
 pub mod inventory;
+pub mod man;
 pub mod plan;
 pub mod render;
 pub mod settings;

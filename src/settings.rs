@@ -79,7 +79,6 @@ pub struct Settings {
     pub host: Host,
     pub dry_run: bool,
     pub format: Format,
-    pub verbose: u8,
 }
 
 impl Settings {
@@ -89,7 +88,6 @@ impl Settings {
             host,
             dry_run: cli.dry_run,
             format: cli.format,
-            verbose: cli.verbose,
         })
     }
 }

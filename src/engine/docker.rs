@@ -1,12 +1,12 @@
 //! [`Engine`] over bollard, pinned to one negotiated API version.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use bollard::errors::Error as BollardError;
 use bollard::{ClientVersion, Docker};
 
-use super::raw::RawClient;
+use super::raw::{EngineAnswered, RawClient};
 use super::{Engine, MIN_API, negotiate, parse_api_version, parse_disk_usage};
 use crate::exit::EngineUnreachable;
 use crate::inventory::{ContainerDetails, DiskUsage, EngineInfo, ImageLayers, Network};
@@ -15,6 +15,18 @@ use crate::settings::Host;
 /// How long one request may take. `/system/df` walks every writable layer and
 /// volume, so it gets minutes on a big host, not seconds.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// How long to wait for someone else's `/system/df` to finish, and how often to ask.
+const DF_BUSY_PATIENCE: Duration = Duration::from_secs(300);
+const DF_BUSY_RETRY: Duration = Duration::from_millis(250);
+
+fn is_df_busy(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<EngineAnswered>().is_some_and(|answer| {
+        answer
+            .message
+            .contains("a disk usage operation is already running")
+    })
+}
 
 pub struct DockerEngine {
     docker: Docker,
@@ -172,11 +184,24 @@ impl Engine for DockerEngine {
 
     async fn disk_usage(&self) -> Result<DiskUsage> {
         // `verbose=1` asks a 1.52+ engine for the item lists; older ones ignore it.
-        let body = self
-            .raw
-            .get(&format!("{}/system/df?verbose=1", self.prefix))
-            .await?;
-        parse_disk_usage(&body)
+        let path = format!("{}/system/df?verbose=1", self.prefix);
+        let started = Instant::now();
+        loop {
+            match self.raw.get(&path).await {
+                Ok(body) => return parse_disk_usage(&body),
+                // The engine runs one disk usage walk at a time and refuses a second
+                // (another `docker system df`, a monitoring agent): wait for it.
+                Err(err) if is_df_busy(&err) && started.elapsed() < DF_BUSY_PATIENCE => {
+                    tokio::time::sleep(DF_BUSY_RETRY).await;
+                }
+                Err(err) if is_df_busy(&err) => {
+                    return Err(err.context(format!(
+                        "another disk usage walk kept the engine busy for {DF_BUSY_PATIENCE:?}; try again when it is done"
+                    )));
+                }
+                Err(err) => return Err(err),
+            }
+        }
     }
 
     async fn container_details(&self, id: &str) -> Result<Option<ContainerDetails>> {

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::Response;
@@ -16,6 +16,15 @@ use hyper_util::rt::TokioExecutor;
 use hyperlocal::UnixConnector;
 
 use crate::settings::Host;
+
+/// The engine answered with an error status.
+#[derive(Debug, thiserror::Error)]
+#[error("{request}: the engine answered {status}: {message}")]
+pub struct EngineAnswered {
+    pub request: String,
+    pub status: u16,
+    pub message: String,
+}
 
 pub struct RawClient {
     transport: Transport,
@@ -86,7 +95,12 @@ impl RawClient {
                 .ok()
                 .and_then(|value| value.get("message")?.as_str().map(str::to_string))
                 .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-            bail!("GET {path_and_query}: the engine answered {status}: {message}");
+            return Err(EngineAnswered {
+                request: format!("GET {path_and_query}"),
+                status: status.as_u16(),
+                message,
+            }
+            .into());
         }
         Ok(body)
     }

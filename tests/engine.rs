@@ -1,0 +1,528 @@
+//! Integration tests against a real, private dockerd (see `support`). One daemon
+//! is shared by the tests that only read it; the fixture on it is built once.
+//!
+//! Needs root, Debian's docker.io and busybox-static: `scripts/test.sh` installs them.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::process::{ExitCode, Output};
+use std::sync::{Arc, OnceLock};
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use serde_json::Value;
+
+use support::{Daemon, Result, reclaim_command};
+
+/// The shared daemon and its fixture, built on first use.
+struct Shared {
+    daemon: std::result::Result<Daemon, String>,
+    fixture: OnceLock<std::result::Result<Fixture, String>>,
+}
+
+impl Shared {
+    fn daemon(&self) -> Result<&Daemon> {
+        self.daemon
+            .as_ref()
+            .map_err(|e| format!("shared dockerd: {e}"))
+    }
+
+    fn fixture(&self) -> Result<(&Daemon, &Fixture)> {
+        let daemon = self.daemon()?;
+        let fixture = self
+            .fixture
+            .get_or_init(|| Fixture::build(daemon))
+            .as_ref()
+            .map_err(|e| format!("building the fixture: {e}"))?;
+        Ok((daemon, fixture))
+    }
+}
+
+/// Containers and images in every state the default plan must tell apart.
+struct Fixture {
+    /// What the dry run must plan, and nothing else.
+    planned_containers: BTreeSet<String>,
+    planned_images: BTreeSet<String>,
+    /// Some of what must stay, for sharper failure messages.
+    kept: Vec<(&'static str, String)>,
+    dangling_free: String,
+    exited: String,
+}
+
+impl Fixture {
+    fn build(d: &Daemon) -> Result<Fixture> {
+        let base = d.build_base("fixture/base:latest")?;
+        let app = d.build_on("fixture/base", "fixture/app:1", 256, "app1")?;
+        let stopped_only_image = d.build_on("fixture/base", "fixture/stopped-only:1", 256, "so")?;
+
+        // Rebuilding a tag leaves the old image dangling.
+        let dangling_free = d.build_on("fixture/base", "fixture/rebuilt:latest", 512, "r1")?;
+        let rebuilt = d.build_on("fixture/base", "fixture/rebuilt:latest", 512, "r2")?;
+
+        let dangling_running = d.build_on("fixture/base", "fixture/keep:latest", 128, "k1")?;
+        let running_on_dangling = d.docker(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            "running-on-dangling",
+            "fixture/keep:latest",
+            "sleep",
+            "1000",
+        ])?;
+        d.build_on("fixture/base", "fixture/keep:latest", 128, "k2")?;
+
+        let dangling_stopped = d.build_on("fixture/base", "fixture/gone:latest", 128, "g1")?;
+        let stopped_on_dangling = d.docker(&[
+            "run",
+            "--network",
+            "none",
+            "--name",
+            "stopped-on-dangling",
+            "-d",
+            "fixture/gone:latest",
+            "true",
+        ])?;
+        d.docker(&["wait", &stopped_on_dangling])?;
+        d.build_on("fixture/base", "fixture/gone:latest", 128, "g2")?;
+
+        let running = d.docker(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            "running",
+            "fixture/base",
+            "sleep",
+            "1000",
+        ])?;
+        let paused = d.docker(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            "paused",
+            "fixture/base",
+            "sleep",
+            "1000",
+        ])?;
+        d.docker(&["pause", "paused"])?;
+        let exited = d.docker(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            "exited",
+            "fixture/base",
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/written bs=1024 count=100 2>/dev/null",
+        ])?;
+        d.docker(&["wait", &exited])?;
+        let created = d.docker(&[
+            "create",
+            "--network",
+            "none",
+            "--name",
+            "created",
+            "fixture/base",
+            "true",
+        ])?;
+        let stopped_only = d.docker(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            "stopped-only",
+            "fixture/stopped-only:1",
+            "true",
+        ])?;
+        d.docker(&["wait", &stopped_only])?;
+
+        Ok(Fixture {
+            planned_containers: [&exited, &created, &stopped_only, &stopped_on_dangling]
+                .into_iter()
+                .cloned()
+                .collect(),
+            planned_images: [&dangling_free, &dangling_stopped]
+                .into_iter()
+                .cloned()
+                .collect(),
+            kept: vec![
+                ("running container", running),
+                ("paused container", paused),
+                ("running container on a dangling image", running_on_dangling),
+                ("base image", base),
+                ("tagged unused image", app),
+                ("tagged image of a stopped container", stopped_only_image),
+                ("dangling image of a running container", dangling_running),
+                ("current tag of a rebuilt image", rebuilt),
+            ],
+            dangling_free,
+            exited,
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Arguments::from_args();
+    let shared = Arc::new(Shared {
+        daemon: if args.list {
+            Err("not started for --list".into())
+        } else {
+            Daemon::start()
+        },
+        fixture: OnceLock::new(),
+    });
+
+    let with = |name: &str, test: fn(&Shared) -> Result<()>| {
+        let shared = Arc::clone(&shared);
+        Trial::test(name, move || test(&shared).map_err(Failed::from))
+    };
+    let trials = vec![
+        with(
+            "dry_run_json_plans_exactly_the_expected_ids",
+            dry_run_json_plans_exactly_the_expected_ids,
+        ),
+        with(
+            "dry_run_predicts_bytes_from_layers",
+            dry_run_predicts_bytes_from_layers,
+        ),
+        with("dry_run_changes_nothing", dry_run_changes_nothing),
+        with("human_dry_run_reads_well", human_dry_run_reads_well),
+        with(
+            "docker_host_env_selects_the_engine",
+            docker_host_env_selects_the_engine,
+        ),
+        with(
+            "without_dry_run_it_refuses_and_changes_nothing",
+            without_dry_run_it_refuses_and_changes_nothing,
+        ),
+        with(
+            "empty_engine_has_nothing_to_reclaim",
+            empty_engine_has_nothing_to_reclaim,
+        ),
+        Trial::test("missing_socket_is_unreachable", || {
+            missing_socket_is_unreachable().map_err(Failed::from)
+        }),
+        Trial::test("bad_host_is_a_usage_error", || {
+            bad_host_is_a_usage_error().map_err(Failed::from)
+        }),
+        Trial::test("old_api_is_refused", || {
+            old_api_is_refused().map_err(Failed::from)
+        }),
+    ];
+    let conclusion = libtest_mimic::run(&args, trials);
+    // The trials held the other references; this stops the shared daemon by its pid.
+    drop(shared);
+    conclusion.exit_code()
+}
+
+fn stdout_json(output: &Output) -> Result<Value> {
+    check!(
+        output.status.success(),
+        "docker-reclaim failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).map_err(|e| {
+        format!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+fn planned(plan: &Value, kind: &str) -> BTreeSet<String> {
+    plan["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|item| item["kind"] == kind)
+        .filter_map(|item| item["id"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn dry_run_json_plans_exactly_the_expected_ids(shared: &Shared) -> Result<()> {
+    let (d, fixture) = shared.fixture()?;
+    let plan = stdout_json(&d.reclaim(&["--dry-run", "--format", "json"]))?;
+    let containers = planned(&plan, "container");
+    let images = planned(&plan, "image");
+    for (what, id) in &fixture.kept {
+        check!(
+            !containers.contains(id) && !images.contains(id),
+            "the {what} {id} is in the plan"
+        );
+    }
+    check!(
+        containers == fixture.planned_containers,
+        "planned containers {containers:?}, expected {:?}",
+        fixture.planned_containers
+    );
+    check!(
+        images == fixture.planned_images,
+        "planned images {images:?}, expected {:?}",
+        fixture.planned_images
+    );
+    check!(
+        plan["schema_version"] == 1,
+        "schema_version: {}",
+        plan["schema_version"]
+    );
+    check!(
+        plan["engine"]["api_version"] == "1.41",
+        "api_version: {}",
+        plan["engine"]["api_version"]
+    );
+    check!(
+        plan["engine"]["storage_driver"] == "overlay2",
+        "driver: {}",
+        plan["engine"]
+    );
+    check!(
+        plan["engine"]["data_root"] == d.data_root.to_string_lossy().as_ref(),
+        "data_root: {}",
+        plan["engine"]["data_root"]
+    );
+    check!(
+        plan["engine"]["id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "engine id"
+    );
+    for item in plan["items"].as_array().into_iter().flatten() {
+        check!(
+            item["reason"].is_string() && item["name"].is_string(),
+            "item fields: {item}"
+        );
+        check!(item["predicted_bytes"].is_u64(), "predicted_bytes: {item}");
+    }
+    Ok(())
+}
+
+fn dry_run_predicts_bytes_from_layers(shared: &Shared) -> Result<()> {
+    let (d, fixture) = shared.fixture()?;
+    let plan = stdout_json(&d.reclaim(&["--dry-run", "--format", "json"]))?;
+    let items = plan["items"].as_array().cloned().unwrap_or_default();
+    let bytes_of = |id: &str| {
+        items
+            .iter()
+            .find(|item| item["id"] == id)
+            .and_then(|item| item["predicted_bytes"].as_u64())
+    };
+    // The dangling image's own layer is 512 KiB of zeros; its base is shared and stays.
+    let image = bytes_of(&fixture.dangling_free).ok_or("dangling image not planned")?;
+    check!(
+        (512 * 1024..=512 * 1024 + 4096).contains(&image),
+        "dangling image predicted {image} bytes, expected its 512 KiB layer only"
+    );
+    // The exited container wrote 100 KiB into its writable layer.
+    let container = bytes_of(&fixture.exited).ok_or("exited container not planned")?;
+    check!(
+        (100 * 1024..=100 * 1024 + 8192).contains(&container),
+        "exited container predicted {container} bytes, expected about 100 KiB"
+    );
+    let sum: u64 = items
+        .iter()
+        .filter_map(|item| item["predicted_bytes"].as_u64())
+        .sum();
+    check!(
+        plan["totals"]["predicted_bytes"] == sum,
+        "totals.predicted_bytes {} is not the sum of the items {sum}",
+        plan["totals"]["predicted_bytes"]
+    );
+    Ok(())
+}
+
+fn dry_run_changes_nothing(shared: &Shared) -> Result<()> {
+    let (d, _) = shared.fixture()?;
+    let containers = d.all_containers()?;
+    let images = d.all_images()?;
+    for args in [&["--dry-run"][..], &["--dry-run", "--format", "json"]] {
+        let output = d.reclaim(args);
+        check!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    check!(
+        d.all_containers()? == containers,
+        "a dry run changed the containers"
+    );
+    check!(d.all_images()? == images, "a dry run changed the images");
+    Ok(())
+}
+
+fn human_dry_run_reads_well(shared: &Shared) -> Result<()> {
+    let (d, _) = shared.fixture()?;
+    let output = d.reclaim(&["--dry-run"]);
+    check!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    for needle in [
+        "Containers: 4 to remove",
+        "Images: 2 to remove",
+        "exited",
+        "stopped-only",
+        "created, never started",
+        "dangling: untagged",
+        "CURRENT",
+        "RECLAIM",
+        "AFTER",
+        "Total",
+        "Dry run: nothing was removed.",
+    ] {
+        check!(text.contains(needle), "{needle:?} missing from:\n{text}");
+    }
+    for kept in ["running-on-dangling", "paused"] {
+        check!(!text.contains(kept), "{kept} appears in the plan:\n{text}");
+    }
+    check!(
+        output.stderr.is_empty(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
+
+fn docker_host_env_selects_the_engine(shared: &Shared) -> Result<()> {
+    let d = shared.daemon()?;
+    let output = reclaim_command()
+        .env("DOCKER_HOST", d.host())
+        .args(["--dry-run", "--format", "json"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let plan = stdout_json(&output)?;
+    check!(
+        plan["engine"]["host"] == d.host(),
+        "host: {}",
+        plan["engine"]["host"]
+    );
+    Ok(())
+}
+
+fn without_dry_run_it_refuses_and_changes_nothing(shared: &Shared) -> Result<()> {
+    let (d, _) = shared.fixture()?;
+    let containers = d.all_containers()?;
+    let output = d.reclaim(&[]);
+    check!(
+        output.status.code() == Some(2),
+        "exit {:?}",
+        output.status.code()
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    check!(
+        stderr.contains("--dry-run") && stderr.lines().count() == 1,
+        "stderr: {stderr}"
+    );
+    check!(d.all_containers()? == containers, "containers changed");
+    Ok(())
+}
+
+fn empty_engine_has_nothing_to_reclaim(_shared: &Shared) -> Result<()> {
+    let d = Daemon::start()?;
+    let output = d.reclaim(&["--dry-run"]);
+    check!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    check!(text.contains("Nothing to reclaim"), "{text}");
+    let plan = stdout_json(&d.reclaim(&["--dry-run", "--format", "json"]))?;
+    check!(
+        plan["items"].as_array().is_some_and(Vec::is_empty),
+        "{plan}"
+    );
+    check!(plan["totals"]["predicted_bytes"] == 0, "{plan}");
+    Ok(())
+}
+
+fn missing_socket_is_unreachable() -> Result<()> {
+    let output = reclaim_command()
+        .args(["--dry-run", "-H", "unix:///nonexistent/docker.sock"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    check!(
+        output.status.code() == Some(3),
+        "exit {:?}",
+        output.status.code()
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    check!(
+        stderr.lines().count() == 1 && stderr.contains("/nonexistent/docker.sock"),
+        "stderr: {stderr}"
+    );
+    check!(output.stdout.is_empty(), "stdout not empty");
+    Ok(())
+}
+
+fn bad_host_is_a_usage_error() -> Result<()> {
+    for host in ["ssh://user@box", "tcp://host:99999", "unix://relative"] {
+        let output = reclaim_command()
+            .args(["--dry-run", "-H", host])
+            .output()
+            .map_err(|e| e.to_string())?;
+        check!(
+            output.status.code() == Some(2),
+            "{host}: exit {:?}",
+            output.status.code()
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        check!(
+            stderr.lines().count() == 1 && stderr.contains(host),
+            "{host}: {stderr}"
+        );
+    }
+    Ok(())
+}
+
+/// A fake engine on loopback that answers `/version` with API 1.40.
+fn old_api_is_refused() -> Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let server = std::thread::spawn(move || {
+        // One request is all the client should make before giving up.
+        if let Ok((stream, _)) = listener.accept() {
+            let mut reader = BufReader::new(&stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+                line.clear();
+            }
+            let body = r#"{"Version":"19.03.15","ApiVersion":"1.40","MinAPIVersion":"1.12"}"#;
+            let _ = write!(
+                &stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let host = format!("tcp://127.0.0.1:{port}");
+    let output = reclaim_command()
+        .args(["--dry-run", "-H", &host])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let _ = server.join();
+    check!(
+        output.status.code() == Some(3),
+        "exit {:?}",
+        output.status.code()
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    check!(
+        stderr.lines().count() == 1 && stderr.contains("1.40") && stderr.contains(&host),
+        "stderr: {stderr}"
+    );
+    Ok(())
+}

@@ -1,0 +1,291 @@
+//! A private dockerd for the integration tests: its own data root, exec root,
+//! pidfile and unix socket under a temp dir, no bridge, no iptables. It is
+//! stopped by its pid when dropped, and killed by the kernel if the test process
+//! dies first. Never the default daemon at /var/run/docker.sock.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub type Result<T> = std::result::Result<T, String>;
+
+/// How long dockerd may take to answer `/_ping` after it starts.
+const START_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long it may take to stop on SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Daemon {
+    dir: tempfile::TempDir,
+    child: Child,
+    pub socket: PathBuf,
+    pub data_root: PathBuf,
+}
+
+impl Daemon {
+    /// Starts a private dockerd and waits until it answers.
+    pub fn start() -> Result<Daemon> {
+        let dockerd = which("dockerd").ok_or(
+            "dockerd is not installed: run scripts/test.sh, which installs docker.io, or apt-get install docker.io",
+        )?;
+        // Short paths: a unix socket path must fit in 108 bytes.
+        let dir = tempfile::Builder::new()
+            .prefix("dr-test-")
+            .tempdir_in("/tmp")
+            .map_err(|e| format!("temp dir: {e}"))?;
+        let socket = dir.path().join("docker.sock");
+        let data_root = dir.path().join("root");
+        let log = std::fs::File::create(dir.path().join("dockerd.log"))
+            .map_err(|e| format!("dockerd log: {e}"))?;
+        let log_err = log.try_clone().map_err(|e| e.to_string())?;
+        let mut command = Command::new(dockerd);
+        command
+            .arg("--data-root")
+            .arg(&data_root)
+            .arg("--exec-root")
+            .arg(dir.path().join("exec"))
+            .arg("--pidfile")
+            .arg(dir.path().join("dockerd.pid"))
+            .arg("--host")
+            .arg(format!("unix://{}", socket.display()))
+            .args([
+                "--bridge=none",
+                "--iptables=false",
+                "--ip-masq=false",
+                "--ip6tables=false",
+                "--storage-driver=overlay2",
+            ])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err);
+        // If this process dies without dropping us, the kernel stops the daemon.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command
+            .spawn()
+            .map_err(|e| format!("starting dockerd: {e}"))?;
+        let mut daemon = Daemon {
+            dir,
+            child,
+            socket,
+            data_root,
+        };
+        daemon.wait_ready()?;
+        Ok(daemon)
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let started = Instant::now();
+        while started.elapsed() < START_TIMEOUT {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!(
+                    "dockerd exited with {status} before answering:\n{}",
+                    self.log_tail()
+                ));
+            }
+            if ping(&self.socket) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!(
+            "dockerd did not answer /_ping within {START_TIMEOUT:?}:\n{}",
+            self.log_tail()
+        ))
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("dockerd.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// Runs the docker CLI against this daemon; fails on a non-zero exit.
+    pub fn docker(&self, args: &[&str]) -> Result<String> {
+        let output = self.docker_output(args)?;
+        if !output.status.success() {
+            return Err(format!(
+                "docker {}: {}\n{}",
+                args.join(" "),
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+    }
+
+    pub fn docker_output(&self, args: &[&str]) -> Result<Output> {
+        Command::new(docker_cli())
+            .args(args)
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_BUILDKIT", "0")
+            .env("DOCKER_CONFIG", self.dir.path().join("cli-config"))
+            .env_remove("DOCKER_CONTEXT")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("running docker: {e}"))
+    }
+
+    /// Runs docker-reclaim against this daemon with `-H`.
+    pub fn reclaim(&self, args: &[&str]) -> Output {
+        reclaim_command()
+            .arg("-H")
+            .arg(self.host())
+            .args(args)
+            .output()
+            .expect("running docker-reclaim")
+    }
+
+    /// Builds a context directory with `files` and the Dockerfile, and tags the result.
+    pub fn build(&self, tag: &str, dockerfile: &str) -> Result<String> {
+        static CONTEXTS: AtomicUsize = AtomicUsize::new(0);
+        let context = self
+            .dir
+            .path()
+            .join(format!("ctx-{}", CONTEXTS.fetch_add(1, Ordering::SeqCst)));
+        std::fs::create_dir_all(&context).map_err(|e| e.to_string())?;
+        std::fs::write(context.join("Dockerfile"), dockerfile).map_err(|e| e.to_string())?;
+        if dockerfile.contains("COPY busybox") {
+            std::fs::copy("/bin/busybox", context.join("busybox"))
+                .map_err(|e| format!("copying /bin/busybox (install busybox-static): {e}"))?;
+        }
+        let context = context.to_string_lossy().into_owned();
+        self.docker(&["build", "-q", "--network", "none", "-t", tag, &context])?;
+        self.image_id(tag)
+    }
+
+    /// The base fixture: busybox on scratch, a few MB.
+    pub fn build_base(&self, tag: &str) -> Result<String> {
+        self.build(
+            tag,
+            "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\",\"--install\",\"-s\",\"/bin\"]\n",
+        )
+    }
+
+    /// An image on `base` that adds `kib` KiB of zeros and a distinguishing label.
+    pub fn build_on(&self, base: &str, tag: &str, kib: u32, label: &str) -> Result<String> {
+        self.build(
+            tag,
+            &format!(
+                "FROM {base}\nLABEL fixture={label}\nRUN dd if=/dev/zero of=/blob-{label} bs=1024 count={kib} 2>/dev/null\n"
+            ),
+        )
+    }
+
+    pub fn image_id(&self, reference: &str) -> Result<String> {
+        self.docker(&["image", "inspect", "--format", "{{.Id}}", reference])
+    }
+
+    /// Every container ID, running or not.
+    pub fn all_containers(&self) -> Result<Vec<String>> {
+        let out = self.docker(&["ps", "-a", "-q", "--no-trunc"])?;
+        let mut ids: Vec<String> = out.lines().map(str::to_string).collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Every image ID, intermediate ones included.
+    pub fn all_images(&self) -> Result<Vec<String>> {
+        let out = self.docker(&["images", "-a", "-q", "--no-trunc"])?;
+        let mut ids: Vec<String> = out.lines().map(str::to_string).collect();
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// Stops the daemon by its pid: SIGTERM, then SIGKILL after a grace period.
+    pub fn stop(&mut self) {
+        let pid = self.child.id() as libc::pid_t;
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let started = Instant::now();
+        while started.elapsed() < STOP_TIMEOUT {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The docker-reclaim binary under test, with no DOCKER_HOST from outside.
+pub fn reclaim_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_docker-reclaim"));
+    command
+        .env_remove("DOCKER_HOST")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    command
+}
+
+/// Debian's docker.io CLI when present (it matches the daemon), else any on PATH.
+fn docker_cli() -> PathBuf {
+    let debian = PathBuf::from("/usr/bin/docker");
+    if debian.exists() {
+        debian
+    } else {
+        which("docker").unwrap_or_else(|| PathBuf::from("docker"))
+    }
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+fn ping(socket: &Path) -> bool {
+    let Ok(mut stream) = UnixStream::connect(socket) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.") && answer.contains(" 200 ") && answer.ends_with("OK")
+}
+
+/// Asserts a condition inside a test that returns `Result`.
+#[macro_export]
+macro_rules! check {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err(format!($($msg)+));
+        }
+    };
+}
