@@ -1,7 +1,9 @@
 //! The command line as clap sees it. The `///` comments here are the `--help` text
 //! and the man page; nothing outside `settings.rs` reads these types.
 
-use clap::{Parser, ValueEnum};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::exit::EXIT_CODES_HELP;
 
@@ -15,13 +17,29 @@ use crate::exit::EXIT_CODES_HELP;
 /// The default plan holds stopped containers (exited, created, dead) and dangling
 /// (untagged) images that no remaining container uses. A running, paused or
 /// restarting container, and any image a remaining container uses, is never planned.
+///
+/// Without --dry-run the plan is shown and, once confirmed, carried out: exactly
+/// the items shown, each re-checked just before it is removed (a container that
+/// started, an image that was tagged or gained a container since, is skipped and
+/// reported), never with force. Without a terminal, --yes is required.
 #[derive(Debug, Parser)]
 #[command(name = "docker-reclaim", version, after_help = EXIT_CODES_HELP)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Only show the plan: what would be removed, why, and how many bytes it frees.
     /// Changes nothing on the engine.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// With --dry-run: also write the plan as JSON to FILE, to apply later with
+    /// `docker-reclaim apply FILE`.
+    #[arg(long, value_name = "FILE", requires = "dry_run")]
+    pub plan_out: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub apply: ApplyArgs,
 
     /// Docker engine to talk to: unix:///path/to/docker.sock or tcp://host:port.
     /// Defaults to $DOCKER_HOST, then unix:///var/run/docker.sock.
@@ -30,14 +48,54 @@ pub struct Cli {
         long,
         value_name = "HOST",
         env = "DOCKER_HOST",
-        hide_env_values = true
+        hide_env_values = true,
+        global = true
     )]
     pub host: Option<String>,
 
     /// Output format: `human` for a terminal or a log file, `json` for the
-    /// documented machine-readable plan (see the README for its contract).
-    #[arg(long, value_enum, default_value_t = Format::Human, value_name = "FORMAT")]
+    /// documented machine-readable plan and report (see the README for the contract).
+    #[arg(long, value_enum, default_value_t = Format::Human, value_name = "FORMAT", global = true)]
     pub format: Format,
+}
+
+/// How a plan is carried out.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Apply without asking. Needed when there is no terminal (cron, systemd, CI).
+    #[arg(short = 'y', long, global = true)]
+    pub yes: bool,
+
+    /// Choose the items to remove from a checklist (all checked) before applying.
+    #[arg(long, global = true, conflicts_with = "yes")]
+    pub select: bool,
+
+    /// How many deletions run at once.
+    #[arg(long, value_name = "N", default_value_t = 4, global = true)]
+    pub jobs: usize,
+
+    /// Append one JSON line per removed, skipped or failed item to FILE
+    /// (time, kind, id, name, bytes, outcome).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub log_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply a plan saved with `--dry-run --plan-out FILE`.
+    ///
+    /// The plan is refused, and nothing removed, when it was made on another
+    /// engine, is older than --max-age, or is not a valid plan. Each item is
+    /// re-checked before it goes, as with a fresh plan.
+    Apply {
+        /// The plan file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+
+        /// Refuse a plan older than this (e.g. 30m, 2h, 1day).
+        #[arg(long, value_name = "DURATION", default_value = "1h")]
+        max_age: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

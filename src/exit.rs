@@ -14,9 +14,32 @@ pub enum ExitStatus {
     Usage = 2,
     /// The Docker engine could not be reached, refused access, or speaks too old an API.
     EngineUnreachable = 3,
+    /// The user declined the prompt or left it (n, Esc, EOF, Ctrl-C). Nothing was changed.
+    Aborted = 4,
+    /// No terminal to confirm on and no `--yes`. Nothing was changed.
+    NoTerminal = 5,
+    /// Some deletions failed; the rest of the plan was carried out.
+    PartialFailure = 6,
+    /// Another docker-reclaim is applying a plan on the same engine.
+    Locked = 7,
+    /// Interrupted (Ctrl-C or SIGTERM) while applying: in-flight deletions finished,
+    /// nothing more was started.
+    Interrupted = 130,
 }
 
 impl ExitStatus {
+    pub const ALL: [ExitStatus; 9] = [
+        ExitStatus::Success,
+        ExitStatus::Failure,
+        ExitStatus::Usage,
+        ExitStatus::EngineUnreachable,
+        ExitStatus::Aborted,
+        ExitStatus::NoTerminal,
+        ExitStatus::PartialFailure,
+        ExitStatus::Locked,
+        ExitStatus::Interrupted,
+    ];
+
     pub fn code(self) -> u8 {
         self as u8
     }
@@ -34,7 +57,12 @@ Exit codes:
   0  success (a dry run printed its plan)
   1  failure not covered below
   2  bad usage or input: an invalid flag, filter, host or file; nothing was changed
-  3  the Docker engine could not be reached, denied access, or its API is older than 1.41";
+  3  the Docker engine could not be reached, denied access, or its API is older than 1.41
+  4  aborted at the prompt (answered no, Esc, EOF or Ctrl-C); nothing was changed
+  5  no terminal to confirm on and no --yes; nothing was changed
+  6  partial failure: some deletions failed, the rest were carried out
+  7  another docker-reclaim is applying a plan on this engine
+130  interrupted while applying: in-flight deletions finished, nothing more started";
 
 /// An error in what the user gave us: exits with [`ExitStatus::Usage`].
 #[derive(Debug, thiserror::Error)]
@@ -46,9 +74,29 @@ pub struct UsageError(pub String);
 #[error("{0}")]
 pub struct EngineUnreachable(pub String);
 
+/// Any other error that ends the program with a particular status.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Stop {
+    pub status: ExitStatus,
+    pub message: String,
+}
+
+impl Stop {
+    pub fn new(status: ExitStatus, message: impl Into<String>) -> Stop {
+        Stop {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
 /// The exit status an error ends the program with: the most specific marker in its chain.
 pub fn status_of(err: &anyhow::Error) -> ExitStatus {
     for cause in err.chain() {
+        if let Some(stop) = cause.downcast_ref::<Stop>() {
+            return stop.status;
+        }
         if cause.is::<UsageError>() {
             return ExitStatus::Usage;
         }
@@ -75,13 +123,20 @@ mod tests {
 
     #[test]
     fn help_lists_every_code() {
-        for status in [
-            ExitStatus::Success,
-            ExitStatus::Failure,
-            ExitStatus::Usage,
-            ExitStatus::EngineUnreachable,
-        ] {
-            assert!(EXIT_CODES_HELP.contains(&format!("  {}  ", status.code())));
+        for status in ExitStatus::ALL {
+            let code = status.code().to_string();
+            assert!(
+                EXIT_CODES_HELP
+                    .lines()
+                    .any(|line| line.trim_start().starts_with(&format!("{code}  "))),
+                "{code} missing"
+            );
         }
+    }
+
+    #[test]
+    fn stop_carries_its_status() {
+        let err = anyhow::Error::new(Stop::new(ExitStatus::Locked, "held")).context("applying");
+        assert_eq!(status_of(&err), ExitStatus::Locked);
     }
 }

@@ -180,6 +180,7 @@ pub struct BuildCacheRecord {
 /// Container details that only an inspect call gives.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContainerDetails {
+    pub state: Option<ContainerState>,
     pub finished_at: Option<i64>,
 }
 
@@ -300,6 +301,20 @@ impl Inventory {
             build_cache: usage.build_cache,
             layers_size: usage.layers_size,
         })
+    }
+
+    /// An inventory of sizes only, straight from `/system/df`, without the per-item
+    /// inspect calls: enough for usage figures.
+    pub fn from_disk_usage(engine: EngineInfo, usage: DiskUsage) -> Inventory {
+        Inventory {
+            engine,
+            containers: usage.containers,
+            images: usage.images,
+            volumes: usage.volumes,
+            networks: Vec::new(),
+            build_cache: usage.build_cache,
+            layers_size: usage.layers_size,
+        }
     }
 
     pub fn image(&self, id: &str) -> Option<&Image> {

@@ -1,30 +1,43 @@
 //! docker-reclaim: safely reclaim disk space on a Docker host.
 //!
-//! The data flows one way: engine → inventory → plan → render. `run` parses the
-//! command line, validates it into [`settings::Settings`], builds the runtime and
-//! dispatches; every error comes back here to be printed once.
+//! The data flows one way: engine → inventory → plan → render → confirm → apply →
+//! report. `run` parses the command line, validates it into
+//! [`settings::Settings`], builds the runtime and dispatches; every error comes
+//! back here to be printed once.
 
+pub mod apply;
 pub mod cli;
+pub mod confirm;
 pub mod engine;
 pub mod exit;
 pub mod inventory;
+pub mod lock;
 pub mod man;
 pub mod plan;
+pub mod planfile;
+pub mod progress;
 pub mod render;
+pub mod report;
 pub mod settings;
 
+use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use clap::Parser;
 
 use crate::cli::{Cli, Format};
-use crate::engine::DockerEngine;
+use crate::engine::{DockerEngine, Engine};
 use crate::exit::{ExitStatus, UsageError};
 use crate::inventory::Inventory;
-use crate::settings::Settings;
+use crate::plan::Plan;
+use crate::report::{BeforeAfter, Report};
+use crate::settings::{Host, Mode, Settings};
 
 /// The whole program: parse, run, print any error once, and map it to an exit code.
 pub fn run() -> ExitCode {
@@ -34,7 +47,7 @@ pub fn run() -> ExitCode {
         Ok(status) => status.into(),
         Err(err) if is_broken_pipe(&err) => ExitStatus::Success.into(),
         Err(err) => {
-            eprintln!("docker-reclaim: error: {err:#}");
+            note(&format!("docker-reclaim: error: {err:#}"));
             exit::status_of(&err).into()
         }
     }
@@ -42,32 +55,214 @@ pub fn run() -> ExitCode {
 
 fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
     let settings = Settings::from_cli(cli)?;
-    if !settings.dry_run {
-        return Err(UsageError(
-            "this version only plans: run with --dry-run to see what would be removed (applying a plan is not available yet)".into(),
-        )
-        .into());
-    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(reclaim(&settings, out))
+    runtime.block_on(async {
+        let engine = DockerEngine::connect(&settings.host).await?;
+        match &settings.mode {
+            Mode::DryRun { plan_out } => {
+                dry_run(&engine, &settings, plan_out.as_deref(), out).await
+            }
+            Mode::Apply | Mode::ApplyFile { .. } => apply(&engine, &settings, out).await,
+        }
+    })
 }
 
-/// Inventory, plan, and show the plan.
-async fn reclaim(settings: &Settings, out: &mut impl Write) -> Result<ExitStatus> {
-    let engine = DockerEngine::connect(&settings.host).await?;
-    let inventory = Inventory::collect(&engine).await?;
+/// Inventory, plan, show; optionally save the plan.
+async fn dry_run(
+    engine: &impl Engine,
+    settings: &Settings,
+    plan_out: Option<&Path>,
+    out: &mut impl Write,
+) -> Result<ExitStatus> {
+    let inventory = Inventory::collect(engine).await?;
     let plan = plan::plan(&inventory);
     let now = unix_now();
+    show_plan(out, settings.format, &inventory, &plan, true, now).context("writing the plan")?;
+    if let Some(path) = plan_out {
+        planfile::write(path, &inventory.engine, &plan, now)?;
+        note(&format!(
+            "Plan saved to {}; apply it with: docker-reclaim apply {}",
+            path.display(),
+            path.display()
+        ));
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn show_plan(
+    out: &mut impl Write,
+    format: Format,
+    inventory: &Inventory,
+    plan: &Plan,
+    dry_run: bool,
+    now: i64,
+) -> std::io::Result<()> {
+    match format {
+        Format::Human => render::human(out, &inventory.engine, plan, dry_run, now)?,
+        Format::Json => render::json(out, &inventory.engine, plan, dry_run, now)?,
+    }
+    out.flush()
+}
+
+/// Plan (or load a saved plan), show, confirm, apply, report.
+async fn apply(
+    engine: &impl Engine,
+    settings: &Settings,
+    out: &mut impl Write,
+) -> Result<ExitStatus> {
+    // Everything the user gave us is checked before anything is removed.
+    confirm::require_terminal(settings.yes)?;
+    let mut audit = settings
+        .log_file
+        .as_deref()
+        .map(open_audit_log)
+        .transpose()?;
+    let saved = match &settings.mode {
+        Mode::ApplyFile { path, max_age } => {
+            Some(planfile::load(path, engine.info(), unix_now(), *max_age)?)
+        }
+        _ => None,
+    };
+    let _lock = lock::acquire(engine.info())?;
+    // Installed before the prompt, so that Ctrl-C there aborts cleanly instead of
+    // killing the process, and Ctrl-C or SIGTERM during apply stops new deletions.
+    let stop = Arc::new(AtomicBool::new(false));
+    watch_signals(&stop)?;
+
+    let inventory = Inventory::collect(engine).await?;
+    let plan = match saved {
+        Some(items) => plan::summarize(items, &inventory),
+        None => plan::plan(&inventory),
+    };
+    let now = unix_now();
+    if plan.is_empty() {
+        show_plan(out, settings.format, &inventory, &plan, false, now)
+            .context("writing the plan")?;
+        return Ok(ExitStatus::Success);
+    }
     match settings.format {
-        Format::Human => render::human(out, &inventory.engine, &plan, settings.dry_run, now),
-        Format::Json => render::json(out, &inventory.engine, &plan, settings.dry_run, now),
+        Format::Human => show_plan(out, Format::Human, &inventory, &plan, false, now),
+        // stdout carries only the JSON report; a person at the prompt still sees the plan.
+        Format::Json if !settings.yes => show_plan(
+            &mut std::io::stderr(),
+            Format::Human,
+            &inventory,
+            &plan,
+            false,
+            now,
+        ),
+        Format::Json => Ok(()),
     }
     .context("writing the plan")?;
-    out.flush().context("writing the plan")?;
-    Ok(ExitStatus::Success)
+
+    let chosen = confirm::confirm(&plan, settings.yes, settings.select)?;
+    let plan = if chosen.len() == plan.items.len() {
+        plan
+    } else {
+        plan.only(&chosen, &inventory)
+    };
+    if plan.is_empty() {
+        note("Nothing selected: nothing was removed.");
+        return Ok(ExitStatus::Success);
+    }
+
+    let data_root = local_data_root(&settings.host, &inventory);
+    let free_before = data_root.as_deref().and_then(report::free_space);
+    let progress = progress::for_stderr();
+    progress.start(plan.items.len(), plan.total.predicted_bytes);
+    let mut audit_error = None;
+    let results = apply::apply(
+        engine,
+        &plan,
+        &inventory,
+        settings.jobs,
+        &stop,
+        &mut |result| {
+            progress.item(result);
+            if let Some(log) = audit.as_mut() {
+                let line = render::audit_line(engine.info(), result, unix_now());
+                if let Err(err) = writeln!(log, "{line}") {
+                    audit_error.get_or_insert(err);
+                }
+            }
+        },
+    )
+    .await;
+    progress.finish();
+    if let Some(err) = audit_error {
+        note(&format!(
+            "docker-reclaim: warning: the audit log is incomplete: {err}"
+        ));
+    }
+
+    let usage_after = engine
+        .disk_usage()
+        .await
+        .map(|usage| {
+            let after = Inventory::from_disk_usage(inventory.engine.clone(), usage);
+            plan::summarize(Vec::new(), &after).total.current_bytes
+        })
+        .ok();
+    let report = Report {
+        results,
+        interrupted: stop.load(Ordering::SeqCst),
+        engine_usage: usage_after.map(|after| BeforeAfter {
+            before: plan.total.current_bytes,
+            after,
+        }),
+        free_space: free_before
+            .zip(data_root.as_deref().and_then(report::free_space))
+            .map(|(before, after)| BeforeAfter { before, after }),
+    };
+    match settings.format {
+        Format::Human => {
+            writeln!(out)?;
+            render::report_human(out, &report)?;
+        }
+        Format::Json => render::report_json(out, &inventory.engine, &report, unix_now())?,
+    }
+    out.flush()?;
+    Ok(report.status())
+}
+
+fn open_audit_log(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|err| {
+            UsageError(format!("cannot open --log-file {}: {err}", path.display())).into()
+        })
+}
+
+/// Sets `stop` on SIGINT or SIGTERM, from now until the process ends.
+fn watch_signals(stop: &Arc<AtomicBool>) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    for kind in [SignalKind::interrupt(), SignalKind::terminate()] {
+        let mut signals = signal(kind).context("installing a signal handler")?;
+        let stop = Arc::clone(stop);
+        tokio::spawn(async move {
+            while signals.recv().await.is_some() {
+                stop.store(true, Ordering::SeqCst);
+            }
+        });
+    }
+    Ok(())
+}
+
+/// The data root, when the engine is local and the directory can be read here.
+fn local_data_root(host: &Host, inventory: &Inventory) -> Option<PathBuf> {
+    let root = PathBuf::from(&inventory.engine.data_root);
+    (matches!(host, Host::Unix(_)) && root.is_dir()).then_some(root)
+}
+
+/// A line for the person on stderr. A closed stderr (a terminal that went away)
+/// must not turn into a panic.
+fn note(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 fn unix_now() -> i64 {

@@ -12,8 +12,11 @@ use crate::cli::Cli;
 use crate::exit::ExitStatus;
 
 /// One line each, the same table as `--help` and the README.
-const EXIT_STATUSES: [(ExitStatus, &str); 4] = [
-    (ExitStatus::Success, "Success: a dry run printed its plan."),
+const EXIT_STATUSES: [(ExitStatus, &str); 9] = [
+    (
+        ExitStatus::Success,
+        "Success: a dry run printed its plan, a plan was applied (items that changed since the plan were skipped and reported), or there was nothing to do.",
+    ),
     (ExitStatus::Failure, "A failure not covered below."),
     (
         ExitStatus::Usage,
@@ -22,6 +25,26 @@ const EXIT_STATUSES: [(ExitStatus, &str); 4] = [
     (
         ExitStatus::EngineUnreachable,
         "The Docker engine could not be reached, denied access, or speaks an API older than 1.41.",
+    ),
+    (
+        ExitStatus::Aborted,
+        "Aborted at the prompt: answered no, Esc, end of input or Ctrl-C. Nothing was changed.",
+    ),
+    (
+        ExitStatus::NoTerminal,
+        "No terminal to confirm on and no --yes. Nothing was changed.",
+    ),
+    (
+        ExitStatus::PartialFailure,
+        "Some deletions failed (the engine refused them); the rest of the plan was carried out.",
+    ),
+    (
+        ExitStatus::Locked,
+        "Another docker-reclaim is applying a plan on the same engine.",
+    ),
+    (
+        ExitStatus::Interrupted,
+        "Interrupted by SIGINT or SIGTERM while applying: deletions under way finished, no new one started, and the partial report was printed.",
     ),
 ];
 
@@ -34,6 +57,35 @@ pub fn render(out: &mut impl Write) -> io::Result<()> {
     man.render_options_section(out)?;
 
     let mut extra = Roff::new();
+    // The one subcommand, inline: a separate page per subcommand would be overkill.
+    let command = Cli::command();
+    if let Some(apply) = command.find_subcommand("apply") {
+        extra.control("SH", ["APPLYING A SAVED PLAN"]);
+        extra.text([
+            bold("docker-reclaim apply"),
+            roman(" FILE [--max-age DURATION] [--yes] [--select] [--jobs N] [--log-file FILE] [-H HOST] [--format FORMAT]"),
+        ]);
+        if let Some(about) = apply.get_long_about().or(apply.get_about()) {
+            extra.control("PP", []);
+            extra.text([roman(about.to_string())]);
+        }
+        for arg in apply
+            .get_arguments()
+            .filter(|arg| !arg.is_global_set() && arg.get_id() != "help")
+        {
+            extra.control("TP", []);
+            let name = match arg.get_long() {
+                Some(long) => format!("--{long}"),
+                None => arg.get_id().to_string().to_uppercase(),
+            };
+            extra.text([bold(name)]);
+            let mut help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            if let Some(default) = arg.get_default_values().first() {
+                help.push_str(&format!(" [default: {}]", default.to_string_lossy()));
+            }
+            extra.text([roman(help)]);
+        }
+    }
     extra.control("SH", ["EXIT STATUS"]);
     for (status, text) in EXIT_STATUSES {
         extra.control("TP", []);
@@ -45,6 +97,12 @@ pub fn render(out: &mut impl Write) -> io::Result<()> {
     extra.text([bold("DOCKER_HOST")]);
     extra.text([roman(
         "The engine to talk to, as unix:///path or tcp://host:port, when -H is not given. Default: unix:///var/run/docker.sock.",
+    )]);
+    extra.control("SH", ["FILES"]);
+    extra.control("TP", []);
+    extra.text([bold("/run/lock/docker-reclaim-*.lock")]);
+    extra.text([roman(
+        "One lock per engine (keyed by its ID and data root) so that only one apply runs at a time; in the temporary directory when /run/lock is not writable.",
     )]);
     extra.control("SH", ["SEE ALSO"]);
     extra.text([roman(
@@ -62,12 +120,7 @@ mod tests {
 
     #[test]
     fn every_exit_status_is_documented() {
-        for status in [
-            ExitStatus::Success,
-            ExitStatus::Failure,
-            ExitStatus::Usage,
-            ExitStatus::EngineUnreachable,
-        ] {
+        for status in ExitStatus::ALL {
             assert!(EXIT_STATUSES.iter().any(|(s, _)| *s == status));
         }
     }

@@ -8,11 +8,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::inventory::{ContainerState, Image, Inventory, short_id};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Container,
@@ -32,6 +32,16 @@ impl Kind {
     ];
 
     /// Plural heading for people.
+    pub fn word(self) -> &'static str {
+        match self {
+            Kind::Container => "container",
+            Kind::Image => "image",
+            Kind::Volume => "volume",
+            Kind::Network => "network",
+            Kind::BuildCache => "build cache record",
+        }
+    }
+
     pub fn heading(self) -> &'static str {
         match self {
             Kind::Container => "Containers",
@@ -44,7 +54,7 @@ impl Kind {
 }
 
 /// Why an item is in the plan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// A container that ran and exited.
@@ -58,6 +68,14 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// The kind of item a reason can apply to.
+    pub fn kind(self) -> Kind {
+        match self {
+            Reason::Exited | Reason::NeverStarted | Reason::Dead => Kind::Container,
+            Reason::Dangling => Kind::Image,
+        }
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             Reason::Exited => "stopped: exited",
@@ -116,6 +134,15 @@ impl Plan {
 
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
+    }
+
+    /// The plan narrowed to the items at `indices` (from a checklist), totals redone.
+    pub fn only(&self, indices: &[usize], inventory: &Inventory) -> Plan {
+        let items = indices
+            .iter()
+            .filter_map(|index| self.items.get(*index).cloned())
+            .collect();
+        summarize(items, inventory)
     }
 }
 
@@ -208,6 +235,11 @@ pub fn plan(inventory: &Inventory) -> Plan {
         });
     }
 
+    summarize(items, inventory)
+}
+
+/// A plan of `items`, with per-kind and total figures against the inventory's usage.
+pub fn summarize(items: Vec<Item>, inventory: &Inventory) -> Plan {
     let current = current_usage(inventory);
     let by_kind: Vec<(Kind, Figures)> = Kind::ALL
         .iter()
@@ -262,23 +294,15 @@ fn current_usage(inventory: &Inventory) -> HashMap<Kind, u64> {
     usage
 }
 
-/// A short label for an item, for messages.
-pub fn label(item: &Item) -> String {
-    format!(
-        "{} {} ({})",
-        kind_word(item.kind),
-        short_id(&item.id),
-        item.name
-    )
-}
-
-fn kind_word(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Container => "container",
-        Kind::Image => "image",
-        Kind::Volume => "volume",
-        Kind::Network => "network",
-        Kind::BuildCache => "build cache record",
+impl Item {
+    /// "container 0123456789ab (name)", for messages.
+    pub fn label(&self) -> String {
+        format!(
+            "{} {} ({})",
+            self.kind.word(),
+            short_id(&self.id),
+            self.name
+        )
     }
 }
 

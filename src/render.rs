@@ -7,8 +7,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use humansize::{DECIMAL, format_size};
 use serde::Serialize;
 
+use crate::apply::ItemResult;
 use crate::inventory::{EngineInfo, short_id};
 use crate::plan::{Figures, Item, Kind, Plan, Reason};
+use crate::report::{BeforeAfter, Report, Tally};
 
 /// The JSON contract's version; bump it on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -122,7 +124,7 @@ pub fn human(
         "", "CURRENT", "RECLAIM", "AFTER"
     )?;
     for (kind, figures) in &plan.by_kind {
-        if figures.current_bytes == 0 && figures.predicted_bytes == 0 {
+        if figures.current_bytes == 0 && plan.items_of(*kind).next().is_none() {
             continue;
         }
         totals_row(out, kind.heading(), figures)?;
@@ -199,10 +201,9 @@ pub fn json(
     dry_run: bool,
     now: i64,
 ) -> io::Result<()> {
-    let generated = UNIX_EPOCH + Duration::from_secs(u64::try_from(now).unwrap_or(0));
     let document = JsonPlan {
         schema_version: SCHEMA_VERSION,
-        generated_at: rfc3339(generated),
+        generated_at: unix_to_rfc3339(now),
         dry_run,
         engine,
         items: plan
@@ -246,8 +247,195 @@ pub fn json(
     writeln!(out)
 }
 
-fn rfc3339(time: SystemTime) -> String {
+pub fn rfc3339(time: SystemTime) -> String {
     humantime::format_rfc3339_seconds(time).to_string()
+}
+
+fn unix_to_rfc3339(now: i64) -> String {
+    rfc3339(UNIX_EPOCH + Duration::from_secs(u64::try_from(now).unwrap_or(0)))
+}
+
+/// "+1.2 MB" / "-3 kB": a signed change in bytes.
+fn change(before: u64, after: u64) -> String {
+    if after >= before {
+        format!("+{}", bytes(after - before))
+    } else {
+        format!("-{}", bytes(before - after))
+    }
+}
+
+/// What an apply did, for people.
+pub fn report_human(out: &mut impl Write, report: &Report) -> io::Result<()> {
+    writeln!(
+        out,
+        "{:<12}  {:>7}  {:>7}  {:>7}  {:>6}  {:>10}",
+        "", "PLANNED", "REMOVED", "SKIPPED", "FAILED", "PREDICTED"
+    )?;
+    let row = |out: &mut dyn Write, label: &str, tally: &Tally| {
+        writeln!(
+            out,
+            "{:<12}  {:>7}  {:>7}  {:>7}  {:>6}  {:>10}",
+            label,
+            tally.planned,
+            tally.removed,
+            tally.skipped,
+            tally.failed,
+            bytes(tally.predicted_bytes)
+        )
+    };
+    for (kind, tally) in report.tally() {
+        if tally.planned > 0 {
+            row(out, kind.heading(), &tally)?;
+        }
+    }
+    let total = report.total();
+    row(out, "Total", &total)?;
+
+    for (heading, wanted) in [("Skipped", "skipped"), ("Failed", "failed")] {
+        let listed: Vec<&ItemResult> = report
+            .results
+            .iter()
+            .filter(|result| result.outcome.word() == wanted)
+            .collect();
+        if listed.is_empty() {
+            continue;
+        }
+        writeln!(out)?;
+        writeln!(out, "{heading}:")?;
+        for result in listed {
+            writeln!(
+                out,
+                "  {}: {}",
+                result.item.label(),
+                result.outcome.detail().unwrap_or("")
+            )?;
+        }
+    }
+
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Predicted reclaim of what was removed: {}",
+        bytes(total.predicted_bytes)
+    )?;
+    match report.engine_usage {
+        Some(usage) => writeln!(
+            out,
+            "Engine-reported usage: {} before, {} after ({}); the engine's figures, not measured on disk",
+            bytes(usage.before),
+            bytes(usage.after),
+            change(usage.before, usage.after)
+        )?,
+        None => writeln!(
+            out,
+            "Engine-reported usage after: unknown (the engine did not answer)"
+        )?,
+    }
+    match report.free_space {
+        Some(free) => writeln!(
+            out,
+            "Free space on the data root's filesystem: {} before, {} after ({})",
+            bytes(free.before),
+            bytes(free.after),
+            change(free.before, free.after)
+        )?,
+        None => writeln!(
+            out,
+            "Free space on the data root's filesystem: not readable from here"
+        )?,
+    }
+    if report.interrupted {
+        writeln!(
+            out,
+            "Interrupted: {} items were not started.",
+            total.not_started
+        )?;
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    schema_version: u32,
+    generated_at: String,
+    engine: &'a EngineInfo,
+    interrupted: bool,
+    items: Vec<JsonResult<'a>>,
+    totals: JsonReportTotals,
+}
+
+#[derive(Serialize)]
+struct JsonResult<'a> {
+    kind: Kind,
+    id: &'a str,
+    name: &'a str,
+    reason: Reason,
+    predicted_bytes: u64,
+    outcome: &'static str,
+    detail: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct JsonReportTotals {
+    #[serde(flatten)]
+    all: Tally,
+    by_kind: std::collections::BTreeMap<Kind, Tally>,
+    engine_usage: Option<BeforeAfter>,
+    free_space: Option<BeforeAfter>,
+    /// False: the usage figures are the engine's, not measured on disk.
+    measured: bool,
+}
+
+/// What an apply did, as one JSON object.
+pub fn report_json(
+    out: &mut impl Write,
+    engine: &EngineInfo,
+    report: &Report,
+    now: i64,
+) -> io::Result<()> {
+    let document = JsonReport {
+        schema_version: SCHEMA_VERSION,
+        generated_at: unix_to_rfc3339(now),
+        engine,
+        interrupted: report.interrupted,
+        items: report
+            .results
+            .iter()
+            .map(|result| JsonResult {
+                kind: result.item.kind,
+                id: &result.item.id,
+                name: &result.item.name,
+                reason: result.item.reason,
+                predicted_bytes: result.item.predicted_bytes,
+                outcome: result.outcome.word(),
+                detail: result.outcome.detail(),
+            })
+            .collect(),
+        totals: JsonReportTotals {
+            all: report.total(),
+            by_kind: report.tally().into_iter().collect(),
+            engine_usage: report.engine_usage,
+            free_space: report.free_space,
+            measured: false,
+        },
+    };
+    serde_json::to_writer_pretty(&mut *out, &document)?;
+    writeln!(out)
+}
+
+/// One line of the audit log (`--log-file`).
+pub fn audit_line(engine: &EngineInfo, result: &ItemResult, now: i64) -> String {
+    serde_json::json!({
+        "time": unix_to_rfc3339(now),
+        "engine": engine.id,
+        "kind": result.item.kind,
+        "id": result.item.id,
+        "name": result.item.name,
+        "bytes": result.item.predicted_bytes,
+        "outcome": result.outcome.word(),
+        "detail": result.outcome.detail(),
+    })
+    .to_string()
 }
 
 #[cfg(test)]

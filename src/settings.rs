@@ -2,8 +2,9 @@
 //! everything the user typed is checked before the engine is contacted.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use crate::cli::{Cli, Format};
+use crate::cli::{Cli, Command, Format};
 use crate::exit::UsageError;
 
 /// Where the engine is, as the user named it and as we will dial it.
@@ -73,21 +74,68 @@ impl std::fmt::Display for Host {
     }
 }
 
+/// What to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Show the plan; optionally save it.
+    DryRun { plan_out: Option<PathBuf> },
+    /// Plan, show, confirm, apply.
+    Apply,
+    /// Apply a saved plan.
+    ApplyFile { path: PathBuf, max_age: Duration },
+}
+
+/// The most deletions that may run at once.
+pub const MAX_JOBS: usize = 32;
+
 /// What the user asked for, validated.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub host: Host,
-    pub dry_run: bool,
     pub format: Format,
+    pub mode: Mode,
+    pub yes: bool,
+    pub select: bool,
+    pub jobs: usize,
+    pub log_file: Option<PathBuf>,
 }
 
 impl Settings {
     pub fn from_cli(cli: Cli) -> Result<Settings, UsageError> {
         let host = Host::parse(cli.host.as_deref().unwrap_or(Host::DEFAULT))?;
+        let mode = match (cli.command, cli.dry_run) {
+            (None, true) => Mode::DryRun {
+                plan_out: cli.plan_out,
+            },
+            (None, false) => Mode::Apply,
+            (Some(Command::Apply { .. }), true) => {
+                return Err(UsageError(
+                    "--dry-run does not go with `apply`: a saved plan is shown before it is applied anyway".into(),
+                ));
+            }
+            (Some(Command::Apply { file, max_age }), false) => Mode::ApplyFile {
+                path: file,
+                max_age: humantime::parse_duration(&max_age).map_err(|err| {
+                    UsageError(format!(
+                        "invalid --max-age {max_age:?}: {err} (try 30m, 2h or 1day)"
+                    ))
+                })?,
+            },
+        };
+        if cli.apply.jobs == 0 || cli.apply.jobs > MAX_JOBS {
+            return Err(UsageError(format!(
+                "invalid --jobs {}: give a number from 1 to {MAX_JOBS}",
+                cli.apply.jobs
+            )));
+        }
         Ok(Settings {
             host,
-            dry_run: cli.dry_run,
             format: cli.format,
+            mode,
+            yes: cli.apply.yes,
+            select: cli.apply.select,
+            jobs: cli.apply.jobs,
+            log_file: cli.apply.log_file,
         })
     }
 }
@@ -133,6 +181,49 @@ mod tests {
             let err = Host::parse(raw).unwrap_err().to_string();
             assert!(err.contains(needle), "{raw}: {err}");
             assert!(!err.contains('\n'), "one line: {err}");
+        }
+    }
+
+    fn settings(args: &[&str]) -> Result<Settings, UsageError> {
+        use clap::Parser;
+        let mut argv = vec!["docker-reclaim"];
+        argv.extend_from_slice(args);
+        Settings::from_cli(Cli::try_parse_from(argv).expect("clap accepts"))
+    }
+
+    #[test]
+    fn modes_follow_the_flags() {
+        assert_eq!(
+            settings(&["--dry-run", "--plan-out", "p.json"])
+                .unwrap()
+                .mode,
+            Mode::DryRun {
+                plan_out: Some("p.json".into())
+            }
+        );
+        assert_eq!(settings(&["-y"]).unwrap().mode, Mode::Apply);
+        assert_eq!(
+            settings(&["apply", "p.json", "--max-age", "30m"])
+                .unwrap()
+                .mode,
+            Mode::ApplyFile {
+                path: "p.json".into(),
+                max_age: Duration::from_secs(1800)
+            }
+        );
+    }
+
+    #[test]
+    fn bad_values_are_one_line_usage_errors() {
+        for (args, needle) in [
+            (&["apply", "p.json", "--max-age", "soon"][..], "--max-age"),
+            (&["--jobs", "0"], "--jobs"),
+            (&["--jobs", "1000"], "--jobs"),
+            (&["--dry-run", "apply", "p.json"], "--dry-run"),
+        ] {
+            let err = settings(args).unwrap_err().to_string();
+            assert!(err.contains(needle), "{args:?}: {err}");
+            assert!(!err.contains('\n'));
         }
     }
 

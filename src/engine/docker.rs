@@ -1,15 +1,21 @@
 //! [`Engine`] over bollard, pinned to one negotiated API version.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use bollard::errors::Error as BollardError;
+use bollard::query_parameters::{
+    ListContainersOptions, RemoveContainerOptions, RemoveImageOptions,
+};
 use bollard::{ClientVersion, Docker};
 
 use super::raw::{EngineAnswered, RawClient};
-use super::{Engine, MIN_API, negotiate, parse_api_version, parse_disk_usage};
+use super::{Engine, MIN_API, Refused, Removal, negotiate, parse_api_version, parse_disk_usage};
 use crate::exit::EngineUnreachable;
-use crate::inventory::{ContainerDetails, DiskUsage, EngineInfo, ImageLayers, Network};
+use crate::inventory::{
+    ContainerDetails, ContainerState, DiskUsage, EngineInfo, ImageLayers, Network,
+};
 use crate::settings::Host;
 
 /// How long one request may take. `/system/df` walks every writable layer and
@@ -206,13 +212,15 @@ impl Engine for DockerEngine {
 
     async fn container_details(&self, id: &str) -> Result<Option<ContainerDetails>> {
         match self.docker.inspect_container(id, None).await {
-            Ok(found) => Ok(Some(ContainerDetails {
-                finished_at: found
-                    .state
-                    .and_then(|state| state.finished_at)
-                    .as_deref()
-                    .and_then(unix_seconds),
-            })),
+            Ok(found) => {
+                let state = found.state.unwrap_or_default();
+                Ok(Some(ContainerDetails {
+                    state: state
+                        .status
+                        .map(|status| ContainerState::parse(status.as_ref())),
+                    finished_at: state.finished_at.as_deref().and_then(unix_seconds),
+                }))
+            }
             Err(err) if is_not_found(&err) => Ok(None),
             Err(err) => Err(err.into()),
         }
@@ -257,6 +265,83 @@ impl Engine for DockerEngine {
                 labels: network.labels.unwrap_or_default().into_iter().collect(),
             })
             .collect())
+    }
+
+    async fn image_tags(&self, id: &str) -> Result<Option<Vec<String>>> {
+        match self.docker.inspect_image(id).await {
+            Ok(found) => Ok(Some(
+                found
+                    .repo_tags
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|tag| tag != "<none>:<none>")
+                    .collect(),
+            )),
+            Err(err) if is_not_found(&err) => Ok(None),
+            Err(err) => Err(refused(err)),
+        }
+    }
+
+    async fn containers_using_image(&self, id: &str) -> Result<Vec<String>> {
+        // `ancestor` also matches containers of child images; keep exact matches.
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([(
+                "ancestor".to_string(),
+                vec![id.to_string()],
+            )])),
+            ..Default::default()
+        };
+        let found = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(refused)?;
+        Ok(found
+            .into_iter()
+            .filter(|container| container.image_id.as_deref() == Some(id))
+            .filter_map(|container| container.id)
+            .collect())
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<Removal> {
+        let options = RemoveContainerOptions {
+            force: false,
+            v: false,
+            link: false,
+        };
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(Removal::Removed),
+            Err(err) if is_not_found(&err) => Ok(Removal::AlreadyGone),
+            Err(err) => Err(refused(err)),
+        }
+    }
+
+    async fn remove_image(&self, id: &str) -> Result<Removal> {
+        let options = RemoveImageOptions {
+            force: false,
+            noprune: false,
+            ..Default::default()
+        };
+        match self.docker.remove_image(id, Some(options), None).await {
+            Ok(_) => Ok(Removal::Removed),
+            Err(err) if is_not_found(&err) => Ok(Removal::AlreadyGone),
+            Err(err) => Err(refused(err)),
+        }
+    }
+}
+
+fn refused(err: BollardError) -> anyhow::Error {
+    match err {
+        BollardError::DockerResponseServerError {
+            status_code,
+            message,
+        } => Refused {
+            status: status_code,
+            message,
+        }
+        .into(),
+        other => other.into(),
     }
 }
 

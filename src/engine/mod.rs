@@ -37,6 +37,36 @@ pub trait Engine {
 
     /// All networks.
     async fn networks(&self) -> Result<Vec<Network>>;
+
+    /// An image's current tags; `None` when it no longer exists.
+    async fn image_tags(&self, id: &str) -> Result<Option<Vec<String>>>;
+
+    /// IDs of the containers, in any state, created from exactly this image.
+    async fn containers_using_image(&self, id: &str) -> Result<Vec<String>>;
+
+    /// Removes a container without force and without its volumes.
+    async fn remove_container(&self, id: &str) -> Result<Removal>;
+
+    /// Removes an image by ID without force. The engine also removes the image's
+    /// untagged parents that nothing else uses, as `docker rmi` does.
+    async fn remove_image(&self, id: &str) -> Result<Removal>;
+}
+
+/// What a delete call did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    Removed,
+    /// Someone else removed it first.
+    AlreadyGone,
+}
+
+/// The engine refused a request, with its status code and message (a 409 for a
+/// container that started, an image that gained a child, …).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the engine refused ({status}): {message}")]
+pub struct Refused {
+    pub status: u16,
+    pub message: String,
 }
 
 /// Parses an API version string like `1.41`.

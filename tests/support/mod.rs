@@ -289,3 +289,163 @@ macro_rules! check {
         }
     };
 }
+
+/// A child process on a pseudo-terminal, for driving the prompt as a person would.
+/// The pty is not made the child's controlling terminal, so closing our side is an
+/// end of input for the child rather than a SIGHUP.
+pub struct Pty {
+    master: Option<std::fs::File>,
+    child: Child,
+    seen: Vec<u8>,
+}
+
+impl Pty {
+    pub fn spawn(mut command: Command) -> Result<Pty> {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        let mut master: libc::c_int = -1;
+        let mut slave: libc::c_int = -1;
+        let size = libc::winsize {
+            ws_row: 50,
+            ws_col: 160,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: valid out-pointers; no name buffer; default termios.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                &size,
+            )
+        };
+        if rc != 0 {
+            return Err(format!("openpty: {}", std::io::Error::last_os_error()));
+        }
+        // openpty does not set close-on-exec: without it the child would inherit the
+        // master and never see the hang-up.
+        for fd in [master, slave] {
+            // SAFETY: fd is a descriptor openpty just returned.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+        // SAFETY: openpty returned two fresh descriptors that we now own.
+        let (master, slave) =
+            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        let clone = |fd: &OwnedFd| fd.try_clone().map_err(|e| e.to_string());
+        command
+            .stdin(Stdio::from(clone(&slave)?))
+            .stdout(Stdio::from(clone(&slave)?))
+            .stderr(Stdio::from(slave))
+            .env("TERM", "xterm");
+        let child = command
+            .spawn()
+            .map_err(|e| format!("spawning on a pty: {e}"))?;
+        // Our copies of the slave side go with the command.
+        drop(command);
+        Ok(Pty {
+            master: Some(std::fs::File::from(master)),
+            child,
+            seen: Vec::new(),
+        })
+    }
+
+    /// Reads what the child wrote for up to `wait`; false once the pty is closed.
+    fn pump(&mut self, wait: Duration) -> bool {
+        use std::os::fd::AsRawFd;
+        let Some(master) = self.master.as_mut() else {
+            return false;
+        };
+        let mut poll = libc::pollfd {
+            fd: master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let ready = unsafe { libc::poll(&mut poll, 1, wait.as_millis() as libc::c_int) };
+        if ready <= 0 {
+            return true;
+        }
+        let mut buf = [0u8; 4096];
+        match master.read(&mut buf) {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                self.seen.extend_from_slice(&buf[..n]);
+                true
+            }
+        }
+    }
+
+    /// Waits until the child has written `needle`.
+    pub fn expect(&mut self, needle: &str, timeout: Duration) -> Result<()> {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if self.output().contains(needle) {
+                return Ok(());
+            }
+            if !self.pump(Duration::from_millis(100)) {
+                break;
+            }
+        }
+        if self.output().contains(needle) {
+            return Ok(());
+        }
+        Err(format!(
+            "{needle:?} never appeared; the terminal shows:\n{}",
+            self.output()
+        ))
+    }
+
+    /// Types `bytes` at a prompt that is on screen. The pause lets the child put
+    /// the terminal in raw mode first: typed earlier, a Ctrl-C would be taken by
+    /// the line discipline instead of reaching the prompt.
+    pub fn answer(&mut self, bytes: &[u8]) -> Result<()> {
+        self.pump(Duration::from_millis(400));
+        self.send(bytes)
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        let master = self.master.as_mut().ok_or("the pty is closed")?;
+        master.write_all(bytes).map_err(|e| e.to_string())?;
+        master.flush().map_err(|e| e.to_string())
+    }
+
+    /// Closes our side: the child's next read is an end of input.
+    pub fn hang_up(&mut self) {
+        self.master = None;
+    }
+
+    /// Waits for the child to exit, reading its output meanwhile.
+    pub fn wait(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                for _ in 0..100 {
+                    if !self.pump(Duration::from_millis(10)) {
+                        break;
+                    }
+                }
+                return Ok(status);
+            }
+            if !self.pump(Duration::from_millis(50)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let _ = self.child.kill();
+        Err(format!(
+            "still running after {timeout:?}:\n{}",
+            self.output()
+        ))
+    }
+
+    pub fn output(&self) -> String {
+        String::from_utf8_lossy(&self.seen).into_owned()
+    }
+}
+
+impl Drop for Pty {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

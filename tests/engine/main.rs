@@ -3,6 +3,8 @@
 //!
 //! Needs root, Debian's docker.io and busybox-static: `scripts/test.sh` installs them.
 
+mod apply;
+#[path = "../support/mod.rs"]
 mod support;
 
 use std::collections::BTreeSet;
@@ -219,6 +221,7 @@ fn main() -> ExitCode {
             old_api_is_refused().map_err(Failed::from)
         }),
     ];
+    let trials = trials.into_iter().chain(apply::trials()).collect();
     let conclusion = libtest_mimic::run(&args, trials);
     // The trials held the other references; this stops the shared daemon by its pid.
     drop(shared);
@@ -415,9 +418,10 @@ fn docker_host_env_selects_the_engine(shared: &Shared) -> Result<()> {
 fn without_dry_run_it_refuses_and_changes_nothing(shared: &Shared) -> Result<()> {
     let (d, _) = shared.fixture()?;
     let containers = d.all_containers()?;
+    // No terminal (stdin is /dev/null) and no --yes.
     let output = d.reclaim(&[]);
     check!(
-        output.status.code() == Some(2),
+        output.status.code() == Some(5),
         "exit {:?}",
         output.status.code()
     );

@@ -1,0 +1,345 @@
+//! Carries out a plan item by item: re-checks each item just before removing it,
+//! removes only by the plan's IDs, never with force, a few at a time, and stops
+//! starting new deletions once asked to.
+//!
+//! Order: all containers first (they hold images), then images children before
+//! parents, in waves; the items of one wave run with bounded concurrency.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures_util::StreamExt;
+
+use crate::engine::{Engine, Removal};
+use crate::inventory::{ContainerState, Image, Inventory, short_id};
+use crate::plan::{Item, Kind, Plan, Reason};
+
+/// What happened to one item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Removed,
+    /// Someone else removed it since the plan: counts as done.
+    AlreadyGone,
+    /// It changed since the plan and was left alone; the text says how.
+    Skipped(String),
+    /// The engine refused or the request failed; the text says why.
+    Failed(String),
+    /// Not started because the run was interrupted.
+    NotStarted,
+}
+
+impl Outcome {
+    /// The word for logs and JSON.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Outcome::Removed => "removed",
+            Outcome::AlreadyGone => "already_gone",
+            Outcome::Skipped(_) => "skipped",
+            Outcome::Failed(_) => "failed",
+            Outcome::NotStarted => "not_started",
+        }
+    }
+
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Outcome::Skipped(why) | Outcome::Failed(why) => Some(why),
+            _ => None,
+        }
+    }
+
+    /// Removed by us or by someone else: the item is no longer there.
+    pub fn is_done(&self) -> bool {
+        matches!(self, Outcome::Removed | Outcome::AlreadyGone)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemResult {
+    pub item: Item,
+    pub outcome: Outcome,
+}
+
+/// Told about the run as it goes; implemented at the edge (a bar on a terminal,
+/// log lines otherwise).
+pub trait Progress {
+    fn start(&self, items: usize, bytes: u64);
+    fn item(&self, result: &ItemResult);
+    fn finish(&self);
+}
+
+/// Applies `plan`, calling `on_result` as each item finishes. `inventory` is the
+/// snapshot the plan was checked against; it orders images. Once `stop` is set,
+/// no new deletion starts; those already under way finish.
+pub async fn apply(
+    engine: &impl Engine,
+    plan: &Plan,
+    inventory: &Inventory,
+    jobs: usize,
+    stop: &AtomicBool,
+    on_result: &mut dyn FnMut(&ItemResult),
+) -> Vec<ItemResult> {
+    let mut results = Vec::with_capacity(plan.items.len());
+    for phase in phases(plan, inventory) {
+        let mut running = futures_util::stream::iter(phase)
+            .map(|item| async move {
+                let outcome = if stop.load(Ordering::SeqCst) {
+                    Outcome::NotStarted
+                } else {
+                    carry_out(engine, item).await
+                };
+                ItemResult {
+                    item: item.clone(),
+                    outcome,
+                }
+            })
+            .buffer_unordered(jobs.max(1));
+        while let Some(result) = running.next().await {
+            on_result(&result);
+            results.push(result);
+        }
+    }
+    results
+}
+
+/// The order items go in: one phase of containers, then image waves (an image
+/// only after every planned image built on it), then the other kinds.
+pub fn phases<'a>(plan: &'a Plan, inventory: &Inventory) -> Vec<Vec<&'a Item>> {
+    let mut phases = Vec::new();
+    let containers: Vec<&Item> = plan.items_of(Kind::Container).collect();
+    if !containers.is_empty() {
+        phases.push(containers);
+    }
+    phases.extend(image_waves(plan.items_of(Kind::Image).collect(), inventory));
+    for kind in [Kind::Volume, Kind::Network, Kind::BuildCache] {
+        let items: Vec<&Item> = plan.items_of(kind).collect();
+        if !items.is_empty() {
+            phases.push(items);
+        }
+    }
+    phases
+}
+
+/// Whether `child` is built on `parent`: its layer chain starts with all of the
+/// parent's, and it is longer, or as long and newer (a metadata-only child).
+fn built_on(child: &Image, parent: &Image) -> bool {
+    if parent.layers.is_empty() || child.layers.len() < parent.layers.len() {
+        return false;
+    }
+    let prefix = child
+        .layers
+        .iter()
+        .zip(&parent.layers)
+        .all(|(a, b)| a.chain_id == b.chain_id);
+    prefix && (child.layers.len() > parent.layers.len() || child.created > parent.created)
+}
+
+/// Planned images in waves: each wave holds the images that no other remaining
+/// planned image is built on, so children go before their parents.
+fn image_waves<'a>(mut pending: Vec<&'a Item>, inventory: &Inventory) -> Vec<Vec<&'a Item>> {
+    let by_id = inventory.images_by_id();
+    let mut waves = Vec::new();
+    while !pending.is_empty() {
+        let (wave, rest): (Vec<&Item>, Vec<&Item>) = pending.iter().partition(|candidate| {
+            let Some(image) = by_id.get(candidate.id.as_str()) else {
+                return true;
+            };
+            !pending.iter().any(|other| {
+                other.id != candidate.id
+                    && by_id
+                        .get(other.id.as_str())
+                        .is_some_and(|child| built_on(child, image))
+            })
+        });
+        if wave.is_empty() {
+            // Cannot happen with a strict order; never loop forever.
+            waves.push(rest);
+            break;
+        }
+        waves.push(wave);
+        pending = rest;
+    }
+    waves
+}
+
+/// Re-checks one item against the engine as it is now, then removes it.
+async fn carry_out(engine: &impl Engine, item: &Item) -> Outcome {
+    let checked = match item.kind {
+        Kind::Container => recheck_container(engine, item).await,
+        Kind::Image => recheck_image(engine, item).await,
+        other => Err(Outcome::Skipped(format!(
+            "this version does not remove {}s",
+            other.word()
+        ))),
+    };
+    if let Err(outcome) = checked {
+        return outcome;
+    }
+    let removal = match item.kind {
+        Kind::Container => engine.remove_container(&item.id).await,
+        _ => engine.remove_image(&item.id).await,
+    };
+    match removal {
+        Ok(Removal::Removed) => Outcome::Removed,
+        Ok(Removal::AlreadyGone) => Outcome::AlreadyGone,
+        Err(err) => Outcome::Failed(format!("{err:#}")),
+    }
+}
+
+/// `Ok` when the container may go; otherwise the outcome to report instead.
+async fn recheck_container(engine: &impl Engine, item: &Item) -> Result<(), Outcome> {
+    match engine.container_details(&item.id).await {
+        Err(err) => Err(Outcome::Failed(format!("re-checking it: {err:#}"))),
+        Ok(None) => Err(Outcome::AlreadyGone),
+        Ok(Some(details)) => match details.state {
+            Some(state) if state.is_stopped() => Ok(()),
+            Some(state) => Err(Outcome::Skipped(format!(
+                "{} since the plan",
+                state_word(state)
+            ))),
+            None => Err(Outcome::Skipped("its state is unknown".into())),
+        },
+    }
+}
+
+async fn recheck_image(engine: &impl Engine, item: &Item) -> Result<(), Outcome> {
+    let tags = match engine.image_tags(&item.id).await {
+        Err(err) => return Err(Outcome::Failed(format!("re-checking it: {err:#}"))),
+        Ok(None) => return Err(Outcome::AlreadyGone),
+        Ok(Some(tags)) => tags,
+    };
+    if item.reason == Reason::Dangling && !tags.is_empty() {
+        return Err(Outcome::Skipped(format!(
+            "tagged {} since the plan",
+            tags.join(", ")
+        )));
+    }
+    match engine.containers_using_image(&item.id).await {
+        Err(err) => Err(Outcome::Failed(format!("re-checking it: {err:#}"))),
+        Ok(users) if users.is_empty() => Ok(()),
+        Ok(users) => Err(Outcome::Skipped(format!(
+            "used by container {} since the plan",
+            users
+                .iter()
+                .map(|id| short_id(id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+fn state_word(state: ContainerState) -> &'static str {
+    match state {
+        ContainerState::Created => "created",
+        ContainerState::Running => "running",
+        ContainerState::Paused => "paused",
+        ContainerState::Restarting => "restarting",
+        ContainerState::Removing => "being removed",
+        ContainerState::Exited => "exited",
+        ContainerState::Dead => "dead",
+        ContainerState::Unknown => "in an unknown state",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::inventory::{EngineInfo, Layer};
+    use crate::plan::summarize;
+
+    fn image(id: &str, chain: &[&str], created: i64) -> Image {
+        Image {
+            id: id.into(),
+            parent_id: None,
+            tags: vec![],
+            digests: vec![],
+            created,
+            size: 0,
+            labels: BTreeMap::new(),
+            layers: chain
+                .iter()
+                .map(|c| Layer {
+                    chain_id: c.to_string(),
+                    diff_id: c.to_string(),
+                    size: 1,
+                })
+                .collect(),
+            layer_sizes_exact: true,
+            listed: true,
+        }
+    }
+
+    fn item(kind: Kind, id: &str) -> Item {
+        Item {
+            kind,
+            id: id.into(),
+            name: id.into(),
+            reason: if kind == Kind::Image {
+                Reason::Dangling
+            } else {
+                Reason::Exited
+            },
+            created: 0,
+            finished_at: None,
+            predicted_bytes: 1,
+            frees_layers: vec![],
+        }
+    }
+
+    fn inventory(images: Vec<Image>) -> Inventory {
+        Inventory {
+            engine: EngineInfo {
+                id: "e".into(),
+                version: "v".into(),
+                api_version: "1.41".into(),
+                data_root: "/".into(),
+                storage_driver: "overlay2".into(),
+                host: "unix:///x".into(),
+            },
+            containers: vec![],
+            images,
+            volumes: vec![],
+            networks: vec![],
+            build_cache: vec![],
+            layers_size: 0,
+        }
+    }
+
+    fn ids(phase: &[&Item]) -> Vec<String> {
+        let mut ids: Vec<String> = phase.iter().map(|i| i.id.clone()).collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn containers_go_first_then_children_before_parents() {
+        let inv = inventory(vec![
+            image("base", &["a"], 1),
+            image("mid", &["a", "b"], 2),
+            image("label-only", &["a", "b"], 3),
+            image("other", &["x"], 1),
+        ]);
+        let plan = summarize(
+            vec![
+                item(Kind::Image, "base"),
+                item(Kind::Image, "mid"),
+                item(Kind::Image, "label-only"),
+                item(Kind::Image, "other"),
+                item(Kind::Container, "c1"),
+                item(Kind::Image, "unknown"),
+            ],
+            &inv,
+        );
+        let phases = phases(&plan, &inv);
+        let phases: Vec<Vec<String>> = phases.iter().map(|p| ids(p)).collect();
+        assert_eq!(
+            phases,
+            vec![
+                vec!["c1".to_string()],
+                vec!["label-only".into(), "other".into(), "unknown".into()],
+                vec!["mid".into()],
+                vec!["base".into()],
+            ]
+        );
+    }
+}

@@ -1,0 +1,147 @@
+//! Asks before anything is removed. Refuses outright when there is no terminal
+//! to ask on and no `--yes`, so that a cron job never silently does nothing.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Result;
+use dialoguer::console::Term;
+use dialoguer::{Confirm, MultiSelect};
+
+use crate::exit::{ExitStatus, Stop};
+use crate::plan::Plan;
+use crate::render::bytes;
+
+/// The message when there is nobody to ask.
+pub const NO_TERMINAL: &str =
+    "no terminal to confirm on; pass --yes to apply or --dry-run to only plan";
+
+/// Fails with [`ExitStatus::NoTerminal`] when a prompt would be needed and there
+/// is no terminal to show it on: checked before any work, so a cron job without
+/// `--yes` fails at once and loudly.
+pub fn require_terminal(yes: bool) -> Result<()> {
+    if yes || (std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        Ok(())
+    } else {
+        Err(Stop::new(ExitStatus::NoTerminal, NO_TERMINAL).into())
+    }
+}
+
+/// Which items of `plan` to apply (indices), once the user agreed. `--yes` agrees
+/// to all of them; `--select` lets the user uncheck some.
+pub fn confirm(plan: &Plan, yes: bool, select: bool) -> Result<Vec<usize>> {
+    let all: Vec<usize> = (0..plan.items.len()).collect();
+    require_terminal(yes)?;
+    if yes {
+        return Ok(all);
+    }
+    let term = Term::stderr();
+    let _watch = HangupWatch::start();
+    let answer = if select {
+        let labels: Vec<String> = plan
+            .items
+            .iter()
+            .map(|item| format!("{}, {}", item.label(), bytes(item.predicted_bytes)))
+            .collect();
+        MultiSelect::new()
+            .with_prompt("Choose what to remove (space toggles, enter applies, esc aborts)")
+            .items(&labels)
+            .defaults(&vec![true; labels.len()])
+            .interact_on_opt(&term)
+    } else {
+        Confirm::new()
+            .with_prompt(format!(
+                "Remove these {} items, freeing about {}?",
+                plan.items.len(),
+                bytes(plan.total.predicted_bytes)
+            ))
+            .default(false)
+            .wait_for_newline(true)
+            .interact_on_opt(&term)
+            .map(|agreed| agreed.and_then(|yes| yes.then_some(all)))
+    };
+    // A prompt left with Ctrl-C can leave the cursor hidden.
+    let _ = term.show_cursor();
+    match answer {
+        Ok(Some(chosen)) => Ok(chosen),
+        Ok(None) => {
+            Err(Stop::new(ExitStatus::Aborted, "not confirmed: nothing was removed").into())
+        }
+        Err(dialoguer::Error::IO(err)) if err.kind() == std::io::ErrorKind::Interrupted => {
+            Err(Stop::new(
+                ExitStatus::Aborted,
+                "interrupted at the prompt: nothing was removed",
+            )
+            .into())
+        }
+        Err(err) => Err(Stop::new(
+            ExitStatus::Aborted,
+            format!("the prompt ended without an answer ({err}): nothing was removed"),
+        )
+        .into()),
+    }
+}
+
+/// Ends the process when the terminal hangs up during the prompt. The prompt's
+/// key reader (console 0.16) polls for input only, so a hung-up terminal that is
+/// not our controlling terminal (no SIGHUP) would make it spin forever, holding
+/// the lock. Nothing has been removed at this point, so exiting is safe.
+struct HangupWatch {
+    done: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl HangupWatch {
+    fn start() -> HangupWatch {
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&done);
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::SeqCst) {
+                if stdin_hung_up(Duration::from_millis(200)) {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "docker-reclaim: error: the terminal went away at the prompt: nothing was removed"
+                    );
+                    std::process::exit(i32::from(ExitStatus::Aborted.code()));
+                }
+            }
+        });
+        HangupWatch {
+            done,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for HangupWatch {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Waits up to `wait` for stdin to report a hang-up or an error.
+fn stdin_hung_up(wait: Duration) -> bool {
+    let mut poll = libc::pollfd {
+        fd: libc::STDIN_FILENO,
+        // No events asked for: POLLHUP and POLLERR are always reported.
+        events: 0,
+        revents: 0,
+    };
+    let millis = libc::c_int::try_from(wait.as_millis()).unwrap_or(200);
+    // SAFETY: one valid pollfd for the duration of the call.
+    let ready = unsafe { libc::poll(&mut poll, 1, millis) };
+    if ready <= 0 {
+        // Nothing, or an interrupted poll (EINTR): look again.
+        if ready < 0 {
+            std::thread::sleep(wait);
+        }
+        return false;
+    }
+    poll.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
+}

@@ -1,0 +1,309 @@
+//! Saved plans: written by `--dry-run --plan-out FILE` (the JSON plan), read back
+//! by `apply FILE`, which refuses any plan that is not for this engine, too old,
+//! or not a well-formed plan. Every refusal is one line and deletes nothing.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use crate::exit::UsageError;
+use crate::inventory::EngineInfo;
+use crate::plan::{Item, Kind, Plan, Reason};
+use crate::render::{self, SCHEMA_VERSION};
+
+/// How far in the future a plan's time may be (clock skew) before it is refused.
+const FUTURE_SLACK_SECS: i64 = 300;
+
+/// Writes the plan as JSON to `path`, through a temp file and a rename so that a
+/// reader never sees half a plan.
+pub fn write(path: &Path, engine: &EngineInfo, plan: &Plan, now: i64) -> Result<()> {
+    let mut body = Vec::new();
+    render::json(&mut body, engine, plan, true, now)?;
+    let dir = path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut temp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("writing the plan to {}", path.display()))?;
+    temp.write_all(&body)
+        .with_context(|| format!("writing the plan to {}", path.display()))?;
+    temp.persist(path)
+        .with_context(|| format!("writing the plan to {}", path.display()))?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Saved {
+    schema_version: u32,
+    generated_at: String,
+    engine: SavedEngine,
+    items: Vec<SavedItem>,
+    #[serde(rename = "dry_run")]
+    _dry_run: Option<bool>,
+    #[serde(rename = "totals")]
+    _totals: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct SavedEngine {
+    id: String,
+    data_root: String,
+}
+
+#[derive(Deserialize)]
+struct SavedItem {
+    kind: Kind,
+    id: String,
+    name: String,
+    reason: Reason,
+    #[serde(default)]
+    created: i64,
+    #[serde(default)]
+    finished_at: Option<i64>,
+    predicted_bytes: u64,
+}
+
+/// Reads and checks a saved plan for `engine`, made at most `max_age` before `now`.
+pub fn load(
+    path: &Path,
+    engine: &EngineInfo,
+    now: i64,
+    max_age: Duration,
+) -> Result<Vec<Item>, UsageError> {
+    let shown = path.display();
+    let body = std::fs::read(path)
+        .map_err(|err| UsageError(format!("cannot read plan file {shown}: {err}")))?;
+    parse(&body, engine, now, max_age)
+        .map_err(|why| UsageError(format!("refusing plan file {shown}: {why}")))
+}
+
+fn parse(
+    body: &[u8],
+    engine: &EngineInfo,
+    now: i64,
+    max_age: Duration,
+) -> Result<Vec<Item>, String> {
+    let saved: Saved =
+        serde_json::from_slice(body).map_err(|err| format!("not a docker-reclaim plan ({err})"))?;
+    if saved.schema_version != SCHEMA_VERSION {
+        return Err(format!(
+            "schema_version {} is not the {SCHEMA_VERSION} this version reads",
+            saved.schema_version
+        ));
+    }
+    // Daemons on one host can share an ID (from /etc/docker/key.json); the data
+    // root tells them apart.
+    if saved.engine.id != engine.id || saved.engine.data_root != engine.data_root {
+        return Err(format!(
+            "it was made on engine {:?} with data root {}, and this is engine {:?} with data root {} at {}",
+            saved.engine.id, saved.engine.data_root, engine.id, engine.data_root, engine.host
+        ));
+    }
+    let made = humantime::parse_rfc3339(&saved.generated_at).map_err(|err| {
+        format!(
+            "generated_at {:?} is not a time ({err})",
+            saved.generated_at
+        )
+    })?;
+    let made = made
+        .duration_since(UNIX_EPOCH)
+        .map(|since| i64::try_from(since.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    if made > now + FUTURE_SLACK_SECS {
+        return Err(format!(
+            "it is dated {} in the future",
+            render::age(made - now)
+        ));
+    }
+    let max = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+    if now - made > max {
+        return Err(format!(
+            "it is {} old, older than --max-age {}; make a new one",
+            render::age(now - made),
+            humantime::format_duration(max_age)
+        ));
+    }
+
+    let mut seen = HashSet::new();
+    let mut items = Vec::with_capacity(saved.items.len());
+    for (index, saved) in saved.items.into_iter().enumerate() {
+        if saved.reason.kind() != saved.kind {
+            return Err(format!(
+                "item {index}: reason {:?} is for {}s, not {}s",
+                saved.reason.describe(),
+                saved.reason.kind().word(),
+                saved.kind.word()
+            ));
+        }
+        if !valid_id(saved.kind, &saved.id) {
+            return Err(format!(
+                "item {index}: {:?} is not a full {} ID",
+                saved.id,
+                saved.kind.word()
+            ));
+        }
+        if !seen.insert(saved.id.clone()) {
+            return Err(format!("item {index}: {} appears twice", saved.id));
+        }
+        items.push(Item {
+            kind: saved.kind,
+            id: saved.id,
+            name: saved.name,
+            reason: saved.reason,
+            created: saved.created,
+            finished_at: saved.finished_at,
+            predicted_bytes: saved.predicted_bytes,
+            frees_layers: Vec::new(),
+        });
+    }
+    Ok(items)
+}
+
+fn is_hex64(raw: &str) -> bool {
+    raw.len() == 64
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Full IDs only: a short or edited ID could name something else.
+fn valid_id(kind: Kind, id: &str) -> bool {
+    match kind {
+        Kind::Container => is_hex64(id),
+        Kind::Image => id.strip_prefix("sha256:").is_some_and(is_hex64),
+        Kind::Volume | Kind::Network | Kind::BuildCache => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::summarize;
+
+    const NOW: i64 = 1_795_823_600;
+
+    fn engine(id: &str) -> EngineInfo {
+        EngineInfo {
+            id: id.into(),
+            version: "20.10.24".into(),
+            api_version: "1.41".into(),
+            data_root: "/var/lib/docker".into(),
+            storage_driver: "overlay2".into(),
+            host: "unix:///var/run/docker.sock".into(),
+        }
+    }
+
+    fn saved_plan(made: i64) -> Vec<u8> {
+        let items = vec![
+            Item {
+                kind: Kind::Container,
+                id: "a".repeat(64),
+                name: "stopped".into(),
+                reason: Reason::Exited,
+                created: 1,
+                finished_at: Some(2),
+                predicted_bytes: 10,
+                frees_layers: vec![],
+            },
+            Item {
+                kind: Kind::Image,
+                id: format!("sha256:{}", "b".repeat(64)),
+                name: "<none>".into(),
+                reason: Reason::Dangling,
+                created: 1,
+                finished_at: None,
+                predicted_bytes: 20,
+                frees_layers: vec![],
+            },
+        ];
+        let inventory = crate::inventory::Inventory {
+            engine: engine("E1"),
+            containers: vec![],
+            images: vec![],
+            volumes: vec![],
+            networks: vec![],
+            build_cache: vec![],
+            layers_size: 0,
+        };
+        let plan = summarize(items, &inventory);
+        let mut out = Vec::new();
+        render::json(&mut out, &engine("E1"), &plan, true, made).unwrap();
+        out
+    }
+
+    #[test]
+    fn round_trips_a_fresh_plan() {
+        let items = parse(
+            &saved_plan(NOW - 60),
+            &engine("E1"),
+            NOW,
+            Duration::from_secs(3600),
+        )
+        .unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].kind, Kind::Container);
+        assert_eq!(items[1].reason, Reason::Dangling);
+        assert_eq!(items[1].predicted_bytes, 20);
+    }
+
+    #[test]
+    fn refuses_another_engine_a_stale_plan_and_nonsense() {
+        let hour = Duration::from_secs(3600);
+        let fresh = saved_plan(NOW - 60);
+        let cases: Vec<(Vec<u8>, &str, &str)> = vec![
+            (fresh.clone(), "E2", "made on engine"),
+            (saved_plan(NOW - 7200), "E1", "older than --max-age"),
+            (saved_plan(NOW + 7200), "E1", "in the future"),
+            (
+                fresh[..fresh.len() / 2].to_vec(),
+                "E1",
+                "not a docker-reclaim plan",
+            ),
+            (b"[]".to_vec(), "E1", "not a docker-reclaim plan"),
+            (
+                String::from_utf8(fresh.clone())
+                    .unwrap()
+                    .replace(&"a".repeat(64), "abc")
+                    .into_bytes(),
+                "E1",
+                "not a full container ID",
+            ),
+            (
+                String::from_utf8(fresh.clone())
+                    .unwrap()
+                    .replace("\"dangling\"", "\"exited\"")
+                    .into_bytes(),
+                "E1",
+                "is for containers, not images",
+            ),
+            (
+                String::from_utf8(fresh.clone())
+                    .unwrap()
+                    .replace("\"schema_version\": 1", "\"schema_version\": 9")
+                    .into_bytes(),
+                "E1",
+                "schema_version 9",
+            ),
+            (
+                String::from_utf8(fresh.clone())
+                    .unwrap()
+                    .replace(&format!("sha256:{}", "b".repeat(64)), &"a".repeat(64))
+                    .replace("\"kind\": \"image\"", "\"kind\": \"container\"")
+                    .replace("\"dangling\"", "\"exited\"")
+                    .into_bytes(),
+                "E1",
+                "appears twice",
+            ),
+        ];
+        for (body, engine_id, needle) in cases {
+            let err = parse(&body, &engine(engine_id), NOW, hour).unwrap_err();
+            assert!(err.contains(needle), "{needle}: {err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! What an apply did, per kind, and predicted against measured: the engine's
+//! usage figures before and after, and free space on the data root's filesystem
+//! where it can be read from here.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::apply::{ItemResult, Outcome};
+use crate::exit::ExitStatus;
+use crate::plan::Kind;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    pub planned: usize,
+    /// Removed by us, or found already gone.
+    pub removed: usize,
+    pub skipped: usize,
+    pub failed: usize,
+    pub not_started: usize,
+    /// Predicted bytes of the items we removed.
+    pub predicted_bytes: u64,
+}
+
+/// A before/after pair of byte counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BeforeAfter {
+    pub before: u64,
+    pub after: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub results: Vec<ItemResult>,
+    pub interrupted: bool,
+    /// Total usage by the engine's own figures (`/system/df`), before and after.
+    pub engine_usage: Option<BeforeAfter>,
+    /// Available bytes on the data root's filesystem, when it is readable here.
+    pub free_space: Option<BeforeAfter>,
+}
+
+impl Report {
+    pub fn tally(&self) -> Vec<(Kind, Tally)> {
+        Kind::ALL
+            .iter()
+            .map(|kind| {
+                let mut tally = Tally::default();
+                for result in self.results.iter().filter(|r| r.item.kind == *kind) {
+                    tally.planned += 1;
+                    match result.outcome {
+                        Outcome::Removed => {
+                            tally.removed += 1;
+                            tally.predicted_bytes += result.item.predicted_bytes;
+                        }
+                        Outcome::AlreadyGone => tally.removed += 1,
+                        Outcome::Skipped(_) => tally.skipped += 1,
+                        Outcome::Failed(_) => tally.failed += 1,
+                        Outcome::NotStarted => tally.not_started += 1,
+                    }
+                }
+                (*kind, tally)
+            })
+            .collect()
+    }
+
+    pub fn total(&self) -> Tally {
+        self.tally()
+            .into_iter()
+            .fold(Tally::default(), |mut sum, (_, tally)| {
+                sum.planned += tally.planned;
+                sum.removed += tally.removed;
+                sum.skipped += tally.skipped;
+                sum.failed += tally.failed;
+                sum.not_started += tally.not_started;
+                sum.predicted_bytes += tally.predicted_bytes;
+                sum
+            })
+    }
+
+    /// Interrupted beats partial failure; skipped items are a success (they were
+    /// left alone on purpose).
+    pub fn status(&self) -> ExitStatus {
+        if self.interrupted {
+            ExitStatus::Interrupted
+        } else if self.total().failed > 0 {
+            ExitStatus::PartialFailure
+        } else {
+            ExitStatus::Success
+        }
+    }
+}
+
+/// Bytes available to unprivileged users on the filesystem holding `path`.
+pub fn free_space(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: a valid NUL-terminated path and a pointer to writable memory of the right type.
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), stat.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so it filled the struct.
+    let stat = unsafe { stat.assume_init() };
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Item, Reason};
+
+    fn result(kind: Kind, outcome: Outcome, bytes: u64) -> ItemResult {
+        ItemResult {
+            item: Item {
+                kind,
+                id: "x".into(),
+                name: "x".into(),
+                reason: Reason::Exited,
+                created: 0,
+                finished_at: None,
+                predicted_bytes: bytes,
+                frees_layers: vec![],
+            },
+            outcome,
+        }
+    }
+
+    #[test]
+    fn tallies_and_status() {
+        let mut report = Report {
+            results: vec![
+                result(Kind::Container, Outcome::Removed, 10),
+                result(Kind::Container, Outcome::AlreadyGone, 5),
+                result(Kind::Container, Outcome::Skipped("running".into()), 7),
+                result(Kind::Image, Outcome::Removed, 100),
+            ],
+            interrupted: false,
+            engine_usage: None,
+            free_space: None,
+        };
+        let total = report.total();
+        assert_eq!((total.planned, total.removed, total.skipped), (4, 3, 1));
+        assert_eq!(total.predicted_bytes, 110);
+        assert_eq!(report.status(), ExitStatus::Success);
+        report
+            .results
+            .push(result(Kind::Image, Outcome::Failed("409".into()), 1));
+        assert_eq!(report.status(), ExitStatus::PartialFailure);
+        report.interrupted = true;
+        assert_eq!(report.status(), ExitStatus::Interrupted);
+    }
+
+    #[test]
+    fn free_space_of_the_root_is_known() {
+        assert!(free_space(Path::new("/")).is_some());
+        assert!(free_space(Path::new("/no/such/dir")).is_none());
+    }
+}

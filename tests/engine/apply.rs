@@ -1,0 +1,610 @@
+//! Applying plans on a real dockerd: the prompt on a pseudo-terminal, refusal
+//! without one, races between plan and apply, saved plans, the lock, the audit
+//! log and Ctrl-C. Each test has a daemon of its own, since each removes things.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::Duration;
+
+use libtest_mimic::{Failed, Trial};
+use serde_json::Value;
+
+use crate::check;
+use crate::support::{Daemon, Pty, Result, reclaim_command};
+
+const PROMPT: &str = "[y/N]";
+const PATIENCE: Duration = Duration::from_secs(60);
+
+pub fn trials() -> Vec<Trial> {
+    let trial = |name: &str, test: fn() -> Result<()>| {
+        Trial::test(name, move || test().map_err(Failed::from))
+    };
+    vec![
+        trial(
+            "apply_prompt_yes_removes_the_plan",
+            prompt_yes_removes_the_plan,
+        ),
+        trial(
+            "apply_prompt_no_or_eof_removes_nothing",
+            prompt_no_or_eof_removes_nothing,
+        ),
+        trial(
+            "apply_without_terminal_or_yes_is_refused",
+            without_terminal_or_yes_is_refused,
+        ),
+        trial("apply_yes_reports_and_logs", yes_reports_and_logs),
+        trial(
+            "apply_saved_plan_rechecks_every_item",
+            saved_plan_rechecks_every_item,
+        ),
+        trial(
+            "apply_refuses_foreign_stale_and_broken_plans",
+            refuses_foreign_stale_and_broken_plans,
+        ),
+        trial(
+            "apply_second_apply_is_locked_out",
+            second_apply_is_locked_out,
+        ),
+        trial("apply_ctrl_c_stops_and_reports", ctrl_c_stops_and_reports),
+    ]
+}
+
+/// A daemon with a base image, a running container, two stopped ones and a
+/// dangling image. Returns the daemon and the IDs of the stopped containers.
+fn small_engine() -> Result<(Daemon, Vec<String>, String)> {
+    let d = Daemon::start()?;
+    d.build_base("base:latest")?;
+    let dangling = d.build_on("base", "app:latest", 64, "v1")?;
+    d.build_on("base", "app:latest", 64, "v2")?;
+    d.docker(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "web",
+        "base",
+        "sleep",
+        "1000",
+    ])?;
+    let mut stopped = Vec::new();
+    for name in ["old-1", "old-2"] {
+        let id = d.docker(&[
+            "create",
+            "--network",
+            "none",
+            "--name",
+            name,
+            "base",
+            "true",
+        ])?;
+        stopped.push(id);
+    }
+    Ok((d, stopped, dangling))
+}
+
+fn exists_container(d: &Daemon, id: &str) -> Result<bool> {
+    Ok(d.all_containers()?.iter().any(|c| c == id))
+}
+
+fn exists_image(d: &Daemon, id: &str) -> Result<bool> {
+    Ok(d.all_images()?.iter().any(|i| i == id))
+}
+
+fn on_pty(d: &Daemon, args: &[&str]) -> Result<Pty> {
+    let mut command = reclaim_command();
+    command.arg("-H").arg(d.host()).args(args);
+    Pty::spawn(command)
+}
+
+fn prompt_yes_removes_the_plan() -> Result<()> {
+    let (d, stopped, dangling) = small_engine()?;
+    let mut pty = on_pty(&d, &[])?;
+    pty.expect(PROMPT, PATIENCE)?;
+    pty.answer(b"y\r")?;
+    let status = pty.wait(PATIENCE)?;
+    check!(status.code() == Some(0), "exit {status}:\n{}", pty.output());
+    for id in &stopped {
+        check!(
+            !exists_container(&d, id)?,
+            "{id} survived a confirmed apply"
+        );
+    }
+    check!(!exists_image(&d, &dangling)?, "the dangling image survived");
+    check!(
+        exists_container(&d, &d.docker(&["inspect", "-f", "{{.Id}}", "web"])?)?,
+        "web is gone"
+    );
+    check!(
+        pty.output().contains("REMOVED"),
+        "no report:\n{}",
+        pty.output()
+    );
+    Ok(())
+}
+
+fn prompt_no_or_eof_removes_nothing() -> Result<()> {
+    let (d, _, _) = small_engine()?;
+    let containers = d.all_containers()?;
+    let images = d.all_images()?;
+
+    let mut pty = on_pty(&d, &[])?;
+    pty.expect(PROMPT, PATIENCE)?;
+    pty.answer(b"n\r")?;
+    let status = pty.wait(PATIENCE).map_err(|e| format!("answered n: {e}"))?;
+    check!(
+        status.code() == Some(4),
+        "answered n: exit {status}:\n{}",
+        pty.output()
+    );
+    check!(
+        pty.output().contains("nothing was removed"),
+        "{}",
+        pty.output()
+    );
+
+    // Just Enter takes the default, which is No.
+    let mut pty = on_pty(&d, &[])?;
+    pty.expect(PROMPT, PATIENCE)?;
+    pty.answer(b"\r")?;
+    let status = pty.wait(PATIENCE).map_err(|e| format!("Enter: {e}"))?;
+    check!(
+        status.code() == Some(4),
+        "Enter: exit {status}:\n{}",
+        pty.output()
+    );
+
+    // The terminal goes away at the prompt.
+    let mut pty = on_pty(&d, &[])?;
+    pty.expect(PROMPT, PATIENCE)?;
+    pty.hang_up();
+    let status = pty.wait(PATIENCE).map_err(|e| format!("hang-up: {e}"))?;
+    check!(
+        status.code() == Some(4),
+        "EOF: exit {status}:\n{}",
+        pty.output()
+    );
+
+    // Ctrl-C at the prompt.
+    let mut pty = on_pty(&d, &[])?;
+    pty.expect(PROMPT, PATIENCE)?;
+    pty.answer(b"\x03")?;
+    let status = pty.wait(PATIENCE).map_err(|e| format!("Ctrl-C: {e}"))?;
+    check!(
+        status.code() == Some(4),
+        "Ctrl-C: exit {status}:\n{}",
+        pty.output()
+    );
+
+    check!(d.all_containers()? == containers, "containers changed");
+    check!(d.all_images()? == images, "images changed");
+    Ok(())
+}
+
+fn without_terminal_or_yes_is_refused() -> Result<()> {
+    let (d, _, _) = small_engine()?;
+    let containers = d.all_containers()?;
+    let output = d.reclaim(&[]);
+    check!(
+        output.status.code() == Some(5),
+        "exit {:?}",
+        output.status.code()
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    check!(
+        stderr.trim()
+            == "docker-reclaim: error: no terminal to confirm on; pass --yes to apply or --dry-run to only plan",
+        "stderr: {stderr}"
+    );
+    check!(d.all_containers()? == containers, "containers changed");
+    Ok(())
+}
+
+fn yes_reports_and_logs() -> Result<()> {
+    let (d, stopped, dangling) = small_engine()?;
+    let log = d.dir().join("audit.jsonl");
+    let log_arg = log.to_string_lossy().into_owned();
+    let output = d.reclaim(&["--yes", "--format", "json", "--log-file", &log_arg]);
+    check!(
+        output.status.code() == Some(0),
+        "exit {:?}: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).map_err(|e| {
+        format!(
+            "report is not JSON: {e}: {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })?;
+    let removed: BTreeSet<String> = report["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|item| item["outcome"] == "removed")
+        .filter_map(|item| item["id"].as_str().map(str::to_string))
+        .collect();
+    let mut expected: BTreeSet<String> = stopped.iter().cloned().collect();
+    expected.insert(dangling.clone());
+    check!(
+        removed == expected,
+        "removed {removed:?}, expected {expected:?}"
+    );
+    check!(report["totals"]["removed"] == 3, "{}", report["totals"]);
+    check!(
+        report["totals"]["by_kind"]["container"]["removed"] == 2,
+        "{}",
+        report["totals"]
+    );
+    check!(
+        report["totals"]["engine_usage"]["after"].is_u64(),
+        "{}",
+        report["totals"]
+    );
+    check!(report["interrupted"] == false, "interrupted?");
+
+    // Not on a terminal: one progress line per item on stderr.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    check!(
+        stderr
+            .lines()
+            .filter(|line| line.starts_with("removed "))
+            .count()
+            == 3,
+        "stderr: {stderr}"
+    );
+
+    let audit = std::fs::read_to_string(&log).map_err(|e| e.to_string())?;
+    let lines: Vec<Value> = audit
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| format!("audit log line is not JSON: {e}"))?;
+    check!(lines.len() == 3, "audit log: {audit}");
+    for line in &lines {
+        for field in ["time", "kind", "id", "name", "bytes", "outcome"] {
+            check!(!line[field].is_null(), "{field} missing in {line}");
+        }
+    }
+
+    // What was not in the plan is all still there.
+    check!(
+        d.image_id("base:latest").is_ok() && d.image_id("app:latest").is_ok(),
+        "tagged images went"
+    );
+    check!(
+        d.docker(&["inspect", "-f", "{{.State.Running}}", "web"])? == "true",
+        "web stopped"
+    );
+
+    // A second run has nothing to do.
+    let again = d.reclaim(&["--yes"]);
+    check!(
+        again.status.code() == Some(0),
+        "second run exit {:?}",
+        again.status.code()
+    );
+    check!(
+        String::from_utf8_lossy(&again.stdout).contains("Nothing to reclaim"),
+        "second run"
+    );
+    Ok(())
+}
+
+fn save_plan(d: &Daemon) -> Result<(String, Value)> {
+    let path = d.dir().join("plan.json").to_string_lossy().into_owned();
+    let output = d.reclaim(&["--dry-run", "--plan-out", &path]);
+    check!(
+        output.status.success(),
+        "saving a plan: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let body = std::fs::read(&path).map_err(|e| e.to_string())?;
+    let plan = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+    Ok((path, plan))
+}
+
+fn outcome_of(report: &Value, id: &str) -> String {
+    report["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|item| item["id"] == id)
+        .map(|item| item["outcome"].as_str().unwrap_or("").to_string())
+        .unwrap_or_else(|| "absent".into())
+}
+
+fn saved_plan_rechecks_every_item() -> Result<()> {
+    let d = Daemon::start()?;
+    d.build_base("base:latest")?;
+    let mut dangling = Vec::new();
+    for version in ["v1", "v2", "v3", "v4"] {
+        dangling.push(d.build_on("base", "app:latest", 32, version)?);
+    }
+    // v1..v3 are dangling now; v4 is app:latest.
+    let (to_tag, to_use, to_remove) = (
+        dangling[0].clone(),
+        dangling[1].clone(),
+        dangling[2].clone(),
+    );
+    let plain = d.docker(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "plain",
+        "base",
+        "true",
+    ])?;
+    let to_start = d.docker(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "starts",
+        "base",
+        "sleep",
+        "1000",
+    ])?;
+    let removed_by_other = d.docker(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "other",
+        "base",
+        "true",
+    ])?;
+
+    let (path, plan) = save_plan(&d)?;
+    let planned: BTreeSet<&str> = plan["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|item| item["id"].as_str())
+        .collect();
+    for id in [
+        &to_tag,
+        &to_use,
+        &to_remove,
+        &plain,
+        &to_start,
+        &removed_by_other,
+    ] {
+        check!(
+            planned.contains(id.as_str()),
+            "{id} is not in the saved plan"
+        );
+    }
+
+    // The world changes between plan and apply.
+    d.docker(&["start", "starts"])?;
+    d.docker(&["rm", "other"])?;
+    d.docker(&["tag", &to_tag, "app:pinned"])?;
+    let user = d.docker(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "user",
+        &to_use,
+        "true",
+    ])?;
+    let newcomer = d.docker(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "newcomer",
+        "base",
+        "true",
+    ])?;
+
+    let output = d.reclaim(&["apply", &path, "--yes", "--format", "json"]);
+    check!(
+        output.status.code() == Some(0),
+        "exit {:?}: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
+
+    for (what, id, outcome, survives) in [
+        ("the stopped container", &plain, "removed", false),
+        ("the container started since", &to_start, "skipped", true),
+        (
+            "the container someone else removed",
+            &removed_by_other,
+            "already_gone",
+            false,
+        ),
+        ("the image tagged since", &to_tag, "skipped", true),
+        ("the image a new container uses", &to_use, "skipped", true),
+        ("the still-dangling image", &to_remove, "removed", false),
+    ] {
+        let got = outcome_of(&report, id);
+        check!(got == outcome, "{what}: outcome {got}, expected {outcome}");
+        let exists = exists_container(&d, id)? || exists_image(&d, id)?;
+        check!(
+            exists == survives,
+            "{what}: exists={exists}, expected {survives}"
+        );
+    }
+    check!(
+        outcome_of(&report, &newcomer) == "absent",
+        "a container made after the plan was in it"
+    );
+    check!(
+        exists_container(&d, &newcomer)?,
+        "the container made after the plan was removed"
+    );
+    check!(
+        exists_container(&d, &user)?,
+        "the new user of a planned image was removed"
+    );
+    let skipped = report["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|item| item["outcome"] == "skipped")
+        .all(|item| {
+            item["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("since the plan"))
+        });
+    check!(skipped, "skipped items without a reason: {report}");
+    Ok(())
+}
+
+fn refuses_foreign_stale_and_broken_plans() -> Result<()> {
+    let (d, _, _) = small_engine()?;
+    let (path, plan) = save_plan(&d)?;
+    let containers = d.all_containers()?;
+    let images = d.all_images()?;
+
+    let mut foreign = plan.clone();
+    foreign["engine"]["id"] = Value::from("SOME:OTHER:ENGINE");
+    let foreign_path = d.dir().join("foreign.json");
+    std::fs::write(&foreign_path, foreign.to_string()).map_err(|e| e.to_string())?;
+    let body = std::fs::read(&path).map_err(|e| e.to_string())?;
+    let truncated_path = d.dir().join("truncated.json");
+    std::fs::write(&truncated_path, &body[..body.len() / 2]).map_err(|e| e.to_string())?;
+    let mut edited = plan.clone();
+    edited["items"][0]["id"] = Value::from("web");
+    let edited_path = d.dir().join("edited.json");
+    std::fs::write(&edited_path, edited.to_string()).map_err(|e| e.to_string())?;
+
+    std::thread::sleep(Duration::from_millis(2100));
+    let foreign_arg = foreign_path.to_string_lossy().into_owned();
+    let truncated_arg = truncated_path.to_string_lossy().into_owned();
+    let edited_arg = edited_path.to_string_lossy().into_owned();
+    for (args, needle) in [
+        (
+            vec!["apply", foreign_arg.as_str(), "--yes"],
+            "made on engine",
+        ),
+        (
+            vec!["apply", path.as_str(), "--yes", "--max-age", "1s"],
+            "older than --max-age",
+        ),
+        (
+            vec!["apply", truncated_arg.as_str(), "--yes"],
+            "not a docker-reclaim plan",
+        ),
+        (
+            vec!["apply", edited_arg.as_str(), "--yes"],
+            "not a full container ID",
+        ),
+        (
+            vec!["apply", "/nonexistent/plan.json", "--yes"],
+            "cannot read plan file",
+        ),
+    ] {
+        let output = d.reclaim(&args);
+        check!(
+            output.status.code() == Some(2),
+            "{args:?}: exit {:?}",
+            output.status.code()
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        check!(
+            stderr.lines().count() == 1 && stderr.contains(needle),
+            "{args:?}: {stderr}"
+        );
+    }
+    check!(d.all_containers()? == containers, "containers changed");
+    check!(d.all_images()? == images, "images changed");
+
+    // The same plan, fresh enough, applies.
+    let output = d.reclaim(&["apply", &path, "--yes"]);
+    check!(
+        output.status.code() == Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
+
+fn second_apply_is_locked_out() -> Result<()> {
+    let (d, _, _) = small_engine()?;
+    let containers = d.all_containers()?;
+    let mut first = on_pty(&d, &[])?;
+    first.expect(PROMPT, PATIENCE)?;
+    let second = d.reclaim(&["--yes"]);
+    check!(
+        second.status.code() == Some(7),
+        "exit {:?}",
+        second.status.code()
+    );
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    check!(
+        stderr.contains("another docker-reclaim is applying"),
+        "{stderr}"
+    );
+    first.answer(b"n\r")?;
+    first.wait(PATIENCE)?;
+    check!(d.all_containers()? == containers, "containers changed");
+    // Once the first is done, the lock is free.
+    let third = d.reclaim(&["--yes"]);
+    check!(
+        third.status.code() == Some(0),
+        "after: {}",
+        String::from_utf8_lossy(&third.stderr)
+    );
+    Ok(())
+}
+
+fn ctrl_c_stops_and_reports() -> Result<()> {
+    let d = Daemon::start()?;
+    d.build_base("base:latest")?;
+    const MANY: usize = 40;
+    for n in 0..MANY {
+        d.docker(&[
+            "create",
+            "--network",
+            "none",
+            "--name",
+            &format!("c{n}"),
+            "base",
+            "true",
+        ])?;
+    }
+    let mut child = reclaim_command()
+        .arg("-H")
+        .arg(d.host())
+        .args(["--yes", "--jobs", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let stderr = child.stderr.take().ok_or("no stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    // Interrupt as soon as the first deletion is reported.
+    loop {
+        match lines.next() {
+            Some(Ok(line)) if line.starts_with("removed ") => break,
+            Some(Ok(_)) => continue,
+            _ => return Err("the apply ended before removing anything".into()),
+        }
+    }
+    // SAFETY: sending a signal to our own child.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let rest: Vec<String> = lines.map_while(std::result::Result::ok).collect();
+    let output = child.wait_with_output().map_err(|e| e.to_string())?;
+    check!(
+        output.status.code() == Some(130),
+        "exit {:?}; stderr {rest:?}",
+        output.status.code()
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    check!(
+        stdout.contains("Interrupted:") && stdout.contains("not started"),
+        "report:\n{stdout}"
+    );
+    let left = d.all_containers()?.len();
+    check!(left > 0 && left < MANY, "{left} of {MANY} containers left");
+    Ok(())
+}
