@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::StreamExt;
 
-use crate::engine::{Engine, Removal};
+use std::collections::HashMap;
+
+use crate::engine::{Engine, Refused, Removal};
 use crate::inventory::{ContainerState, Image, Inventory, short_id};
 use crate::plan::{Item, Kind, Plan, Reason};
 
@@ -77,28 +79,52 @@ pub async fn apply(
     stop: &AtomicBool,
     on_result: &mut dyn FnMut(&ItemResult),
 ) -> Vec<ItemResult> {
+    let jobs = jobs.max(1);
     let mut results = Vec::with_capacity(plan.items.len());
     for phase in phases(plan, inventory) {
-        let mut running = futures_util::stream::iter(phase)
-            .map(|item| async move {
-                let outcome = if stop.load(Ordering::SeqCst) {
-                    Outcome::NotStarted
-                } else {
-                    carry_out(engine, item).await
-                };
-                ItemResult {
-                    item: item.clone(),
-                    outcome,
-                }
-            })
-            .buffer_unordered(jobs.max(1));
-        while let Some(result) = running.next().await {
-            on_result(&result);
-            results.push(result);
+        // Containers are re-checked a batch at a time with one list call, right
+        // before the batch goes; images one by one.
+        let batch = if phase
+            .first()
+            .is_some_and(|item| item.kind == Kind::Container)
+        {
+            jobs * CONTAINER_BATCH_PER_JOB
+        } else {
+            phase.len().max(1)
+        };
+        for chunk in phase.chunks(batch) {
+            let states = if chunk[0].kind == Kind::Container && !stop.load(Ordering::SeqCst) {
+                let ids: Vec<&str> = chunk.iter().map(|item| item.id.as_str()).collect();
+                Some(engine.container_states(&ids).await)
+            } else {
+                None
+            };
+            let states = states.as_ref();
+            let mut running = futures_util::stream::iter(chunk)
+                .map(|item| async move {
+                    let outcome = if stop.load(Ordering::SeqCst) {
+                        Outcome::NotStarted
+                    } else {
+                        carry_out(engine, item, states).await
+                    };
+                    ItemResult {
+                        item: (*item).clone(),
+                        outcome,
+                    }
+                })
+                .buffer_unordered(jobs);
+            while let Some(result) = running.next().await {
+                on_result(&result);
+                results.push(result);
+            }
         }
     }
     results
 }
+
+/// Containers re-checked per list call, per concurrent job: small enough that the
+/// listing is milliseconds old when each container goes.
+const CONTAINER_BATCH_PER_JOB: usize = 4;
 
 /// The order items go in: one phase of containers, then image waves (an image
 /// only after every planned image built on it), then the other kinds.
@@ -160,10 +186,13 @@ fn image_waves<'a>(mut pending: Vec<&'a Item>, inventory: &Inventory) -> Vec<Vec
     waves
 }
 
+/// Container states listed just before a batch, or the error listing them.
+type States = anyhow::Result<HashMap<String, ContainerState>>;
+
 /// Re-checks one item against the engine as it is now, then removes it.
-async fn carry_out(engine: &impl Engine, item: &Item) -> Outcome {
+async fn carry_out(engine: &impl Engine, item: &Item, states: Option<&States>) -> Outcome {
     let checked = match item.kind {
-        Kind::Container => recheck_container(engine, item).await,
+        Kind::Container => recheck_container(item, states),
         Kind::Image => recheck_image(engine, item).await,
         other => Err(Outcome::Skipped(format!(
             "this version does not remove {}s",
@@ -180,22 +209,34 @@ async fn carry_out(engine: &impl Engine, item: &Item) -> Outcome {
     match removal {
         Ok(Removal::Removed) => Outcome::Removed,
         Ok(Removal::AlreadyGone) => Outcome::AlreadyGone,
+        // The engine itself refuses to remove a running, paused or restarting
+        // container without force: it changed since the re-check, so it stays.
+        Err(err)
+            if item.kind == Kind::Container
+                && err
+                    .downcast_ref::<Refused>()
+                    .is_some_and(|refused| refused.status == 409) =>
+        {
+            Outcome::Skipped(format!("changed since the plan: {err:#}"))
+        }
         Err(err) => Outcome::Failed(format!("{err:#}")),
     }
 }
 
 /// `Ok` when the container may go; otherwise the outcome to report instead.
-async fn recheck_container(engine: &impl Engine, item: &Item) -> Result<(), Outcome> {
-    match engine.container_details(&item.id).await {
-        Err(err) => Err(Outcome::Failed(format!("re-checking it: {err:#}"))),
-        Ok(None) => Err(Outcome::AlreadyGone),
-        Ok(Some(details)) => match details.state {
+/// The engine enforces the same rule again when it removes the container: a
+/// removal without force fails for a running, paused or restarting one.
+fn recheck_container(item: &Item, states: Option<&States>) -> Result<(), Outcome> {
+    match states {
+        None => Err(Outcome::Failed("re-checking it: no listing".into())),
+        Some(Err(err)) => Err(Outcome::Failed(format!("re-checking it: {err:#}"))),
+        Some(Ok(states)) => match states.get(&item.id) {
+            None => Err(Outcome::AlreadyGone),
             Some(state) if state.is_stopped() => Ok(()),
             Some(state) => Err(Outcome::Skipped(format!(
                 "{} since the plan",
-                state_word(state)
+                state_word(*state)
             ))),
-            None => Err(Outcome::Skipped("its state is unknown".into())),
         },
     }
 }
@@ -282,7 +323,10 @@ mod tests {
             created: 0,
             finished_at: None,
             predicted_bytes: 1,
+            predicted_apparent_bytes: None,
+            measured: false,
             frees_layers: vec![],
+            keeps_layers: Vec::new(),
         }
     }
 

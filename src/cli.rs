@@ -38,6 +38,11 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", requires = "dry_run")]
     pub plan_out: Option<PathBuf>,
 
+    /// Show more: under each image, the layers its removal frees and the layers
+    /// it leaves because something that stays uses them (and what).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
     #[command(flatten)]
     pub apply: ApplyArgs,
 

@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod cli;
 pub mod confirm;
+pub mod disk;
 pub mod engine;
 pub mod exit;
 pub mod inventory;
@@ -78,9 +79,14 @@ async fn dry_run(
     out: &mut impl Write,
 ) -> Result<ExitStatus> {
     let inventory = Inventory::collect(engine).await?;
-    let plan = plan::plan(&inventory);
+    let plan = measure(plan::plan(&inventory), &inventory);
     let now = unix_now();
-    show_plan(out, settings.format, &inventory, &plan, true, now).context("writing the plan")?;
+    let show = render::Show {
+        dry_run: true,
+        verbose: settings.verbose,
+        now,
+    };
+    show_plan(out, settings.format, &inventory, &plan, &show).context("writing the plan")?;
     if let Some(path) = plan_out {
         planfile::write(path, &inventory.engine, &plan, now)?;
         note(&format!(
@@ -97,14 +103,37 @@ fn show_plan(
     format: Format,
     inventory: &Inventory,
     plan: &Plan,
-    dry_run: bool,
-    now: i64,
+    show: &render::Show,
 ) -> std::io::Result<()> {
     match format {
-        Format::Human => render::human(out, &inventory.engine, plan, dry_run, now)?,
-        Format::Json => render::json(out, &inventory.engine, plan, dry_run, now)?,
+        Format::Human => render::human(out, &inventory.engine, plan, show)?,
+        Format::Json => render::json(out, &inventory.engine, plan, show)?,
     }
     out.flush()
+}
+
+/// The plan with sizes measured on disk, when the data root is readable here.
+fn measure(plan: Plan, inventory: &Inventory) -> Plan {
+    match data_root_layout(inventory) {
+        Some(layout) => {
+            let on_disk = disk::measure_plan(&layout, &plan, inventory);
+            plan.with_measurements(&on_disk.items, &on_disk.layers, Some(on_disk.data_root))
+        }
+        None => plan,
+    }
+}
+
+fn data_root_layout(inventory: &Inventory) -> Option<disk::Layout> {
+    disk::Layout::open(
+        &inventory.engine.data_root,
+        &inventory.engine.storage_driver,
+    )
+}
+
+/// The data root's allocated bytes, walked now.
+fn walk_data_root(inventory: &Inventory) -> Option<u64> {
+    let layout = data_root_layout(inventory)?;
+    Some(layout.total(&mut disk::Walk::new()).allocated)
 }
 
 /// Plan (or load a saved plan), show, confirm, apply, report.
@@ -137,22 +166,25 @@ async fn apply(
         Some(items) => plan::summarize(items, &inventory),
         None => plan::plan(&inventory),
     };
-    let now = unix_now();
+    let plan = measure(plan, &inventory);
+    let show = render::Show {
+        dry_run: false,
+        verbose: settings.verbose,
+        now: unix_now(),
+    };
     if plan.is_empty() {
-        show_plan(out, settings.format, &inventory, &plan, false, now)
-            .context("writing the plan")?;
+        show_plan(out, settings.format, &inventory, &plan, &show).context("writing the plan")?;
         return Ok(ExitStatus::Success);
     }
     match settings.format {
-        Format::Human => show_plan(out, Format::Human, &inventory, &plan, false, now),
+        Format::Human => show_plan(out, Format::Human, &inventory, &plan, &show),
         // stdout carries only the JSON report; a person at the prompt still sees the plan.
         Format::Json if !settings.yes => show_plan(
             &mut std::io::stderr(),
             Format::Human,
             &inventory,
             &plan,
-            false,
-            now,
+            &show,
         ),
         Format::Json => Ok(()),
     }
@@ -171,6 +203,12 @@ async fn apply(
 
     let data_root = local_data_root(&settings.host, &inventory);
     let free_before = data_root.as_deref().and_then(report::free_space);
+    // Measured at planning time; after a prompt, again, since time has passed.
+    let disk_before = if settings.yes {
+        plan.data_root.map(|root| root.allocated)
+    } else {
+        walk_data_root(&inventory)
+    };
     let progress = progress::for_stderr();
     progress.start(plan.items.len(), plan.total.predicted_bytes);
     let mut audit_error = None;
@@ -210,11 +248,14 @@ async fn apply(
         results,
         interrupted: stop.load(Ordering::SeqCst),
         engine_usage: usage_after.map(|after| BeforeAfter {
-            before: plan.total.current_bytes,
+            before: plan.engine_current_bytes(),
             after,
         }),
         free_space: free_before
             .zip(data_root.as_deref().and_then(report::free_space))
+            .map(|(before, after)| BeforeAfter { before, after }),
+        data_root: disk_before
+            .zip(walk_data_root(&inventory))
             .map(|(before, after)| BeforeAfter { before, after }),
     };
     match settings.format {

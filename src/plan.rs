@@ -98,10 +98,31 @@ pub struct Item {
     pub created: i64,
     /// Unix seconds: when a container last finished, if it ever ran.
     pub finished_at: Option<i64>,
-    /// Bytes this removal frees, counting shared layers once across the plan.
+    /// Bytes this removal frees, counting shared layers once across the plan:
+    /// allocated bytes on disk when [`Item::measured`], else the engine's figure.
     pub predicted_bytes: u64,
-    /// Chain IDs of the layers removing this image frees (images only).
-    pub frees_layers: Vec<String>,
+    /// Apparent bytes (`du -b`), when measured.
+    pub predicted_apparent_bytes: Option<u64>,
+    /// Whether `predicted_bytes` was measured on disk.
+    pub measured: bool,
+    /// The layers removing this image frees (images only).
+    pub frees_layers: Vec<FreedLayer>,
+    /// The image's layers that stay because something that remains uses them.
+    pub keeps_layers: Vec<KeptLayer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FreedLayer {
+    pub chain_id: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeptLayer {
+    pub chain_id: String,
+    pub bytes: u64,
+    /// What remains and uses it: an image (by tag or short ID) or a container.
+    pub held_by: String,
 }
 
 /// Usage and reclaim for one kind, or in total.
@@ -123,8 +144,21 @@ impl Figures {
 pub struct Plan {
     /// Containers first, then images, each oldest first.
     pub items: Vec<Item>,
+    /// Per kind: current usage is the engine's figure; predicted is measured
+    /// where the items were.
     pub by_kind: Vec<(Kind, Figures)>,
     pub total: Figures,
+    /// The whole data root measured on disk (`du -s -x`), when it was readable.
+    pub data_root: Option<Measured>,
+}
+
+/// A measurement on disk, in allocated and apparent bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Measured {
+    pub allocated: u64,
+    pub apparent: u64,
+    /// Something could not be read: the figures are lower bounds.
+    pub incomplete: bool,
 }
 
 impl Plan {
@@ -142,7 +176,55 @@ impl Plan {
             .iter()
             .filter_map(|index| self.items.get(*index).cloned())
             .collect();
-        summarize(items, inventory)
+        let mut plan = summarize(items, inventory);
+        plan.data_root = self.data_root;
+        plan
+    }
+
+    /// Replaces predicted bytes with what was measured on disk: per item
+    /// (aligned with `items`; `None` leaves the engine's figure), per freed layer,
+    /// and the data root's total. Totals are redone.
+    pub fn with_measurements(
+        mut self,
+        items: &[Option<Measured>],
+        layers: &HashMap<String, u64>,
+        data_root: Option<Measured>,
+    ) -> Plan {
+        for (item, measured) in self.items.iter_mut().zip(items) {
+            let Some(measured) = measured else { continue };
+            item.predicted_bytes = measured.allocated;
+            item.predicted_apparent_bytes = Some(measured.apparent);
+            item.measured = true;
+            for layer in item.frees_layers.iter_mut() {
+                if let Some(bytes) = layers.get(&layer.chain_id) {
+                    layer.bytes = *bytes;
+                }
+            }
+        }
+        for (kind, figures) in self.by_kind.iter_mut() {
+            figures.predicted_bytes = self
+                .items
+                .iter()
+                .filter(|item| item.kind == *kind)
+                .map(|item| item.predicted_bytes)
+                .sum();
+        }
+        self.total.predicted_bytes = self.by_kind.iter().map(|(_, f)| f.predicted_bytes).sum();
+        if let Some(root) = data_root {
+            self.total.current_bytes = root.allocated;
+        }
+        self.data_root = data_root;
+        self
+    }
+
+    /// Current usage by the engine's own figures, summed over the kinds.
+    pub fn engine_current_bytes(&self) -> u64 {
+        self.by_kind.iter().map(|(_, f)| f.current_bytes).sum()
+    }
+
+    /// Whether every item's prediction was measured on disk.
+    pub fn all_measured(&self) -> bool {
+        !self.items.is_empty() && self.items.iter().all(|item| item.measured)
     }
 }
 
@@ -169,7 +251,10 @@ pub fn plan(inventory: &Inventory) -> Plan {
             created: container.created,
             finished_at: container.finished_at,
             predicted_bytes: container.size_rw,
+            predicted_apparent_bytes: None,
+            measured: false,
             frees_layers: Vec::new(),
+            keeps_layers: Vec::new(),
         });
     }
 
@@ -193,29 +278,56 @@ pub fn plan(inventory: &Inventory) -> Plan {
         .map(|image| image.id.as_str())
         .collect();
 
-    // Reference counts over what remains: every image not planned, listed or not
-    // (a hidden image is there because a container uses it).
-    let mut remaining_refs: HashMap<&str, usize> = HashMap::new();
-    for image in &inventory.images {
-        if planned_ids.contains(image.id.as_str()) {
-            continue;
-        }
-        for layer in &image.layers {
-            *remaining_refs.entry(layer.chain_id.as_str()).or_default() += 1;
+    // What remains holds layers: every image not planned, listed or not (a hidden
+    // image is there because a container uses it). The holder named for a layer is
+    // the first tagged image using it, else any image, else a container on it.
+    let mut holders: HashMap<&str, String> = HashMap::new();
+    let remaining: Vec<&Image> = inventory
+        .images
+        .iter()
+        .filter(|image| !planned_ids.contains(image.id.as_str()))
+        .collect();
+    for pass in [true, false] {
+        for image in remaining.iter().filter(|image| image.is_dangling() != pass) {
+            let holder = if image.listed {
+                format!("image {}", image_label(image))
+            } else {
+                let user = inventory
+                    .containers
+                    .iter()
+                    .find(|container| container.image_id == image.id)
+                    .map(|container| container.display_name())
+                    .unwrap_or_else(|| short_id(&image.id).to_string());
+                format!("container {user}")
+            };
+            for layer in &image.layers {
+                holders
+                    .entry(layer.chain_id.as_str())
+                    .or_insert_with(|| holder.clone());
+            }
         }
     }
 
     let mut counted: HashSet<&str> = HashSet::new();
     for image in planned_images {
         let mut frees = Vec::new();
+        let mut keeps = Vec::new();
         let mut bytes = 0;
         for layer in &image.layers {
-            if remaining_refs.contains_key(layer.chain_id.as_str()) {
+            if let Some(holder) = holders.get(layer.chain_id.as_str()) {
+                keeps.push(KeptLayer {
+                    chain_id: layer.chain_id.clone(),
+                    bytes: layer.size,
+                    held_by: holder.clone(),
+                });
                 continue;
             }
             if counted.insert(layer.chain_id.as_str()) {
                 bytes += layer.size;
-                frees.push(layer.chain_id.clone());
+                frees.push(FreedLayer {
+                    chain_id: layer.chain_id.clone(),
+                    bytes: layer.size,
+                });
             }
         }
         if image.layers.is_empty() {
@@ -231,7 +343,10 @@ pub fn plan(inventory: &Inventory) -> Plan {
             created: image.created,
             finished_at: None,
             predicted_bytes: bytes,
+            predicted_apparent_bytes: None,
+            measured: false,
             frees_layers: frees,
+            keeps_layers: keeps,
         });
     }
 
@@ -266,7 +381,17 @@ pub fn summarize(items: Vec<Item>, inventory: &Inventory) -> Plan {
         items,
         by_kind,
         total,
+        data_root: None,
     }
+}
+
+/// An image by its first tag, else its short ID.
+fn image_label(image: &Image) -> String {
+    image
+        .tags
+        .first()
+        .cloned()
+        .unwrap_or_else(|| short_id(&image.id).to_string())
 }
 
 /// Bytes each kind takes now, from the engine's figures.

@@ -22,7 +22,12 @@ const FUTURE_SLACK_SECS: i64 = 300;
 /// reader never sees half a plan.
 pub fn write(path: &Path, engine: &EngineInfo, plan: &Plan, now: i64) -> Result<()> {
     let mut body = Vec::new();
-    render::json(&mut body, engine, plan, true, now)?;
+    let show = render::Show {
+        dry_run: true,
+        verbose: false,
+        now,
+    };
+    render::json(&mut body, engine, plan, &show)?;
     let dir = path
         .parent()
         .filter(|dir| !dir.as_os_str().is_empty())
@@ -158,7 +163,10 @@ fn parse(
             created: saved.created,
             finished_at: saved.finished_at,
             predicted_bytes: saved.predicted_bytes,
+            predicted_apparent_bytes: None,
+            measured: false,
             frees_layers: Vec::new(),
+            keeps_layers: Vec::new(),
         });
     }
     Ok(items)
@@ -208,7 +216,10 @@ mod tests {
                 created: 1,
                 finished_at: Some(2),
                 predicted_bytes: 10,
+                predicted_apparent_bytes: None,
+                measured: false,
                 frees_layers: vec![],
+                keeps_layers: Vec::new(),
             },
             Item {
                 kind: Kind::Image,
@@ -218,7 +229,10 @@ mod tests {
                 created: 1,
                 finished_at: None,
                 predicted_bytes: 20,
+                predicted_apparent_bytes: None,
+                measured: false,
                 frees_layers: vec![],
+                keeps_layers: Vec::new(),
             },
         ];
         let inventory = crate::inventory::Inventory {
@@ -232,7 +246,12 @@ mod tests {
         };
         let plan = summarize(items, &inventory);
         let mut out = Vec::new();
-        render::json(&mut out, &engine("E1"), &plan, true, made).unwrap();
+        let show = render::Show {
+            dry_run: true,
+            verbose: false,
+            now: made,
+        };
+        render::json(&mut out, &engine("E1"), &plan, &show).unwrap();
         out
     }
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::apply::ItemResult;
 use crate::inventory::{EngineInfo, short_id};
-use crate::plan::{Figures, Item, Kind, Plan, Reason};
+use crate::plan::{Figures, FreedLayer, Item, KeptLayer, Kind, Measured, Plan, Reason};
 use crate::report::{BeforeAfter, Report, Tally};
 
 /// The JSON contract's version; bump it on any incompatible change.
@@ -53,13 +53,24 @@ fn truncate(name: &str) -> String {
 }
 
 /// The plan for people: grouped by kind, then the totals table.
+/// How to show a plan.
+#[derive(Debug, Clone, Copy)]
+pub struct Show {
+    /// Nothing will be removed.
+    pub dry_run: bool,
+    /// List each image's freed and kept layers.
+    pub verbose: bool,
+    /// Unix seconds, for ages.
+    pub now: i64,
+}
+
 pub fn human(
     out: &mut impl Write,
     engine: &EngineInfo,
     plan: &Plan,
-    dry_run: bool,
-    now: i64,
+    show: &Show,
 ) -> io::Result<()> {
+    let now = show.now;
     writeln!(
         out,
         "Docker {} (API {}) at {}",
@@ -114,6 +125,9 @@ pub fn human(
                 bytes(item.predicted_bytes),
                 reason_text(item, now)
             )?;
+            if show.verbose {
+                layer_lines(out, item)?;
+            }
         }
         writeln!(out)?;
     }
@@ -123,20 +137,85 @@ pub fn human(
         "{:<12}  {:>10}  {:>10}  {:>10}",
         "", "CURRENT", "RECLAIM", "AFTER"
     )?;
+    let measured = plan.all_measured();
     for (kind, figures) in &plan.by_kind {
         if figures.current_bytes == 0 && plan.items_of(*kind).next().is_none() {
             continue;
         }
-        totals_row(out, kind.heading(), figures)?;
+        if measured && plan.data_root.is_some() {
+            // Per kind, CURRENT is the engine's estimate and RECLAIM a measurement:
+            // no AFTER from the two.
+            writeln!(
+                out,
+                "{:<12}  {:>10}  {:>10}",
+                kind.heading(),
+                format!("~{}", bytes(figures.current_bytes)),
+                bytes(figures.predicted_bytes)
+            )?;
+        } else {
+            totals_row(out, kind.heading(), figures)?;
+        }
     }
-    totals_row(out, "Total", &plan.total)?;
-    writeln!(out)?;
-    writeln!(
-        out,
-        "Sizes are the engine's own figures (estimates, not measured on disk); image sizes count each shared layer once."
-    )?;
-    if dry_run {
+    match plan.data_root {
+        Some(root) => totals_row(out, "Data root", &plan.total).and_then(|()| {
+            writeln!(out)?;
+            if measured {
+                writeln!(
+                    out,
+                    "RECLAIM: measured on disk (allocated blocks; shared layers and hard links counted once)."
+                )?;
+                writeln!(out, "CURRENT per kind (~): the engine's estimate.")?;
+            } else {
+                writeln!(
+                    out,
+                    "RECLAIM: the engine's estimate (items could not be measured on disk)."
+                )?;
+            }
+            writeln!(
+                out,
+                "Data root: {}, measured on disk ({} apparent){}.",
+                engine.data_root,
+                bytes(root.apparent),
+                if root.incomplete {
+                    "; some entries could not be read, so figures are lower bounds"
+                } else {
+                    ""
+                }
+            )
+        })?,
+        None => {
+            totals_row(out, "Total", &plan.total)?;
+            writeln!(out)?;
+            writeln!(
+                out,
+                "Sizes are the engine's own figures (estimates: the data root is not readable from here); image sizes count each shared layer once."
+            )?;
+        }
+    }
+    if show.dry_run {
         writeln!(out, "Dry run: nothing was removed.")?;
+    }
+    Ok(())
+}
+
+/// Under an image, with -v: the layers its removal frees and those it leaves.
+fn layer_lines(out: &mut impl Write, item: &Item) -> io::Result<()> {
+    for layer in &item.frees_layers {
+        writeln!(
+            out,
+            "      frees layer {}  {:>10}",
+            short_id(&layer.chain_id),
+            bytes(layer.bytes)
+        )?;
+    }
+    for layer in &item.keeps_layers {
+        writeln!(
+            out,
+            "      keeps layer {}  {:>10}  held by {}",
+            short_id(&layer.chain_id),
+            bytes(layer.bytes),
+            layer.held_by
+        )?;
     }
     Ok(())
 }
@@ -172,20 +251,30 @@ struct JsonItem<'a> {
     created: i64,
     finished_at: Option<i64>,
     predicted_bytes: u64,
+    predicted_apparent_bytes: Option<u64>,
+    measured: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    frees_layers: Option<&'a [FreedLayer]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keeps_layers: Option<&'a [KeptLayer]>,
 }
 
 #[derive(Serialize)]
 struct JsonFigures {
     count: usize,
+    /// The engine's figure: never a measurement on disk.
     current_bytes: u64,
+    current_measured: bool,
     predicted_bytes: u64,
     after_bytes: u64,
 }
 
 #[derive(Serialize)]
 struct JsonTotals {
-    /// False: every figure is the engine's own estimate, not a measurement on disk.
+    /// True when every item's predicted bytes were measured on disk.
     measured: bool,
+    /// The data root measured on disk, or null when it is not readable here.
+    data_root: Option<Measured>,
     count: usize,
     current_bytes: u64,
     predicted_bytes: u64,
@@ -194,17 +283,11 @@ struct JsonTotals {
 }
 
 /// The plan as one JSON object (the README documents the contract).
-pub fn json(
-    out: &mut impl Write,
-    engine: &EngineInfo,
-    plan: &Plan,
-    dry_run: bool,
-    now: i64,
-) -> io::Result<()> {
+pub fn json(out: &mut impl Write, engine: &EngineInfo, plan: &Plan, show: &Show) -> io::Result<()> {
     let document = JsonPlan {
         schema_version: SCHEMA_VERSION,
-        generated_at: unix_to_rfc3339(now),
-        dry_run,
+        generated_at: unix_to_rfc3339(show.now),
+        dry_run: show.dry_run,
         engine,
         items: plan
             .items
@@ -218,10 +301,15 @@ pub fn json(
                 created: item.created,
                 finished_at: item.finished_at,
                 predicted_bytes: item.predicted_bytes,
+                predicted_apparent_bytes: item.predicted_apparent_bytes,
+                measured: item.measured,
+                frees_layers: (item.kind == Kind::Image).then_some(item.frees_layers.as_slice()),
+                keeps_layers: (item.kind == Kind::Image).then_some(item.keeps_layers.as_slice()),
             })
             .collect(),
         totals: JsonTotals {
-            measured: false,
+            measured: plan.all_measured(),
+            data_root: plan.data_root,
             count: plan.items.len(),
             current_bytes: plan.total.current_bytes,
             predicted_bytes: plan.total.predicted_bytes,
@@ -235,6 +323,7 @@ pub fn json(
                         JsonFigures {
                             count: plan.items_of(*kind).count(),
                             current_bytes: figures.current_bytes,
+                            current_measured: false,
                             predicted_bytes: figures.predicted_bytes,
                             after_bytes: figures.after_bytes(),
                         },
@@ -318,6 +407,24 @@ pub fn report_human(out: &mut impl Write, report: &Report) -> io::Result<()> {
         "Predicted reclaim of what was removed: {}",
         bytes(total.predicted_bytes)
     )?;
+    if let Some(disk) = report.data_root {
+        let freed = disk.before.saturating_sub(disk.after);
+        let error = if freed > 0 {
+            format!(
+                " (prediction off by {:+.1}%)",
+                (total.predicted_bytes as f64 - freed as f64) / freed as f64 * 100.0
+            )
+        } else {
+            String::new()
+        };
+        writeln!(
+            out,
+            "Measured on disk (data root, allocated): {} before, {} after: {} freed{error}",
+            bytes(disk.before),
+            bytes(disk.after),
+            bytes(freed)
+        )?;
+    }
     match report.engine_usage {
         Some(usage) => writeln!(
             out,
@@ -382,7 +489,9 @@ struct JsonReportTotals {
     by_kind: std::collections::BTreeMap<Kind, Tally>,
     engine_usage: Option<BeforeAfter>,
     free_space: Option<BeforeAfter>,
-    /// False: the usage figures are the engine's, not measured on disk.
+    /// The data root's allocated bytes measured on disk before and after, or null.
+    data_root: Option<BeforeAfter>,
+    /// True when `data_root` was measured.
     measured: bool,
 }
 
@@ -416,7 +525,8 @@ pub fn report_json(
             by_kind: report.tally().into_iter().collect(),
             engine_usage: report.engine_usage,
             free_space: report.free_space,
-            measured: false,
+            data_root: report.data_root,
+            measured: report.data_root.is_some(),
         },
     };
     serde_json::to_writer_pretty(&mut *out, &document)?;
@@ -463,7 +573,10 @@ mod tests {
                 created: 1_000_000 - 7200,
                 finished_at: Some(1_000_000 - 300),
                 predicted_bytes: 1_048_576,
+                predicted_apparent_bytes: None,
+                measured: false,
                 frees_layers: vec![],
+                keeps_layers: Vec::new(),
             },
             Item {
                 kind: Kind::Image,
@@ -474,7 +587,13 @@ mod tests {
                 created: 1_000_000 - 3 * 86_400,
                 finished_at: None,
                 predicted_bytes: 2_577_420,
-                frees_layers: vec!["sha256:x".into()],
+                predicted_apparent_bytes: None,
+                measured: false,
+                frees_layers: vec![FreedLayer {
+                    chain_id: "sha256:x".into(),
+                    bytes: 2_577_420,
+                }],
+                keeps_layers: Vec::new(),
             },
         ];
         let by_kind = Kind::ALL
@@ -505,13 +624,19 @@ mod tests {
                 current_bytes: 8_336_322,
                 predicted_bytes: 3_625_996,
             },
+            data_root: None,
         }
     }
 
     #[test]
     fn human_output_reads_well() {
         let mut out = Vec::new();
-        human(&mut out, &engine(), &sample(), true, 1_000_000).unwrap();
+        let show = Show {
+            dry_run: true,
+            verbose: false,
+            now: 1_000_000,
+        };
+        human(&mut out, &engine(), &sample(), &show).unwrap();
         let text = String::from_utf8(out).unwrap();
         let expected = "\
 Docker 20.10.24 (API 1.41) at unix:///var/run/docker.sock
@@ -530,7 +655,7 @@ Containers       1.05 MB     1.05 MB         0 B
 Images           7.29 MB     2.58 MB     4.71 MB
 Total            8.34 MB     3.63 MB     4.71 MB
 
-Sizes are the engine's own figures (estimates, not measured on disk); image sizes count each shared layer once.
+Sizes are the engine's own figures (estimates: the data root is not readable from here); image sizes count each shared layer once.
 Dry run: nothing was removed.
 ";
         assert_eq!(text, expected);
@@ -539,7 +664,12 @@ Dry run: nothing was removed.
     #[test]
     fn json_carries_the_contract_fields() {
         let mut out = Vec::new();
-        json(&mut out, &engine(), &sample(), true, 1_000_000).unwrap();
+        let show = Show {
+            dry_run: true,
+            verbose: false,
+            now: 1_000_000,
+        };
+        json(&mut out, &engine(), &sample(), &show).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(value["schema_version"], 1);
         assert_eq!(value["engine"]["id"], "ENGINE-ID");

@@ -37,6 +37,8 @@ pub struct Report {
     pub engine_usage: Option<BeforeAfter>,
     /// Available bytes on the data root's filesystem, when it is readable here.
     pub free_space: Option<BeforeAfter>,
+    /// The data root measured on disk (allocated bytes) just before and after.
+    pub data_root: Option<BeforeAfter>,
 }
 
 impl Report {
@@ -120,7 +122,10 @@ mod tests {
                 created: 0,
                 finished_at: None,
                 predicted_bytes: bytes,
+                predicted_apparent_bytes: None,
+                measured: false,
                 frees_layers: vec![],
+                keeps_layers: Vec::new(),
             },
             outcome,
         }
@@ -138,6 +143,7 @@ mod tests {
             interrupted: false,
             engine_usage: None,
             free_space: None,
+            data_root: None,
         };
         let total = report.total();
         assert_eq!((total.planned, total.removed, total.skipped), (4, 3, 1));

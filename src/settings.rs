@@ -98,6 +98,7 @@ pub struct Settings {
     pub select: bool,
     pub jobs: usize,
     pub log_file: Option<PathBuf>,
+    pub verbose: bool,
 }
 
 impl Settings {
@@ -136,6 +137,7 @@ impl Settings {
             select: cli.apply.select,
             jobs: cli.apply.jobs,
             log_file: cli.apply.log_file,
+            verbose: cli.verbose,
         })
     }
 }

@@ -267,6 +267,33 @@ impl Engine for DockerEngine {
             .collect())
     }
 
+    async fn container_states(&self, ids: &[&str]) -> Result<HashMap<String, ContainerState>> {
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([(
+                "id".to_string(),
+                ids.iter().map(|id| id.to_string()).collect(),
+            )])),
+            ..Default::default()
+        };
+        let found = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(refused)?;
+        // The `id` filter matches prefixes too; keep exact IDs only.
+        Ok(found
+            .into_iter()
+            .filter_map(|container| {
+                let id = container.id?;
+                let state = container.state.map_or(ContainerState::Unknown, |state| {
+                    ContainerState::parse(state.as_ref())
+                });
+                ids.contains(&id.as_str()).then_some((id, state))
+            })
+            .collect())
+    }
+
     async fn image_tags(&self, id: &str) -> Result<Option<Vec<String>>> {
         match self.docker.inspect_image(id).await {
             Ok(found) => Ok(Some(

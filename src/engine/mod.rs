@@ -6,12 +6,16 @@ mod df;
 mod docker;
 mod raw;
 
+use std::collections::HashMap;
+
 use anyhow::Result;
 
 pub use df::parse_disk_usage;
 pub use docker::DockerEngine;
 
-use crate::inventory::{ContainerDetails, DiskUsage, EngineInfo, ImageLayers, Network};
+use crate::inventory::{
+    ContainerDetails, ContainerState, DiskUsage, EngineInfo, ImageLayers, Network,
+};
 
 /// The oldest API we speak: Docker 20.10.
 pub const MIN_API: (u32, u32) = (1, 41);
@@ -37,6 +41,9 @@ pub trait Engine {
 
     /// All networks.
     async fn networks(&self) -> Result<Vec<Network>>;
+
+    /// The current state of each of `ids` that still exists (one list call).
+    async fn container_states(&self, ids: &[&str]) -> Result<HashMap<String, ContainerState>>;
 
     /// An image's current tags; `None` when it no longer exists.
     async fn image_tags(&self, id: &str) -> Result<Option<Vec<String>>>;

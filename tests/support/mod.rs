@@ -284,7 +284,8 @@ fn ping(socket: &Path) -> bool {
 #[macro_export]
 macro_rules! check {
     ($cond:expr, $($msg:tt)+) => {
-        if !$cond {
+        let ok: bool = $cond;
+        if !ok {
             return Err(format!($($msg)+));
         }
     };

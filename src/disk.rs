@@ -1,0 +1,379 @@
+//! Measures bytes on disk under the data root, the way `du` does: allocated
+//! blocks (and apparent sizes), each inode once however many hard links it has,
+//! symlinks never followed, other filesystems never entered.
+//!
+//! Only the overlay2 layout is known here; with another storage driver, or a data
+//! root this process cannot read (a remote engine, not root), there is no
+//! [`Layout`] and every figure stays the engine's estimate.
+
+use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::inventory::Inventory;
+use crate::plan::{Kind, Measured, Plan};
+
+/// Bytes as `du -s -B1` (allocated) and `du -sb` (apparent) count them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Bytes {
+    pub allocated: u64,
+    pub apparent: u64,
+}
+
+impl std::ops::AddAssign for Bytes {
+    fn add_assign(&mut self, other: Bytes) {
+        self.allocated += other.allocated;
+        self.apparent += other.apparent;
+    }
+}
+
+/// A walk that counts each inode once across all the paths it is given.
+#[derive(Debug, Default)]
+pub struct Walk {
+    seen: HashSet<(u64, u64)>,
+    /// Some entry could not be read: the figures are lower bounds.
+    pub incomplete: bool,
+}
+
+impl Walk {
+    pub fn new() -> Walk {
+        Walk::default()
+    }
+
+    /// What lies at `path`, a file or a whole tree; nothing when it does not exist.
+    pub fn measure(&mut self, path: &Path) -> Bytes {
+        let mut total = Bytes::default();
+        let root = match std::fs::symlink_metadata(path) {
+            Ok(meta) => meta,
+            Err(err) => {
+                if err.kind() != std::io::ErrorKind::NotFound {
+                    self.incomplete = true;
+                }
+                return total;
+            }
+        };
+        let device = root.dev();
+        let mut stack = vec![(path.to_path_buf(), root)];
+        while let Some((path, meta)) = stack.pop() {
+            // Another filesystem (a mount point): `du -x` leaves it out.
+            if meta.dev() != device {
+                continue;
+            }
+            if !self.seen.insert((meta.dev(), meta.ino())) {
+                continue;
+            }
+            total.allocated += meta.blocks() * 512;
+            total.apparent += meta.size();
+            if !meta.is_dir() {
+                continue;
+            }
+            let entries = match std::fs::read_dir(&path) {
+                Ok(entries) => entries,
+                Err(_) => {
+                    self.incomplete = true;
+                    continue;
+                }
+            };
+            for entry in entries {
+                match entry.and_then(|entry| {
+                    let meta = std::fs::symlink_metadata(entry.path())?;
+                    Ok((entry.path(), meta))
+                }) {
+                    Ok(child) => stack.push(child),
+                    Err(_) => self.incomplete = true,
+                }
+            }
+        }
+        total
+    }
+}
+
+/// Where the engine keeps what, for the overlay2 storage driver.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub root: PathBuf,
+}
+
+impl Layout {
+    /// The layout of a data root this process can read, or `None`.
+    pub fn open(data_root: &str, storage_driver: &str) -> Option<Layout> {
+        if storage_driver != "overlay2" || data_root.is_empty() {
+            return None;
+        }
+        let layout = Layout {
+            root: PathBuf::from(data_root),
+        };
+        // Reading the layer database is what measurement needs; it is root-only.
+        std::fs::read_dir(layout.layerdb().join("sha256")).ok()?;
+        Some(layout)
+    }
+
+    fn image_dir(&self) -> PathBuf {
+        self.root.join("image").join("overlay2")
+    }
+
+    fn layerdb(&self) -> PathBuf {
+        self.image_dir().join("layerdb")
+    }
+
+    fn overlay(&self) -> PathBuf {
+        self.root.join("overlay2")
+    }
+
+    fn read_trimmed(path: &Path) -> Option<String> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let text = text.trim();
+        (!text.is_empty() && !text.contains('/') && text != "..").then(|| text.to_string())
+    }
+
+    /// An overlay2 layer directory and its short-name link in `overlay2/l/`.
+    fn overlay_paths(&self, cache_id: &str) -> Vec<PathBuf> {
+        let dir = self.overlay().join(cache_id);
+        let mut paths = vec![dir.clone()];
+        if let Some(link) = Layout::read_trimmed(&dir.join("link")) {
+            paths.push(self.overlay().join("l").join(link));
+        }
+        paths
+    }
+
+    /// Everything removing a container frees: its directory (config, logs), its
+    /// writable and init layers, and its mount record in the layer database.
+    pub fn container_paths(&self, id: &str) -> Vec<PathBuf> {
+        let mounts = self.layerdb().join("mounts").join(id);
+        let mut paths = vec![self.root.join("containers").join(id)];
+        for file in ["mount-id", "init-id"] {
+            if let Some(cache_id) = Layout::read_trimmed(&mounts.join(file)) {
+                paths.extend(self.overlay_paths(&cache_id));
+            }
+        }
+        paths.push(mounts);
+        paths
+    }
+
+    /// Everything one image layer takes: its layer database entry and its
+    /// overlay2 directory.
+    pub fn layer_paths(&self, chain_id: &str) -> Vec<PathBuf> {
+        let hex = chain_id.strip_prefix("sha256:").unwrap_or(chain_id);
+        let entry = self.layerdb().join("sha256").join(hex);
+        let mut paths = Vec::new();
+        if let Some(cache_id) = Layout::read_trimmed(&entry.join("cache-id")) {
+            paths.extend(self.overlay_paths(&cache_id));
+        }
+        paths.push(entry);
+        paths
+    }
+
+    /// An image's own records: its config and its metadata directory.
+    pub fn image_paths(&self, image_id: &str) -> Vec<PathBuf> {
+        let hex = image_id.strip_prefix("sha256:").unwrap_or(image_id);
+        let imagedb = self.image_dir().join("imagedb");
+        vec![
+            imagedb.join("content").join("sha256").join(hex),
+            imagedb.join("metadata").join("sha256").join(hex),
+        ]
+    }
+
+    /// Parent of each image that has one, from `imagedb/metadata/sha256/*/parent`.
+    pub fn image_parents(&self) -> HashMap<String, String> {
+        let metadata = self
+            .image_dir()
+            .join("imagedb")
+            .join("metadata")
+            .join("sha256");
+        let Ok(entries) = std::fs::read_dir(&metadata) else {
+            return HashMap::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let parent = std::fs::read_to_string(entry.path().join("parent")).ok()?;
+                let child = format!("sha256:{}", entry.file_name().to_string_lossy());
+                Some((child, parent.trim().to_string()))
+            })
+            .filter(|(_, parent)| !parent.is_empty())
+            .collect()
+    }
+
+    /// The whole data root, as `du -s -x` sees it.
+    pub fn total(&self, walk: &mut Walk) -> Bytes {
+        walk.measure(&self.root)
+    }
+}
+
+/// What the plan's items take on disk, each measured once.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOnDisk {
+    /// Aligned with the plan's items.
+    pub items: Vec<Option<Measured>>,
+    /// Allocated bytes of each freed layer, by chain ID.
+    pub layers: HashMap<String, u64>,
+    /// The whole data root.
+    pub data_root: Measured,
+}
+
+fn measured(bytes: Bytes, incomplete: bool) -> Measured {
+    Measured {
+        allocated: bytes.allocated,
+        apparent: bytes.apparent,
+        incomplete,
+    }
+}
+
+/// Measures every planned item's own directories, and the data root. Images also
+/// count the records of the untagged parents the engine removes with them.
+pub fn measure_plan(layout: &Layout, plan: &Plan, inventory: &Inventory) -> PlanOnDisk {
+    let mut walk = Walk::new();
+    let parents = layout.image_parents();
+    let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (child, parent) in &parents {
+        children
+            .entry(parent.as_str())
+            .or_default()
+            .push(child.as_str());
+    }
+    let planned_containers: HashSet<&str> = plan
+        .items_of(Kind::Container)
+        .map(|item| item.id.as_str())
+        .collect();
+    let used: HashSet<&str> = inventory
+        .containers
+        .iter()
+        .filter(|container| !planned_containers.contains(container.id.as_str()))
+        .map(|container| container.image_id.as_str())
+        .collect();
+    let listed: HashSet<&str> = inventory
+        .images
+        .iter()
+        .filter(|image| image.listed)
+        .map(|image| image.id.as_str())
+        .collect();
+    let mut removed: HashSet<String> = plan
+        .items_of(Kind::Image)
+        .map(|item| item.id.clone())
+        .collect();
+
+    let mut layers = HashMap::new();
+    let items = plan
+        .items
+        .iter()
+        .map(|item| {
+            let mut bytes = Bytes::default();
+            match item.kind {
+                Kind::Container => {
+                    for path in layout.container_paths(&item.id) {
+                        bytes += walk.measure(&path);
+                    }
+                }
+                Kind::Image => {
+                    for layer in &item.frees_layers {
+                        let mut layer_bytes = Bytes::default();
+                        for path in layout.layer_paths(&layer.chain_id) {
+                            layer_bytes += walk.measure(&path);
+                        }
+                        layers.insert(layer.chain_id.clone(), layer_bytes.allocated);
+                        bytes += layer_bytes;
+                    }
+                    let mut image = Some(item.id.clone());
+                    while let Some(id) = image {
+                        for path in layout.image_paths(&id) {
+                            bytes += walk.measure(&path);
+                        }
+                        // The engine goes on to an untagged parent that nothing
+                        // else needs (hidden from the image list, no other child,
+                        // no container), as `docker rmi` does.
+                        image = parents.get(&id).cloned().filter(|parent| {
+                            !listed.contains(parent.as_str())
+                                && !used.contains(parent.as_str())
+                                && children.get(parent.as_str()).is_none_or(|kids| {
+                                    kids.iter().all(|kid| removed.contains(*kid))
+                                })
+                        });
+                        if let Some(parent) = &image {
+                            removed.insert(parent.clone());
+                        }
+                    }
+                }
+                _ => return None,
+            }
+            Some(measured(bytes, false))
+        })
+        .collect::<Vec<_>>();
+    let incomplete = walk.incomplete;
+    let items = items
+        .into_iter()
+        .map(|item| item.map(|m| Measured { incomplete, ..m }))
+        .collect();
+
+    let mut whole = Walk::new();
+    let total = layout.total(&mut whole);
+    PlanOnDisk {
+        items,
+        layers,
+        data_root: measured(total, whole.incomplete),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_hard_links_once_and_does_not_follow_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("data");
+        std::fs::write(&file, vec![7u8; 10_000]).unwrap();
+        std::fs::hard_link(&file, dir.path().join("again")).unwrap();
+        std::os::unix::fs::symlink("/etc", dir.path().join("link")).unwrap();
+        let mut walk = Walk::new();
+        let bytes = walk.measure(dir.path());
+        let dir_size = std::fs::metadata(dir.path()).unwrap().size();
+        let link_size = "/etc".len() as u64;
+        assert_eq!(bytes.apparent, dir_size + 10_000 + link_size);
+        assert!(bytes.allocated >= 10_000);
+        // Measuring again in the same walk adds nothing: everything was seen.
+        assert_eq!(walk.measure(dir.path()), Bytes::default());
+        assert!(!walk.incomplete);
+    }
+
+    #[test]
+    fn a_missing_path_is_zero_and_complete() {
+        let mut walk = Walk::new();
+        assert_eq!(walk.measure(Path::new("/no/such/path")), Bytes::default());
+        assert!(!walk.incomplete);
+    }
+
+    #[test]
+    fn layout_paths_follow_the_overlay2_layout() {
+        let root = tempfile::tempdir().unwrap();
+        let base = root.path();
+        let layerdb = base.join("image/overlay2/layerdb");
+        std::fs::create_dir_all(layerdb.join("sha256/abc")).unwrap();
+        std::fs::write(layerdb.join("sha256/abc/cache-id"), "cache1").unwrap();
+        std::fs::create_dir_all(base.join("overlay2/cache1")).unwrap();
+        std::fs::write(base.join("overlay2/cache1/link"), "SHORT\n").unwrap();
+        std::fs::create_dir_all(layerdb.join("mounts/c1")).unwrap();
+        std::fs::write(layerdb.join("mounts/c1/mount-id"), "m1").unwrap();
+        std::fs::write(layerdb.join("mounts/c1/init-id"), "m1-init").unwrap();
+        let layout = Layout::open(base.to_str().unwrap(), "overlay2").unwrap();
+        assert!(Layout::open(base.to_str().unwrap(), "btrfs").is_none());
+        assert_eq!(
+            layout.layer_paths("sha256:abc"),
+            vec![
+                base.join("overlay2/cache1"),
+                base.join("overlay2/l/SHORT"),
+                layerdb.join("sha256/abc"),
+            ]
+        );
+        assert_eq!(
+            layout.container_paths("c1"),
+            vec![
+                base.join("containers/c1"),
+                base.join("overlay2/m1"),
+                base.join("overlay2/m1-init"),
+                layerdb.join("mounts/c1"),
+            ]
+        );
+    }
+}

@@ -1,0 +1,196 @@
+//! Predicted against measured: the dry run's prediction, measured on disk, must
+//! match the drop of `du -s -B1` of the data root when exactly the planned items
+//! are removed (here with the docker CLI, by ID) within 2%.
+
+use std::process::Command;
+
+use libtest_mimic::{Failed, Trial};
+use serde_json::Value;
+
+use crate::check;
+use crate::support::{Daemon, Result};
+
+pub fn trials() -> Vec<Trial> {
+    vec![
+        Trial::test("measure_prediction_matches_du_within_2_percent", || {
+            prediction_matches_du().map_err(Failed::from)
+        }),
+        Trial::test("measure_verbose_lists_freed_and_kept_layers", || {
+            verbose_lists_layers().map_err(Failed::from)
+        }),
+    ]
+}
+
+/// `du -s -B1` (allocated) or `du -sb` (apparent) of a directory.
+fn du(path: &std::path::Path, apparent: bool) -> Result<u64> {
+    let flag = if apparent { "-sb" } else { "-sB1" };
+    let output = Command::new("du")
+        .arg(flag)
+        .arg(path)
+        .output()
+        .map_err(|e| format!("du: {e}"))?;
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("du gave {:?}", String::from_utf8_lossy(&output.stdout)))
+}
+
+/// Shared base layers, a dangling chain with intermediate images, tagged images
+/// that stay, stopped containers with writes and logs, and a running container.
+fn fixture(d: &Daemon) -> Result<()> {
+    d.build_base("base:latest")?;
+    d.build(
+        "shared:latest",
+        "FROM base\nRUN dd if=/dev/zero of=/shared bs=1024 count=700 2>/dev/null\n",
+    )?;
+    for version in ["1", "2", "3"] {
+        d.build(
+            "app:latest",
+            &format!(
+                "FROM shared:latest\nLABEL version={version}\nRUN dd if=/dev/zero of=/app bs=1024 count={} 2>/dev/null\nRUN echo {version} > /version\n",
+                300 * version.parse::<u32>().unwrap_or(1)
+            ),
+        )?;
+    }
+    d.docker(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "web",
+        "shared:latest",
+        "sleep",
+        "1000",
+    ])?;
+    for n in 0..6 {
+        let id = d.docker(&[
+            "run", "-d", "--network", "none", "--name", &format!("job-{n}"), "base", "sh", "-c",
+            &format!(
+                "dd if=/dev/zero of=/out bs=1024 count={} 2>/dev/null; i=0; while [ $i -lt 300 ]; do echo line $i of a noisy job; i=$((i+1)); done",
+                50 * (n + 1)
+            ),
+        ])?;
+        d.docker(&["wait", &id])?;
+    }
+    d.docker(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "never",
+        "base",
+        "true",
+    ])?;
+    Ok(())
+}
+
+fn prediction_matches_du() -> Result<()> {
+    let d = Daemon::start()?;
+    fixture(&d)?;
+    let output = d.reclaim(&["--dry-run", "--format", "json"]);
+    check!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let plan: Value = serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
+    check!(
+        plan["totals"]["measured"] == true,
+        "not measured: {}",
+        plan["totals"]
+    );
+    let predicted = plan["totals"]["predicted_bytes"]
+        .as_u64()
+        .ok_or("no total")?;
+    let predicted_apparent: u64 = plan["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|item| item["predicted_apparent_bytes"].as_u64())
+        .sum();
+
+    let before = du(&d.data_root, false)?;
+    let before_apparent = du(&d.data_root, true)?;
+    let items = plan["items"].as_array().cloned().unwrap_or_default();
+    let ids = |kind: &str| -> Vec<String> {
+        items
+            .iter()
+            .filter(|item| item["kind"] == kind)
+            .filter_map(|item| item["id"].as_str().map(str::to_string))
+            .collect()
+    };
+    let containers = ids("container");
+    let mut images = ids("image");
+    check!(
+        containers.len() == 7 && images.len() == 2,
+        "plan: {containers:?} {images:?}"
+    );
+    let mut rm = vec!["rm"];
+    rm.extend(containers.iter().map(String::as_str));
+    d.docker(&rm)?;
+    images.reverse();
+    let mut rmi = vec!["rmi"];
+    rmi.extend(images.iter().map(String::as_str));
+    d.docker(&rmi)?;
+    let after = du(&d.data_root, false)?;
+    let after_apparent = du(&d.data_root, true)?;
+
+    let drop = before.saturating_sub(after);
+    let error = (predicted as f64 - drop as f64) / drop as f64 * 100.0;
+    let drop_apparent = before_apparent.saturating_sub(after_apparent);
+    let error_apparent =
+        (predicted_apparent as f64 - drop_apparent as f64) / drop_apparent as f64 * 100.0;
+    eprintln!(
+        "predicted {predicted} B, du drop {drop} B ({error:+.2}%); apparent: predicted {predicted_apparent} B, drop {drop_apparent} B ({error_apparent:+.2}%)"
+    );
+    check!(
+        error.abs() <= 2.0,
+        "allocated: predicted {predicted}, measured drop {drop} ({error:+.2}%)"
+    );
+    check!(
+        error_apparent.abs() <= 2.0,
+        "apparent: predicted {predicted_apparent}, measured drop {drop_apparent} ({error_apparent:+.2}%)"
+    );
+    Ok(())
+}
+
+fn verbose_lists_layers() -> Result<()> {
+    let d = Daemon::start()?;
+    d.build_base("base:latest")?;
+    let old = d.build_on("base", "app:latest", 256, "v1")?;
+    d.build_on("base", "app:latest", 256, "v2")?;
+    let output = d.reclaim(&["--dry-run", "-v"]);
+    check!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    check!(text.contains("frees layer"), "no freed layer in:\n{text}");
+    check!(
+        text.contains("keeps layer") && text.contains("held by image base:latest"),
+        "no kept layer in:\n{text}"
+    );
+    let plan = d.reclaim(&["--dry-run", "--format", "json"]);
+    let plan: Value = serde_json::from_slice(&plan.stdout).map_err(|e| e.to_string())?;
+    let image = plan["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|item| item["id"] == old.as_str())
+        .ok_or("old image not planned")?;
+    let frees = image["frees_layers"].as_array().map_or(0, Vec::len);
+    let keeps = image["keeps_layers"].as_array().map_or(0, Vec::len);
+    // The base has two layers (busybox, its links); the old build adds one.
+    check!(
+        frees == 1 && keeps == 2,
+        "frees {frees}, keeps {keeps}: {image}"
+    );
+    check!(
+        image["keeps_layers"][0]["held_by"] == "image base:latest",
+        "{image}"
+    );
+    Ok(())
+}
