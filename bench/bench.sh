@@ -5,6 +5,14 @@
 #                                    `docker system prune -f` on the same fixture of
 #                                    N stopped containers (default 1000), a fresh
 #                                    fixture for each, and the sets each removed.
+#   bash bench/bench.sh predict [N…]  predicted reclaim against the measured drop of
+#                                    the data root (du -s -B1 and du -sb) when exactly
+#                                    the planned items are removed with the docker CLI,
+#                                    next to `docker system df`'s RECLAIMABLE, on a
+#                                    mixed fixture per N (default: 20 200).
+#   bash bench/bench.sh plantime [N] planning time (`--dry-run`, sizes measured on
+#                                    disk) against `docker system df -v` on the
+#                                    predict fixture with N containers (default 1000).
 #
 # Needs root, Debian's docker.io and busybox-static (scripts/test.sh installs them).
 # Prints one line per measurement; numbers, not impressions.
@@ -124,7 +132,102 @@ bench_apply() {
   echo "median docker-reclaim --yes: ${r}s; median docker system prune -f: ${p}s; ratio $(echo "scale=3; $r / $p" | bc)"
 }
 
+# Shared base layers; a legacy-built chain rebuilt three times (dangling images
+# with intermediate parents); a BuildKit-built image rebuilt (dangling, its layers
+# held by the build cache); N containers: 1 in 4 ran, wrote 32-256 KiB and
+# logged 200 lines, the rest were created; 3 running containers; a named volume.
+make_mixed_fixture() {
+  local n=$1
+  build_base
+  local ctx=$work/ctx-shared
+  mkdir -p "$ctx"
+  printf 'FROM bench/base\nRUN dd if=/dev/zero of=/shared bs=1024 count=2048 2>/dev/null\n' >"$ctx/Dockerfile"
+  "$docker" build -q --network none -t bench/shared "$ctx" >/dev/null
+  for v in 1 2 3; do
+    ctx=$work/ctx-chain-$v
+    mkdir -p "$ctx"
+    printf 'FROM bench/shared\nLABEL v=%d\nRUN dd if=/dev/zero of=/app bs=1024 count=%d 2>/dev/null\nRUN echo %d >/version\n' "$v" $((v * 500)) "$v" >"$ctx/Dockerfile"
+    "$docker" build -q --network none -t bench/chain "$ctx" >/dev/null
+  done
+  for v in 1 2; do
+    ctx=$work/ctx-bk-$v
+    mkdir -p "$ctx"
+    cp /bin/busybox "$ctx/"
+    printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox","dd","if=/dev/zero","of=/blob","bs=1024","count=%d"]\n' $((v * 600)) >"$ctx/Dockerfile"
+    DOCKER_BUILDKIT=1 "$docker" build -q --network none -t bench/bk "$ctx" >/dev/null
+  done
+  "$docker" volume create bench-data >/dev/null
+  for r in 1 2 3; do
+    "$docker" run -d --network none --name "bench-running-$r" -v bench-data:/data bench/shared sleep 100000 >/dev/null
+  done
+  seq 1 "$n" | xargs -P 8 -I{} sh -c '
+    if [ $(({} % 4)) -eq 0 ]; then
+      '"$docker"' run --network none --name bench-{} bench/base sh -c "dd if=/dev/zero of=/w bs=1024 count=$(( ({} % 8 + 1) * 32 )) 2>/dev/null; seq 1 200" >/dev/null
+    else
+      '"$docker"' create --network none --name bench-{} bench/chain true >/dev/null
+    fi'
+}
+
+du_alloc() { du -s -B1 "$1" | cut -f1; }
+du_apparent() { du -sb "$1" | cut -f1; }
+
+pct() { echo "scale=2; ($1 - $2) * 100 / $2" | bc; }
+
+bench_predict() {
+  local sizes=("$@")
+  [ ${#sizes[@]} -gt 0 ] || sizes=(20 200)
+  for n in "${sizes[@]}"; do
+    start_daemon "$work/predict-$n"
+    make_mixed_fixture "$n"
+    local root=$work/predict-$n/root
+    "$reclaim" --dry-run --format json >"$work/plan-$n.json"
+    local reclaimable
+    reclaimable=$("$docker" system df --format '{{.Type}}={{.Reclaimable}}' | tr '\n' ' ')
+    local predicted predicted_apparent
+    predicted=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["totals"]["predicted_bytes"])' "$work/plan-$n.json")
+    predicted_apparent=$(python3 -c 'import json,sys; print(sum(i.get("predicted_apparent_bytes") or 0 for i in json.load(open(sys.argv[1]))["items"]))' "$work/plan-$n.json")
+    local before before_apparent
+    before=$(du_alloc "$root")
+    before_apparent=$(du_apparent "$root")
+    # Exactly the planned items, by ID: containers, then images newest first.
+    python3 -c 'import json,sys; [print(i["id"]) for i in json.load(open(sys.argv[1]))["items"] if i["kind"]=="container"]' "$work/plan-$n.json" | xargs -r "$docker" rm >/dev/null
+    python3 -c 'import json,sys; [print(i["id"]) for i in reversed(json.load(open(sys.argv[1]))["items"]) if i["kind"]=="image"]' "$work/plan-$n.json" | xargs -r "$docker" rmi >/dev/null
+    local after after_apparent
+    after=$(du_alloc "$root")
+    after_apparent=$(du_apparent "$root")
+    local drop=$((before - after)) drop_apparent=$((before_apparent - after_apparent))
+    local items
+    items=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["items"]))' "$work/plan-$n.json")
+    echo "N=$n: $items planned items"
+    echo "  allocated: predicted $predicted B, du -s -B1 drop $drop B, error $(pct "$predicted" "$drop")%"
+    echo "  apparent:  predicted $predicted_apparent B, du -sb drop $drop_apparent B, error $(pct "$predicted_apparent" "$drop_apparent")%"
+    echo "  docker system df RECLAIMABLE (same engine, before): $reclaimable"
+    stop_daemon
+  done
+}
+
+bench_plantime() {
+  start_daemon "$work/plantime"
+  make_mixed_fixture "$count"
+  local rounds=${ROUNDS:-5} t0 t1
+  : >"$work/plan.times"
+  : >"$work/df.times"
+  for _ in $(seq 1 "$rounds"); do
+    t0=$(now); "$reclaim" --dry-run --format json >/dev/null; t1=$(now)
+    echo "$t1 - $t0" | bc >>"$work/plan.times"
+    t0=$(now); "$docker" system df -v >/dev/null; t1=$(now)
+    echo "$t1 - $t0" | bc >>"$work/df.times"
+  done
+  local p d
+  p=$(median <"$work/plan.times")
+  d=$(median <"$work/df.times")
+  echo "N=$count containers, $rounds alternating runs: median docker-reclaim --dry-run ${p}s, median docker system df -v ${d}s, ratio $(echo "scale=3; $p / $d" | bc)"
+  stop_daemon
+}
+
 case "$mode" in
   apply) bench_apply ;;
-  *) echo "usage: bash bench/bench.sh apply [N]" >&2; exit 2 ;;
+  predict) shift; bench_predict "$@" ;;
+  plantime) bench_plantime ;;
+  *) echo "usage: bash bench/bench.sh apply [N] | predict [N…] | plantime [N]" >&2; exit 2 ;;
 esac

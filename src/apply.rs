@@ -303,6 +303,7 @@ mod tests {
                     chain_id: c.to_string(),
                     diff_id: c.to_string(),
                     size: 1,
+                    buildkit: false,
                 })
                 .collect(),
             layer_sizes_exact: true,

@@ -107,6 +107,8 @@ pub struct Layer {
     pub chain_id: String,
     pub diff_id: String,
     pub size: u64,
+    /// Made by BuildKit: its build cache may hold the layer after the image goes.
+    pub buildkit: bool,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -191,6 +193,8 @@ pub struct ImageLayers {
     pub diff_ids: Vec<String>,
     /// History entry sizes, oldest first (the API gives newest first).
     pub history_sizes: Vec<u64>,
+    /// Whether each history entry (same order) was made by BuildKit.
+    pub history_buildkit: Vec<bool>,
 }
 
 /// What `/system/df` reports, in either of its response shapes.
@@ -354,13 +358,30 @@ pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
 /// the result is then marked inexact.
 pub fn layers_from(found: &ImageLayers, image_size: u64) -> (Vec<Layer>, bool) {
     let chain = chain_ids(&found.diff_ids);
-    let nonzero: Vec<u64> = found
+    let entries: Vec<(u64, bool)> = found
         .history_sizes
         .iter()
-        .copied()
-        .filter(|size| *size > 0)
+        .enumerate()
+        .filter(|(_, size)| **size > 0)
+        .map(|(index, size)| {
+            let buildkit = found.history_buildkit.get(index).copied().unwrap_or(false);
+            (*size, buildkit)
+        })
         .collect();
-    let mut exact = nonzero.len() == chain.len();
+    let nonzero: Vec<u64> = entries.iter().map(|(size, _)| *size).collect();
+    let aligned = nonzero.len() == chain.len();
+    // When history and layers do not line up, any BuildKit step marks them all.
+    let any_buildkit = found.history_buildkit.iter().any(|b| *b);
+    let buildkit: Vec<bool> = (0..chain.len())
+        .map(|index| {
+            if aligned {
+                entries[index].1
+            } else {
+                any_buildkit
+            }
+        })
+        .collect();
+    let mut exact = aligned;
     let mut sizes: Vec<u64> = (0..chain.len())
         .map(|index| nonzero.get(index).copied().unwrap_or(0))
         .collect();
@@ -382,10 +403,12 @@ pub fn layers_from(found: &ImageLayers, image_size: u64) -> (Vec<Layer>, bool) {
         .into_iter()
         .zip(found.diff_ids.iter())
         .zip(sizes)
-        .map(|((chain_id, diff_id), size)| Layer {
+        .zip(buildkit)
+        .map(|(((chain_id, diff_id), size), buildkit)| Layer {
             chain_id,
             diff_id: diff_id.clone(),
             size,
+            buildkit,
         })
         .collect();
     (layers, exact)
@@ -422,12 +445,17 @@ mod tests {
         let found = ImageLayers {
             diff_ids: vec![diff(1), diff(2)],
             history_sizes: vec![100, 0, 0, 50, 0],
+            history_buildkit: vec![false, false, false, true, false],
         };
         let (layers, exact) = layers_from(&found, 150);
         assert!(exact);
         assert_eq!(
             layers.iter().map(|l| l.size).collect::<Vec<_>>(),
             vec![100, 50]
+        );
+        assert_eq!(
+            layers.iter().map(|l| l.buildkit).collect::<Vec<_>>(),
+            vec![false, true]
         );
     }
 
@@ -436,6 +464,7 @@ mod tests {
         let found = ImageLayers {
             diff_ids: vec![diff(1), diff(2), diff(3)],
             history_sizes: vec![100, 50],
+            history_buildkit: vec![],
         };
         let (layers, exact) = layers_from(&found, 150);
         assert!(!exact);

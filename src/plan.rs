@@ -308,6 +308,16 @@ pub fn plan(inventory: &Inventory) -> Plan {
         }
     }
 
+    // BuildKit's cache keeps the layers it built after their image goes (the
+    // records show as shared, then unshared). Which record holds which layer is not
+    // in the API, so while any build step cache remains, a BuildKit-made layer
+    // that nothing else holds is counted as kept by the cache: never freed bytes
+    // that would not be.
+    let cache_holds_layers = inventory
+        .build_cache
+        .iter()
+        .any(|record| record.kind == "regular");
+
     let mut counted: HashSet<&str> = HashSet::new();
     for image in planned_images {
         let mut frees = Vec::new();
@@ -319,6 +329,14 @@ pub fn plan(inventory: &Inventory) -> Plan {
                     chain_id: layer.chain_id.clone(),
                     bytes: layer.size,
                     held_by: holder.clone(),
+                });
+                continue;
+            }
+            if layer.buildkit && cache_holds_layers {
+                keeps.push(KeptLayer {
+                    chain_id: layer.chain_id.clone(),
+                    bytes: layer.size,
+                    held_by: BUILD_CACHE_HOLDER.to_string(),
                 });
                 continue;
             }
@@ -384,6 +402,9 @@ pub fn summarize(items: Vec<Item>, inventory: &Inventory) -> Plan {
         data_root: None,
     }
 }
+
+/// What holds a layer that only BuildKit's cache keeps.
+pub const BUILD_CACHE_HOLDER: &str = "build cache";
 
 /// An image by its first tag, else its short ID.
 fn image_label(image: &Image) -> String {
@@ -451,6 +472,7 @@ mod tests {
                 chain_id,
                 diff_id,
                 size: *size,
+                buildkit: false,
             })
             .collect()
     }
@@ -602,6 +624,63 @@ mod tests {
         let plan = plan(&inv);
         assert_eq!(ids(&plan, Kind::Image), vec!["sha256:child"]);
         assert_eq!(plan.total.predicted_bytes, 5);
+    }
+
+    fn cache_record(kind: &str) -> crate::inventory::BuildCacheRecord {
+        crate::inventory::BuildCacheRecord {
+            id: "rec".into(),
+            kind: kind.into(),
+            description: String::new(),
+            in_use: false,
+            shared: true,
+            size: 100,
+            parents: vec![],
+        }
+    }
+
+    #[test]
+    fn a_buildkit_layer_held_by_the_build_cache_is_not_counted() {
+        let mut built = image("built", &[], &[1, 2], &[800, 60]);
+        built.layers[1].buildkit = true;
+        let mut inv = inventory(vec![], vec![built]);
+        inv.build_cache = vec![cache_record("regular")];
+        let held = plan(&inv);
+        let item = held.items_of(Kind::Image).next().unwrap();
+        assert_eq!(
+            item.predicted_bytes, 800,
+            "only the legacy-built layer frees"
+        );
+        assert_eq!(item.keeps_layers.len(), 1);
+        assert_eq!(item.keeps_layers[0].held_by, BUILD_CACHE_HOLDER);
+
+        // Without build step cache (pruned, or only context sources) it frees.
+        inv.build_cache = vec![cache_record("source.local")];
+        assert_eq!(plan(&inv).total.predicted_bytes, 860);
+    }
+
+    #[test]
+    fn kept_layers_name_what_holds_them() {
+        let inv = inventory(
+            vec![container("runs", ContainerState::Running, "in-use", 0)],
+            vec![
+                image("in-use", &[], &[1, 2], &[100, 10]),
+                image("tagged", &["app:1"], &[1, 3], &[100, 20]),
+                image("old", &[], &[1, 2, 4], &[100, 10, 5]),
+            ],
+        );
+        let plan = plan(&inv);
+        let old = plan.items_of(Kind::Image).next().unwrap();
+        assert_eq!(old.id, "sha256:old");
+        let holders: Vec<&str> = old
+            .keeps_layers
+            .iter()
+            .map(|k| k.held_by.as_str())
+            .collect();
+        // The base is held by the tagged image first; layer 2 only by the image a
+        // running container uses.
+        assert_eq!(holders, vec!["image app:1", "image in-use"]);
+        assert_eq!(old.frees_layers.len(), 1);
+        assert_eq!(old.predicted_bytes, 5);
     }
 
     #[test]

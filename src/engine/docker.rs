@@ -247,6 +247,12 @@ impl Engine for DockerEngine {
                 .rev()
                 .map(|entry| u64::try_from(entry.size).unwrap_or(0))
                 .collect(),
+            // BuildKit marks the history entries it writes with this comment.
+            history_buildkit: history
+                .iter()
+                .rev()
+                .map(|entry| entry.comment.starts_with("buildkit."))
+                .collect(),
         }))
     }
 

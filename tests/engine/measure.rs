@@ -18,6 +18,9 @@ pub fn trials() -> Vec<Trial> {
         Trial::test("measure_verbose_lists_freed_and_kept_layers", || {
             verbose_lists_layers().map_err(Failed::from)
         }),
+        Trial::test("measure_buildkit_layers_held_by_the_build_cache", || {
+            buildkit_layers_held_by_cache().map_err(Failed::from)
+        }),
     ]
 }
 
@@ -192,5 +195,56 @@ fn verbose_lists_layers() -> Result<()> {
         image["keeps_layers"][0]["held_by"] == "image base:latest",
         "{image}"
     );
+    Ok(())
+}
+
+/// A BuildKit-built image that goes dangling: its layers stay on disk, held by
+/// the build cache, and the prediction must not count them.
+fn buildkit_layers_held_by_cache() -> Result<()> {
+    let d = Daemon::start()?;
+    let dockerfile = |kib: u32| {
+        format!(
+            "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"dd\", \"if=/dev/zero\", \"of=/blob\", \"bs=1024\", \"count={kib}\"]\n"
+        )
+    };
+    let old = d.buildkit_build("bk:latest", &dockerfile(400))?;
+    d.buildkit_build("bk:latest", &dockerfile(800))?;
+    let output = d.reclaim(&["--dry-run", "--format", "json"]);
+    check!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let plan: Value = serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
+    let item = plan["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|item| item["id"] == old.as_str())
+        .cloned()
+        .ok_or("the old BuildKit image is not planned")?;
+    let held_by_cache = item["keeps_layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|layer| layer["held_by"] == "build cache");
+    check!(held_by_cache, "no layer kept by the build cache: {item}");
+    check!(
+        item["frees_layers"].as_array().is_some_and(Vec::is_empty),
+        "frees layers the cache holds: {item}"
+    );
+    let predicted = item["predicted_bytes"].as_u64().ok_or("no prediction")?;
+
+    let before = du(&d.data_root, false)?;
+    d.docker(&["rmi", &old])?;
+    let after = du(&d.data_root, false)?;
+    let drop = before.saturating_sub(after);
+    // Only the image's own records go: a few kB, nowhere near the 400 KiB layer.
+    check!(
+        drop < 100 * 1024,
+        "removing the image freed {drop} B: the cache did not hold its layer"
+    );
+    let diff = predicted.abs_diff(drop);
+    check!(diff <= 8192, "predicted {predicted} B, du drop {drop} B");
     Ok(())
 }

@@ -134,10 +134,37 @@ impl Daemon {
     }
 
     pub fn docker_output(&self, args: &[&str]) -> Result<Output> {
+        self.docker_output_with(args, "0")
+    }
+
+    /// Builds `dockerfile` (with busybox in its context) with BuildKit.
+    pub fn buildkit_build(&self, tag: &str, dockerfile: &str) -> Result<String> {
+        let context = self
+            .dir
+            .path()
+            .join(format!("bk-{}", tag.replace([':', '/'], "-")));
+        std::fs::create_dir_all(&context).map_err(|e| e.to_string())?;
+        std::fs::write(context.join("Dockerfile"), dockerfile).map_err(|e| e.to_string())?;
+        std::fs::copy("/bin/busybox", context.join("busybox")).map_err(|e| e.to_string())?;
+        let context = context.to_string_lossy().into_owned();
+        let output = self.docker_output_with(
+            &["build", "-q", "--network", "none", "-t", tag, &context],
+            "1",
+        )?;
+        if !output.status.success() {
+            return Err(format!(
+                "BuildKit build of {tag}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        self.image_id(tag)
+    }
+
+    fn docker_output_with(&self, args: &[&str], buildkit: &str) -> Result<Output> {
         Command::new(docker_cli())
             .args(args)
             .env("DOCKER_HOST", self.host())
-            .env("DOCKER_BUILDKIT", "0")
+            .env("DOCKER_BUILDKIT", buildkit)
             .env("DOCKER_CONFIG", self.dir.path().join("cli-config"))
             .env_remove("DOCKER_CONTEXT")
             .stdin(Stdio::null())
