@@ -90,6 +90,95 @@ impl Walk {
     }
 }
 
+/// The data root walked once, its bytes filed by owner: the directory of the
+/// container, layer or image record each entry belongs to (for example
+/// `overlay2/<cache-id>`, `containers/<id>`, `image/overlay2/layerdb/sha256/<chain>`),
+/// or the top-level directory for anything else. Each inode counts once, for the
+/// first owner it is found under.
+#[derive(Debug, Default)]
+pub struct Index {
+    owners: HashMap<PathBuf, Bytes>,
+    pub total: Bytes,
+    pub incomplete: bool,
+}
+
+/// The owner of a path (given as its components relative to the data root), and
+/// whether that owner holds for everything below it too. Paths above an owner's
+/// level (`image/overlay2/layerdb`, say) own themselves, and their children are
+/// looked at again.
+fn owner_of(parts: &[&str]) -> (PathBuf, bool) {
+    let depth = match parts {
+        ["overlay2", "l", ..] => Some(3),
+        ["overlay2", ..] | ["containers", ..] => Some(2),
+        ["image", _, "layerdb", "sha256" | "mounts", ..] => Some(5),
+        ["image", _, "imagedb", "content" | "metadata", "sha256", ..] => Some(6),
+        ["image", ..] => None,
+        _ => Some(1),
+    };
+    match depth {
+        Some(depth) if parts.len() >= depth => (parts[..depth].iter().collect(), true),
+        _ => (parts.iter().collect(), false),
+    }
+}
+
+impl Index {
+    /// Walks the whole data root, as `du -s -x` would.
+    pub fn build(root: &Path) -> Index {
+        let mut index = Index::default();
+        let Ok(meta) = std::fs::symlink_metadata(root) else {
+            index.incomplete = true;
+            return index;
+        };
+        let device = meta.dev();
+        let mut seen: HashSet<(u64, u64)> = HashSet::new();
+        // (path, metadata, the owner it inherits when that is settled)
+        let mut stack: Vec<(PathBuf, std::fs::Metadata, Option<PathBuf>)> =
+            vec![(root.to_path_buf(), meta, None)];
+        while let Some((path, meta, inherited)) = stack.pop() {
+            if meta.dev() != device || !seen.insert((meta.dev(), meta.ino())) {
+                continue;
+            }
+            let (owner, settled) = match inherited {
+                Some(owner) => (owner, true),
+                None => {
+                    let relative = path.strip_prefix(root).unwrap_or(&path);
+                    let parts: Vec<&str> = relative.iter().filter_map(|c| c.to_str()).collect();
+                    owner_of(&parts)
+                }
+            };
+            let bytes = Bytes {
+                allocated: meta.blocks() * 512,
+                apparent: meta.size(),
+            };
+            index.total += bytes;
+            *index.owners.entry(owner.clone()).or_default() += bytes;
+            if !meta.is_dir() {
+                continue;
+            }
+            let Ok(entries) = std::fs::read_dir(&path) else {
+                index.incomplete = true;
+                continue;
+            };
+            for entry in entries {
+                // DirEntry::metadata stats relative to the open directory.
+                match entry.and_then(|entry| Ok((entry.path(), entry.metadata()?))) {
+                    Ok((child, child_meta)) => {
+                        stack.push((child, child_meta, settled.then(|| owner.clone())));
+                    }
+                    Err(_) => index.incomplete = true,
+                }
+            }
+        }
+        index
+    }
+
+    /// The bytes filed under the owner at `path` (absolute, under `root`).
+    pub fn owned(&self, root: &Path, path: &Path) -> Bytes {
+        let relative = path.strip_prefix(root).unwrap_or(path);
+        self.owners.get(relative).copied().unwrap_or_default()
+    }
+}
+
 /// Where the engine keeps what, for the overlay2 storage driver.
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -196,9 +285,9 @@ impl Layout {
             .collect()
     }
 
-    /// The whole data root, as `du -s -x` sees it.
-    pub fn total(&self, walk: &mut Walk) -> Bytes {
-        walk.measure(&self.root)
+    /// The whole data root walked once, as `du -s -x` sees it, filed by owner.
+    pub fn index(&self) -> Index {
+        Index::build(&self.root)
     }
 }
 
@@ -221,10 +310,15 @@ fn measured(bytes: Bytes, incomplete: bool) -> Measured {
     }
 }
 
-/// Measures every planned item's own directories, and the data root. Images also
-/// count the records of the untagged parents the engine removes with them.
-pub fn measure_plan(layout: &Layout, plan: &Plan, inventory: &Inventory) -> PlanOnDisk {
-    let mut walk = Walk::new();
+/// Measures every planned item's own directories, and the data root, from one
+/// walk of it (`index`). Images also count the records of the untagged parents
+/// the engine removes with them.
+pub fn measure_plan(
+    layout: &Layout,
+    index: &Index,
+    plan: &Plan,
+    inventory: &Inventory,
+) -> PlanOnDisk {
     let parents = layout.image_parents();
     let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
     for (child, parent) in &parents {
@@ -253,6 +347,15 @@ pub fn measure_plan(layout: &Layout, plan: &Plan, inventory: &Inventory) -> Plan
         .items_of(Kind::Image)
         .map(|item| item.id.clone())
         .collect();
+    // A path two items share (a layer freed by two images) counts once.
+    let mut counted: HashSet<PathBuf> = HashSet::new();
+    let mut owned = |path: PathBuf| {
+        if counted.insert(path.clone()) {
+            index.owned(&layout.root, &path)
+        } else {
+            Bytes::default()
+        }
+    };
 
     let mut layers = HashMap::new();
     let items = plan
@@ -263,14 +366,14 @@ pub fn measure_plan(layout: &Layout, plan: &Plan, inventory: &Inventory) -> Plan
             match item.kind {
                 Kind::Container => {
                     for path in layout.container_paths(&item.id) {
-                        bytes += walk.measure(&path);
+                        bytes += owned(path);
                     }
                 }
                 Kind::Image => {
                     for layer in &item.frees_layers {
                         let mut layer_bytes = Bytes::default();
                         for path in layout.layer_paths(&layer.chain_id) {
-                            layer_bytes += walk.measure(&path);
+                            layer_bytes += owned(path);
                         }
                         layers.insert(layer.chain_id.clone(), layer_bytes.allocated);
                         bytes += layer_bytes;
@@ -278,7 +381,7 @@ pub fn measure_plan(layout: &Layout, plan: &Plan, inventory: &Inventory) -> Plan
                     let mut image = Some(item.id.clone());
                     while let Some(id) = image {
                         for path in layout.image_paths(&id) {
-                            bytes += walk.measure(&path);
+                            bytes += owned(path);
                         }
                         // The engine goes on to an untagged parent that nothing
                         // else needs (hidden from the image list, no other child,
@@ -297,21 +400,13 @@ pub fn measure_plan(layout: &Layout, plan: &Plan, inventory: &Inventory) -> Plan
                 }
                 _ => return None,
             }
-            Some(measured(bytes, false))
+            Some(measured(bytes, index.incomplete))
         })
-        .collect::<Vec<_>>();
-    let incomplete = walk.incomplete;
-    let items = items
-        .into_iter()
-        .map(|item| item.map(|m| Measured { incomplete, ..m }))
         .collect();
-
-    let mut whole = Walk::new();
-    let total = layout.total(&mut whole);
     PlanOnDisk {
         items,
         layers,
-        data_root: measured(total, whole.incomplete),
+        data_root: measured(index.total, index.incomplete),
     }
 }
 
@@ -342,6 +437,38 @@ mod tests {
         let mut walk = Walk::new();
         assert_eq!(walk.measure(Path::new("/no/such/path")), Bytes::default());
         assert!(!walk.incomplete);
+    }
+
+    #[test]
+    fn the_index_files_bytes_by_owner_and_matches_a_plain_walk() {
+        let root = tempfile::tempdir().unwrap();
+        let base = root.path();
+        std::fs::create_dir_all(base.join("overlay2/abc/diff/etc")).unwrap();
+        std::fs::write(base.join("overlay2/abc/diff/etc/big"), vec![1u8; 50_000]).unwrap();
+        std::fs::create_dir_all(base.join("overlay2/l")).unwrap();
+        std::os::unix::fs::symlink("../abc/diff", base.join("overlay2/l/SHORT")).unwrap();
+        std::fs::create_dir_all(base.join("containers/c1")).unwrap();
+        std::fs::write(base.join("containers/c1/log"), vec![2u8; 9_000]).unwrap();
+        std::fs::create_dir_all(base.join("image/overlay2/layerdb/sha256/chain")).unwrap();
+        std::fs::write(
+            base.join("image/overlay2/layerdb/sha256/chain/size"),
+            "50000",
+        )
+        .unwrap();
+        let index = Index::build(base);
+        assert_eq!(index.total, Walk::new().measure(base));
+        let abc = index.owned(base, &base.join("overlay2/abc"));
+        assert_eq!(abc, Walk::new().measure(&base.join("overlay2/abc")));
+        assert_eq!(
+            index.owned(base, &base.join("containers/c1")),
+            Walk::new().measure(&base.join("containers/c1"))
+        );
+        assert_eq!(
+            index.owned(base, &base.join("image/overlay2/layerdb/sha256/chain")),
+            Walk::new().measure(&base.join("image/overlay2/layerdb/sha256/chain"))
+        );
+        assert!(index.owned(base, &base.join("overlay2/l/SHORT")).apparent > 0);
+        assert!(!index.incomplete);
     }
 
     #[test]

@@ -233,6 +233,10 @@ impl Inventory {
 
         let mut containers: Vec<Container> = futures_util::stream::iter(usage.containers)
             .map(|mut container| async move {
+                // A container that never started has no finish time to look up.
+                if container.state == ContainerState::Created {
+                    return Ok::<_, anyhow::Error>(container);
+                }
                 // A container removed since the listing has no details; keep what we have.
                 if let Some(details) = engine
                     .container_details(&container.id)

@@ -78,8 +78,8 @@ async fn dry_run(
     plan_out: Option<&Path>,
     out: &mut impl Write,
 ) -> Result<ExitStatus> {
-    let inventory = Inventory::collect(engine).await?;
-    let plan = measure(plan::plan(&inventory), &inventory);
+    let (inventory, walked) = inventory_and_walk(engine).await?;
+    let plan = measure(plan::plan(&inventory), &inventory, walked.as_ref());
     let now = unix_now();
     let show = render::Show {
         dry_run: true,
@@ -112,28 +112,47 @@ fn show_plan(
     out.flush()
 }
 
-/// The plan with sizes measured on disk, when the data root is readable here.
-fn measure(plan: Plan, inventory: &Inventory) -> Plan {
-    match data_root_layout(inventory) {
-        Some(layout) => {
-            let on_disk = disk::measure_plan(&layout, &plan, inventory);
+/// Takes the inventory and, at the same time, walks the data root when it is
+/// readable here: the walk is local disk work, the inventory waits on the engine.
+async fn inventory_and_walk(
+    engine: &impl Engine,
+) -> Result<(Inventory, Option<(disk::Layout, disk::Index)>)> {
+    let info = engine.info();
+    let layout = disk::Layout::open(&info.data_root, &info.storage_driver);
+    let walk = layout.map(|layout| {
+        tokio::task::spawn_blocking(move || {
+            let index = layout.index();
+            (layout, index)
+        })
+    });
+    let inventory = Inventory::collect(engine).await?;
+    let walked = match walk {
+        Some(handle) => Some(handle.await.context("walking the data root")?),
+        None => None,
+    };
+    Ok((inventory, walked))
+}
+
+/// The plan with sizes measured on disk, when the data root was walked.
+fn measure(
+    plan: Plan,
+    inventory: &Inventory,
+    walked: Option<&(disk::Layout, disk::Index)>,
+) -> Plan {
+    match walked {
+        Some((layout, index)) => {
+            let on_disk = disk::measure_plan(layout, index, &plan, inventory);
             plan.with_measurements(&on_disk.items, &on_disk.layers, Some(on_disk.data_root))
         }
         None => plan,
     }
 }
 
-fn data_root_layout(inventory: &Inventory) -> Option<disk::Layout> {
-    disk::Layout::open(
-        &inventory.engine.data_root,
-        &inventory.engine.storage_driver,
-    )
-}
-
 /// The data root's allocated bytes, walked now.
 fn walk_data_root(inventory: &Inventory) -> Option<u64> {
-    let layout = data_root_layout(inventory)?;
-    Some(layout.total(&mut disk::Walk::new()).allocated)
+    let engine = &inventory.engine;
+    let layout = disk::Layout::open(&engine.data_root, &engine.storage_driver)?;
+    Some(layout.index().total.allocated)
 }
 
 /// Plan (or load a saved plan), show, confirm, apply, report.
@@ -161,12 +180,12 @@ async fn apply(
     let stop = Arc::new(AtomicBool::new(false));
     watch_signals(&stop)?;
 
-    let inventory = Inventory::collect(engine).await?;
+    let (inventory, walked) = inventory_and_walk(engine).await?;
     let plan = match saved {
         Some(items) => plan::summarize(items, &inventory),
         None => plan::plan(&inventory),
     };
-    let plan = measure(plan, &inventory);
+    let plan = measure(plan, &inventory, walked.as_ref());
     let show = render::Show {
         dry_run: false,
         verbose: settings.verbose,

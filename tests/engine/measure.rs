@@ -21,6 +21,9 @@ pub fn trials() -> Vec<Trial> {
         Trial::test("measure_buildkit_layers_held_by_the_build_cache", || {
             buildkit_layers_held_by_cache().map_err(Failed::from)
         }),
+        Trial::test("measure_dry_run_without_root_uses_estimates", || {
+            dry_run_without_root_uses_estimates().map_err(Failed::from)
+        }),
     ]
 }
 
@@ -246,5 +249,85 @@ fn buildkit_layers_held_by_cache() -> Result<()> {
     );
     let diff = predicted.abs_diff(drop);
     check!(diff <= 8192, "predicted {predicted} B, du drop {drop} B");
+    Ok(())
+}
+
+/// Without root the data root cannot be read: the dry run still works, on the
+/// engine's figures, labelled as estimates.
+fn dry_run_without_root_uses_estimates() -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+
+    let d = Daemon::start()?;
+    d.build_base("base:latest")?;
+    d.docker(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "stopped",
+        "base",
+        "true",
+    ])?;
+    let set_mode = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("chmod {}: {e}", path.display()))
+    };
+    // Let an unprivileged user reach this daemon's socket (and nothing else).
+    set_mode(d.dir(), 0o711)?;
+    set_mode(&d.socket, 0o666)?;
+    // A copy of the binary where that user may run it.
+    let bin_dir = tempfile::Builder::new()
+        .prefix("dr-nonroot-")
+        .tempdir_in("/tmp")
+        .map_err(|e| e.to_string())?;
+    set_mode(bin_dir.path(), 0o755)?;
+    let binary = bin_dir.path().join("docker-reclaim");
+    std::fs::copy(env!("CARGO_BIN_EXE_docker-reclaim"), &binary).map_err(|e| e.to_string())?;
+    set_mode(&binary, 0o755)?;
+
+    let run = |format: &str| {
+        let mut command = Command::new(&binary);
+        command
+            .args(["-H", &d.host(), "--dry-run", "--format", format])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", "/tmp");
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(65534) != 0
+                    || libc::setuid(65534) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        command
+            .output()
+            .map_err(|e| format!("running as nobody: {e}"))
+    };
+    let output = run("json")?;
+    check!(
+        output.status.success(),
+        "as nobody: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let plan: Value = serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
+    check!(plan["totals"]["measured"] == false, "{}", plan["totals"]);
+    check!(plan["totals"]["data_root"].is_null(), "{}", plan["totals"]);
+    check!(
+        plan["items"][0]["measured"] == false,
+        "{}",
+        plan["items"][0]
+    );
+    let text = run("human")?;
+    let text = String::from_utf8_lossy(&text.stdout);
+    check!(
+        text.contains("estimates"),
+        "not labelled as estimates:\n{text}"
+    );
     Ok(())
 }
