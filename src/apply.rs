@@ -304,6 +304,7 @@ mod tests {
                     diff_id: c.to_string(),
                     size: 1,
                     buildkit: false,
+                    created_by: String::new(),
                 })
                 .collect(),
             layer_sizes_exact: true,
@@ -339,6 +340,7 @@ mod tests {
                 api_version: "1.41".into(),
                 data_root: "/".into(),
                 storage_driver: "overlay2".into(),
+                backing_filesystem: String::new(),
                 host: "unix:///x".into(),
             },
             containers: vec![],

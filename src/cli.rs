@@ -87,6 +87,26 @@ pub struct ApplyArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Show where the space is: usage per kind, with what the default plan would
+    /// reclaim.
+    ///
+    /// The engine (version, data root, storage driver and its filesystem, free
+    /// space), then containers, container logs, images, layers, volumes, build
+    /// cache and orphaned overlay2 directories: count, size, size in use and
+    /// reclaimable. Reclaimable comes from the same plan as `--dry-run`. Sizes are
+    /// measured on disk when the data root is readable here, else the engine's
+    /// estimates. With -v, the items, largest first, and each orphaned directory.
+    Df,
+    /// Show images' layers, oldest first, and what shares each.
+    ///
+    /// For each layer: chain ID, diff ID, size, the history command that made it,
+    /// the other images that use it and how many containers sit on it; then the
+    /// image's unique bytes (what removing it alone frees) and shared bytes.
+    Layers {
+        /// Images by name[:tag], full ID or unique ID prefix.
+        #[arg(value_name = "IMAGE", required = true)]
+        images: Vec<String>,
+    },
     /// Apply a plan saved with `--dry-run --plan-out FILE`.
     ///
     /// The plan is refused, and nothing removed, when it was made on another

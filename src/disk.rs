@@ -264,6 +264,98 @@ impl Layout {
         ]
     }
 
+    /// Bytes of everything removing the container frees, from the index.
+    pub fn container_bytes(&self, index: &Index, id: &str) -> Bytes {
+        let mut bytes = Bytes::default();
+        for path in self.container_paths(id) {
+            bytes += index.owned(&self.root, &path);
+        }
+        bytes
+    }
+
+    /// Bytes of one image layer (its overlay2 directory and database entry).
+    pub fn layer_bytes(&self, index: &Index, chain_id: &str) -> Bytes {
+        let mut bytes = Bytes::default();
+        for path in self.layer_paths(chain_id) {
+            bytes += index.owned(&self.root, &path);
+        }
+        bytes
+    }
+
+    /// A container's json-file logs, rotated ones included.
+    pub fn log_bytes(&self, id: &str) -> Bytes {
+        let mut bytes = Bytes::default();
+        let dir = self.root.join("containers").join(id);
+        let prefix = format!("{id}-json.log");
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.filter_map(Result::ok) {
+                if !entry.file_name().to_string_lossy().starts_with(&prefix) {
+                    continue;
+                }
+                if let Ok(meta) = entry.metadata() {
+                    bytes += Bytes {
+                        allocated: meta.blocks() * 512,
+                        apparent: meta.size(),
+                    };
+                }
+            }
+        }
+        bytes
+    }
+
+    /// Directories under `overlay2/` that no image layer, no container and no
+    /// build cache record refers to: left by crashes or failed pulls. The engine
+    /// never frees them; they are reported, never removed.
+    pub fn orphans(&self, index: &Index, build_cache_ids: &HashSet<&str>) -> Vec<Orphan> {
+        let mut referenced: HashSet<String> = HashSet::new();
+        let layerdb = self.layerdb();
+        let read_all = |dir: PathBuf, files: &[&str], into: &mut HashSet<String>| {
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                for entry in entries.filter_map(Result::ok) {
+                    for file in files {
+                        if let Some(id) = Layout::read_trimmed(&entry.path().join(file)) {
+                            into.insert(id);
+                        }
+                    }
+                }
+            }
+        };
+        read_all(layerdb.join("sha256"), &["cache-id"], &mut referenced);
+        read_all(
+            layerdb.join("mounts"),
+            &["mount-id", "init-id"],
+            &mut referenced,
+        );
+        let Ok(entries) = std::fs::read_dir(self.overlay()) else {
+            return Vec::new();
+        };
+        let mut orphans: Vec<Orphan> = entries
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let known = name == "l"
+                    || referenced.contains(&name)
+                    || build_cache_ids.contains(name.as_str());
+                if known {
+                    return None;
+                }
+                let modified = entry.metadata().ok().map(|meta| meta.mtime());
+                Some(Orphan {
+                    bytes: index.owned(&self.root, &entry.path()),
+                    name,
+                    modified,
+                })
+            })
+            .collect();
+        orphans.sort_by(|a, b| {
+            b.bytes
+                .allocated
+                .cmp(&a.bytes.allocated)
+                .then(a.name.cmp(&b.name))
+        });
+        orphans
+    }
+
     /// Parent of each image that has one, from `imagedb/metadata/sha256/*/parent`.
     pub fn image_parents(&self) -> HashMap<String, String> {
         let metadata = self
@@ -289,6 +381,15 @@ impl Layout {
     pub fn index(&self) -> Index {
         Index::build(&self.root)
     }
+}
+
+/// A directory under `overlay2/` that nothing refers to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Orphan {
+    pub name: String,
+    pub bytes: Bytes,
+    /// Unix seconds of its last change.
+    pub modified: Option<i64>,
 }
 
 /// What the plan's items take on disk, each measured once.
@@ -469,6 +570,36 @@ mod tests {
         );
         assert!(index.owned(base, &base.join("overlay2/l/SHORT")).apparent > 0);
         assert!(!index.incomplete);
+    }
+
+    #[test]
+    fn orphans_are_the_overlay2_dirs_nothing_refers_to() {
+        let root = tempfile::tempdir().unwrap();
+        let base = root.path();
+        let layerdb = base.join("image/overlay2/layerdb");
+        std::fs::create_dir_all(layerdb.join("sha256/chain")).unwrap();
+        std::fs::write(layerdb.join("sha256/chain/cache-id"), "layer1").unwrap();
+        std::fs::create_dir_all(layerdb.join("mounts/c1")).unwrap();
+        std::fs::write(layerdb.join("mounts/c1/mount-id"), "rw1").unwrap();
+        std::fs::write(layerdb.join("mounts/c1/init-id"), "rw1-init").unwrap();
+        for dir in [
+            "layer1/diff",
+            "rw1/diff",
+            "rw1-init/diff",
+            "l",
+            "cachesnap/diff",
+            "stray/diff",
+        ] {
+            std::fs::create_dir_all(base.join("overlay2").join(dir)).unwrap();
+        }
+        std::fs::write(base.join("overlay2/stray/diff/junk"), vec![0u8; 20_000]).unwrap();
+        let layout = Layout::open(base.to_str().unwrap(), "overlay2").unwrap();
+        let index = layout.index();
+        let cache: HashSet<&str> = ["cachesnap"].into_iter().collect();
+        let orphans = layout.orphans(&index, &cache);
+        assert_eq!(orphans.len(), 1, "{orphans:?}");
+        assert_eq!(orphans[0].name, "stray");
+        assert!(orphans[0].bytes.apparent >= 20_000);
     }
 
     #[test]

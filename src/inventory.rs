@@ -21,6 +21,8 @@ pub struct EngineInfo {
     pub api_version: String,
     pub data_root: String,
     pub storage_driver: String,
+    /// The filesystem under the storage driver (`extfs`, `xfs`, …), when reported.
+    pub backing_filesystem: String,
     /// The host we connected to, as `unix://…` or `tcp://…`.
     pub host: String,
 }
@@ -109,6 +111,8 @@ pub struct Layer {
     pub size: u64,
     /// Made by BuildKit: its build cache may hold the layer after the image goes.
     pub buildkit: bool,
+    /// The history command that created it (`RUN …`, `COPY …`), when known.
+    pub created_by: String,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -195,6 +199,8 @@ pub struct ImageLayers {
     pub history_sizes: Vec<u64>,
     /// Whether each history entry (same order) was made by BuildKit.
     pub history_buildkit: Vec<bool>,
+    /// Each history entry's command (same order).
+    pub history_created_by: Vec<String>,
 }
 
 /// What `/system/df` reports, in either of its response shapes.
@@ -362,17 +368,22 @@ pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
 /// the result is then marked inexact.
 pub fn layers_from(found: &ImageLayers, image_size: u64) -> (Vec<Layer>, bool) {
     let chain = chain_ids(&found.diff_ids);
-    let entries: Vec<(u64, bool)> = found
+    let entries: Vec<(u64, bool, String)> = found
         .history_sizes
         .iter()
         .enumerate()
         .filter(|(_, size)| **size > 0)
         .map(|(index, size)| {
             let buildkit = found.history_buildkit.get(index).copied().unwrap_or(false);
-            (*size, buildkit)
+            let created_by = found
+                .history_created_by
+                .get(index)
+                .cloned()
+                .unwrap_or_default();
+            (*size, buildkit, created_by)
         })
         .collect();
-    let nonzero: Vec<u64> = entries.iter().map(|(size, _)| *size).collect();
+    let nonzero: Vec<u64> = entries.iter().map(|(size, _, _)| *size).collect();
     let aligned = nonzero.len() == chain.len();
     // When history and layers do not line up, any BuildKit step marks them all.
     let any_buildkit = found.history_buildkit.iter().any(|b| *b);
@@ -382,6 +393,15 @@ pub fn layers_from(found: &ImageLayers, image_size: u64) -> (Vec<Layer>, bool) {
                 entries[index].1
             } else {
                 any_buildkit
+            }
+        })
+        .collect();
+    let created_by: Vec<String> = (0..chain.len())
+        .map(|index| {
+            if aligned {
+                entries[index].2.clone()
+            } else {
+                String::new()
             }
         })
         .collect();
@@ -408,12 +428,16 @@ pub fn layers_from(found: &ImageLayers, image_size: u64) -> (Vec<Layer>, bool) {
         .zip(found.diff_ids.iter())
         .zip(sizes)
         .zip(buildkit)
-        .map(|(((chain_id, diff_id), size), buildkit)| Layer {
-            chain_id,
-            diff_id: diff_id.clone(),
-            size,
-            buildkit,
-        })
+        .zip(created_by)
+        .map(
+            |((((chain_id, diff_id), size), buildkit), created_by)| Layer {
+                chain_id,
+                diff_id: diff_id.clone(),
+                size,
+                buildkit,
+                created_by,
+            },
+        )
         .collect();
     (layers, exact)
 }
@@ -450,6 +474,13 @@ mod tests {
             diff_ids: vec![diff(1), diff(2)],
             history_sizes: vec![100, 0, 0, 50, 0],
             history_buildkit: vec![false, false, false, true, false],
+            history_created_by: vec![
+                "COPY a".into(),
+                String::new(),
+                String::new(),
+                "RUN b".into(),
+                String::new(),
+            ],
         };
         let (layers, exact) = layers_from(&found, 150);
         assert!(exact);
@@ -469,6 +500,7 @@ mod tests {
             diff_ids: vec![diff(1), diff(2), diff(3)],
             history_sizes: vec![100, 50],
             history_buildkit: vec![],
+            history_created_by: vec![],
         };
         let (layers, exact) = layers_from(&found, 150);
         assert!(!exact);

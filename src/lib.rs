@@ -12,6 +12,7 @@ pub mod disk;
 pub mod engine;
 pub mod exit;
 pub mod inventory;
+pub mod layers;
 pub mod lock;
 pub mod man;
 pub mod plan;
@@ -20,7 +21,9 @@ pub mod progress;
 pub mod render;
 pub mod report;
 pub mod settings;
+pub mod usage;
 
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -67,6 +70,8 @@ fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
                 dry_run(&engine, &settings, plan_out.as_deref(), out).await
             }
             Mode::Apply | Mode::ApplyFile { .. } => apply(&engine, &settings, out).await,
+            Mode::Df => df(&engine, &settings, out).await,
+            Mode::Layers { images } => layers(&engine, &settings, images, out).await,
         }
     })
 }
@@ -133,7 +138,8 @@ async fn inventory_and_walk(
     Ok((inventory, walked))
 }
 
-/// The plan with sizes measured on disk, when the data root was walked.
+/// The plan with sizes measured on disk, when the data root was walked, and
+/// the orphaned overlay2 directories found there.
 fn measure(
     plan: Plan,
     inventory: &Inventory,
@@ -142,10 +148,25 @@ fn measure(
     match walked {
         Some((layout, index)) => {
             let on_disk = disk::measure_plan(layout, index, &plan, inventory);
-            plan.with_measurements(&on_disk.items, &on_disk.layers, Some(on_disk.data_root))
+            let mut plan =
+                plan.with_measurements(&on_disk.items, &on_disk.layers, Some(on_disk.data_root));
+            let orphans = layout.orphans(index, &build_cache_ids(inventory));
+            plan.orphaned = Some((
+                orphans.len(),
+                orphans.iter().map(|orphan| orphan.bytes.allocated).sum(),
+            ));
+            plan
         }
         None => plan,
     }
+}
+
+fn build_cache_ids(inventory: &Inventory) -> HashSet<&str> {
+    inventory
+        .build_cache
+        .iter()
+        .map(|record| record.id.as_str())
+        .collect()
 }
 
 /// The data root's allocated bytes, walked now.
@@ -153,6 +174,90 @@ fn walk_data_root(inventory: &Inventory) -> Option<u64> {
     let engine = &inventory.engine;
     let layout = disk::Layout::open(&engine.data_root, &engine.storage_driver)?;
     Some(layout.index().total.allocated)
+}
+
+/// Where the space is, per kind, with the default plan's reclaimable figures.
+async fn df(engine: &impl Engine, settings: &Settings, out: &mut impl Write) -> Result<ExitStatus> {
+    let (inventory, walked) = inventory_and_walk(engine).await?;
+    let plan = measure(plan::plan(&inventory), &inventory, walked.as_ref());
+    let on_disk = walked.as_ref().map(|(layout, index)| {
+        let cache_ids = build_cache_ids(&inventory);
+        let chains: HashSet<&str> = inventory
+            .images
+            .iter()
+            .flat_map(|image| image.layers.iter().map(|layer| layer.chain_id.as_str()))
+            .collect();
+        usage::OnDisk {
+            containers: inventory
+                .containers
+                .iter()
+                .map(|c| (c.id.clone(), layout.container_bytes(index, &c.id).allocated))
+                .collect(),
+            logs: inventory
+                .containers
+                .iter()
+                .map(|c| (c.id.clone(), layout.log_bytes(&c.id).allocated))
+                .collect(),
+            layers: chains
+                .into_iter()
+                .map(|chain| {
+                    (
+                        chain.to_string(),
+                        layout.layer_bytes(index, chain).allocated,
+                    )
+                })
+                .collect(),
+            orphans: layout.orphans(index, &cache_ids),
+            data_root: plan.data_root.unwrap_or_default(),
+        }
+    });
+    let usage = usage::usage(&inventory, &plan, on_disk.as_ref());
+    let free = local_data_root(&settings.host, &inventory)
+        .as_deref()
+        .and_then(report::free_space);
+    let now = unix_now();
+    match settings.format {
+        Format::Human => {
+            render::df_human(out, &inventory.engine, &usage, free, settings.verbose, now)?
+        }
+        Format::Json => render::df_json(out, &inventory.engine, &usage, free, now)?,
+    }
+    out.flush()?;
+    Ok(ExitStatus::Success)
+}
+
+/// Images' layers and what shares them.
+async fn layers(
+    engine: &impl Engine,
+    settings: &Settings,
+    references: &[String],
+    out: &mut impl Write,
+) -> Result<ExitStatus> {
+    let (inventory, walked) = inventory_and_walk(engine).await?;
+    let images = references
+        .iter()
+        .map(|reference| layers::resolve(&inventory, reference))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sizes: Option<HashMap<String, u64>> = walked.as_ref().map(|(layout, index)| {
+        images
+            .iter()
+            .flat_map(|image| image.layers.iter())
+            .map(|layer| {
+                let bytes = layout.layer_bytes(index, &layer.chain_id).allocated;
+                (layer.chain_id.clone(), bytes)
+            })
+            .collect()
+    });
+    let reports: Vec<layers::ImageReport> = images
+        .into_iter()
+        .map(|image| layers::describe(&inventory, image, sizes.as_ref()))
+        .collect();
+    match settings.format {
+        Format::Human => render::layers_human(out, &reports)?,
+        Format::Json => render::layers_json(out, &reports, unix_now())?,
+    }
+    out.flush()?;
+    Ok(ExitStatus::Success)
 }
 
 /// Plan (or load a saved plan), show, confirm, apply, report.

@@ -80,6 +80,7 @@ mod tests {
             api_version: String::new(),
             data_root: data_root.into(),
             storage_driver: String::new(),
+            backing_filesystem: String::new(),
             host: String::new(),
         }
     }

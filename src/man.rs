@@ -57,19 +57,29 @@ pub fn render(out: &mut impl Write) -> io::Result<()> {
     man.render_options_section(out)?;
 
     let mut extra = Roff::new();
-    // The one subcommand, inline: a separate page per subcommand would be overkill.
-    let command = Cli::command();
-    if let Some(apply) = command.find_subcommand("apply") {
-        extra.control("SH", ["APPLYING A SAVED PLAN"]);
-        extra.text([
-            bold("docker-reclaim apply"),
-            roman(" FILE [--max-age DURATION] [--yes] [--select] [--jobs N] [--log-file FILE] [-H HOST] [--format FORMAT]"),
-        ]);
-        if let Some(about) = apply.get_long_about().or(apply.get_about()) {
+    // The subcommands inline: a page per subcommand would be overkill.
+    let mut command = Cli::command();
+    command.build();
+    extra.control("SH", ["COMMANDS"]);
+    for sub in command
+        .get_subcommands()
+        .filter(|sub| sub.get_name() != "help")
+    {
+        let usage = sub
+            .clone()
+            .render_usage()
+            .to_string()
+            .replace("Usage: ", "");
+        extra.control(
+            "SS",
+            [format!("docker-reclaim {}", sub.get_name()).as_str()],
+        );
+        extra.text([bold(usage)]);
+        if let Some(about) = sub.get_long_about().or(sub.get_about()) {
             extra.control("PP", []);
             extra.text([roman(about.to_string())]);
         }
-        for arg in apply
+        for arg in sub
             .get_arguments()
             .filter(|arg| !arg.is_global_set() && arg.get_id() != "help")
         {

@@ -150,6 +150,9 @@ pub struct Plan {
     pub total: Figures,
     /// The whole data root measured on disk (`du -s -x`), when it was readable.
     pub data_root: Option<Measured>,
+    /// Directories under `overlay2/` that nothing refers to: how many, and their
+    /// allocated bytes. The engine cannot reclaim them.
+    pub orphaned: Option<(usize, u64)>,
 }
 
 /// A measurement on disk, in allocated and apparent bytes.
@@ -178,6 +181,7 @@ impl Plan {
             .collect();
         let mut plan = summarize(items, inventory);
         plan.data_root = self.data_root;
+        plan.orphaned = self.orphaned;
         plan
     }
 
@@ -400,6 +404,7 @@ pub fn summarize(items: Vec<Item>, inventory: &Inventory) -> Plan {
         by_kind,
         total,
         data_root: None,
+        orphaned: None,
     }
 }
 
@@ -473,6 +478,7 @@ mod tests {
                 diff_id,
                 size: *size,
                 buildkit: false,
+                created_by: String::new(),
             })
             .collect()
     }
@@ -515,6 +521,7 @@ mod tests {
                 api_version: "1.41".into(),
                 data_root: "/var/lib/docker".into(),
                 storage_driver: "overlay2".into(),
+                backing_filesystem: String::new(),
                 host: "unix:///var/run/docker.sock".into(),
             },
             containers,

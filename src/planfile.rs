@@ -202,6 +202,7 @@ mod tests {
             api_version: "1.41".into(),
             data_root: "/var/lib/docker".into(),
             storage_driver: "overlay2".into(),
+            backing_filesystem: String::new(),
             host: "unix:///var/run/docker.sock".into(),
         }
     }

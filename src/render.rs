@@ -9,8 +9,10 @@ use serde::Serialize;
 
 use crate::apply::ItemResult;
 use crate::inventory::{EngineInfo, short_id};
+use crate::layers::ImageReport;
 use crate::plan::{Figures, FreedLayer, Item, KeptLayer, Kind, Measured, Plan, Reason};
 use crate::report::{BeforeAfter, Report, Tally};
+use crate::usage::Usage;
 
 /// The JSON contract's version; bump it on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -192,6 +194,13 @@ pub fn human(
             )?;
         }
     }
+    if let Some((count, orphaned)) = plan.orphaned.filter(|(count, _)| *count > 0) {
+        writeln!(
+            out,
+            "Orphaned overlay2 directories: {count}, {}: not reclaimable by the engine (see `docker-reclaim df -v`).",
+            bytes(orphaned)
+        )?;
+    }
     if show.dry_run {
         writeln!(out, "Dry run: nothing was removed.")?;
     }
@@ -275,6 +284,8 @@ struct JsonTotals {
     measured: bool,
     /// The data root measured on disk, or null when it is not readable here.
     data_root: Option<Measured>,
+    /// Orphaned overlay2 directories: not reclaimable by the engine.
+    orphaned_overlay2: Option<serde_json::Value>,
     count: usize,
     current_bytes: u64,
     predicted_bytes: u64,
@@ -310,6 +321,9 @@ pub fn json(out: &mut impl Write, engine: &EngineInfo, plan: &Plan, show: &Show)
         totals: JsonTotals {
             measured: plan.all_measured(),
             data_root: plan.data_root,
+            orphaned_overlay2: plan
+                .orphaned
+                .map(|(count, bytes)| serde_json::json!({"count": count, "bytes": bytes})),
             count: plan.items.len(),
             current_bytes: plan.total.current_bytes,
             predicted_bytes: plan.total.predicted_bytes,
@@ -548,6 +562,220 @@ pub fn audit_line(engine: &EngineInfo, result: &ItemResult, now: i64) -> String 
     .to_string()
 }
 
+fn maybe_bytes(value: Option<u64>) -> String {
+    value.map_or_else(|| "-".to_string(), bytes)
+}
+
+/// `docker-reclaim df` for people.
+pub fn df_human(
+    out: &mut impl Write,
+    engine: &EngineInfo,
+    usage: &Usage,
+    free_space: Option<u64>,
+    verbose: bool,
+    now: i64,
+) -> io::Result<()> {
+    writeln!(
+        out,
+        "Docker {} (API {}) at {}",
+        engine.version, engine.api_version, engine.host
+    )?;
+    let backing = if engine.backing_filesystem.is_empty() {
+        String::new()
+    } else {
+        format!(" on {}", engine.backing_filesystem)
+    };
+    writeln!(
+        out,
+        "data root {}, storage driver {}{backing}, {}",
+        engine.data_root,
+        engine.storage_driver,
+        free_space.map_or_else(
+            || "free space not readable from here".to_string(),
+            |free| format!("{} free", bytes(free))
+        )
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:<18}  {:>5}  {:>10}  {:>10}  {:>11}",
+        "", "COUNT", "SIZE", "IN USE", "RECLAIMABLE"
+    )?;
+    for row in &usage.rows {
+        let reclaimable = match row.reclaimable_bytes {
+            Some(value) => bytes(value),
+            None if row.kind == "Orphaned overlay2" => "not by the engine".to_string(),
+            None => "-".to_string(),
+        };
+        let size = match row.size_bytes {
+            Some(size) if !row.measured && row.kind != "Volumes" && row.kind != "Build cache" => {
+                format!("~{}", bytes(size))
+            }
+            other => maybe_bytes(other),
+        };
+        writeln!(
+            out,
+            "{:<18}  {:>5}  {:>10}  {:>10}  {:>11}",
+            row.kind,
+            row.count,
+            size,
+            maybe_bytes(row.in_use_bytes),
+            reclaimable
+        )?;
+    }
+    if let Some(root) = usage.data_root {
+        writeln!(
+            out,
+            "{:<18}  {:>5}  {:>10}  {:>10}  {:>11}",
+            "Data root",
+            "",
+            bytes(root.allocated),
+            "",
+            bytes(usage.reclaimable_bytes)
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{} layers are shared between images ({}).",
+        usage.shared_layers,
+        bytes(usage.shared_layer_bytes)
+    )?;
+    if usage.data_root.is_some() {
+        writeln!(
+            out,
+            "Containers, logs, images, layers and orphans are measured on disk (allocated blocks); volumes and build cache are the engine's figures."
+        )?;
+    } else {
+        writeln!(
+            out,
+            "The data root is not readable from here: sizes are the engine's estimates (~); logs and orphaned directories are unknown."
+        )?;
+    }
+    writeln!(
+        out,
+        "RECLAIMABLE is what `docker-reclaim --dry-run` plans to free: stopped containers and dangling images."
+    )?;
+    if verbose {
+        let mut kind = "";
+        for item in &usage.items {
+            if item.kind != kind {
+                kind = item.kind;
+                writeln!(out)?;
+                writeln!(
+                    out,
+                    "{:<12}  {:<40}  {:>10}  IN USE",
+                    kind.to_uppercase(),
+                    "NAME",
+                    "SIZE"
+                )?;
+            }
+            writeln!(
+                out,
+                "{:<12}  {:<40}  {:>10}  {}",
+                short_id(&item.id),
+                truncate(&item.name),
+                bytes(item.size_bytes),
+                if item.in_use { "yes" } else { "no" }
+            )?;
+        }
+        if !usage.orphans.is_empty() {
+            writeln!(out)?;
+            writeln!(
+                out,
+                "ORPHANED overlay2 DIRECTORY                                            SIZE      AGE"
+            )?;
+            for orphan in &usage.orphans {
+                writeln!(
+                    out,
+                    "{:<64}  {:>10}  {:>7}",
+                    orphan.name,
+                    bytes(orphan.bytes.allocated),
+                    orphan
+                        .modified
+                        .map_or_else(|| "-".to_string(), |m| age(now - m))
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `docker-reclaim df --format json`.
+pub fn df_json(
+    out: &mut impl Write,
+    engine: &EngineInfo,
+    usage: &Usage,
+    free_space: Option<u64>,
+    now: i64,
+) -> io::Result<()> {
+    let document = serde_json::json!({
+        "schema_version": SCHEMA_VERSION,
+        "generated_at": unix_to_rfc3339(now),
+        "engine": engine,
+        "free_space_bytes": free_space,
+        "usage": usage,
+    });
+    serde_json::to_writer_pretty(&mut *out, &document)?;
+    writeln!(out)
+}
+
+/// `docker-reclaim layers` for people.
+pub fn layers_human(out: &mut impl Write, reports: &[ImageReport]) -> io::Result<()> {
+    for (index, report) in reports.iter().enumerate() {
+        if index > 0 {
+            writeln!(out)?;
+        }
+        writeln!(out, "{} ({})", report.name, report.id)?;
+        writeln!(
+            out,
+            "  {:<12}  {:<12}  {:>10}  {:>10}  {:<24}  CREATED BY",
+            "CHAIN ID", "DIFF ID", "SIZE", "CONTAINERS", "SHARED WITH"
+        )?;
+        for layer in &report.layers {
+            let shared = if layer.shared_with.is_empty() {
+                "-".to_string()
+            } else {
+                layer.shared_with.join(", ")
+            };
+            let created_by: String = layer.created_by.chars().take(60).collect();
+            writeln!(
+                out,
+                "  {:<12}  {:<12}  {:>10}  {:>10}  {:<24}  {}",
+                short_id(&layer.chain_id),
+                short_id(&layer.diff_id),
+                bytes(layer.size_bytes),
+                layer.containers,
+                shared,
+                created_by
+            )?;
+        }
+        writeln!(
+            out,
+            "  unique {} (what removing this image alone frees), shared {}{}",
+            bytes(report.unique_bytes),
+            bytes(report.shared_bytes),
+            if report.measured {
+                "; measured on disk"
+            } else {
+                "; the engine's estimates"
+            }
+        )?;
+    }
+    Ok(())
+}
+
+/// `docker-reclaim layers --format json`.
+pub fn layers_json(out: &mut impl Write, reports: &[ImageReport], now: i64) -> io::Result<()> {
+    let document = serde_json::json!({
+        "schema_version": SCHEMA_VERSION,
+        "generated_at": unix_to_rfc3339(now),
+        "images": reports,
+    });
+    serde_json::to_writer_pretty(&mut *out, &document)?;
+    writeln!(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -559,6 +787,7 @@ mod tests {
             api_version: "1.41".into(),
             data_root: "/var/lib/docker".into(),
             storage_driver: "overlay2".into(),
+            backing_filesystem: String::new(),
             host: "unix:///var/run/docker.sock".into(),
         }
     }
@@ -625,6 +854,7 @@ mod tests {
                 predicted_bytes: 3_625_996,
             },
             data_root: None,
+            orphaned: None,
         }
     }
 

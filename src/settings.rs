@@ -83,6 +83,10 @@ pub enum Mode {
     Apply,
     /// Apply a saved plan.
     ApplyFile { path: PathBuf, max_age: Duration },
+    /// Show usage per kind.
+    Df,
+    /// Show images' layers.
+    Layers { images: Vec<String> },
 }
 
 /// The most deletions that may run at once.
@@ -109,6 +113,8 @@ impl Settings {
                 plan_out: cli.plan_out,
             },
             (None, false) => Mode::Apply,
+            (Some(Command::Df), _) => Mode::Df,
+            (Some(Command::Layers { images }), _) => Mode::Layers { images },
             (Some(Command::Apply { .. }), true) => {
                 return Err(UsageError(
                     "--dry-run does not go with `apply`: a saved plan is shown before it is applied anyway".into(),

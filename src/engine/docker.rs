@@ -101,6 +101,13 @@ impl DockerEngine {
                 api_version: format!("{major}.{minor}"),
                 data_root: info.docker_root_dir.unwrap_or_default(),
                 storage_driver: info.driver.unwrap_or_default(),
+                backing_filesystem: info
+                    .driver_status
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|pair| pair.first().is_some_and(|key| key == "Backing Filesystem"))
+                    .and_then(|pair| pair.get(1).cloned())
+                    .unwrap_or_default(),
                 host: host.to_string(),
             },
         })
@@ -252,6 +259,11 @@ impl Engine for DockerEngine {
                 .iter()
                 .rev()
                 .map(|entry| entry.comment.starts_with("buildkit."))
+                .collect(),
+            history_created_by: history
+                .iter()
+                .rev()
+                .map(|entry| entry.created_by.clone())
                 .collect(),
         }))
     }

@@ -5,6 +5,7 @@
 
 mod apply;
 mod measure;
+mod space;
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -226,6 +227,7 @@ fn main() -> ExitCode {
         .into_iter()
         .chain(apply::trials())
         .chain(measure::trials())
+        .chain(space::trials())
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);
     // The trials held the other references; this stops the shared daemon by its pid.

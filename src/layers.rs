@@ -1,0 +1,225 @@
+//! Pure: an image's layers, oldest first, and who else uses each
+//! (`docker-reclaim layers IMAGE…`).
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::exit::UsageError;
+use crate::inventory::{Image, Inventory, short_id};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LayerRow {
+    pub chain_id: String,
+    pub diff_id: String,
+    pub size_bytes: u64,
+    pub created_by: String,
+    /// Other images using this layer, by tag or short ID.
+    pub shared_with: Vec<String>,
+    /// Containers whose image includes this layer.
+    pub containers: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageReport {
+    pub id: String,
+    pub name: String,
+    pub layers: Vec<LayerRow>,
+    /// Bytes in layers no other image uses: what removing this image alone frees.
+    pub unique_bytes: u64,
+    /// Bytes in layers other images use too.
+    pub shared_bytes: u64,
+    /// Whether sizes were measured on disk.
+    pub measured: bool,
+}
+
+/// Finds an image by `repo:tag` (`:latest` when no tag is given), full ID, or a
+/// unique ID prefix.
+pub fn resolve<'a>(inventory: &'a Inventory, reference: &str) -> Result<&'a Image, UsageError> {
+    let listed = || inventory.images.iter().filter(|image| image.listed);
+    let tagged = if reference
+        .rsplit_once(':')
+        .is_some_and(|(_, tag)| !tag.contains('/'))
+    {
+        reference.to_string()
+    } else {
+        format!("{reference}:latest")
+    };
+    if let Some(image) = listed().find(|image| image.tags.contains(&tagged)) {
+        return Ok(image);
+    }
+    let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
+    if hex.len() >= 4 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let hex = hex.to_ascii_lowercase();
+        let matches: Vec<&Image> = listed()
+            .filter(|image| image.id.trim_start_matches("sha256:").starts_with(&hex))
+            .collect();
+        match matches.as_slice() {
+            [one] => return Ok(one),
+            [] => {}
+            several => {
+                return Err(UsageError(format!(
+                    "{reference:?} matches {} images ({}); give more of the ID",
+                    several.len(),
+                    several
+                        .iter()
+                        .map(|image| short_id(&image.id))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+    }
+    Err(UsageError(format!("no such image: {reference:?}")))
+}
+
+fn label(image: &Image) -> String {
+    image
+        .tags
+        .first()
+        .cloned()
+        .unwrap_or_else(|| short_id(&image.id).to_string())
+}
+
+/// The layers of `image` with what shares them; `sizes` are measured bytes by
+/// chain ID, when the data root was readable.
+pub fn describe(
+    inventory: &Inventory,
+    image: &Image,
+    sizes: Option<&HashMap<String, u64>>,
+) -> ImageReport {
+    let mut rows = Vec::new();
+    let mut unique = 0;
+    let mut shared = 0;
+    for layer in &image.layers {
+        let others: Vec<String> = inventory
+            .images
+            .iter()
+            .filter(|other| other.listed && other.id != image.id)
+            .filter(|other| other.layers.iter().any(|l| l.chain_id == layer.chain_id))
+            .map(label)
+            .collect();
+        let containers = inventory
+            .containers
+            .iter()
+            .filter(|container| {
+                inventory
+                    .image(&container.image_id)
+                    .is_some_and(|used| used.layers.iter().any(|l| l.chain_id == layer.chain_id))
+            })
+            .count();
+        let size = sizes
+            .and_then(|sizes| sizes.get(&layer.chain_id).copied())
+            .unwrap_or(layer.size);
+        if others.is_empty() {
+            unique += size;
+        } else {
+            shared += size;
+        }
+        rows.push(LayerRow {
+            chain_id: layer.chain_id.clone(),
+            diff_id: layer.diff_id.clone(),
+            size_bytes: size,
+            created_by: layer.created_by.clone(),
+            shared_with: others,
+            containers,
+        });
+    }
+    ImageReport {
+        id: image.id.clone(),
+        name: image.display_name(),
+        layers: rows,
+        unique_bytes: unique,
+        shared_bytes: shared,
+        measured: sizes.is_some(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::inventory::{EngineInfo, Layer};
+
+    fn image(id: &str, tags: &[&str], chain: &[&str]) -> Image {
+        Image {
+            id: format!("sha256:{id}"),
+            parent_id: None,
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            digests: vec![],
+            created: 0,
+            size: 0,
+            labels: BTreeMap::new(),
+            layers: chain
+                .iter()
+                .map(|c| Layer {
+                    chain_id: c.to_string(),
+                    diff_id: c.to_string(),
+                    size: 100,
+                    buildkit: false,
+                    created_by: format!("RUN {c}"),
+                })
+                .collect(),
+            layer_sizes_exact: true,
+            listed: true,
+        }
+    }
+
+    fn inventory() -> Inventory {
+        Inventory {
+            engine: EngineInfo {
+                id: String::new(),
+                version: String::new(),
+                api_version: String::new(),
+                data_root: String::new(),
+                storage_driver: String::new(),
+                backing_filesystem: String::new(),
+                host: String::new(),
+            },
+            containers: vec![],
+            images: vec![
+                image("aaaa1111", &["web:1"], &["base", "web"]),
+                image("aaaa2222", &["api:latest"], &["base", "api"]),
+            ],
+            volumes: vec![],
+            networks: vec![],
+            build_cache: vec![],
+            layers_size: 0,
+        }
+    }
+
+    #[test]
+    fn resolves_tags_ids_and_prefixes() {
+        let inv = inventory();
+        assert_eq!(resolve(&inv, "web:1").unwrap().id, "sha256:aaaa1111");
+        assert_eq!(resolve(&inv, "api").unwrap().id, "sha256:aaaa2222");
+        assert_eq!(resolve(&inv, "aaaa2").unwrap().id, "sha256:aaaa2222");
+        assert_eq!(
+            resolve(&inv, "sha256:aaaa1111").unwrap().id,
+            "sha256:aaaa1111"
+        );
+        assert!(
+            resolve(&inv, "aaaa")
+                .unwrap_err()
+                .0
+                .contains("matches 2 images")
+        );
+        assert!(
+            resolve(&inv, "nope:1")
+                .unwrap_err()
+                .0
+                .contains("no such image")
+        );
+    }
+
+    #[test]
+    fn shared_base_and_unique_bytes() {
+        let inv = inventory();
+        let report = describe(&inv, resolve(&inv, "web:1").unwrap(), None);
+        assert_eq!(report.layers[0].shared_with, vec!["api:latest".to_string()]);
+        assert!(report.layers[1].shared_with.is_empty());
+        assert_eq!((report.unique_bytes, report.shared_bytes), (100, 100));
+        assert_eq!(report.layers[1].created_by, "RUN web");
+    }
+}

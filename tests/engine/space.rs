@@ -1,0 +1,216 @@
+//! `df` and `layers` on a real dockerd: layer sharing, the engine's layout,
+//! orphaned overlay2 directories, container logs, and agreement with the dry run.
+
+use libtest_mimic::{Failed, Trial};
+use serde_json::Value;
+
+use crate::check;
+use crate::support::{Daemon, Result};
+
+pub fn trials() -> Vec<Trial> {
+    vec![
+        Trial::test("space_layers_shows_the_shared_base", || {
+            layers_shows_the_shared_base().map_err(Failed::from)
+        }),
+        Trial::test(
+            "space_df_reports_layout_logs_orphans_and_agrees_with_the_plan",
+            || df_reports_everything().map_err(Failed::from),
+        ),
+    ]
+}
+
+fn json(output: std::process::Output) -> Result<Value> {
+    check!(
+        output.status.success(),
+        "exit {:?}: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).map_err(|e| format!("not JSON: {e}"))
+}
+
+fn layers_shows_the_shared_base() -> Result<()> {
+    let d = Daemon::start()?;
+    d.build_base("base:latest")?;
+    let web = d.build_on("base", "web:1", 300, "web")?;
+    d.build_on("base", "api:1", 200, "api")?;
+    let short = web.trim_start_matches("sha256:")[..12].to_string();
+    let report = json(d.reclaim(&["layers", "web:1", "api:1", "--format", "json"]))?;
+    let images = report["images"].as_array().ok_or("no images")?;
+    check!(images.len() == 2, "{report}");
+    for image in images {
+        let layers = image["layers"].as_array().ok_or("no layers")?;
+        check!(layers.len() == 3, "three layers expected: {image}");
+        for base_layer in &layers[..2] {
+            let shared: Vec<&str> = base_layer["shared_with"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            check!(
+                shared.contains(&"base:latest"),
+                "base layer not shared: {base_layer}"
+            );
+        }
+        check!(
+            layers[2]["shared_with"]
+                .as_array()
+                .is_some_and(Vec::is_empty),
+            "top layer shared: {}",
+            layers[2]
+        );
+        let top = layers[2]["size_bytes"].as_u64().unwrap_or(0);
+        check!(
+            image["unique_bytes"] == top,
+            "unique bytes {} vs top layer {top}",
+            image["unique_bytes"]
+        );
+        let base: u64 = layers[..2]
+            .iter()
+            .filter_map(|l| l["size_bytes"].as_u64())
+            .sum();
+        check!(
+            image["shared_bytes"] == base,
+            "shared bytes {} vs base {base}",
+            image["shared_bytes"]
+        );
+        check!(
+            layers[2]["created_by"]
+                .as_str()
+                .is_some_and(|c| c.contains("dd if=/dev/zero")),
+            "history command: {}",
+            layers[2]
+        );
+    }
+    // By short ID, human output.
+    let output = d.reclaim(&["layers", &short]);
+    check!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    check!(text.contains("web:1") && text.contains("unique"), "{text}");
+    // An unknown image: one line, exit 2.
+    let output = d.reclaim(&["layers", "nope:1"]);
+    check!(
+        output.status.code() == Some(2),
+        "exit {:?}",
+        output.status.code()
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    check!(
+        stderr.lines().count() == 1 && stderr.contains("nope:1"),
+        "{stderr}"
+    );
+    Ok(())
+}
+
+fn df_reports_everything() -> Result<()> {
+    let d = Daemon::start()?;
+    d.build_base("base:latest")?;
+    d.build_on("base", "app:latest", 100, "v1")?;
+    d.build_on("base", "app:latest", 100, "v2")?;
+    // A container that logs about 2 MB.
+    let noisy = d.docker(&[
+        "run", "-d", "--network", "none", "--name", "noisy", "base", "sh", "-c",
+        "i=0; while [ $i -lt 20000 ]; do echo 'a line of about a hundred bytes of log output, repeated to fill the json-file log'; i=$((i+1)); done",
+    ])?;
+    d.docker(&["wait", &noisy])?;
+    d.docker(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "web",
+        "base",
+        "sleep",
+        "1000",
+    ])?;
+
+    // A planted orphan, and a directory planted inside a real layer (not an orphan).
+    let overlay = d.data_root.join("overlay2");
+    let planted = overlay.join("0123456789planted-orphan");
+    std::fs::create_dir_all(planted.join("diff")).map_err(|e| e.to_string())?;
+    std::fs::write(planted.join("diff/junk"), vec![0u8; 300_000]).map_err(|e| e.to_string())?;
+    let base_chain = std::fs::read_dir(d.data_root.join("image/overlay2/layerdb/sha256"))
+        .map_err(|e| e.to_string())?
+        .filter_map(std::result::Result::ok)
+        .next()
+        .ok_or("no layer")?
+        .path();
+    let cache_id =
+        std::fs::read_to_string(base_chain.join("cache-id")).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(overlay.join(cache_id.trim()).join("planted-inside"))
+        .map_err(|e| e.to_string())?;
+
+    let report = json(d.reclaim(&["df", "--format", "json"]))?;
+    check!(
+        report["engine"]["storage_driver"] == "overlay2",
+        "{}",
+        report["engine"]
+    );
+    check!(
+        report["engine"]["data_root"] == d.data_root.to_string_lossy().as_ref(),
+        "{}",
+        report["engine"]
+    );
+    let info = d.docker(&["info", "--format", "{{.DockerRootDir}} {{.Driver}}"])?;
+    check!(
+        info == format!("{} overlay2", d.data_root.display()),
+        "docker info says {info}"
+    );
+    let orphans: Vec<&str> = report["usage"]["orphans"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["name"].as_str())
+        .collect();
+    check!(
+        orphans == vec!["0123456789planted-orphan"],
+        "orphans: {orphans:?}"
+    );
+    let row = |kind: &str| {
+        report["usage"]["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|row| row["kind"] == kind)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let logs = row("Container logs");
+    check!(
+        logs["size_bytes"].as_u64().is_some_and(|b| b > 1_500_000),
+        "logs: {logs}"
+    );
+    check!(
+        logs["reclaimable_bytes"]
+            .as_u64()
+            .is_some_and(|b| b > 1_500_000),
+        "the stopped noisy container's logs are reclaimable: {logs}"
+    );
+
+    // df's reclaimable is the dry run's predicted total.
+    let plan = json(d.reclaim(&["--dry-run", "--format", "json"]))?;
+    check!(
+        report["usage"]["reclaimable_bytes"] == plan["totals"]["predicted_bytes"],
+        "df {} vs dry run {}",
+        report["usage"]["reclaimable_bytes"],
+        plan["totals"]["predicted_bytes"]
+    );
+    check!(
+        plan["totals"]["orphaned_overlay2"]["count"] == 1,
+        "the dry run does not mention the orphan: {}",
+        plan["totals"]
+    );
+    let text = d.reclaim(&["df", "-v"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    check!(
+        text.contains("0123456789planted-orphan") && text.contains("not by the engine"),
+        "{text}"
+    );
+    Ok(())
+}
