@@ -145,28 +145,30 @@ fn measure(
     inventory: &Inventory,
     walked: Option<&(disk::Layout, disk::Index)>,
 ) -> Plan {
-    match walked {
-        Some((layout, index)) => {
-            let on_disk = disk::measure_plan(layout, index, &plan, inventory);
-            let mut plan =
-                plan.with_measurements(&on_disk.items, &on_disk.layers, Some(on_disk.data_root));
-            let orphans = layout.orphans(index, &build_cache_ids(inventory));
-            plan.orphaned = Some((
-                orphans.len(),
-                orphans.iter().map(|orphan| orphan.bytes.allocated).sum(),
-            ));
-            plan
-        }
-        None => plan,
-    }
+    measure_and_find_orphans(plan, inventory, walked).0
 }
 
-fn build_cache_ids(inventory: &Inventory) -> HashSet<&str> {
-    inventory
+fn measure_and_find_orphans(
+    plan: Plan,
+    inventory: &Inventory,
+    walked: Option<&(disk::Layout, disk::Index)>,
+) -> (Plan, Vec<disk::Orphan>) {
+    let Some((layout, index)) = walked else {
+        return (plan, Vec::new());
+    };
+    let on_disk = disk::measure_plan(layout, index, &plan, inventory);
+    let mut plan = plan.with_measurements(&on_disk.items, &on_disk.layers, Some(on_disk.data_root));
+    let cache_ids: HashSet<&str> = inventory
         .build_cache
         .iter()
         .map(|record| record.id.as_str())
-        .collect()
+        .collect();
+    let orphans = layout.orphans(index, &cache_ids);
+    plan.orphaned = Some((
+        orphans.len(),
+        orphans.iter().map(|orphan| orphan.bytes.allocated).sum(),
+    ));
+    (plan, orphans)
 }
 
 /// The data root's allocated bytes, walked now.
@@ -179,9 +181,9 @@ fn walk_data_root(inventory: &Inventory) -> Option<u64> {
 /// Where the space is, per kind, with the default plan's reclaimable figures.
 async fn df(engine: &impl Engine, settings: &Settings, out: &mut impl Write) -> Result<ExitStatus> {
     let (inventory, walked) = inventory_and_walk(engine).await?;
-    let plan = measure(plan::plan(&inventory), &inventory, walked.as_ref());
+    let (plan, orphans) =
+        measure_and_find_orphans(plan::plan(&inventory), &inventory, walked.as_ref());
     let on_disk = walked.as_ref().map(|(layout, index)| {
-        let cache_ids = build_cache_ids(&inventory);
         let chains: HashSet<&str> = inventory
             .images
             .iter()
@@ -207,7 +209,7 @@ async fn df(engine: &impl Engine, settings: &Settings, out: &mut impl Write) -> 
                     )
                 })
                 .collect(),
-            orphans: layout.orphans(index, &cache_ids),
+            orphans,
             data_root: plan.data_root.unwrap_or_default(),
         }
     });

@@ -114,6 +114,25 @@ impl DockerEngine {
     }
 }
 
+impl DockerEngine {
+    /// Containers in any state that match one list filter.
+    async fn list_all_containers(
+        &self,
+        filter: &str,
+        values: Vec<String>,
+    ) -> Result<Vec<bollard::models::ContainerSummary>> {
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([(filter.to_string(), values)])),
+            ..Default::default()
+        };
+        self.docker
+            .list_containers(Some(options))
+            .await
+            .map_err(refused)
+    }
+}
+
 /// Puts `prefix` in front of the request's path unless it already has a version.
 fn pin_version(mut request: bollard::BollardRequest, prefix: &str) -> bollard::BollardRequest {
     let uri = request.uri().clone();
@@ -286,19 +305,8 @@ impl Engine for DockerEngine {
     }
 
     async fn container_states(&self, ids: &[&str]) -> Result<HashMap<String, ContainerState>> {
-        let options = ListContainersOptions {
-            all: true,
-            filters: Some(HashMap::from([(
-                "id".to_string(),
-                ids.iter().map(|id| id.to_string()).collect(),
-            )])),
-            ..Default::default()
-        };
-        let found = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(refused)?;
+        let values = ids.iter().map(|id| id.to_string()).collect();
+        let found = self.list_all_containers("id", values).await?;
         // The `id` filter matches prefixes too; keep exact IDs only.
         Ok(found
             .into_iter()
@@ -328,20 +336,10 @@ impl Engine for DockerEngine {
     }
 
     async fn containers_using_image(&self, id: &str) -> Result<Vec<String>> {
-        // `ancestor` also matches containers of child images; keep exact matches.
-        let options = ListContainersOptions {
-            all: true,
-            filters: Some(HashMap::from([(
-                "ancestor".to_string(),
-                vec![id.to_string()],
-            )])),
-            ..Default::default()
-        };
         let found = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(refused)?;
+            .list_all_containers("ancestor", vec![id.to_string()])
+            .await?;
+        // `ancestor` also matches containers of child images; keep exact matches.
         Ok(found
             .into_iter()
             .filter(|container| container.image_id.as_deref() == Some(id))
