@@ -46,6 +46,9 @@ pub struct Cli {
     #[command(flatten)]
     pub apply: ApplyArgs,
 
+    #[command(flatten)]
+    pub rules: RuleArgs,
+
     /// Docker engine to talk to: unix:///path/to/docker.sock or tcp://host:port.
     /// Defaults to $DOCKER_HOST, then unix:///var/run/docker.sock.
     #[arg(
@@ -83,6 +86,33 @@ pub struct ApplyArgs {
     /// (time, kind, id, name, bytes, outcome).
     #[arg(long, value_name = "FILE", global = true)]
     pub log_file: Option<PathBuf>,
+}
+
+/// What narrows the plan and what protects from it.
+#[derive(Debug, Args)]
+pub struct RuleArgs {
+    /// Narrow the plan, in docker's syntax; repeatable. `until=DURATION|TIME`:
+    /// only what was created before (24h ago, an RFC 3339 time, or Unix seconds;
+    /// compares the creation time of containers and images, as docker does).
+    /// `label=KEY[=VALUE]`: only what carries the label. `label!=KEY[=VALUE]`: only
+    /// what does not.
+    #[arg(long = "filter", value_name = "FILTER", global = true)]
+    pub filters: Vec<String>,
+
+    /// Only containers that finished at least this long ago (never-started ones:
+    /// created that long ago), e.g. 30m, 2h, 7days. Unlike `until`, a container
+    /// created long ago that stopped a minute ago stays.
+    #[arg(long, value_name = "DURATION", global = true)]
+    pub stopped_for: Option<String>,
+
+    /// Never remove what matches this glob: container names and image references
+    /// (repo:tag); repeatable.
+    #[arg(long, value_name = "PATTERN", global = true)]
+    pub keep: Vec<String>,
+
+    /// Never remove what carries this label (KEY or KEY=VALUE); repeatable.
+    #[arg(long, value_name = "KEY[=VALUE]", global = true)]
+    pub keep_label: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

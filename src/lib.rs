@@ -20,6 +20,7 @@ pub mod planfile;
 pub mod progress;
 pub mod render;
 pub mod report;
+pub mod rules;
 pub mod settings;
 pub mod usage;
 
@@ -58,7 +59,7 @@ pub fn run() -> ExitCode {
 }
 
 fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
-    let settings = Settings::from_cli(cli)?;
+    let settings = Settings::from_cli(cli, unix_now())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -84,7 +85,11 @@ async fn dry_run(
     out: &mut impl Write,
 ) -> Result<ExitStatus> {
     let (inventory, walked) = inventory_and_walk(engine).await?;
-    let plan = measure(plan::plan(&inventory), &inventory, walked.as_ref());
+    let plan = measure(
+        plan::plan(&inventory, &settings.rules, settings.now),
+        &inventory,
+        walked.as_ref(),
+    );
     let now = unix_now();
     let show = render::Show {
         dry_run: true,
@@ -181,8 +186,11 @@ fn walk_data_root(inventory: &Inventory) -> Option<u64> {
 /// Where the space is, per kind, with the default plan's reclaimable figures.
 async fn df(engine: &impl Engine, settings: &Settings, out: &mut impl Write) -> Result<ExitStatus> {
     let (inventory, walked) = inventory_and_walk(engine).await?;
-    let (plan, orphans) =
-        measure_and_find_orphans(plan::plan(&inventory), &inventory, walked.as_ref());
+    let (plan, orphans) = measure_and_find_orphans(
+        plan::plan(&inventory, &settings.rules, settings.now),
+        &inventory,
+        walked.as_ref(),
+    );
     let on_disk = walked.as_ref().map(|(layout, index)| {
         let chains: HashSet<&str> = inventory
             .images
@@ -290,7 +298,7 @@ async fn apply(
     let (inventory, walked) = inventory_and_walk(engine).await?;
     let plan = match saved {
         Some(items) => plan::summarize(items, &inventory),
-        None => plan::plan(&inventory),
+        None => plan::plan(&inventory, &settings.rules, settings.now),
     };
     let plan = measure(plan, &inventory, walked.as_ref());
     let show = render::Show {

@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::{ContainerState, Image, Inventory, short_id};
+use crate::rules::Rules;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -153,6 +154,17 @@ pub struct Plan {
     /// Directories under `overlay2/` that nothing refers to: how many, and their
     /// allocated bytes. The engine cannot reclaim them.
     pub orphaned: Option<(usize, u64)>,
+    /// What would have gone but a filter or keep rule left alone, and which.
+    pub kept: Vec<Kept>,
+}
+
+/// A candidate that a rule kept out of the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Kept {
+    pub kind: Kind,
+    pub id: String,
+    pub name: String,
+    pub rule: String,
 }
 
 /// A measurement on disk, in allocated and apparent bytes.
@@ -182,6 +194,7 @@ impl Plan {
         let mut plan = summarize(items, inventory);
         plan.data_root = self.data_root;
         plan.orphaned = self.orphaned;
+        plan.kept = self.kept.clone();
         plan
     }
 
@@ -232,9 +245,11 @@ impl Plan {
     }
 }
 
-/// Builds the plan for the default scope.
-pub fn plan(inventory: &Inventory) -> Plan {
+/// Builds the plan for the default scope, narrowed and protected by `rules`;
+/// `now` (Unix seconds) measures `--stopped-for`.
+pub fn plan(inventory: &Inventory, rules: &Rules, now: i64) -> Plan {
     let mut items = Vec::new();
+    let mut kept = Vec::new();
 
     // Stopped containers go; anything running, paused, restarting, being removed,
     // or in a state we do not know stays.
@@ -246,6 +261,24 @@ pub fn plan(inventory: &Inventory) -> Plan {
             ContainerState::Dead => Reason::Dead,
             _ => continue,
         };
+        let stopped_since = container.finished_at.unwrap_or(container.created);
+        let rule = rules
+            .kept_by(&container.names, &container.labels)
+            .or_else(|| rules.filtered_out_by(container.created, &container.labels))
+            .or_else(|| {
+                let grace = i64::try_from(rules.stopped_for?.as_secs()).ok()?;
+                (now - stopped_since < grace)
+                    .then(|| "--stopped-for (stopped more recently)".to_string())
+            });
+        if let Some(rule) = rule {
+            kept.push(Kept {
+                kind: Kind::Container,
+                id: container.id.clone(),
+                name: container.display_name(),
+                rule,
+            });
+            continue;
+        }
         removed_containers.insert(&container.id);
         items.push(Item {
             kind: Kind::Container,
@@ -270,13 +303,24 @@ pub fn plan(inventory: &Inventory) -> Plan {
         .map(|container| container.image_id.as_str())
         .collect();
 
-    let planned_images: Vec<&Image> = inventory
-        .images
-        .iter()
-        .filter(|image| {
-            image.listed && image.is_dangling() && !images_in_use.contains(image.id.as_str())
-        })
-        .collect();
+    let mut planned_images: Vec<&Image> = Vec::new();
+    for image in inventory.images.iter().filter(|image| {
+        image.listed && image.is_dangling() && !images_in_use.contains(image.id.as_str())
+    }) {
+        let references: Vec<String> = image.tags.iter().chain(&image.digests).cloned().collect();
+        let rule = rules
+            .kept_by(&references, &image.labels)
+            .or_else(|| rules.filtered_out_by(image.created, &image.labels));
+        match rule {
+            Some(rule) => kept.push(Kept {
+                kind: Kind::Image,
+                id: image.id.clone(),
+                name: image.display_name(),
+                rule,
+            }),
+            None => planned_images.push(image),
+        }
+    }
     let planned_ids: HashSet<&str> = planned_images
         .iter()
         .map(|image| image.id.as_str())
@@ -372,7 +416,9 @@ pub fn plan(inventory: &Inventory) -> Plan {
         });
     }
 
-    summarize(items, inventory)
+    let mut plan = summarize(items, inventory);
+    plan.kept = kept;
+    plan
 }
 
 /// A plan of `items`, with per-kind and total figures against the inventory's usage.
@@ -405,6 +451,7 @@ pub fn summarize(items: Vec<Item>, inventory: &Inventory) -> Plan {
         total,
         data_root: None,
         orphaned: None,
+        kept: Vec::new(),
     }
 }
 
@@ -552,7 +599,7 @@ mod tests {
             ],
             vec![image("base", &["base:latest"], &[1], &[100])],
         );
-        let plan = plan(&inv);
+        let plan = plan(&inv, &Rules::default(), 0);
         assert_eq!(
             ids(&plan, Kind::Container),
             vec!["exited", "created", "dead"]
@@ -577,7 +624,7 @@ mod tests {
                 image("loose", &[], &[4], &[40]),
             ],
         );
-        let plan = plan(&inv);
+        let plan = plan(&inv, &Rules::default(), 0);
         // `older` is used only by a container that goes, so it goes too.
         assert_eq!(
             ids(&plan, Kind::Image),
@@ -598,7 +645,7 @@ mod tests {
                 image("dangling", &[], &[1, 2], &[1000, 30]),
             ],
         );
-        let plan = plan(&inv);
+        let plan = plan(&inv, &Rules::default(), 0);
         assert_eq!(plan.total.predicted_bytes, 30);
     }
 
@@ -611,7 +658,7 @@ mod tests {
                 image("b", &[], &[1, 3], &[500, 20]),
             ],
         );
-        let plan = plan(&inv);
+        let plan = plan(&inv, &Rules::default(), 0);
         assert_eq!(plan.total.predicted_bytes, 530);
         let by_image: Vec<u64> = plan
             .items_of(Kind::Image)
@@ -628,7 +675,7 @@ mod tests {
             vec![container("runs", ContainerState::Running, "parent", 0)],
             vec![parent, image("child", &[], &[1, 2], &[800, 5])],
         );
-        let plan = plan(&inv);
+        let plan = plan(&inv, &Rules::default(), 0);
         assert_eq!(ids(&plan, Kind::Image), vec!["sha256:child"]);
         assert_eq!(plan.total.predicted_bytes, 5);
     }
@@ -651,7 +698,7 @@ mod tests {
         built.layers[1].buildkit = true;
         let mut inv = inventory(vec![], vec![built]);
         inv.build_cache = vec![cache_record("regular")];
-        let held = plan(&inv);
+        let held = plan(&inv, &Rules::default(), 0);
         let item = held.items_of(Kind::Image).next().unwrap();
         assert_eq!(
             item.predicted_bytes, 800,
@@ -662,7 +709,7 @@ mod tests {
 
         // Without build step cache (pruned, or only context sources) it frees.
         inv.build_cache = vec![cache_record("source.local")];
-        assert_eq!(plan(&inv).total.predicted_bytes, 860);
+        assert_eq!(plan(&inv, &Rules::default(), 0).total.predicted_bytes, 860);
     }
 
     #[test]
@@ -675,7 +722,7 @@ mod tests {
                 image("old", &[], &[1, 2, 4], &[100, 10, 5]),
             ],
         );
-        let plan = plan(&inv);
+        let plan = plan(&inv, &Rules::default(), 0);
         let old = plan.items_of(Kind::Image).next().unwrap();
         assert_eq!(old.id, "sha256:old");
         let holders: Vec<&str> = old
@@ -690,6 +737,68 @@ mod tests {
         assert_eq!(old.predicted_bytes, 5);
     }
 
+    fn labelled(mut c: Container, key: &str) -> Container {
+        c.labels.insert(key.into(), "yes".into());
+        c
+    }
+
+    #[test]
+    fn keep_rules_and_filters_keep_candidates_out_and_say_why() {
+        let mut old = container("old", ContainerState::Exited, "base", 1);
+        old.created = 100;
+        old.finished_at = Some(200);
+        let mut recent = container("recent", ContainerState::Exited, "base", 1);
+        recent.created = 100;
+        recent.finished_at = Some(9_950);
+        let mut web = container("web", ContainerState::Exited, "base", 1);
+        web.names = vec!["web-1".into()];
+        let pinned = labelled(container("pinned", ContainerState::Dead, "base", 1), "pin");
+        let mut young = container("young", ContainerState::Created, "base", 1);
+        young.created = 9_990;
+        let mut dangling = image("dangling", &[], &[1], &[10]);
+        dangling.labels.insert("pin".into(), "yes".into());
+        let inv = inventory(
+            vec![old, recent, web, pinned, young],
+            vec![image("base", &["base:1"], &[2], &[10]), dangling],
+        );
+        let rules = Rules::parse(
+            &["until=1000".into()],
+            Some("1h"),
+            &["web-*".into()],
+            &["pin".into()],
+            10_000,
+        )
+        .unwrap();
+        let plan = plan(&inv, &rules, 10_000);
+        assert_eq!(ids(&plan, Kind::Container), vec!["old"]);
+        assert!(ids(&plan, Kind::Image).is_empty());
+        let why: Vec<(&str, &str)> = plan
+            .kept
+            .iter()
+            .map(|k| (k.id.as_str(), k.rule.as_str()))
+            .collect();
+        assert_eq!(
+            why,
+            vec![
+                ("recent", "--stopped-for (stopped more recently)"),
+                ("web", "--keep web-*"),
+                ("pinned", "--keep-label pin"),
+                ("young", "--filter until (created after the cut-off)"),
+                ("sha256:dangling", "--keep-label pin"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_dangling_image_of_a_kept_container_stays_too() {
+        let kept = labelled(container("c", ContainerState::Exited, "old", 0), "pin");
+        let inv = inventory(vec![kept], vec![image("old", &[], &[1], &[10])]);
+        let rules = Rules::parse(&[], None, &[], &["pin".into()], 0).unwrap();
+        let plan = plan(&inv, &rules, 0);
+        assert!(plan.items.is_empty());
+        assert_eq!(plan.kept.len(), 1);
+    }
+
     #[test]
     fn usage_after_is_current_minus_predicted() {
         let mut inv = inventory(
@@ -697,7 +806,7 @@ mod tests {
             vec![image("base", &["base:1"], &[1], &[100])],
         );
         inv.layers_size = 100;
-        let plan = plan(&inv);
+        let plan = plan(&inv, &Rules::default(), 0);
         assert_eq!(plan.total.current_bytes, 400);
         assert_eq!(plan.total.predicted_bytes, 300);
         assert_eq!(plan.total.after_bytes(), 100);

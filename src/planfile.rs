@@ -52,6 +52,8 @@ struct Saved {
     _dry_run: Option<bool>,
     #[serde(rename = "totals")]
     _totals: Option<serde_json::Value>,
+    #[serde(rename = "kept")]
+    _kept: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]

@@ -10,12 +10,15 @@ use serde::Serialize;
 use crate::apply::ItemResult;
 use crate::inventory::{EngineInfo, short_id};
 use crate::layers::ImageReport;
-use crate::plan::{Figures, FreedLayer, Item, KeptLayer, Kind, Measured, Plan, Reason};
+use crate::plan::{Figures, FreedLayer, Item, Kept, KeptLayer, Kind, Measured, Plan, Reason};
 use crate::report::{BeforeAfter, Report, Tally};
 use crate::usage::Usage;
 
 /// The JSON contract's version; bump it on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// How many kept items the plan lists without -v.
+const KEPT_SHOWN: usize = 10;
 
 /// Longest name shown before it is cut with an ellipsis.
 const NAME_WIDTH: usize = 40;
@@ -134,6 +137,33 @@ pub fn human(
         writeln!(out)?;
     }
 
+    if !plan.kept.is_empty() {
+        writeln!(out, "Kept by rules: {}", plan.kept.len())?;
+        let shown = if show.verbose {
+            plan.kept.len()
+        } else {
+            KEPT_SHOWN
+        };
+        for kept in plan.kept.iter().take(shown) {
+            writeln!(
+                out,
+                "  {} {} ({}): {}",
+                kept.kind.word(),
+                short_id(&kept.id),
+                kept.name,
+                kept.rule
+            )?;
+        }
+        if plan.kept.len() > shown {
+            writeln!(
+                out,
+                "  … and {} more (-v lists them all)",
+                plan.kept.len() - shown
+            )?;
+        }
+        writeln!(out)?;
+    }
+
     writeln!(
         out,
         "{:<12}  {:>10}  {:>10}  {:>10}",
@@ -247,6 +277,8 @@ struct JsonPlan<'a> {
     dry_run: bool,
     engine: &'a EngineInfo,
     items: Vec<JsonItem<'a>>,
+    /// Candidates a filter or keep rule left alone, with the rule.
+    kept: &'a [Kept],
     totals: JsonTotals,
 }
 
@@ -318,6 +350,7 @@ pub fn json(out: &mut impl Write, engine: &EngineInfo, plan: &Plan, show: &Show)
                 keeps_layers: (item.kind == Kind::Image).then_some(item.keeps_layers.as_slice()),
             })
             .collect(),
+        kept: &plan.kept,
         totals: JsonTotals {
             measured: plan.all_measured(),
             data_root: plan.data_root,
@@ -855,6 +888,7 @@ mod tests {
             },
             data_root: None,
             orphaned: None,
+            kept: vec![],
         }
     }
 

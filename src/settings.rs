@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::cli::{Cli, Command, Format};
 use crate::exit::UsageError;
+use crate::rules::Rules;
 
 /// Where the engine is, as the user named it and as we will dial it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,10 +104,20 @@ pub struct Settings {
     pub jobs: usize,
     pub log_file: Option<PathBuf>,
     pub verbose: bool,
+    pub rules: Rules,
+    /// Unix seconds when the command line was read: `until=24h` counts from here.
+    pub now: i64,
 }
 
 impl Settings {
-    pub fn from_cli(cli: Cli) -> Result<Settings, UsageError> {
+    pub fn from_cli(cli: Cli, now: i64) -> Result<Settings, UsageError> {
+        let rules = Rules::parse(
+            &cli.rules.filters,
+            cli.rules.stopped_for.as_deref(),
+            &cli.rules.keep,
+            &cli.rules.keep_label,
+            now,
+        )?;
         let host = Host::parse(cli.host.as_deref().unwrap_or(Host::DEFAULT))?;
         let mode = match (cli.command, cli.dry_run) {
             (None, true) => Mode::DryRun {
@@ -144,6 +155,8 @@ impl Settings {
             jobs: cli.apply.jobs,
             log_file: cli.apply.log_file,
             verbose: cli.verbose,
+            rules,
+            now,
         })
     }
 }
@@ -196,7 +209,7 @@ mod tests {
         use clap::Parser;
         let mut argv = vec!["docker-reclaim"];
         argv.extend_from_slice(args);
-        Settings::from_cli(Cli::try_parse_from(argv).expect("clap accepts"))
+        Settings::from_cli(Cli::try_parse_from(argv).expect("clap accepts"), 0)
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 mod apply;
 mod measure;
+mod rules;
 mod space;
 #[path = "../support/mod.rs"]
 mod support;
@@ -228,6 +229,7 @@ fn main() -> ExitCode {
         .chain(apply::trials())
         .chain(measure::trials())
         .chain(space::trials())
+        .chain(rules::trials())
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);
     // The trials held the other references; this stops the shared daemon by its pid.
