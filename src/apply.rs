@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use std::collections::HashMap;
 
 use crate::engine::{Engine, Refused, Removal};
-use crate::inventory::{ContainerState, Image, Inventory, short_id};
+use crate::inventory::{ContainerState, Inventory, short_id};
 use crate::plan::{Item, Kind, Plan, Reason};
 
 /// What happened to one item.
@@ -144,20 +144,6 @@ pub fn phases<'a>(plan: &'a Plan, inventory: &Inventory) -> Vec<Vec<&'a Item>> {
     phases
 }
 
-/// Whether `child` is built on `parent`: its layer chain starts with all of the
-/// parent's, and it is longer, or as long and newer (a metadata-only child).
-fn built_on(child: &Image, parent: &Image) -> bool {
-    if parent.layers.is_empty() || child.layers.len() < parent.layers.len() {
-        return false;
-    }
-    let prefix = child
-        .layers
-        .iter()
-        .zip(&parent.layers)
-        .all(|(a, b)| a.chain_id == b.chain_id);
-    prefix && (child.layers.len() > parent.layers.len() || child.created > parent.created)
-}
-
 /// Planned images in waves: each wave holds the images that no other remaining
 /// planned image is built on, so children go before their parents.
 fn image_waves<'a>(mut pending: Vec<&'a Item>, inventory: &Inventory) -> Vec<Vec<&'a Item>> {
@@ -172,7 +158,7 @@ fn image_waves<'a>(mut pending: Vec<&'a Item>, inventory: &Inventory) -> Vec<Vec
                 other.id != candidate.id
                     && by_id
                         .get(other.id.as_str())
-                        .is_some_and(|child| built_on(child, image))
+                        .is_some_and(|child| child.is_built_on(image))
             })
         });
         if wave.is_empty() {
@@ -204,7 +190,7 @@ async fn carry_out(engine: &impl Engine, item: &Item, states: Option<&States>) -
     }
     let removal = match item.kind {
         Kind::Container => engine.remove_container(&item.id).await,
-        _ => engine.remove_image(&item.id).await,
+        _ => remove_image(engine, item).await,
     };
     match removal {
         Ok(Removal::Removed) => Outcome::Removed,
@@ -221,6 +207,15 @@ async fn carry_out(engine: &impl Engine, item: &Item, states: Option<&States>) -
         }
         Err(err) => Outcome::Failed(format!("{err:#}")),
     }
+}
+
+/// An image with several tags cannot be removed by ID without force: its tags
+/// but one go first, then the image by ID (which takes the last tag with it).
+async fn remove_image(engine: &impl Engine, item: &Item) -> anyhow::Result<Removal> {
+    for tag in item.tags.iter().skip(1) {
+        engine.untag_image(tag).await?;
+    }
+    engine.remove_image(&item.id).await
 }
 
 /// `Ok` when the container may go; otherwise the outcome to report instead.
@@ -247,11 +242,23 @@ async fn recheck_image(engine: &impl Engine, item: &Item) -> Result<(), Outcome>
         Ok(None) => return Err(Outcome::AlreadyGone),
         Ok(Some(tags)) => tags,
     };
-    if item.reason == Reason::Dangling && !tags.is_empty() {
-        return Err(Outcome::Skipped(format!(
-            "tagged {} since the plan",
-            tags.join(", ")
-        )));
+    let mut now_tagged = tags.clone();
+    now_tagged.sort();
+    let mut planned = item.tags.clone();
+    planned.sort();
+    if now_tagged != planned {
+        return Err(Outcome::Skipped(if item.reason == Reason::Dangling {
+            format!("tagged {} since the plan", tags.join(", "))
+        } else {
+            format!(
+                "tags changed since the plan: now {}",
+                if tags.is_empty() {
+                    "none".to_string()
+                } else {
+                    tags.join(", ")
+                }
+            )
+        }));
     }
     match engine.containers_using_image(&item.id).await {
         Err(err) => Err(Outcome::Failed(format!("re-checking it: {err:#}"))),
@@ -285,7 +292,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::inventory::{EngineInfo, Layer};
+    use crate::inventory::{EngineInfo, Image, Layer};
     use crate::plan::summarize;
 
     fn image(id: &str, chain: &[&str], created: i64) -> Image {
@@ -317,6 +324,7 @@ mod tests {
             kind,
             id: id.into(),
             name: id.into(),
+            tags: Vec::new(),
             reason: if kind == Kind::Image {
                 Reason::Dangling
             } else {

@@ -113,6 +113,16 @@ pub struct RuleArgs {
     /// Never remove what carries this label (KEY or KEY=VALUE); repeatable.
     #[arg(long, value_name = "KEY[=VALUE]", global = true)]
     pub keep_label: Vec<String>,
+
+    /// Keep the N newest images (by creation) of each repository.
+    #[arg(long, value_name = "N", global = true)]
+    pub keep_last: Option<usize>,
+
+    /// Also plan unused images: tagged images that no remaining container uses,
+    /// including those whose only containers are in the plan. An image that
+    /// another image which stays is built on is kept.
+    #[arg(long, global = true)]
+    pub all: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -144,6 +144,20 @@ impl Image {
         self.tags.iter().all(|tag| tag == "<none>:<none>")
     }
 
+    /// Whether this image is built on `parent`: its layer chain starts with all of
+    /// the parent's, and it is longer, or as long and newer (a metadata-only child).
+    pub fn is_built_on(&self, parent: &Image) -> bool {
+        if parent.layers.is_empty() || self.layers.len() < parent.layers.len() {
+            return false;
+        }
+        let prefix = self
+            .layers
+            .iter()
+            .zip(&parent.layers)
+            .all(|(a, b)| a.chain_id == b.chain_id);
+        prefix && (self.layers.len() > parent.layers.len() || self.created > parent.created)
+    }
+
     pub fn display_name(&self) -> String {
         match self.tags.iter().find(|tag| *tag != "<none>:<none>") {
             Some(tag) => tag.clone(),

@@ -66,6 +66,8 @@ pub enum Reason {
     Dead,
     /// An untagged image that no remaining container uses.
     Dangling,
+    /// A tagged image that no remaining container uses (`--all`).
+    Unused,
 }
 
 impl Reason {
@@ -73,7 +75,7 @@ impl Reason {
     pub fn kind(self) -> Kind {
         match self {
             Reason::Exited | Reason::NeverStarted | Reason::Dead => Kind::Container,
-            Reason::Dangling => Kind::Image,
+            Reason::Dangling | Reason::Unused => Kind::Image,
         }
     }
 
@@ -83,6 +85,7 @@ impl Reason {
             Reason::NeverStarted => "stopped: created, never started",
             Reason::Dead => "stopped: dead",
             Reason::Dangling => "dangling: untagged, no remaining container uses it",
+            Reason::Unused => "unused: no remaining container uses it (--all)",
         }
     }
 }
@@ -95,6 +98,8 @@ pub struct Item {
     pub id: String,
     pub name: String,
     pub reason: Reason,
+    /// An image's tags when planned: it goes only if they are still exactly these.
+    pub tags: Vec<String>,
     /// Unix seconds: when it was created.
     pub created: i64,
     /// Unix seconds: when a container last finished, if it ever ran.
@@ -285,6 +290,7 @@ pub fn plan(inventory: &Inventory, rules: &Rules, now: i64) -> Plan {
             id: container.id.clone(),
             name: container.display_name(),
             reason,
+            tags: Vec::new(),
             created: container.created,
             finished_at: container.finished_at,
             predicted_bytes: container.size_rw,
@@ -303,14 +309,23 @@ pub fn plan(inventory: &Inventory, rules: &Rules, now: i64) -> Plan {
         .map(|container| container.image_id.as_str())
         .collect();
 
-    let mut planned_images: Vec<&Image> = Vec::new();
+    // Image candidates: dangling ones, and with --all every tagged one too, that
+    // no remaining container uses.
+    let newest = rules
+        .keep_last
+        .map(|count| newest_per_repository(inventory, count))
+        .unwrap_or_default();
+    let mut candidates: Vec<&Image> = Vec::new();
     for image in inventory.images.iter().filter(|image| {
-        image.listed && image.is_dangling() && !images_in_use.contains(image.id.as_str())
+        image.listed
+            && (image.is_dangling() || rules.all_images)
+            && !images_in_use.contains(image.id.as_str())
     }) {
         let references: Vec<String> = image.tags.iter().chain(&image.digests).cloned().collect();
         let rule = rules
             .kept_by(&references, &image.labels)
-            .or_else(|| rules.filtered_out_by(image.created, &image.labels));
+            .or_else(|| rules.filtered_out_by(image.created, &image.labels))
+            .or_else(|| newest.get(image.id.as_str()).cloned());
         match rule {
             Some(rule) => kept.push(Kept {
                 kind: Kind::Image,
@@ -318,9 +333,39 @@ pub fn plan(inventory: &Inventory, rules: &Rules, now: i64) -> Plan {
                 name: image.display_name(),
                 rule,
             }),
-            None => planned_images.push(image),
+            None => candidates.push(image),
         }
     }
+    // An image that a remaining image is built on cannot go (the engine refuses,
+    // and its layers stay anyway); that may keep its own parents in turn.
+    loop {
+        let going: HashSet<&str> = candidates.iter().map(|image| image.id.as_str()).collect();
+        let blocked: Vec<usize> = candidates
+            .iter()
+            .enumerate()
+            .filter(|(_, parent)| {
+                inventory.images.iter().any(|child| {
+                    child.id != parent.id
+                        && !going.contains(child.id.as_str())
+                        && child.is_built_on(parent)
+                })
+            })
+            .map(|(index, _)| index)
+            .collect();
+        if blocked.is_empty() {
+            break;
+        }
+        for index in blocked.into_iter().rev() {
+            let image = candidates.remove(index);
+            kept.push(Kept {
+                kind: Kind::Image,
+                id: image.id.clone(),
+                name: image.display_name(),
+                rule: "an image that stays is built on it".into(),
+            });
+        }
+    }
+    let planned_images = candidates;
     let planned_ids: HashSet<&str> = planned_images
         .iter()
         .map(|image| image.id.as_str())
@@ -405,7 +450,12 @@ pub fn plan(inventory: &Inventory, rules: &Rules, now: i64) -> Plan {
             kind: Kind::Image,
             id: image.id.clone(),
             name: image.display_name(),
-            reason: Reason::Dangling,
+            reason: if image.is_dangling() {
+                Reason::Dangling
+            } else {
+                Reason::Unused
+            },
+            tags: image.tags.clone(),
             created: image.created,
             finished_at: None,
             predicted_bytes: bytes,
@@ -452,6 +502,38 @@ pub fn summarize(items: Vec<Item>, inventory: &Inventory) -> Plan {
         data_root: None,
         orphaned: None,
         kept: Vec::new(),
+    }
+}
+
+/// For `--keep-last N`: the N newest images of each repository, with the rule.
+fn newest_per_repository(inventory: &Inventory, count: usize) -> HashMap<&str, String> {
+    let mut by_repository: HashMap<&str, Vec<&Image>> = HashMap::new();
+    for image in inventory.images.iter().filter(|image| image.listed) {
+        for tag in &image.tags {
+            by_repository
+                .entry(repository_of(tag))
+                .or_default()
+                .push(image);
+        }
+    }
+    let mut newest = HashMap::new();
+    for (repository, mut images) in by_repository {
+        images.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
+        images.dedup_by(|a, b| a.id == b.id);
+        for image in images.into_iter().take(count) {
+            newest
+                .entry(image.id.as_str())
+                .or_insert_with(|| format!("--keep-last {count} ({repository})"));
+        }
+    }
+    newest
+}
+
+/// `registry:5000/team/app:1.2` → `registry:5000/team/app`.
+fn repository_of(reference: &str) -> &str {
+    match reference.rsplit_once(':') {
+        Some((repository, tag)) if !tag.contains('/') => repository,
+        _ => reference,
     }
 }
 
@@ -797,6 +879,69 @@ mod tests {
         let plan = plan(&inv, &rules, 0);
         assert!(plan.items.is_empty());
         assert_eq!(plan.kept.len(), 1);
+    }
+
+    fn all() -> Rules {
+        let mut rules = Rules::default();
+        rules.all_images = true;
+        rules
+    }
+
+    #[test]
+    fn all_takes_unused_tagged_images_and_keeps_used_ones() {
+        let inv = inventory(
+            vec![
+                container("runs", ContainerState::Running, "used", 0),
+                container("stopped", ContainerState::Exited, "only-stopped", 0),
+            ],
+            vec![
+                image("used", &["web:1"], &[1], &[100]),
+                image("unused", &["tool:1", "tool:latest"], &[2], &[50]),
+                image("only-stopped", &["job:1"], &[3], &[30]),
+            ],
+        );
+        let plan = plan(&inv, &all(), 0);
+        assert_eq!(
+            ids(&plan, Kind::Image),
+            vec!["sha256:unused", "sha256:only-stopped"]
+        );
+        let unused = plan.items_of(Kind::Image).next().unwrap();
+        assert_eq!(unused.reason, Reason::Unused);
+        assert_eq!(unused.tags, vec!["tool:1", "tool:latest"]);
+        assert_eq!(plan.total.predicted_bytes, 80);
+    }
+
+    #[test]
+    fn keep_last_keeps_the_newest_of_each_repository() {
+        let mut images = Vec::new();
+        for (n, created) in [(1, 10), (2, 20), (3, 30), (4, 40)] {
+            let mut image = image(&format!("app{n}"), &[&format!("app:{n}")], &[n], &[10]);
+            image.created = created;
+            images.push(image);
+        }
+        let inv = inventory(vec![], images);
+        let mut rules = all();
+        rules.keep_last = Some(2);
+        let plan = plan(&inv, &rules, 0);
+        assert_eq!(ids(&plan, Kind::Image), vec!["sha256:app1", "sha256:app2"]);
+        let kept: Vec<&str> = plan.kept.iter().map(|k| k.rule.as_str()).collect();
+        assert_eq!(kept, vec!["--keep-last 2 (app)", "--keep-last 2 (app)"]);
+    }
+
+    #[test]
+    fn an_image_another_remaining_image_is_built_on_stays() {
+        let inv = inventory(
+            vec![container("runs", ContainerState::Running, "child", 0)],
+            vec![
+                image("base", &["base:1"], &[1], &[100]),
+                image("child", &["child:1"], &[1, 2], &[100, 5]),
+                image("other", &["other:1"], &[7], &[9]),
+            ],
+        );
+        let plan = plan(&inv, &all(), 0);
+        assert_eq!(ids(&plan, Kind::Image), vec!["sha256:other"]);
+        assert_eq!(plan.kept[0].id, "sha256:base");
+        assert_eq!(plan.kept[0].rule, "an image that stays is built on it");
     }
 
     #[test]

@@ -69,6 +69,8 @@ struct SavedItem {
     name: String,
     reason: Reason,
     #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
     created: i64,
     #[serde(default)]
     finished_at: Option<i64>,
@@ -162,6 +164,7 @@ fn parse(
             id: saved.id,
             name: saved.name,
             reason: saved.reason,
+            tags: saved.tags,
             created: saved.created,
             finished_at: saved.finished_at,
             predicted_bytes: saved.predicted_bytes,
@@ -216,6 +219,7 @@ mod tests {
                 id: "a".repeat(64),
                 name: "stopped".into(),
                 reason: Reason::Exited,
+                tags: Vec::new(),
                 created: 1,
                 finished_at: Some(2),
                 predicted_bytes: 10,
@@ -229,6 +233,7 @@ mod tests {
                 id: format!("sha256:{}", "b".repeat(64)),
                 name: "<none>".into(),
                 reason: Reason::Dangling,
+                tags: Vec::new(),
                 created: 1,
                 finished_at: None,
                 predicted_bytes: 20,

@@ -119,6 +119,7 @@ mod tests {
                 id: "x".into(),
                 name: "x".into(),
                 reason: Reason::Exited,
+                tags: Vec::new(),
                 created: 0,
                 finished_at: None,
                 predicted_bytes: bytes,

@@ -63,6 +63,10 @@ pub struct Rules {
     keep_set: GlobSet,
     /// `--keep-label`.
     pub keep_labels: Vec<LabelMatch>,
+    /// `--keep-last N`: the N newest images of each repository stay.
+    pub keep_last: Option<usize>,
+    /// `--all`: tagged images that nothing uses are candidates too.
+    pub all_images: bool,
 }
 
 impl Rules {

@@ -111,13 +111,20 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_cli(cli: Cli, now: i64) -> Result<Settings, UsageError> {
-        let rules = Rules::parse(
+        let mut rules = Rules::parse(
             &cli.rules.filters,
             cli.rules.stopped_for.as_deref(),
             &cli.rules.keep,
             &cli.rules.keep_label,
             now,
         )?;
+        if cli.rules.keep_last == Some(0) {
+            return Err(UsageError(
+                "invalid --keep-last 0: give how many images of each repository to keep (1 or more)".into(),
+            ));
+        }
+        rules.keep_last = cli.rules.keep_last;
+        rules.all_images = cli.rules.all;
         let host = Host::parse(cli.host.as_deref().unwrap_or(Host::DEFAULT))?;
         let mode = match (cli.command, cli.dry_run) {
             (None, true) => Mode::DryRun {

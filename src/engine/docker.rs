@@ -360,6 +360,23 @@ impl Engine for DockerEngine {
         }
     }
 
+    async fn untag_image(&self, reference: &str) -> Result<Removal> {
+        let options = RemoveImageOptions {
+            force: false,
+            noprune: true,
+            ..Default::default()
+        };
+        match self
+            .docker
+            .remove_image(reference, Some(options), None)
+            .await
+        {
+            Ok(_) => Ok(Removal::Removed),
+            Err(err) if is_not_found(&err) => Ok(Removal::AlreadyGone),
+            Err(err) => Err(refused(err)),
+        }
+    }
+
     async fn remove_image(&self, id: &str) -> Result<Removal> {
         let options = RemoveImageOptions {
             force: false,

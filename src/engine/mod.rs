@@ -54,6 +54,9 @@ pub trait Engine {
     /// Removes a container without force and without its volumes.
     async fn remove_container(&self, id: &str) -> Result<Removal>;
 
+    /// Removes one tag from an image, leaving the image (and its other tags).
+    async fn untag_image(&self, reference: &str) -> Result<Removal>;
+
     /// Removes an image by ID without force. The engine also removes the image's
     /// untagged parents that nothing else uses, as `docker rmi` does.
     async fn remove_image(&self, id: &str) -> Result<Removal>;

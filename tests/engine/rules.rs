@@ -12,10 +12,14 @@ use crate::check;
 use crate::support::{Daemon, Result};
 
 pub fn trials() -> Vec<Trial> {
-    vec![Trial::test(
-        "rules_filters_and_keep_rules_protect_and_say_why",
-        || rules_protect_and_say_why().map_err(Failed::from),
-    )]
+    vec![
+        Trial::test("rules_filters_and_keep_rules_protect_and_say_why", || {
+            rules_protect_and_say_why().map_err(Failed::from)
+        }),
+        Trial::test("rules_all_images_and_keep_last", || {
+            all_images_and_keep_last().map_err(Failed::from)
+        }),
+    ]
 }
 
 fn ids(value: &Value, field: &str) -> BTreeSet<String> {
@@ -177,5 +181,121 @@ fn rules_protect_and_say_why() -> Result<()> {
         d.all_images()?.contains(&pinned_image),
         "the pinned image was removed"
     );
+    Ok(())
+}
+
+/// `--all` with `--keep-last`: unused tagged images go (one with two tags
+/// included), the image a running container uses and the newest of a
+/// repository stay, and an apply removes exactly the plan.
+fn all_images_and_keep_last() -> Result<()> {
+    let d = Daemon::start()?;
+    d.build_base("base:latest")?;
+    let web = d.build_on("base", "web:1", 64, "web")?;
+    d.docker(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "web",
+        "web:1",
+        "sleep",
+        "1000",
+    ])?;
+    let tool = d.build_on("base", "tool:1", 64, "tool")?;
+    d.docker(&["tag", "tool:1", "tool:latest"])?;
+    let job = d.build_on("base", "job:1", 64, "job")?;
+    d.docker(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "job-run",
+        "job:1",
+        "true",
+    ])?;
+    let mut apps = Vec::new();
+    for n in 1..=4 {
+        apps.push(d.build_on("base", &format!("app:{n}"), 32, &format!("app{n}"))?);
+        // Creation times one second apart, so that "newest" is well defined.
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let dry_run = |extra: &[&str]| -> Result<Value> {
+        let mut args = vec!["--dry-run", "--all", "--format", "json"];
+        args.extend_from_slice(extra);
+        let output = d.reclaim(&args);
+        check!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())
+    };
+    let base = d.image_id("base:latest")?;
+
+    // --all: every unused image, the two-tag one and the one only a stopped
+    // container uses included; not the running container's, not the base.
+    let planned = ids(&dry_run(&[])?, "items");
+    for (what, id, expected) in [
+        ("the image of the running container", &web, false),
+        ("the base the others are built on", &base, false),
+        ("the unused two-tag image", &tool, true),
+        ("the image only a stopped container uses", &job, true),
+        ("app:1", &apps[0], true),
+        ("app:4", &apps[3], true),
+    ] {
+        check!(
+            planned.contains(id) == expected,
+            "--all: {what}: planned={}, expected {expected}",
+            planned.contains(id)
+        );
+    }
+
+    // --keep-last 2: the two newest of each repository stay (so do single images).
+    let plan = dry_run(&["--keep-last", "2"])?;
+    let planned = ids(&plan, "items");
+    let expected: BTreeSet<String> = [apps[0].clone(), apps[1].clone()].into();
+    let planned_images: BTreeSet<String> = planned
+        .into_iter()
+        .filter(|id| id.starts_with("sha256:"))
+        .collect();
+    check!(
+        planned_images == expected,
+        "--keep-last 2 planned {planned_images:?}"
+    );
+    let kept = ids(&plan, "kept");
+    for id in [&apps[2], &apps[3], &tool, &job] {
+        check!(kept.contains(id), "{id} not listed as kept: {kept:?}");
+    }
+
+    let apply = |extra: &[&str]| -> Result<()> {
+        let mut args = vec!["--yes", "--all"];
+        args.extend_from_slice(extra);
+        let output = d.reclaim(&args);
+        check!(
+            output.status.code() == Some(0),
+            "{extra:?}: exit {:?}: {}",
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(())
+    };
+    apply(&["--keep-last", "2"])?;
+    let images = d.all_images()?;
+    for id in [&apps[0], &apps[1]] {
+        check!(!images.contains(id), "{id} survived --keep-last 2");
+    }
+    for id in [&web, &apps[2], &apps[3], &tool, &job, &base] {
+        check!(images.contains(id), "{id} was removed by --keep-last 2");
+    }
+    // Now the two-tag image and the job image go; the apps are protected by name.
+    apply(&["--keep", "app:*"])?;
+    let images = d.all_images()?;
+    for id in [&tool, &job] {
+        check!(!images.contains(id), "{id} survived");
+    }
+    for id in [&web, &apps[2], &apps[3], &base] {
+        check!(images.contains(id), "{id} was removed");
+    }
     Ok(())
 }
