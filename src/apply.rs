@@ -180,6 +180,7 @@ async fn carry_out(engine: &impl Engine, item: &Item, states: Option<&States>) -
     let checked = match item.kind {
         Kind::Container => recheck_container(item, states),
         Kind::Image => recheck_image(engine, item).await,
+        Kind::Volume => recheck_volume(engine, item).await,
         other => Err(Outcome::Skipped(format!(
             "this version does not remove {}s",
             other.word()
@@ -190,15 +191,17 @@ async fn carry_out(engine: &impl Engine, item: &Item, states: Option<&States>) -
     }
     let removal = match item.kind {
         Kind::Container => engine.remove_container(&item.id).await,
+        Kind::Volume => engine.remove_volume(&item.id).await,
         _ => remove_image(engine, item).await,
     };
     match removal {
         Ok(Removal::Removed) => Outcome::Removed,
         Ok(Removal::AlreadyGone) => Outcome::AlreadyGone,
         // The engine itself refuses to remove a running, paused or restarting
-        // container without force: it changed since the re-check, so it stays.
+        // container, or a volume in use, without force: it changed since the
+        // re-check, so it stays.
         Err(err)
-            if item.kind == Kind::Container
+            if matches!(item.kind, Kind::Container | Kind::Volume)
                 && err
                     .downcast_ref::<Refused>()
                     .is_some_and(|refused| refused.status == 409) =>
@@ -265,6 +268,21 @@ async fn recheck_image(engine: &impl Engine, item: &Item) -> Result<(), Outcome>
         Ok(users) if users.is_empty() => Ok(()),
         Ok(users) => Err(Outcome::Skipped(format!(
             "used by container {} since the plan",
+            users
+                .iter()
+                .map(|id| short_id(id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+async fn recheck_volume(engine: &impl Engine, item: &Item) -> Result<(), Outcome> {
+    match engine.containers_using_volume(&item.id).await {
+        Err(err) => Err(Outcome::Failed(format!("re-checking it: {err:#}"))),
+        Ok(users) if users.is_empty() => Ok(()),
+        Ok(users) => Err(Outcome::Skipped(format!(
+            "mounted by container {} since the plan",
             users
                 .iter()
                 .map(|id| short_id(id))

@@ -123,6 +123,20 @@ pub struct RuleArgs {
     /// another image which stays is built on is kept.
     #[arg(long, global = true)]
     pub all: bool,
+
+    /// Also plan volumes that no remaining container mounts: anonymous ones
+    /// (`--volumes`), or named ones too (`--volumes=all`). Sizes come from the
+    /// engine, or the data root when readable. `until` does not apply to volumes.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHICH",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "anonymous",
+        global = true
+    )]
+    pub volumes: Option<crate::rules::VolumeScope>,
 }
 
 #[derive(Debug, Subcommand)]

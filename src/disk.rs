@@ -109,7 +109,7 @@ pub struct Index {
 fn owner_of(parts: &[&str]) -> (PathBuf, bool) {
     let depth = match parts {
         ["overlay2", "l", ..] => Some(3),
-        ["overlay2", ..] | ["containers", ..] => Some(2),
+        ["overlay2", ..] | ["containers", ..] | ["volumes", ..] => Some(2),
         ["image", _, "layerdb", "sha256" | "mounts", ..] => Some(5),
         ["image", _, "imagedb", "content" | "metadata", "sha256", ..] => Some(6),
         ["image", ..] => None,
@@ -498,6 +498,9 @@ pub fn measure_plan(
                             removed.insert(parent.clone());
                         }
                     }
+                }
+                Kind::Volume => {
+                    bytes += owned(layout.root.join("volumes").join(&item.id));
                 }
                 _ => return None,
             }

@@ -177,6 +177,15 @@ pub struct Volume {
     pub ref_count: Option<u64>,
 }
 
+impl Volume {
+    /// An anonymous volume: the engine's label says so, or its name is the
+    /// 64-hex ID the engine gives volumes nobody named.
+    pub fn is_anonymous(&self) -> bool {
+        self.labels.contains_key("com.docker.volume.anonymous")
+            || (self.name.len() == 64 && self.name.bytes().all(|b| b.is_ascii_hexdigit()))
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Network {
     pub id: String,

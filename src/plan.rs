@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::{ContainerState, Image, Inventory, short_id};
-use crate::rules::Rules;
+use crate::rules::{Rules, VolumeScope};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -68,6 +68,10 @@ pub enum Reason {
     Dangling,
     /// A tagged image that no remaining container uses (`--all`).
     Unused,
+    /// An anonymous volume that no remaining container mounts (`--volumes`).
+    AnonymousVolume,
+    /// A named volume that no remaining container mounts (`--volumes=all`).
+    NamedVolume,
 }
 
 impl Reason {
@@ -76,6 +80,7 @@ impl Reason {
         match self {
             Reason::Exited | Reason::NeverStarted | Reason::Dead => Kind::Container,
             Reason::Dangling | Reason::Unused => Kind::Image,
+            Reason::AnonymousVolume | Reason::NamedVolume => Kind::Volume,
         }
     }
 
@@ -86,6 +91,8 @@ impl Reason {
             Reason::Dead => "stopped: dead",
             Reason::Dangling => "dangling: untagged, no remaining container uses it",
             Reason::Unused => "unused: no remaining container uses it (--all)",
+            Reason::AnonymousVolume => "anonymous volume: no remaining container mounts it",
+            Reason::NamedVolume => "named volume: no remaining container mounts it (--volumes=all)",
         }
     }
 }
@@ -466,9 +473,78 @@ pub fn plan(inventory: &Inventory, rules: &Rules, now: i64) -> Plan {
         });
     }
 
+    if let Some(scope) = rules.volumes {
+        plan_volumes(
+            inventory,
+            rules,
+            scope,
+            &removed_containers,
+            &mut items,
+            &mut kept,
+        );
+    }
+
     let mut plan = summarize(items, inventory);
     plan.kept = kept;
     plan
+}
+
+/// Volumes that no remaining container mounts: anonymous ones, or all.
+fn plan_volumes(
+    inventory: &Inventory,
+    rules: &Rules,
+    scope: VolumeScope,
+    removed_containers: &HashSet<&str>,
+    items: &mut Vec<Item>,
+    kept: &mut Vec<Kept>,
+) {
+    let mounted: HashSet<&str> = inventory
+        .containers
+        .iter()
+        .filter(|container| !removed_containers.contains(container.id.as_str()))
+        .flat_map(|container| container.mounts.iter())
+        .filter_map(|mount| mount.name.as_deref())
+        .collect();
+    for volume in &inventory.volumes {
+        if mounted.contains(volume.name.as_str()) {
+            continue;
+        }
+        let anonymous = volume.is_anonymous();
+        if !anonymous && scope != VolumeScope::All {
+            continue;
+        }
+        // Volumes carry no creation time here, so `until` leaves them be.
+        let rule = rules
+            .kept_by(std::slice::from_ref(&volume.name), &volume.labels)
+            .or_else(|| rules.filtered_out_by(i64::MIN, &volume.labels));
+        if let Some(rule) = rule {
+            kept.push(Kept {
+                kind: Kind::Volume,
+                id: volume.name.clone(),
+                name: volume.name.clone(),
+                rule,
+            });
+            continue;
+        }
+        items.push(Item {
+            kind: Kind::Volume,
+            id: volume.name.clone(),
+            name: volume.name.clone(),
+            reason: if anonymous {
+                Reason::AnonymousVolume
+            } else {
+                Reason::NamedVolume
+            },
+            tags: Vec::new(),
+            created: 0,
+            finished_at: None,
+            predicted_bytes: volume.size.unwrap_or(0),
+            predicted_apparent_bytes: None,
+            measured: false,
+            frees_layers: Vec::new(),
+            keeps_layers: Vec::new(),
+        });
+    }
 }
 
 /// A plan of `items`, with per-kind and total figures against the inventory's usage.
@@ -942,6 +1018,65 @@ mod tests {
         assert_eq!(ids(&plan, Kind::Image), vec!["sha256:other"]);
         assert_eq!(plan.kept[0].id, "sha256:base");
         assert_eq!(plan.kept[0].rule, "an image that stays is built on it");
+    }
+
+    #[test]
+    fn volumes_no_remaining_container_mounts_go_anonymous_first() {
+        use crate::inventory::{Mount, Volume};
+        let volume = |name: &str| Volume {
+            name: name.into(),
+            driver: "local".into(),
+            labels: BTreeMap::new(),
+            size: Some(10),
+            ref_count: None,
+        };
+        let anon_a = "a".repeat(64);
+        let anon_b = "b".repeat(64);
+        let mut running = container("runs", ContainerState::Running, "base", 0);
+        running.mounts = vec![Mount {
+            kind: "volume".into(),
+            name: Some("data".into()),
+            destination: "/data".into(),
+        }];
+        let mut stopped = container("stopped", ContainerState::Exited, "base", 0);
+        stopped.mounts = vec![Mount {
+            kind: "volume".into(),
+            name: Some(anon_b.clone()),
+            destination: "/scratch".into(),
+        }];
+        let mut inv = inventory(
+            vec![running, stopped],
+            vec![image("base", &["b:1"], &[1], &[1])],
+        );
+        inv.volumes = vec![
+            volume("data"),
+            volume("old"),
+            volume(&anon_a),
+            volume(&anon_b),
+        ];
+        let mut rules = Rules::default();
+        rules.volumes = Some(VolumeScope::Anonymous);
+        let anonymous = plan(&inv, &rules, 0);
+        assert_eq!(
+            ids(&anonymous, Kind::Volume),
+            vec![anon_a.clone(), anon_b.clone()]
+        );
+        assert_eq!(
+            anonymous.items_of(Kind::Volume).next().unwrap().reason,
+            Reason::AnonymousVolume
+        );
+        rules.volumes = Some(VolumeScope::All);
+        let all = plan(&inv, &rules, 0);
+        assert_eq!(
+            ids(&all, Kind::Volume),
+            vec!["old".to_string(), anon_a, anon_b]
+        );
+        assert!(
+            plan(&inv, &Rules::default(), 0)
+                .items_of(Kind::Volume)
+                .next()
+                .is_none()
+        );
     }
 
     #[test]

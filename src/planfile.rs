@@ -189,7 +189,14 @@ fn valid_id(kind: Kind, id: &str) -> bool {
     match kind {
         Kind::Container => is_hex64(id),
         Kind::Image => id.strip_prefix("sha256:").is_some_and(is_hex64),
-        Kind::Volume | Kind::Network | Kind::BuildCache => false,
+        // Docker's volume names: [a-zA-Z0-9][a-zA-Z0-9_.-]*
+        Kind::Volume => {
+            id.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        }
+        Kind::Network | Kind::BuildCache => false,
     }
 }
 

@@ -67,6 +67,17 @@ pub struct Rules {
     pub keep_last: Option<usize>,
     /// `--all`: tagged images that nothing uses are candidates too.
     pub all_images: bool,
+    /// `--volumes`: which unused volumes are candidates.
+    pub volumes: Option<VolumeScope>,
+}
+
+/// Which volumes `--volumes` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VolumeScope {
+    /// Anonymous volumes only (64-hex names, or the engine's anonymous label).
+    Anonymous,
+    /// Named volumes too.
+    All,
 }
 
 impl Rules {

@@ -125,6 +125,7 @@ impl Settings {
         }
         rules.keep_last = cli.rules.keep_last;
         rules.all_images = cli.rules.all;
+        rules.volumes = cli.rules.volumes;
         let host = Host::parse(cli.host.as_deref().unwrap_or(Host::DEFAULT))?;
         let mode = match (cli.command, cli.dry_run) {
             (None, true) => Mode::DryRun {

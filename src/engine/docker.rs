@@ -360,6 +360,25 @@ impl Engine for DockerEngine {
         }
     }
 
+    async fn containers_using_volume(&self, name: &str) -> Result<Vec<String>> {
+        let found = self
+            .list_all_containers("volume", vec![name.to_string()])
+            .await?;
+        Ok(found
+            .into_iter()
+            .filter_map(|container| container.id)
+            .collect())
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<Removal> {
+        let options = bollard::query_parameters::RemoveVolumeOptions { force: false };
+        match self.docker.remove_volume(name, Some(options)).await {
+            Ok(()) => Ok(Removal::Removed),
+            Err(err) if is_not_found(&err) => Ok(Removal::AlreadyGone),
+            Err(err) => Err(refused(err)),
+        }
+    }
+
     async fn untag_image(&self, reference: &str) -> Result<Removal> {
         let options = RemoveImageOptions {
             force: false,

@@ -54,6 +54,12 @@ pub trait Engine {
     /// Removes a container without force and without its volumes.
     async fn remove_container(&self, id: &str) -> Result<Removal>;
 
+    /// IDs of the containers, in any state, that mount this volume.
+    async fn containers_using_volume(&self, name: &str) -> Result<Vec<String>>;
+
+    /// Removes a volume without force.
+    async fn remove_volume(&self, name: &str) -> Result<Removal>;
+
     /// Removes one tag from an image, leaving the image (and its other tags).
     async fn untag_image(&self, reference: &str) -> Result<Removal>;
 

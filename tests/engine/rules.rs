@@ -19,6 +19,9 @@ pub fn trials() -> Vec<Trial> {
         Trial::test("rules_all_images_and_keep_last", || {
             all_images_and_keep_last().map_err(Failed::from)
         }),
+        Trial::test("rules_volumes_anonymous_named_and_protected", || {
+            volumes().map_err(Failed::from)
+        }),
     ]
 }
 
@@ -297,5 +300,122 @@ fn all_images_and_keep_last() -> Result<()> {
     for id in [&web, &apps[2], &apps[3], &base] {
         check!(images.contains(id), "{id} was removed");
     }
+    Ok(())
+}
+
+/// `--volumes`: anonymous volumes no remaining container mounts go (also one
+/// whose only container is in the plan); named ones only with `--volumes=all`;
+/// one a running container mounts, and a protected one, never.
+fn volumes() -> Result<()> {
+    let d = Daemon::start()?;
+    d.build_base("base:latest")?;
+    let volume_of = |container: &str| {
+        d.docker(&[
+            "inspect",
+            "-f",
+            "{{range .Mounts}}{{.Name}}{{end}}",
+            container,
+        ])
+    };
+    d.docker(&["volume", "create", "data"])?;
+    d.docker(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "db",
+        "-v",
+        "data:/data",
+        "base",
+        "sleep",
+        "1000",
+    ])?;
+    d.docker(&["volume", "create", "old-data"])?;
+    d.docker(&["volume", "create", "--label", "pin=yes", "pinned-data"])?;
+    // An anonymous volume left by a removed container, and one whose container
+    // is stopped (and so in the plan).
+    d.docker(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "gone",
+        "-v",
+        "/scratch",
+        "base",
+        "true",
+    ])?;
+    let orphaned = volume_of("gone")?;
+    d.docker(&["rm", "gone"])?;
+    d.docker(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "stopped",
+        "-v",
+        "/scratch",
+        "base",
+        "true",
+    ])?;
+    let with_stopped = volume_of("stopped")?;
+    check!(
+        orphaned.len() == 64 && with_stopped.len() == 64,
+        "anonymous names: {orphaned} {with_stopped}"
+    );
+
+    let planned_volumes = |extra: &[&str]| -> Result<BTreeSet<String>> {
+        let mut args = vec!["--dry-run", "--format", "json"];
+        args.extend_from_slice(extra);
+        let output = d.reclaim(&args);
+        check!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let plan: Value = serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
+        Ok(plan["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|item| item["kind"] == "volume")
+            .filter_map(|item| item["id"].as_str().map(str::to_string))
+            .collect())
+    };
+    check!(
+        planned_volumes(&[])?.is_empty(),
+        "volumes planned without --volumes"
+    );
+    let anonymous = planned_volumes(&["--volumes"])?;
+    check!(
+        anonymous == BTreeSet::from([orphaned.clone(), with_stopped.clone()]),
+        "--volumes planned {anonymous:?}"
+    );
+    let all = planned_volumes(&["--volumes=all", "--keep-label", "pin"])?;
+    check!(
+        all == BTreeSet::from([
+            orphaned.clone(),
+            with_stopped.clone(),
+            "old-data".to_string()
+        ]),
+        "--volumes=all planned {all:?}"
+    );
+
+    let output = d.reclaim(&["--yes", "--volumes=all", "--keep-label", "pin"]);
+    check!(
+        output.status.code() == Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let left: BTreeSet<String> = d
+        .docker(&["volume", "ls", "-q"])?
+        .lines()
+        .map(str::to_string)
+        .collect();
+    check!(
+        left == BTreeSet::from(["data".to_string(), "pinned-data".to_string()]),
+        "volumes left: {left:?}"
+    );
     Ok(())
 }
