@@ -49,6 +49,16 @@ pub struct Cli {
     #[command(flatten)]
     pub rules: RuleArgs,
 
+    /// Read defaults from this TOML file instead of /etc/docker-reclaim/config.toml
+    /// and ~/.config/docker-reclaim/config.toml. Flags override the file.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "DOCKER_RECLAIM_CONFIG",
+        global = true
+    )]
+    pub config: Option<PathBuf>,
+
     /// Docker engine to talk to: unix:///path/to/docker.sock or tcp://host:port.
     /// Defaults to $DOCKER_HOST, then unix:///var/run/docker.sock.
     #[arg(
@@ -78,9 +88,9 @@ pub struct ApplyArgs {
     #[arg(long, global = true, conflicts_with = "yes")]
     pub select: bool,
 
-    /// How many deletions run at once.
-    #[arg(long, value_name = "N", default_value_t = 4, global = true)]
-    pub jobs: usize,
+    /// How many deletions run at once [default: 4].
+    #[arg(long, value_name = "N", global = true)]
+    pub jobs: Option<usize>,
 
     /// Append one JSON line per removed, skipped or failed item to FILE
     /// (time, kind, id, name, bytes, outcome).

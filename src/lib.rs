@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod cli;
+pub mod config;
 pub mod confirm;
 pub mod disk;
 pub mod engine;
@@ -59,7 +60,8 @@ pub fn run() -> ExitCode {
 }
 
 fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
-    let settings = Settings::from_cli(cli, unix_now())?;
+    let config = config::load(cli.config.as_deref())?;
+    let settings = Settings::from_cli(cli, config, unix_now())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

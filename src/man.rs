@@ -108,7 +108,15 @@ pub fn render(out: &mut impl Write) -> io::Result<()> {
     extra.text([roman(
         "The engine to talk to, as unix:///path or tcp://host:port, when -H is not given. Default: unix:///var/run/docker.sock.",
     )]);
+    extra.control("TP", []);
+    extra.text([bold("DOCKER_RECLAIM_CONFIG")]);
+    extra.text([roman("The config file to read, as with --config.")]);
     extra.control("SH", ["FILES"]);
+    extra.control("TP", []);
+    extra.text([bold(crate::config::SYSTEM_PATH)]);
+    extra.text([roman(
+        "Defaults, in TOML, for maintenance jobs; then ~/.config/docker-reclaim/config.toml ($XDG_CONFIG_HOME), whose keys override it; --config FILE replaces both. Flags override the files. Keys: host, all, volumes (\"anonymous\" or \"all\"), filters, stopped_for, keep, keep_labels, keep_last, jobs, log_file. An unknown key is an error.",
+    )]);
     extra.control("TP", []);
     extra.text([bold("/run/lock/docker-reclaim-*.lock")]);
     extra.text([roman(

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{Cli, Command, Format};
+use crate::config::Config;
 use crate::exit::UsageError;
-use crate::rules::Rules;
+use crate::rules::{Rules, VolumeScope};
 
 /// Where the engine is, as the user named it and as we will dial it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +91,9 @@ pub enum Mode {
     Layers { images: Vec<String> },
 }
 
+/// Deletions at once unless told otherwise.
+pub const DEFAULT_JOBS: usize = 4;
+
 /// The most deletions that may run at once.
 pub const MAX_JOBS: usize = 32;
 
@@ -110,23 +114,45 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn from_cli(cli: Cli, now: i64) -> Result<Settings, UsageError> {
-        let mut rules = Rules::parse(
-            &cli.rules.filters,
-            cli.rules.stopped_for.as_deref(),
-            &cli.rules.keep,
-            &cli.rules.keep_label,
-            now,
-        )?;
-        if cli.rules.keep_last == Some(0) {
+    /// Flags over the config file's defaults; `now` is for `until=24h`.
+    pub fn from_cli(cli: Cli, config: Config, now: i64) -> Result<Settings, UsageError> {
+        let or_config = |flag: Vec<String>, file: Option<Vec<String>>| {
+            if flag.is_empty() {
+                file.unwrap_or_default()
+            } else {
+                flag
+            }
+        };
+        let filters = or_config(cli.rules.filters, config.filters);
+        let keep = or_config(cli.rules.keep, config.keep);
+        let keep_labels = or_config(cli.rules.keep_label, config.keep_labels);
+        let stopped_for = cli.rules.stopped_for.or(config.stopped_for);
+        let mut rules = Rules::parse(&filters, stopped_for.as_deref(), &keep, &keep_labels, now)?;
+        let keep_last = cli.rules.keep_last.or(config.keep_last);
+        let volumes = match (cli.rules.volumes, config.volumes.as_deref()) {
+            (Some(scope), _) => Some(scope),
+            (None, None) => None,
+            (None, Some("anonymous")) => Some(VolumeScope::Anonymous),
+            (None, Some("all")) => Some(VolumeScope::All),
+            (None, Some(other)) => {
+                return Err(UsageError(format!(
+                    "invalid volumes = {other:?} in the config file: use \"anonymous\" or \"all\""
+                )));
+            }
+        };
+        let jobs = cli.apply.jobs.or(config.jobs).unwrap_or(DEFAULT_JOBS);
+        let log_file = cli.apply.log_file.or(config.log_file);
+        let all_images = cli.rules.all || config.all.unwrap_or(false);
+        let cli_host = cli.host.or(config.host);
+        if keep_last == Some(0) {
             return Err(UsageError(
                 "invalid --keep-last 0: give how many images of each repository to keep (1 or more)".into(),
             ));
         }
-        rules.keep_last = cli.rules.keep_last;
-        rules.all_images = cli.rules.all;
-        rules.volumes = cli.rules.volumes;
-        let host = Host::parse(cli.host.as_deref().unwrap_or(Host::DEFAULT))?;
+        rules.keep_last = keep_last;
+        rules.all_images = all_images;
+        rules.volumes = volumes;
+        let host = Host::parse(cli_host.as_deref().unwrap_or(Host::DEFAULT))?;
         let mode = match (cli.command, cli.dry_run) {
             (None, true) => Mode::DryRun {
                 plan_out: cli.plan_out,
@@ -148,10 +174,9 @@ impl Settings {
                 })?,
             },
         };
-        if cli.apply.jobs == 0 || cli.apply.jobs > MAX_JOBS {
+        if jobs == 0 || jobs > MAX_JOBS {
             return Err(UsageError(format!(
-                "invalid --jobs {}: give a number from 1 to {MAX_JOBS}",
-                cli.apply.jobs
+                "invalid --jobs {jobs}: give a number from 1 to {MAX_JOBS}"
             )));
         }
         Ok(Settings {
@@ -160,8 +185,8 @@ impl Settings {
             mode,
             yes: cli.apply.yes,
             select: cli.apply.select,
-            jobs: cli.apply.jobs,
-            log_file: cli.apply.log_file,
+            jobs,
+            log_file,
             verbose: cli.verbose,
             rules,
             now,
@@ -217,7 +242,11 @@ mod tests {
         use clap::Parser;
         let mut argv = vec!["docker-reclaim"];
         argv.extend_from_slice(args);
-        Settings::from_cli(Cli::try_parse_from(argv).expect("clap accepts"), 0)
+        Settings::from_cli(
+            Cli::try_parse_from(argv).expect("clap accepts"),
+            Config::default(),
+            0,
+        )
     }
 
     #[test]
@@ -254,6 +283,34 @@ mod tests {
             assert!(err.contains(needle), "{args:?}: {err}");
             assert!(!err.contains('\n'));
         }
+    }
+
+    #[test]
+    fn flags_override_the_config_file() {
+        use clap::Parser;
+        let config = Config {
+            keep: Some(vec!["db-*".into()]),
+            jobs: Some(8),
+            stopped_for: Some("1h".into()),
+            volumes: Some("all".into()),
+            ..Config::default()
+        };
+        let cli = Cli::try_parse_from(["docker-reclaim", "--dry-run", "--jobs", "2"]).unwrap();
+        let settings = Settings::from_cli(cli, config.clone(), 0).unwrap();
+        assert_eq!(settings.jobs, 2);
+        assert_eq!(settings.rules.stopped_for, Some(Duration::from_secs(3600)));
+        assert_eq!(settings.rules.volumes, Some(VolumeScope::All));
+        let bad = Config {
+            volumes: Some("some".into()),
+            ..Config::default()
+        };
+        let cli = Cli::try_parse_from(["docker-reclaim", "--dry-run"]).unwrap();
+        assert!(
+            Settings::from_cli(cli, bad, 0)
+                .unwrap_err()
+                .0
+                .contains("volumes")
+        );
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub fn trials() -> Vec<Trial> {
         Trial::test("rules_volumes_anonymous_named_and_protected", || {
             volumes().map_err(Failed::from)
         }),
+        Trial::test("rules_config_file_defaults_and_flags_override", || {
+            config_file().map_err(Failed::from)
+        }),
     ]
 }
 
@@ -417,5 +420,68 @@ fn volumes() -> Result<()> {
         left == BTreeSet::from(["data".to_string(), "pinned-data".to_string()]),
         "volumes left: {left:?}"
     );
+    Ok(())
+}
+
+/// Defaults from `--config FILE`; a flag overrides; an unknown key is a
+/// one-line error and nothing happens.
+fn config_file() -> Result<()> {
+    let d = Daemon::start()?;
+    d.build_base("base:latest")?;
+    let web = d.docker(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "web-1",
+        "base",
+        "true",
+    ])?;
+    let job = d.docker(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "job-1",
+        "base",
+        "true",
+    ])?;
+    let config = d.dir().join("config.toml");
+    std::fs::write(&config, "keep = [\"web-*\"]\njobs = 2\n").map_err(|e| e.to_string())?;
+    let config_arg = config.to_string_lossy().into_owned();
+    let plan = |extra: &[&str]| -> Result<BTreeSet<String>> {
+        let mut args = vec!["--dry-run", "--format", "json", "--config", &config_arg];
+        args.extend_from_slice(extra);
+        let output = d.reclaim(&args);
+        check!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let plan: Value = serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
+        Ok(ids(&plan, "items"))
+    };
+    check!(
+        plan(&[])? == BTreeSet::from([job.clone()]),
+        "the config's keep rule is ignored"
+    );
+    check!(
+        plan(&["--keep", "job-*"])? == BTreeSet::from([web.clone()]),
+        "a --keep flag does not replace the config's"
+    );
+
+    std::fs::write(&config, "keep_lats = 3\n").map_err(|e| e.to_string())?;
+    let output = d.reclaim(&["--yes", "--config", &config_arg]);
+    check!(
+        output.status.code() == Some(2),
+        "exit {:?}",
+        output.status.code()
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    check!(
+        stderr.lines().count() == 1 && stderr.contains("keep_lats") && stderr.contains(&config_arg),
+        "{stderr}"
+    );
+    check!(d.all_containers()?.len() == 2, "something was removed");
     Ok(())
 }

@@ -268,6 +268,9 @@ pub fn reclaim_command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_docker-reclaim"));
     command
         .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_RECLAIM_CONFIG")
+        // No user config file: only what a test passes with --config counts.
+        .env("XDG_CONFIG_HOME", "/nonexistent/docker-reclaim-tests")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null());
     command

@@ -1,0 +1,142 @@
+//! Defaults from a config file, so that a cron line can be `docker-reclaim --yes`.
+//! Read from `--config FILE`, else `/etc/docker-reclaim/config.toml` and then the
+//! user's `$XDG_CONFIG_HOME/docker-reclaim/config.toml` (`~/.config/…`), the
+//! latter's keys overriding the former's. Flags override both.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::exit::UsageError;
+
+/// Every key is optional; an unknown key is an error, so a typo never passes
+/// silently.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub host: Option<String>,
+    pub all: Option<bool>,
+    /// `anonymous` or `all`.
+    pub volumes: Option<String>,
+    pub filters: Option<Vec<String>>,
+    pub stopped_for: Option<String>,
+    pub keep: Option<Vec<String>>,
+    pub keep_labels: Option<Vec<String>>,
+    pub keep_last: Option<usize>,
+    pub jobs: Option<usize>,
+    pub log_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// `other`'s keys over this one's.
+    fn overlay(self, other: Config) -> Config {
+        Config {
+            host: other.host.or(self.host),
+            all: other.all.or(self.all),
+            volumes: other.volumes.or(self.volumes),
+            filters: other.filters.or(self.filters),
+            stopped_for: other.stopped_for.or(self.stopped_for),
+            keep: other.keep.or(self.keep),
+            keep_labels: other.keep_labels.or(self.keep_labels),
+            keep_last: other.keep_last.or(self.keep_last),
+            jobs: other.jobs.or(self.jobs),
+            log_file: other.log_file.or(self.log_file),
+        }
+    }
+
+    /// Parses one file's text; `path` is for the error message.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, UsageError> {
+        toml::from_str(text).map_err(|err| {
+            let why = err.message().replace('\n', " ");
+            UsageError(format!("invalid config file {}: {why}", path.display()))
+        })
+    }
+}
+
+pub const SYSTEM_PATH: &str = "/etc/docker-reclaim/config.toml";
+
+/// The user's config file path.
+pub fn user_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|path| path.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")))?;
+    Some(base.join("docker-reclaim").join("config.toml"))
+}
+
+/// Loads `explicit` (which must exist), or the system and user files (each
+/// optional).
+pub fn load(explicit: Option<&Path>) -> Result<Config, UsageError> {
+    let read = |path: &Path, required: bool| -> Result<Config, UsageError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::parse(&text, path),
+            Err(err) if !required && err.kind() == std::io::ErrorKind::NotFound => {
+                Ok(Config::default())
+            }
+            Err(err) => Err(UsageError(format!(
+                "cannot read config file {}: {err}",
+                path.display()
+            ))),
+        }
+    };
+    if let Some(path) = explicit {
+        return read(path, true);
+    }
+    let system = read(Path::new(SYSTEM_PATH), false)?;
+    let user = match user_path() {
+        Some(path) => read(&path, false)?,
+        None => Config::default(),
+    };
+    Ok(system.overlay(user))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_key_and_rejects_unknown_ones() {
+        let config = Config::parse(
+            r#"
+host = "unix:///run/docker.sock"
+all = true
+volumes = "anonymous"
+filters = ["label!=keep"]
+stopped_for = "24h"
+keep = ["db-*"]
+keep_labels = ["pin"]
+keep_last = 3
+jobs = 2
+log_file = "/var/log/docker-reclaim.jsonl"
+"#,
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.keep_last, Some(3));
+        assert_eq!(config.keep.as_deref(), Some(&["db-*".to_string()][..]));
+        let err = Config::parse("keep_lats = 3\n", Path::new("/etc/x.toml"))
+            .unwrap_err()
+            .0;
+        assert!(
+            err.contains("/etc/x.toml") && err.contains("keep_lats"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn the_user_file_overrides_the_system_file_key_by_key() {
+        let system = Config {
+            jobs: Some(8),
+            keep: Some(vec!["a".into()]),
+            ..Config::default()
+        };
+        let user = Config {
+            keep: Some(vec!["b".into()]),
+            ..Config::default()
+        };
+        let merged = system.overlay(user);
+        assert_eq!(merged.jobs, Some(8));
+        assert_eq!(merged.keep, Some(vec!["b".to_string()]));
+    }
+}
