@@ -181,6 +181,14 @@ async fn carry_out(engine: &impl Engine, item: &Item, states: Option<&States>) -
         Kind::Container => recheck_container(item, states),
         Kind::Image => recheck_image(engine, item).await,
         Kind::Volume => recheck_volume(engine, item).await,
+        Kind::Network => match engine.network_endpoints(&item.id).await {
+            Err(err) => Err(Outcome::Failed(format!("re-checking it: {err:#}"))),
+            Ok(None) => Err(Outcome::AlreadyGone),
+            Ok(Some(0)) => Ok(()),
+            Ok(Some(count)) => Err(Outcome::Skipped(format!(
+                "{count} container(s) attached since the plan"
+            ))),
+        },
         other => Err(Outcome::Skipped(format!(
             "this version does not remove {}s",
             other.word()
@@ -192,6 +200,7 @@ async fn carry_out(engine: &impl Engine, item: &Item, states: Option<&States>) -
     let removal = match item.kind {
         Kind::Container => engine.remove_container(&item.id).await,
         Kind::Volume => engine.remove_volume(&item.id).await,
+        Kind::Network => engine.remove_network(&item.id).await,
         _ => remove_image(engine, item).await,
     };
     match removal {
@@ -201,7 +210,7 @@ async fn carry_out(engine: &impl Engine, item: &Item, states: Option<&States>) -
         // container, or a volume in use, without force: it changed since the
         // re-check, so it stays.
         Err(err)
-            if matches!(item.kind, Kind::Container | Kind::Volume)
+            if matches!(item.kind, Kind::Container | Kind::Volume | Kind::Network)
                 && err
                     .downcast_ref::<Refused>()
                     .is_some_and(|refused| refused.status == 409) =>

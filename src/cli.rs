@@ -147,6 +147,11 @@ pub struct RuleArgs {
         global = true
     )]
     pub volumes: Option<crate::rules::VolumeScope>,
+
+    /// Also plan user-defined networks that no remaining container is attached
+    /// to. Never `bridge`, `host`, `none`, an ingress or a swarm-scoped network.
+    #[arg(long, global = true)]
+    pub networks: bool,
 }
 
 #[derive(Debug, Subcommand)]

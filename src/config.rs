@@ -18,6 +18,7 @@ pub struct Config {
     pub all: Option<bool>,
     /// `anonymous` or `all`.
     pub volumes: Option<String>,
+    pub networks: Option<bool>,
     pub filters: Option<Vec<String>>,
     pub stopped_for: Option<String>,
     pub keep: Option<Vec<String>>,
@@ -34,6 +35,7 @@ impl Config {
             host: other.host.or(self.host),
             all: other.all.or(self.all),
             volumes: other.volumes.or(self.volumes),
+            networks: other.networks.or(self.networks),
             filters: other.filters.or(self.filters),
             stopped_for: other.stopped_for.or(self.stopped_for),
             keep: other.keep.or(self.keep),

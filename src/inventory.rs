@@ -91,6 +91,8 @@ pub struct Container {
     pub size_rw: u64,
     pub mounts: Vec<Mount>,
     pub labels: BTreeMap<String, String>,
+    /// Networks it is attached to, by name (and by ID where the engine gives it).
+    pub networks: Vec<String>,
 }
 
 impl Container {
@@ -193,6 +195,19 @@ pub struct Network {
     pub driver: String,
     pub scope: String,
     pub labels: BTreeMap<String, String>,
+    /// Unix seconds.
+    pub created: Option<i64>,
+    /// Swarm's ingress network.
+    pub ingress: bool,
+}
+
+impl Network {
+    /// The networks the engine makes itself and that no prune may touch.
+    pub fn is_predefined(&self) -> bool {
+        matches!(self.name.as_str(), "bridge" | "host" | "none")
+            || self.ingress
+            || self.scope == "swarm"
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

@@ -72,6 +72,8 @@ pub enum Reason {
     AnonymousVolume,
     /// A named volume that no remaining container mounts (`--volumes=all`).
     NamedVolume,
+    /// A user-defined network with no remaining container (`--networks`).
+    UnusedNetwork,
 }
 
 impl Reason {
@@ -81,6 +83,7 @@ impl Reason {
             Reason::Exited | Reason::NeverStarted | Reason::Dead => Kind::Container,
             Reason::Dangling | Reason::Unused => Kind::Image,
             Reason::AnonymousVolume | Reason::NamedVolume => Kind::Volume,
+            Reason::UnusedNetwork => Kind::Network,
         }
     }
 
@@ -93,6 +96,7 @@ impl Reason {
             Reason::Unused => "unused: no remaining container uses it (--all)",
             Reason::AnonymousVolume => "anonymous volume: no remaining container mounts it",
             Reason::NamedVolume => "named volume: no remaining container mounts it (--volumes=all)",
+            Reason::UnusedNetwork => "user-defined network: no remaining container is attached",
         }
     }
 }
@@ -483,10 +487,64 @@ pub fn plan(inventory: &Inventory, rules: &Rules, now: i64) -> Plan {
             &mut kept,
         );
     }
+    if rules.networks {
+        plan_networks(inventory, rules, &removed_containers, &mut items, &mut kept);
+    }
 
     let mut plan = summarize(items, inventory);
     plan.kept = kept;
     plan
+}
+
+/// User-defined networks that no remaining container is attached to.
+fn plan_networks(
+    inventory: &Inventory,
+    rules: &Rules,
+    removed_containers: &HashSet<&str>,
+    items: &mut Vec<Item>,
+    kept: &mut Vec<Kept>,
+) {
+    let attached: HashSet<&str> = inventory
+        .containers
+        .iter()
+        .filter(|container| !removed_containers.contains(container.id.as_str()))
+        .flat_map(|container| container.networks.iter().map(String::as_str))
+        .collect();
+    for network in &inventory.networks {
+        if network.is_predefined()
+            || attached.contains(network.name.as_str())
+            || attached.contains(network.id.as_str())
+        {
+            continue;
+        }
+        let created = network.created.unwrap_or(i64::MIN);
+        let rule = rules
+            .kept_by(std::slice::from_ref(&network.name), &network.labels)
+            .or_else(|| rules.filtered_out_by(created, &network.labels));
+        if let Some(rule) = rule {
+            kept.push(Kept {
+                kind: Kind::Network,
+                id: network.id.clone(),
+                name: network.name.clone(),
+                rule,
+            });
+            continue;
+        }
+        items.push(Item {
+            kind: Kind::Network,
+            id: network.id.clone(),
+            name: network.name.clone(),
+            reason: Reason::UnusedNetwork,
+            tags: Vec::new(),
+            created: network.created.unwrap_or(0),
+            finished_at: None,
+            predicted_bytes: 0,
+            predicted_apparent_bytes: None,
+            measured: false,
+            frees_layers: Vec::new(),
+            keeps_layers: Vec::new(),
+        });
+    }
 }
 
 /// Volumes that no remaining container mounts: anonymous ones, or all.
@@ -715,6 +773,7 @@ mod tests {
             size_rw,
             mounts: Vec::new(),
             labels: BTreeMap::new(),
+            networks: Vec::new(),
         }
     }
 
@@ -1077,6 +1136,45 @@ mod tests {
                 .next()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn networks_without_remaining_containers_go_never_predefined_ones() {
+        use crate::inventory::Network;
+        let network = |id: &str, name: &str, scope: &str| Network {
+            id: id.into(),
+            name: name.into(),
+            driver: "bridge".into(),
+            scope: scope.into(),
+            labels: BTreeMap::new(),
+            created: Some(1),
+            ingress: false,
+        };
+        let mut runs = container("runs", ContainerState::Running, "base", 0);
+        runs.networks = vec!["front".into()];
+        let mut stopped = container("stopped", ContainerState::Exited, "base", 0);
+        stopped.networks = vec!["jobs".into()];
+        let mut inv = inventory(
+            vec![runs, stopped],
+            vec![image("base", &["b:1"], &[1], &[1])],
+        );
+        inv.networks = vec![
+            network("n1", "bridge", "local"),
+            network("n2", "none", "local"),
+            network("n3", "front", "local"),
+            network("n4", "jobs", "local"),
+            network("n5", "idle", "local"),
+            network("n6", "overlay", "swarm"),
+        ];
+        let mut rules = Rules::default();
+        assert!(
+            plan(&inv, &rules, 0)
+                .items_of(Kind::Network)
+                .next()
+                .is_none()
+        );
+        rules.networks = true;
+        assert_eq!(ids(&plan(&inv, &rules, 0), Kind::Network), vec!["n4", "n5"]);
     }
 
     #[test]

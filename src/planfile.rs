@@ -196,7 +196,8 @@ fn valid_id(kind: Kind, id: &str) -> bool {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
         }
-        Kind::Network | Kind::BuildCache => false,
+        Kind::Network => is_hex64(id),
+        Kind::BuildCache => false,
     }
 }
 

@@ -69,6 +69,8 @@ pub struct Rules {
     pub all_images: bool,
     /// `--volumes`: which unused volumes are candidates.
     pub volumes: Option<VolumeScope>,
+    /// `--networks`: user-defined networks with no containers are candidates.
+    pub networks: bool,
 }
 
 /// Which volumes `--volumes` takes.

@@ -152,6 +152,7 @@ impl Settings {
         rules.keep_last = keep_last;
         rules.all_images = all_images;
         rules.volumes = volumes;
+        rules.networks = cli.rules.networks || config.networks.unwrap_or(false);
         let host = Host::parse(cli_host.as_deref().unwrap_or(Host::DEFAULT))?;
         let mode = match (cli.command, cli.dry_run) {
             (None, true) => Mode::DryRun {

@@ -62,6 +62,20 @@ struct RawContainer {
     labels: Option<BTreeMap<String, String>>,
     state: String,
     mounts: Option<Vec<RawMount>>,
+    network_settings: Option<RawNetworkSettings>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct RawNetworkSettings {
+    networks: Option<BTreeMap<String, RawEndpoint>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawEndpoint {
+    #[serde(rename = "NetworkID")]
+    network_id: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -191,6 +205,15 @@ fn container(raw: RawContainer) -> Container {
             })
             .collect(),
         labels: raw.labels.unwrap_or_default(),
+        networks: raw
+            .network_settings
+            .and_then(|settings| settings.networks)
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|(name, endpoint)| {
+                std::iter::once(name).chain(endpoint.network_id.filter(|id| !id.is_empty()))
+            })
+            .collect(),
     }
 }
 

@@ -300,6 +300,8 @@ impl Engine for DockerEngine {
                 driver: network.driver.unwrap_or_default(),
                 scope: network.scope.unwrap_or_default(),
                 labels: network.labels.unwrap_or_default().into_iter().collect(),
+                created: network.created.as_deref().and_then(unix_seconds),
+                ingress: network.ingress.unwrap_or(false),
             })
             .collect())
     }
@@ -373,6 +375,26 @@ impl Engine for DockerEngine {
     async fn remove_volume(&self, name: &str) -> Result<Removal> {
         let options = bollard::query_parameters::RemoveVolumeOptions { force: false };
         match self.docker.remove_volume(name, Some(options)).await {
+            Ok(()) => Ok(Removal::Removed),
+            Err(err) if is_not_found(&err) => Ok(Removal::AlreadyGone),
+            Err(err) => Err(refused(err)),
+        }
+    }
+
+    async fn network_endpoints(&self, id: &str) -> Result<Option<usize>> {
+        match self
+            .docker
+            .inspect_network(id, None::<bollard::query_parameters::InspectNetworkOptions>)
+            .await
+        {
+            Ok(found) => Ok(Some(found.containers.map_or(0, |c| c.len()))),
+            Err(err) if is_not_found(&err) => Ok(None),
+            Err(err) => Err(refused(err)),
+        }
+    }
+
+    async fn remove_network(&self, id: &str) -> Result<Removal> {
+        match self.docker.remove_network(id).await {
             Ok(()) => Ok(Removal::Removed),
             Err(err) if is_not_found(&err) => Ok(Removal::AlreadyGone),
             Err(err) => Err(refused(err)),

@@ -60,6 +60,12 @@ pub trait Engine {
     /// Removes a volume without force.
     async fn remove_volume(&self, name: &str) -> Result<Removal>;
 
+    /// How many containers a network has attached now; `None` when it is gone.
+    async fn network_endpoints(&self, id: &str) -> Result<Option<usize>>;
+
+    /// Removes a network.
+    async fn remove_network(&self, id: &str) -> Result<Removal>;
+
     /// Removes one tag from an image, leaving the image (and its other tags).
     async fn untag_image(&self, reference: &str) -> Result<Removal>;
 

@@ -25,6 +25,9 @@ pub fn trials() -> Vec<Trial> {
         Trial::test("rules_config_file_defaults_and_flags_override", || {
             config_file().map_err(Failed::from)
         }),
+        Trial::test("rules_networks_unused_user_defined_only", || {
+            networks().map_err(Failed::from)
+        }),
     ]
 }
 
@@ -483,5 +486,107 @@ fn config_file() -> Result<()> {
         "{stderr}"
     );
     check!(d.all_containers()?.len() == 2, "something was removed");
+    Ok(())
+}
+
+/// `--networks`: user-defined networks with no remaining container go (also one
+/// whose only container is in the plan); one a running container uses, one a
+/// kept container uses, and the engine's own never.
+fn networks() -> Result<()> {
+    let d = Daemon::start()?;
+    d.build_base("base:latest")?;
+    let net = |name: &str| d.docker(&["network", "create", "--internal", name]);
+    let idle = net("idle")?;
+    let jobs = net("jobs")?;
+    let front = net("front")?;
+    let pinned = net("pinned")?;
+    d.docker(&[
+        "run",
+        "-d",
+        "--network",
+        "front",
+        "--name",
+        "web",
+        "base",
+        "sleep",
+        "1000",
+    ])?;
+    d.docker(&[
+        "create",
+        "--network",
+        "jobs",
+        "--name",
+        "job",
+        "base",
+        "true",
+    ])?;
+    d.docker(&[
+        "create",
+        "--network",
+        "pinned",
+        "--name",
+        "keeper",
+        "--label",
+        "pin=yes",
+        "base",
+        "true",
+    ])?;
+    let builtin: BTreeSet<String> = d
+        .docker(&[
+            "network",
+            "ls",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            "type=builtin",
+        ])?
+        .lines()
+        .map(str::to_string)
+        .collect();
+
+    let output = d.reclaim(&[
+        "--dry-run",
+        "--networks",
+        "--keep-label",
+        "pin",
+        "--format",
+        "json",
+    ]);
+    check!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let plan: Value = serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
+    let planned: BTreeSet<String> = plan["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|item| item["kind"] == "network")
+        .filter_map(|item| item["id"].as_str().map(str::to_string))
+        .collect();
+    check!(
+        planned == BTreeSet::from([idle.clone(), jobs.clone()]),
+        "planned networks {planned:?}"
+    );
+
+    let output = d.reclaim(&["--yes", "--networks", "--keep-label", "pin"]);
+    check!(
+        output.status.code() == Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let left: BTreeSet<String> = d
+        .docker(&["network", "ls", "-q", "--no-trunc"])?
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let mut expected = builtin;
+    expected.insert(front);
+    expected.insert(pinned);
+    check!(
+        left == expected,
+        "networks left {left:?}, expected {expected:?}"
+    );
     Ok(())
 }
