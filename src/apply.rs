@@ -92,6 +92,16 @@ pub async fn apply(
         } else {
             phase.len().max(1)
         };
+        if phase
+            .first()
+            .is_some_and(|item| item.kind == Kind::BuildCache)
+        {
+            for result in prune_build_cache(engine, &phase, stop).await {
+                on_result(&result);
+                results.push(result);
+            }
+            continue;
+        }
         for chunk in phase.chunks(batch) {
             let states = if chunk[0].kind == Kind::Container && !stop.load(Ordering::SeqCst) {
                 let ids: Vec<&str> = chunk.iter().map(|item| item.id.as_str()).collect();
@@ -219,6 +229,57 @@ async fn carry_out(engine: &impl Engine, item: &Item, states: Option<&States>) -
         }
         Err(err) => Outcome::Failed(format!("{err:#}")),
     }
+}
+
+/// Build cache goes by prunes restricted to one planned ID each (the engine
+/// takes one value per filter); each record's outcome is what the engine says it
+/// deleted. A record still needed by another is kept by the engine, so those
+/// left are tried again after each round that deleted something.
+async fn prune_build_cache(
+    engine: &impl Engine,
+    items: &[&Item],
+    stop: &AtomicBool,
+) -> Vec<ItemResult> {
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; items.len()];
+    loop {
+        let mut progress = false;
+        for (index, item) in items.iter().enumerate() {
+            if outcomes[index]
+                .as_ref()
+                .is_some_and(|o| *o != Outcome::NotStarted)
+            {
+                continue;
+            }
+            if stop.load(Ordering::SeqCst) {
+                outcomes[index] = Some(Outcome::NotStarted);
+                continue;
+            }
+            match engine.prune_build_cache(&[item.id.as_str()]).await {
+                Ok(deleted) if deleted.contains(&item.id) => {
+                    outcomes[index] = Some(Outcome::Removed);
+                    progress = true;
+                }
+                Ok(_) => {}
+                Err(err) => outcomes[index] = Some(Outcome::Failed(format!("{err:#}"))),
+            }
+        }
+        if !progress || stop.load(Ordering::SeqCst) {
+            break;
+        }
+    }
+    items
+        .iter()
+        .zip(outcomes)
+        .map(|(item, outcome)| ItemResult {
+            item: (*item).clone(),
+            outcome: outcome.unwrap_or_else(|| {
+                Outcome::Skipped(
+                    "the engine kept it (in use since the plan, or needed by a record that stays)"
+                        .into(),
+                )
+            }),
+        })
+        .collect()
 }
 
 /// An image with several tags cannot be removed by ID without force: its tags

@@ -148,6 +148,21 @@ pub struct RuleArgs {
     )]
     pub volumes: Option<crate::rules::VolumeScope>,
 
+    /// Also plan build cache records not in use: those not shared with an image
+    /// (`--build-cache`, like `docker builder prune`), or all of them
+    /// (`--build-cache=all`, like `--all` there). Keep rules and filters apply
+    /// to them too (records carry no labels, so a label filter keeps them out).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHICH",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "unshared",
+        global = true
+    )]
+    pub build_cache: Option<crate::rules::CacheScope>,
+
     /// Also plan user-defined networks that no remaining container is attached
     /// to. Never `bridge`, `host`, `none`, an ingress or a swarm-scoped network.
     #[arg(long, global = true)]

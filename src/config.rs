@@ -19,6 +19,8 @@ pub struct Config {
     /// `anonymous` or `all`.
     pub volumes: Option<String>,
     pub networks: Option<bool>,
+    /// `unshared` or `all`.
+    pub build_cache: Option<String>,
     pub filters: Option<Vec<String>>,
     pub stopped_for: Option<String>,
     pub keep: Option<Vec<String>>,
@@ -36,6 +38,7 @@ impl Config {
             all: other.all.or(self.all),
             volumes: other.volumes.or(self.volumes),
             networks: other.networks.or(self.networks),
+            build_cache: other.build_cache.or(self.build_cache),
             filters: other.filters.or(self.filters),
             stopped_for: other.stopped_for.or(self.stopped_for),
             keep: other.keep.or(self.keep),

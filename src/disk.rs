@@ -502,6 +502,16 @@ pub fn measure_plan(
                 Kind::Volume => {
                     bytes += owned(layout.root.join("volumes").join(&item.id));
                 }
+                // A local-source record keeps its files under overlay2/<id>; other
+                // records live in layer directories the API does not name: the
+                // engine's figure stands for those.
+                Kind::BuildCache => {
+                    let dir = layout.root.join("overlay2").join(&item.id);
+                    if !dir.is_dir() {
+                        return None;
+                    }
+                    bytes += owned(dir);
+                }
                 _ => return None,
             }
             Some(measured(bytes, index.incomplete))

@@ -219,6 +219,8 @@ pub struct BuildCacheRecord {
     pub shared: bool,
     pub size: u64,
     pub parents: Vec<String>,
+    /// Unix seconds.
+    pub created: Option<i64>,
 }
 
 /// Container details that only an inspect call gives.
@@ -478,6 +480,13 @@ pub fn layers_from(found: &ImageLayers, image_size: u64) -> (Vec<Layer>, bool) {
         )
         .collect();
     (layers, exact)
+}
+
+/// Docker's RFC 3339 times as Unix seconds; the zero time (`0001-01-01…`) is `None`.
+pub fn unix_seconds(raw: &str) -> Option<i64> {
+    let time = humantime::parse_rfc3339_weak(raw).ok()?;
+    let seconds = time.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    i64::try_from(seconds).ok().filter(|seconds| *seconds > 0)
 }
 
 /// The first 12 hex digits of an ID, without any `sha256:` prefix, as docker shows it.

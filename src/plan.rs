@@ -6,12 +6,12 @@
 //! when nothing that remains after the plan (an image, or a container through its
 //! image) uses it, and a layer freed by several planned images counts once.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::{ContainerState, Image, Inventory, short_id};
-use crate::rules::{Rules, VolumeScope};
+use crate::rules::{CacheScope, Rules, VolumeScope};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -74,6 +74,8 @@ pub enum Reason {
     NamedVolume,
     /// A user-defined network with no remaining container (`--networks`).
     UnusedNetwork,
+    /// A build cache record not in use (`--build-cache`).
+    UnusedBuildCache,
 }
 
 impl Reason {
@@ -84,6 +86,7 @@ impl Reason {
             Reason::Dangling | Reason::Unused => Kind::Image,
             Reason::AnonymousVolume | Reason::NamedVolume => Kind::Volume,
             Reason::UnusedNetwork => Kind::Network,
+            Reason::UnusedBuildCache => Kind::BuildCache,
         }
     }
 
@@ -97,6 +100,7 @@ impl Reason {
             Reason::AnonymousVolume => "anonymous volume: no remaining container mounts it",
             Reason::NamedVolume => "named volume: no remaining container mounts it (--volumes=all)",
             Reason::UnusedNetwork => "user-defined network: no remaining container is attached",
+            Reason::UnusedBuildCache => "build cache record not in use",
         }
     }
 }
@@ -417,10 +421,15 @@ pub fn plan(inventory: &Inventory, rules: &Rules, now: i64) -> Plan {
     // in the API, so while any build step cache remains, a BuildKit-made layer
     // that nothing else holds is counted as kept by the cache: never freed bytes
     // that would not be.
+    let cache_items = match rules.build_cache {
+        Some(scope) => plan_build_cache(inventory, rules, scope, &mut kept),
+        None => Vec::new(),
+    };
+    let cache_going: HashSet<&str> = cache_items.iter().map(|item| item.id.as_str()).collect();
     let cache_holds_layers = inventory
         .build_cache
         .iter()
-        .any(|record| record.kind == "regular");
+        .any(|record| record.kind == "regular" && !cache_going.contains(record.id.as_str()));
 
     let mut counted: HashSet<&str> = HashSet::new();
     for image in planned_images {
@@ -490,10 +499,62 @@ pub fn plan(inventory: &Inventory, rules: &Rules, now: i64) -> Plan {
     if rules.networks {
         plan_networks(inventory, rules, &removed_containers, &mut items, &mut kept);
     }
+    items.extend(cache_items);
 
     let mut plan = summarize(items, inventory);
     plan.kept = kept;
     plan
+}
+
+/// Build cache records not in use: unshared ones, or all. A record shared with
+/// an image frees nothing while that image stays; its bytes count with the
+/// image's layers when the image goes too.
+fn plan_build_cache(
+    inventory: &Inventory,
+    rules: &Rules,
+    scope: CacheScope,
+    kept: &mut Vec<Kept>,
+) -> Vec<Item> {
+    let mut items = Vec::new();
+    let no_labels = BTreeMap::new();
+    for record in &inventory.build_cache {
+        if record.in_use || (record.shared && scope == CacheScope::Unshared) {
+            continue;
+        }
+        let names = [record.id.clone(), record.description.clone()];
+        let rule = rules
+            .kept_by(&names, &no_labels)
+            .or_else(|| rules.filtered_out_by(record.created.unwrap_or(i64::MIN), &no_labels));
+        let name = if record.description.is_empty() {
+            record.kind.clone()
+        } else {
+            record.description.clone()
+        };
+        if let Some(rule) = rule {
+            kept.push(Kept {
+                kind: Kind::BuildCache,
+                id: record.id.clone(),
+                name,
+                rule,
+            });
+            continue;
+        }
+        items.push(Item {
+            kind: Kind::BuildCache,
+            id: record.id.clone(),
+            name,
+            reason: Reason::UnusedBuildCache,
+            tags: Vec::new(),
+            created: record.created.unwrap_or(0),
+            finished_at: None,
+            predicted_bytes: if record.shared { 0 } else { record.size },
+            predicted_apparent_bytes: None,
+            measured: false,
+            frees_layers: Vec::new(),
+            keeps_layers: Vec::new(),
+        });
+    }
+    items
 }
 
 /// User-defined networks that no remaining container is attached to.
@@ -906,6 +967,7 @@ mod tests {
             shared: true,
             size: 100,
             parents: vec![],
+            created: None,
         }
     }
 
@@ -1175,6 +1237,43 @@ mod tests {
         );
         rules.networks = true;
         assert_eq!(ids(&plan(&inv, &rules, 0), Kind::Network), vec!["n4", "n5"]);
+    }
+
+    #[test]
+    fn build_cache_unshared_by_default_all_with_all_and_frees_cache_held_layers() {
+        let record = |id: &str, shared: bool, in_use: bool| crate::inventory::BuildCacheRecord {
+            id: id.into(),
+            kind: "regular".into(),
+            description: format!("step {id}"),
+            in_use,
+            shared,
+            size: 100,
+            parents: vec![],
+            created: Some(1),
+        };
+        let mut built = image("built", &[], &[1], &[70]);
+        built.layers[0].buildkit = true;
+        let mut inv = inventory(vec![], vec![built]);
+        inv.build_cache = vec![
+            record("loose", false, false),
+            record("shared", true, false),
+            crate::inventory::BuildCacheRecord {
+                kind: "source.local".into(),
+                ..record("busy", false, true)
+            },
+        ];
+        let mut rules = Rules::default();
+        rules.build_cache = Some(CacheScope::Unshared);
+        let unshared = plan(&inv, &rules, 0);
+        assert_eq!(ids(&unshared, Kind::BuildCache), vec!["loose"]);
+        // The shared record stays, so the BuildKit layer stays held.
+        assert_eq!(unshared.total.predicted_bytes, 100);
+        rules.build_cache = Some(CacheScope::All);
+        let all = plan(&inv, &rules, 0);
+        assert_eq!(ids(&all, Kind::BuildCache), vec!["loose", "shared"]);
+        // Every step record goes: the image's layer frees with the image.
+        // The unshared record, the shared one (nothing while shared), the layer.
+        assert_eq!(all.total.predicted_bytes, 170);
     }
 
     #[test]

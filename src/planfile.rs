@@ -197,7 +197,14 @@ fn valid_id(kind: Kind, id: &str) -> bool {
                     .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
         }
         Kind::Network => is_hex64(id),
-        Kind::BuildCache => false,
+        // BuildKit record IDs: lowercase letters and digits.
+        Kind::BuildCache => {
+            !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        }
     }
 }
 

@@ -71,6 +71,18 @@ pub struct Rules {
     pub volumes: Option<VolumeScope>,
     /// `--networks`: user-defined networks with no containers are candidates.
     pub networks: bool,
+    /// `--build-cache`: which build cache records are candidates.
+    pub build_cache: Option<CacheScope>,
+}
+
+/// Which records `--build-cache` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CacheScope {
+    /// Records not in use and not shared with an image: what `docker builder
+    /// prune` calls dangling.
+    Unshared,
+    /// Every record not in use, as `docker builder prune --all`.
+    All,
 }
 
 /// Which volumes `--volumes` takes.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::cli::{Cli, Command, Format};
 use crate::config::Config;
 use crate::exit::UsageError;
-use crate::rules::{Rules, VolumeScope};
+use crate::rules::{CacheScope, Rules, VolumeScope};
 
 /// Where the engine is, as the user named it and as we will dial it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +153,17 @@ impl Settings {
         rules.all_images = all_images;
         rules.volumes = volumes;
         rules.networks = cli.rules.networks || config.networks.unwrap_or(false);
+        rules.build_cache = match (cli.rules.build_cache, config.build_cache.as_deref()) {
+            (Some(scope), _) => Some(scope),
+            (None, None) => None,
+            (None, Some("unshared")) => Some(CacheScope::Unshared),
+            (None, Some("all")) => Some(CacheScope::All),
+            (None, Some(other)) => {
+                return Err(UsageError(format!(
+                    "invalid build_cache = {other:?} in the config file: use \"unshared\" or \"all\""
+                )));
+            }
+        };
         let host = Host::parse(cli_host.as_deref().unwrap_or(Host::DEFAULT))?;
         let mode = match (cli.command, cli.dry_run) {
             (None, true) => Mode::DryRun {

@@ -116,6 +116,7 @@ struct RawBuildCache {
     size: i64,
     parent: Option<String>,
     parents: Option<Vec<String>>,
+    created_at: Option<String>,
 }
 
 /// Negative sizes mean "not computed" in the engine's API.
@@ -245,6 +246,10 @@ fn build_cache_record(raw: RawBuildCache) -> BuildCacheRecord {
         shared: raw.shared,
         size: bytes(raw.size),
         parents,
+        created: raw
+            .created_at
+            .as_deref()
+            .and_then(crate::inventory::unix_seconds),
     }
 }
 

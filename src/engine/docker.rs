@@ -14,7 +14,7 @@ use super::raw::{EngineAnswered, RawClient};
 use super::{Engine, MIN_API, Refused, Removal, negotiate, parse_api_version, parse_disk_usage};
 use crate::exit::EngineUnreachable;
 use crate::inventory::{
-    ContainerDetails, ContainerState, DiskUsage, EngineInfo, ImageLayers, Network,
+    ContainerDetails, ContainerState, DiskUsage, EngineInfo, ImageLayers, Network, unix_seconds,
 };
 use crate::settings::Host;
 
@@ -200,13 +200,6 @@ fn is_not_found(err: &BollardError) -> bool {
             ..
         }
     )
-}
-
-/// Docker's RFC 3339 times as Unix seconds; the zero time (`0001-01-01…`) is `None`.
-fn unix_seconds(raw: &str) -> Option<i64> {
-    let time = humantime::parse_rfc3339_weak(raw).ok()?;
-    let seconds = time.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
-    i64::try_from(seconds).ok().filter(|seconds| *seconds > 0)
 }
 
 impl Engine for DockerEngine {
@@ -399,6 +392,25 @@ impl Engine for DockerEngine {
             Err(err) if is_not_found(&err) => Ok(Removal::AlreadyGone),
             Err(err) => Err(refused(err)),
         }
+    }
+
+    async fn prune_build_cache(&self, ids: &[&str]) -> Result<Vec<String>> {
+        // `all`: without it the engine skips records shared with an image even
+        // when asked for them by ID; the ID filter is what bounds the prune.
+        let options = bollard::query_parameters::PruneBuildOptions {
+            all: Some(true),
+            filters: Some(HashMap::from([(
+                "id".to_string(),
+                ids.iter().map(|id| id.to_string()).collect(),
+            )])),
+            ..Default::default()
+        };
+        let answer = self
+            .docker
+            .prune_build(Some(options))
+            .await
+            .map_err(refused)?;
+        Ok(answer.caches_deleted.unwrap_or_default())
     }
 
     async fn untag_image(&self, reference: &str) -> Result<Removal> {

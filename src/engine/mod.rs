@@ -66,6 +66,11 @@ pub trait Engine {
     /// Removes a network.
     async fn remove_network(&self, id: &str) -> Result<Removal>;
 
+    /// Prunes exactly these build cache records (a prune restricted to their IDs:
+    /// the API has no other delete for build cache) and returns the IDs the
+    /// engine reports deleted. Records in use are never pruned by the engine.
+    async fn prune_build_cache(&self, ids: &[&str]) -> Result<Vec<String>>;
+
     /// Removes one tag from an image, leaving the image (and its other tags).
     async fn untag_image(&self, reference: &str) -> Result<Removal>;
 

@@ -28,6 +28,9 @@ pub fn trials() -> Vec<Trial> {
         Trial::test("rules_networks_unused_user_defined_only", || {
             networks().map_err(Failed::from)
         }),
+        Trial::test("rules_build_cache_unshared_and_all", || {
+            build_cache().map_err(Failed::from)
+        }),
     ]
 }
 
@@ -588,5 +591,114 @@ fn networks() -> Result<()> {
         left == expected,
         "networks left {left:?}, expected {expected:?}"
     );
+    Ok(())
+}
+
+/// `--build-cache`: records not in use and not shared with an image;
+/// `--build-cache=all`: every record not in use. Applying removes exactly the
+/// planned records with a prune restricted to their IDs, and the image that
+/// stays still runs.
+fn build_cache() -> Result<()> {
+    let d = Daemon::start()?;
+    let dockerfile = |kib: u32| {
+        format!(
+            "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"dd\", \"if=/dev/zero\", \"of=/blob\", \"bs=1024\", \"count={kib}\"]\n"
+        )
+    };
+    d.buildkit_build("bk:latest", &dockerfile(300))?;
+    d.buildkit_build("bk:latest", &dockerfile(600))?;
+    let records = |d: &Daemon| -> Result<Vec<(String, bool)>> {
+        let out = d.docker(&["system", "df", "-v", "--format", "{{json .BuildCache}}"])?;
+        let value: Value = serde_json::from_str(&out).map_err(|e| format!("{e}: {out}"))?;
+        Ok(value
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                (
+                    r["ID"].as_str().unwrap_or("").to_string(),
+                    r["Shared"] == "true",
+                )
+            })
+            .collect())
+    };
+    let before = records(&d)?;
+    check!(before.len() >= 3, "too few build cache records: {before:?}");
+    let planned = |extra: &[&str]| -> Result<BTreeSet<String>> {
+        let mut args = vec!["--dry-run", "--format", "json"];
+        args.extend_from_slice(extra);
+        let output = d.reclaim(&args);
+        check!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let plan: Value = serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
+        Ok(plan["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|item| item["kind"] == "build_cache")
+            .filter_map(|item| item["id"].as_str().map(str::to_string))
+            .collect())
+    };
+    // `docker system df --format` may cut IDs: compare on its length.
+    let width = before.iter().map(|(id, _)| id.len()).min().unwrap_or(12);
+    let short = |ids: &BTreeSet<String>| -> BTreeSet<String> {
+        ids.iter()
+            .map(|id| id.chars().take(width).collect())
+            .collect()
+    };
+    let unshared: BTreeSet<String> = before
+        .iter()
+        .filter(|(_, shared)| !shared)
+        .map(|(id, _)| id.clone())
+        .collect();
+    let all: BTreeSet<String> = before.iter().map(|(id, _)| id.clone()).collect();
+    check!(
+        planned(&[])?.is_empty(),
+        "build cache planned without --build-cache"
+    );
+    let got = short(&planned(&["--build-cache"])?);
+    check!(
+        got == unshared,
+        "--build-cache: planned {got:?}, expected the unshared records {unshared:?} of {before:?}"
+    );
+    check!(
+        short(&planned(&["--build-cache=all"])?) == all,
+        "--build-cache=all: expected every record {all:?}"
+    );
+
+    // Only the unshared records go: the prune, restricted to the planned IDs,
+    // takes nothing else.
+    let output = d.reclaim(&["--yes", "--build-cache"]);
+    check!(
+        output.status.code() == Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let left: BTreeSet<String> = records(&d)?.into_iter().map(|(id, _)| id).collect();
+    let shared: BTreeSet<String> = all.difference(&unshared).cloned().collect();
+    check!(
+        left == shared,
+        "after --build-cache: {left:?}, expected the shared {shared:?}"
+    );
+
+    let output = d.reclaim(&["--yes", "--build-cache=all"]);
+    check!(
+        output.status.code() == Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    check!(records(&d)?.is_empty(), "records left: {:?}", records(&d)?);
+    d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "bk:latest",
+        "/bin/busybox",
+        "true",
+    ])?;
     Ok(())
 }
