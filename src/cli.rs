@@ -163,6 +163,23 @@ pub struct RuleArgs {
     )]
     pub build_cache: Option<crate::rules::CacheScope>,
 
+    /// Plan only until this much is free on the data root's filesystem (10G,
+    /// 500MiB…), taking candidates in order: stopped containers, oldest finished
+    /// first; dangling images; build cache; unused images, oldest first; then
+    /// volumes and networks. Needs a local engine.
+    #[arg(long, value_name = "SIZE", global = true)]
+    pub target_free: Option<String>,
+
+    /// Plan only until at most this much of the data root's filesystem is used
+    /// (80, 80%), in the same order as --target-free.
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        global = true,
+        conflicts_with = "target_free"
+    )]
+    pub max_usage: Option<String>,
+
     /// Also plan user-defined networks that no remaining container is attached
     /// to. Never `bridge`, `host`, `none`, an ingress or a swarm-scoped network.
     #[arg(long, global = true)]

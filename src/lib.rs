@@ -88,7 +88,7 @@ async fn dry_run(
 ) -> Result<ExitStatus> {
     let (inventory, walked) = inventory_and_walk(engine).await?;
     let plan = measure(
-        plan::plan(&inventory, &settings.rules, settings.now),
+        make_plan(&inventory, settings)?,
         &inventory,
         walked.as_ref(),
     );
@@ -122,6 +122,31 @@ fn show_plan(
         Format::Json => render::json(out, &inventory.engine, plan, show)?,
     }
     out.flush()
+}
+
+/// The plan the settings ask for: everything allowed, or with --target-free or
+/// --max-usage only as much as the data root's filesystem needs.
+fn make_plan(inventory: &Inventory, settings: &Settings) -> Result<Plan> {
+    let Some(target) = settings.rules.target else {
+        return Ok(plan::plan(inventory, &settings.rules, settings.now));
+    };
+    let space = local_data_root(&settings.host, inventory)
+        .as_deref()
+        .and_then(report::filesystem_space);
+    let Some((total, available)) = space else {
+        return Err(UsageError(format!(
+            "{} needs the data root's filesystem, which is not readable from here (a local engine only)",
+            target.describe()
+        ))
+        .into());
+    };
+    let needed = target.needed(total, available);
+    Ok(plan::plan_to_target(
+        inventory,
+        &settings.rules,
+        settings.now,
+        needed,
+    ))
 }
 
 /// Takes the inventory and, at the same time, walks the data root when it is
@@ -189,7 +214,7 @@ fn walk_data_root(inventory: &Inventory) -> Option<u64> {
 async fn df(engine: &impl Engine, settings: &Settings, out: &mut impl Write) -> Result<ExitStatus> {
     let (inventory, walked) = inventory_and_walk(engine).await?;
     let (plan, orphans) = measure_and_find_orphans(
-        plan::plan(&inventory, &settings.rules, settings.now),
+        make_plan(&inventory, settings)?,
         &inventory,
         walked.as_ref(),
     );
@@ -300,7 +325,7 @@ async fn apply(
     let (inventory, walked) = inventory_and_walk(engine).await?;
     let plan = match saved {
         Some(items) => plan::summarize(items, &inventory),
-        None => plan::plan(&inventory, &settings.rules, settings.now),
+        None => make_plan(&inventory, settings)?,
     };
     let plan = measure(plan, &inventory, walked.as_ref());
     let show = render::Show {

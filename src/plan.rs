@@ -176,6 +176,22 @@ pub struct Plan {
     pub orphaned: Option<(usize, u64)>,
     /// What would have gone but a filter or keep rule left alone, and which.
     pub kept: Vec<Kept>,
+    /// With --target-free or --max-usage: where the plan stopped, and why.
+    pub target: Option<TargetNote>,
+}
+
+/// Where a target plan stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetNote {
+    /// The rule, as the user gave it.
+    pub rule: String,
+    /// Bytes the filesystem needed freed when the plan was made.
+    pub needed_bytes: u64,
+    /// Candidates taken, in order, out of all allowed.
+    pub taken: usize,
+    pub candidates: usize,
+    /// Whether the plan's prediction meets the target.
+    pub met: bool,
 }
 
 /// A candidate that a rule kept out of the plan.
@@ -215,6 +231,7 @@ impl Plan {
         plan.data_root = self.data_root;
         plan.orphaned = self.orphaned;
         plan.kept = self.kept.clone();
+        plan.target = self.target.clone();
         plan
     }
 
@@ -282,8 +299,8 @@ pub fn plan(inventory: &Inventory, rules: &Rules, now: i64) -> Plan {
             _ => continue,
         };
         let stopped_since = container.finished_at.unwrap_or(container.created);
-        let rule = rules
-            .kept_by(&container.names, &container.labels)
+        let rule = beyond_target(rules, &container.id)
+            .or_else(|| rules.kept_by(&container.names, &container.labels))
             .or_else(|| rules.filtered_out_by(container.created, &container.labels))
             .or_else(|| {
                 let grace = i64::try_from(rules.stopped_for?.as_secs()).ok()?;
@@ -337,8 +354,8 @@ pub fn plan(inventory: &Inventory, rules: &Rules, now: i64) -> Plan {
             && !images_in_use.contains(image.id.as_str())
     }) {
         let references: Vec<String> = image.tags.iter().chain(&image.digests).cloned().collect();
-        let rule = rules
-            .kept_by(&references, &image.labels)
+        let rule = beyond_target(rules, &image.id)
+            .or_else(|| rules.kept_by(&references, &image.labels))
             .or_else(|| rules.filtered_out_by(image.created, &image.labels))
             .or_else(|| newest.get(image.id.as_str()).cloned());
         match rule {
@@ -388,13 +405,17 @@ pub fn plan(inventory: &Inventory, rules: &Rules, now: i64) -> Plan {
 
     // What remains holds layers: every image not planned, listed or not (a hidden
     // image is there because a container uses it). The holder named for a layer is
-    // the first tagged image using it, else any image, else a container on it.
+    // a tagged image using it, else any image, else a container on it; among
+    // those, the one with the shortest chain: the image that brought the layer.
     let mut holders: HashMap<&str, String> = HashMap::new();
-    let remaining: Vec<&Image> = inventory
+    let mut remaining: Vec<&Image> = inventory
         .images
         .iter()
         .filter(|image| !planned_ids.contains(image.id.as_str()))
         .collect();
+    remaining.sort_by(|a, b| {
+        (a.layers.len(), a.created, &a.id).cmp(&(b.layers.len(), b.created, &b.id))
+    });
     for pass in [true, false] {
         for image in remaining.iter().filter(|image| image.is_dangling() != pass) {
             let holder = if image.listed {
@@ -522,8 +543,8 @@ fn plan_build_cache(
             continue;
         }
         let names = [record.id.clone(), record.description.clone()];
-        let rule = rules
-            .kept_by(&names, &no_labels)
+        let rule = beyond_target(rules, &record.id)
+            .or_else(|| rules.kept_by(&names, &no_labels))
             .or_else(|| rules.filtered_out_by(record.created.unwrap_or(i64::MIN), &no_labels));
         let name = if record.description.is_empty() {
             record.kind.clone()
@@ -579,8 +600,8 @@ fn plan_networks(
             continue;
         }
         let created = network.created.unwrap_or(i64::MIN);
-        let rule = rules
-            .kept_by(std::slice::from_ref(&network.name), &network.labels)
+        let rule = beyond_target(rules, &network.id)
+            .or_else(|| rules.kept_by(std::slice::from_ref(&network.name), &network.labels))
             .or_else(|| rules.filtered_out_by(created, &network.labels));
         if let Some(rule) = rule {
             kept.push(Kept {
@@ -633,8 +654,8 @@ fn plan_volumes(
             continue;
         }
         // Volumes carry no creation time here, so `until` leaves them be.
-        let rule = rules
-            .kept_by(std::slice::from_ref(&volume.name), &volume.labels)
+        let rule = beyond_target(rules, &volume.name)
+            .or_else(|| rules.kept_by(std::slice::from_ref(&volume.name), &volume.labels))
             .or_else(|| rules.filtered_out_by(i64::MIN, &volume.labels));
         if let Some(rule) = rule {
             kept.push(Kept {
@@ -697,6 +718,7 @@ pub fn summarize(items: Vec<Item>, inventory: &Inventory) -> Plan {
         data_root: None,
         orphaned: None,
         kept: Vec::new(),
+        target: None,
     }
 }
 
@@ -734,6 +756,74 @@ fn repository_of(reference: &str) -> &str {
 
 /// What holds a layer that only BuildKit's cache keeps.
 pub const BUILD_CACHE_HOLDER: &str = "build cache";
+
+/// The target rule's note for a candidate it left out, if it did.
+fn beyond_target(rules: &Rules, id: &str) -> Option<String> {
+    let only = rules.only.as_ref()?;
+    if only.contains(id) {
+        return None;
+    }
+    let target = rules
+        .target
+        .map_or_else(|| "target".to_string(), |t| t.describe());
+    Some(format!("{target}: met before it"))
+}
+
+/// Plans only as much as `needed` bytes take: candidates in the documented
+/// order (stopped containers oldest finished first, dangling images, build
+/// cache, unused images oldest first, volumes, networks), the shortest prefix
+/// whose plan predicts at least `needed`. Everything allowed when that is not
+/// enough.
+pub fn plan_to_target(inventory: &Inventory, rules: &Rules, now: i64, needed: u64) -> Plan {
+    let rule = rules.target.map_or_else(String::new, |t| t.describe());
+    let mut open = rules.clone();
+    open.only = None;
+    let full = plan(inventory, &open, now);
+    let mut order: Vec<&Item> = full.items.iter().collect();
+    let rank = |item: &Item| -> (u8, i64) {
+        match (item.kind, item.reason) {
+            (Kind::Container, _) => (0, item.finished_at.unwrap_or(item.created)),
+            (Kind::Image, Reason::Dangling) => (1, item.created),
+            (Kind::BuildCache, _) => (2, item.created),
+            (Kind::Image, _) => (3, item.created),
+            (Kind::Volume, _) => (4, item.created),
+            _ => (5, item.created),
+        }
+    };
+    order.sort_by_key(|item| rank(item));
+    let candidates = order.len();
+    let note = |taken: usize, met: bool| TargetNote {
+        rule: rule.clone(),
+        needed_bytes: needed,
+        taken,
+        candidates,
+        met,
+    };
+    if full.total.predicted_bytes < needed || candidates == 0 {
+        let met = full.total.predicted_bytes >= needed;
+        let mut full = full;
+        full.target = Some(note(candidates, met));
+        return full;
+    }
+    let prefix = |count: usize| {
+        let mut limited = rules.clone();
+        limited.only = Some(order[..count].iter().map(|item| item.id.clone()).collect());
+        plan(inventory, &limited, now)
+    };
+    // Adding candidates never lowers the prediction: search the shortest prefix.
+    let (mut low, mut high) = (0, candidates);
+    while low < high {
+        let middle = (low + high) / 2;
+        if prefix(middle).total.predicted_bytes >= needed {
+            high = middle;
+        } else {
+            low = middle + 1;
+        }
+    }
+    let mut chosen = prefix(high);
+    chosen.target = Some(note(high, true));
+    chosen
+}
 
 /// An image by its first tag, else its short ID.
 fn image_label(image: &Image) -> String {
@@ -1274,6 +1364,46 @@ mod tests {
         // Every step record goes: the image's layer frees with the image.
         // The unshared record, the shared one (nothing while shared), the layer.
         assert_eq!(all.total.predicted_bytes, 170);
+    }
+
+    #[test]
+    fn a_target_takes_candidates_in_order_until_met() {
+        let mut containers = Vec::new();
+        for (id, finished) in [("newest", 300), ("oldest", 100), ("middle", 200)] {
+            let mut c = container(id, ContainerState::Exited, "base", 10);
+            c.finished_at = Some(finished);
+            containers.push(c);
+        }
+        let inv = inventory(
+            containers,
+            vec![
+                image("base", &["b:1"], &[1], &[1]),
+                image("dangling", &[], &[2], &[50]),
+            ],
+        );
+        let mut rules = Rules::default();
+        rules.target = Some(crate::rules::Target::Free(0));
+        // Two oldest containers are enough for 15 bytes.
+        let plan15 = plan_to_target(&inv, &rules, 1000, 15);
+        assert_eq!(ids(&plan15, Kind::Container), vec!["oldest", "middle"]);
+        assert!(ids(&plan15, Kind::Image).is_empty());
+        let note = plan15.target.clone().unwrap();
+        assert!(note.met);
+        assert_eq!((note.taken, note.candidates), (2, 4));
+        assert!(
+            plan15
+                .kept
+                .iter()
+                .any(|k| k.id == "newest" && k.rule.contains("met before it"))
+        );
+        // All containers and then the dangling image for 60.
+        assert_eq!(plan_to_target(&inv, &rules, 1000, 60).items.len(), 4);
+        // More than everything: all of it, marked unmet.
+        let too_much = plan_to_target(&inv, &rules, 1000, 10_000);
+        assert_eq!(too_much.items.len(), 4);
+        assert!(!too_much.target.unwrap().met);
+        // Nothing needed: nothing planned.
+        assert!(plan_to_target(&inv, &rules, 1000, 0).items.is_empty());
     }
 
     #[test]

@@ -54,6 +54,8 @@ struct Saved {
     _totals: Option<serde_json::Value>,
     #[serde(rename = "kept")]
     _kept: Option<serde_json::Value>,
+    #[serde(rename = "target")]
+    _target: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]

@@ -10,7 +10,9 @@ use serde::Serialize;
 use crate::apply::ItemResult;
 use crate::inventory::{EngineInfo, short_id};
 use crate::layers::ImageReport;
-use crate::plan::{Figures, FreedLayer, Item, Kept, KeptLayer, Kind, Measured, Plan, Reason};
+use crate::plan::{
+    Figures, FreedLayer, Item, Kept, KeptLayer, Kind, Measured, Plan, Reason, TargetNote,
+};
 use crate::report::{BeforeAfter, Report, Tally};
 use crate::usage::Usage;
 
@@ -137,6 +139,34 @@ pub fn human(
         writeln!(out)?;
     }
 
+    if let Some(target) = &plan.target {
+        if target.needed_bytes == 0 {
+            writeln!(
+                out,
+                "Target {}: already met, nothing needs to go.",
+                target.rule
+            )?;
+        } else if target.met {
+            writeln!(
+                out,
+                "Target {}: {} to free; the plan stops after {} of {} candidates (predicted {}).",
+                target.rule,
+                bytes(target.needed_bytes),
+                target.taken,
+                target.candidates,
+                bytes(plan.total.predicted_bytes)
+            )?;
+        } else {
+            writeln!(
+                out,
+                "Target {}: {} to free, but everything allowed frees only {}: planning all of it.",
+                target.rule,
+                bytes(target.needed_bytes),
+                bytes(plan.total.predicted_bytes)
+            )?;
+        }
+        writeln!(out)?;
+    }
     if !plan.kept.is_empty() {
         writeln!(out, "Kept by rules: {}", plan.kept.len())?;
         let shown = if show.verbose {
@@ -279,6 +309,8 @@ struct JsonPlan<'a> {
     items: Vec<JsonItem<'a>>,
     /// Candidates a filter or keep rule left alone, with the rule.
     kept: &'a [Kept],
+    /// With --target-free or --max-usage: where the plan stopped.
+    target: Option<&'a TargetNote>,
     totals: JsonTotals,
 }
 
@@ -354,6 +386,7 @@ pub fn json(out: &mut impl Write, engine: &EngineInfo, plan: &Plan, show: &Show)
             })
             .collect(),
         kept: &plan.kept,
+        target: plan.target.as_ref(),
         totals: JsonTotals {
             measured: plan.all_measured(),
             data_root: plan.data_root,
@@ -894,6 +927,7 @@ mod tests {
             data_root: None,
             orphaned: None,
             kept: vec![],
+            target: None,
         }
     }
 

@@ -94,6 +94,11 @@ impl Report {
 
 /// Bytes available to unprivileged users on the filesystem holding `path`.
 pub fn free_space(path: &Path) -> Option<u64> {
+    filesystem_space(path).map(|(_, available)| available)
+}
+
+/// The size of the filesystem holding `path`, and the bytes available on it.
+pub fn filesystem_space(path: &Path) -> Option<(u64, u64)> {
     use std::os::unix::ffi::OsStrExt;
     let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
     let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
@@ -104,7 +109,10 @@ pub fn free_space(path: &Path) -> Option<u64> {
     }
     // SAFETY: statvfs returned 0, so it filled the struct.
     let stat = unsafe { stat.assume_init() };
-    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+    Some((
+        stat.f_blocks.saturating_mul(stat.f_frsize),
+        stat.f_bavail.saturating_mul(stat.f_frsize),
+    ))
 }
 
 #[cfg(test)]

@@ -73,6 +73,74 @@ pub struct Rules {
     pub networks: bool,
     /// `--build-cache`: which build cache records are candidates.
     pub build_cache: Option<CacheScope>,
+    /// `--target-free` / `--max-usage`: plan only until this is met.
+    pub target: Option<Target>,
+    /// Set by the target mode: only these candidate IDs may be planned.
+    pub only: Option<std::collections::HashSet<String>>,
+}
+
+/// How much space the plan needs to make on the data root's filesystem.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Target {
+    /// `--target-free SIZE`: at least this many bytes free afterwards.
+    Free(u64),
+    /// `--max-usage PERCENT`: at most this much of the filesystem used afterwards.
+    MaxUsage(f64),
+}
+
+impl Target {
+    /// Parses `--target-free` (10G, 500MiB, …) or `--max-usage` (80, 80%).
+    pub fn parse(
+        target_free: Option<&str>,
+        max_usage: Option<&str>,
+    ) -> Result<Option<Target>, UsageError> {
+        match (target_free, max_usage) {
+            (Some(_), Some(_)) => Err(UsageError(
+                "--target-free and --max-usage do not go together: give one".into(),
+            )),
+            (Some(raw), None) => parse_size::parse_size(raw)
+                .map(|bytes| Some(Target::Free(bytes)))
+                .map_err(|err| {
+                    UsageError(format!(
+                        "invalid --target-free {raw:?}: {err} (try 10G or 500MiB)"
+                    ))
+                }),
+            (None, Some(raw)) => {
+                let number = raw.trim().trim_end_matches('%');
+                match number.parse::<f64>() {
+                    Ok(percent) if (0.0..100.0).contains(&percent) => {
+                        Ok(Some(Target::MaxUsage(percent)))
+                    }
+                    _ => Err(UsageError(format!(
+                        "invalid --max-usage {raw:?}: give a percentage from 0 to 99, like 80%"
+                    ))),
+                }
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Bytes to free on a filesystem of `total` bytes with `available` free.
+    pub fn needed(self, total: u64, available: u64) -> u64 {
+        match self {
+            Target::Free(bytes) => bytes.saturating_sub(available),
+            Target::MaxUsage(percent) => {
+                let used = total.saturating_sub(available) as f64;
+                let allowed = total as f64 * percent / 100.0;
+                (used - allowed).max(0.0).ceil() as u64
+            }
+        }
+    }
+
+    pub fn describe(self) -> String {
+        match self {
+            Target::Free(bytes) => format!(
+                "--target-free {}",
+                humansize::format_size(bytes, humansize::DECIMAL)
+            ),
+            Target::MaxUsage(percent) => format!("--max-usage {percent}%"),
+        }
+    }
 }
 
 /// Which records `--build-cache` takes.
@@ -268,6 +336,24 @@ mod tests {
             Some("--keep-label pin".into())
         );
         assert_eq!(rules.kept_by(&["db".into()], &labels(&[])), None);
+    }
+
+    #[test]
+    fn targets_parse_and_say_what_they_need() {
+        assert_eq!(
+            Target::parse(Some("10G"), None).unwrap(),
+            Some(Target::Free(10_000_000_000))
+        );
+        assert_eq!(
+            Target::parse(None, Some("80%")).unwrap(),
+            Some(Target::MaxUsage(80.0))
+        );
+        assert!(Target::parse(Some("1G"), Some("80")).is_err());
+        assert!(Target::parse(None, Some("120")).is_err());
+        assert!(Target::parse(Some("lots"), None).is_err());
+        assert_eq!(Target::Free(100).needed(1000, 40), 60);
+        assert_eq!(Target::Free(100).needed(1000, 400), 0);
+        assert_eq!(Target::MaxUsage(50.0).needed(1000, 300), 200);
     }
 
     #[test]

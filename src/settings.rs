@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::cli::{Cli, Command, Format};
 use crate::config::Config;
 use crate::exit::UsageError;
-use crate::rules::{CacheScope, Rules, VolumeScope};
+use crate::rules::{CacheScope, Rules, Target, VolumeScope};
 
 /// Where the engine is, as the user named it and as we will dial it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +153,10 @@ impl Settings {
         rules.all_images = all_images;
         rules.volumes = volumes;
         rules.networks = cli.rules.networks || config.networks.unwrap_or(false);
+        rules.target = Target::parse(
+            cli.rules.target_free.as_deref(),
+            cli.rules.max_usage.as_deref(),
+        )?;
         rules.build_cache = match (cli.rules.build_cache, config.build_cache.as_deref()) {
             (Some(scope), _) => Some(scope),
             (None, None) => None,

@@ -31,6 +31,9 @@ pub fn trials() -> Vec<Trial> {
         Trial::test("rules_build_cache_unshared_and_all", || {
             build_cache().map_err(Failed::from)
         }),
+        Trial::test("rules_target_free_stops_at_the_first_cut_off", || {
+            target_free().map_err(Failed::from)
+        }),
     ]
 }
 
@@ -700,5 +703,76 @@ fn build_cache() -> Result<()> {
         "/bin/busybox",
         "true",
     ])?;
+    Ok(())
+}
+
+/// `--target-free`: the oldest-finished stopped containers first, only until
+/// the target is met; the rest are listed as kept by the target.
+fn target_free() -> Result<()> {
+    let d = Daemon::start()?;
+    d.build_base("base:latest")?;
+    let mut made = Vec::new();
+    for name in ["first", "second", "third"] {
+        let id = d.docker(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            name,
+            "base",
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/w bs=1024 count=100 2>/dev/null",
+        ])?;
+        d.docker(&["wait", &id])?;
+        made.push(id);
+        // Distinct finish times, one second apart.
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let output = std::process::Command::new("df")
+        .args(["-B1", "--output=avail"])
+        .arg(&d.data_root)
+        .output()
+        .map_err(|e| format!("df: {e}"))?;
+    let available: u64 = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|line| line.trim().parse().ok())
+        .ok_or("df gave no number")?;
+    // 150 KiB more than is free now: two 100 KiB containers, not three.
+    let target = format!("{}", available + 150 * 1024);
+    let output = d.reclaim(&["--dry-run", "--format", "json", "--target-free", &target]);
+    check!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let plan: Value = serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
+    let planned = ids(&plan, "items");
+    check!(
+        planned == BTreeSet::from([made[0].clone(), made[1].clone()]),
+        "planned {planned:?}, expected the two oldest {:?}",
+        &made[..2]
+    );
+    check!(plan["target"]["met"] == true, "{}", plan["target"]);
+    let kept = plan["kept"].as_array().into_iter().flatten().any(|k| {
+        k["id"] == made[2].as_str()
+            && k["rule"]
+                .as_str()
+                .is_some_and(|r| r.contains("--target-free"))
+    });
+    check!(
+        kept,
+        "the newest is not listed as kept by the target: {}",
+        plan["kept"]
+    );
+
+    let output = d.reclaim(&["--dry-run", "--max-usage", "120%"]);
+    check!(
+        output.status.code() == Some(2),
+        "exit {:?}",
+        output.status.code()
+    );
     Ok(())
 }
