@@ -672,6 +672,39 @@ fn build_cache() -> Result<()> {
         "--build-cache=all: expected every record {all:?}"
     );
 
+    // A keep rule protects a record (by ID or description), and the dry run
+    // says so.
+    let protected = planned(&["--build-cache=all"])?
+        .into_iter()
+        .next()
+        .ok_or("no record planned")?;
+    let output = d.reclaim(&[
+        "--dry-run",
+        "--format",
+        "json",
+        "--build-cache=all",
+        "--keep",
+        &protected,
+    ]);
+    check!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let plan: Value = serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
+    check!(
+        !ids(&plan, "items").contains(&protected),
+        "a kept record is planned"
+    );
+    let rule = plan["kept"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|k| k["id"] == protected.as_str())
+        .and_then(|k| k["rule"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    check!(rule == format!("--keep {protected}"), "kept by {rule:?}");
+
     // Only the unshared records go: the prune, restricted to the planned IDs,
     // takes nothing else.
     let output = d.reclaim(&["--yes", "--build-cache"]);
