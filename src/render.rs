@@ -93,7 +93,7 @@ pub fn human(
     if plan.is_empty() {
         writeln!(
             out,
-            "Nothing to reclaim: no stopped containers and no dangling images."
+            "Nothing to reclaim: nothing in the chosen scope can go (by default: stopped containers and dangling images)."
         )?;
     }
 
