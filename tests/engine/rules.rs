@@ -9,7 +9,7 @@ use libtest_mimic::{Failed, Trial};
 use serde_json::Value;
 
 use crate::check;
-use crate::support::{Daemon, Result};
+use crate::support::{Daemon, Result, ids_of};
 
 pub fn trials() -> Vec<Trial> {
     vec![
@@ -38,12 +38,7 @@ pub fn trials() -> Vec<Trial> {
 }
 
 fn ids(value: &Value, field: &str) -> BTreeSet<String> {
-    value[field]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|item| item["id"].as_str().map(str::to_string))
-        .collect()
+    ids_of(value, field, None)
 }
 
 fn rules_protect_and_say_why() -> Result<()> {
@@ -236,15 +231,9 @@ fn all_images_and_keep_last() -> Result<()> {
         std::thread::sleep(Duration::from_millis(1100));
     }
     let dry_run = |extra: &[&str]| -> Result<Value> {
-        let mut args = vec!["--dry-run", "--all", "--format", "json"];
+        let mut args = vec!["--all"];
         args.extend_from_slice(extra);
-        let output = d.reclaim(&args);
-        check!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())
+        d.dry_run_json(&args)
     };
     let base = d.image_id("base:latest")?;
 
@@ -378,22 +367,7 @@ fn volumes() -> Result<()> {
     );
 
     let planned_volumes = |extra: &[&str]| -> Result<BTreeSet<String>> {
-        let mut args = vec!["--dry-run", "--format", "json"];
-        args.extend_from_slice(extra);
-        let output = d.reclaim(&args);
-        check!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let plan: Value = serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
-        Ok(plan["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|item| item["kind"] == "volume")
-            .filter_map(|item| item["id"].as_str().map(str::to_string))
-            .collect())
+        Ok(ids_of(&d.dry_run_json(extra)?, "items", Some("volume")))
     };
     check!(
         planned_volumes(&[])?.is_empty(),
@@ -459,16 +433,9 @@ fn config_file() -> Result<()> {
     std::fs::write(&config, "keep = [\"web-*\"]\njobs = 2\n").map_err(|e| e.to_string())?;
     let config_arg = config.to_string_lossy().into_owned();
     let plan = |extra: &[&str]| -> Result<BTreeSet<String>> {
-        let mut args = vec!["--dry-run", "--format", "json", "--config", &config_arg];
+        let mut args = vec!["--config", config_arg.as_str()];
         args.extend_from_slice(extra);
-        let output = d.reclaim(&args);
-        check!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let plan: Value = serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
-        Ok(ids(&plan, "items"))
+        Ok(ids(&d.dry_run_json(&args)?, "items"))
     };
     check!(
         plan(&[])? == BTreeSet::from([job.clone()]),
@@ -628,22 +595,11 @@ fn build_cache() -> Result<()> {
     let before = records(&d)?;
     check!(before.len() >= 3, "too few build cache records: {before:?}");
     let planned = |extra: &[&str]| -> Result<BTreeSet<String>> {
-        let mut args = vec!["--dry-run", "--format", "json"];
-        args.extend_from_slice(extra);
-        let output = d.reclaim(&args);
-        check!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let plan: Value = serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
-        Ok(plan["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|item| item["kind"] == "build_cache")
-            .filter_map(|item| item["id"].as_str().map(str::to_string))
-            .collect())
+        Ok(ids_of(
+            &d.dry_run_json(extra)?,
+            "items",
+            Some("build_cache"),
+        ))
     };
     // `docker system df --format` may cut IDs: compare on its length.
     let width = before.iter().map(|(id, _)| id.len()).min().unwrap_or(12);

@@ -182,6 +182,21 @@ impl Daemon {
             .expect("running docker-reclaim")
     }
 
+    /// `docker-reclaim --dry-run --format json ARGS…` against this daemon, parsed;
+    /// a non-zero exit is an error with the tool's stderr.
+    pub fn dry_run_json(&self, args: &[&str]) -> Result<serde_json::Value> {
+        let mut all = vec!["--dry-run", "--format", "json"];
+        all.extend_from_slice(args);
+        let output = self.reclaim(&all);
+        if !output.status.success() {
+            return Err(format!(
+                "docker-reclaim {all:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        serde_json::from_slice(&output.stdout).map_err(|e| format!("not JSON: {e}"))
+    }
+
     /// Builds a context directory with `files` and the Dockerfile, and tags the result.
     pub fn build(&self, tag: &str, dockerfile: &str) -> Result<String> {
         static CONTEXTS: AtomicUsize = AtomicUsize::new(0);
@@ -308,6 +323,22 @@ fn ping(socket: &Path) -> bool {
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
     answer.starts_with("HTTP/1.") && answer.contains(" 200 ") && answer.ends_with("OK")
+}
+
+/// The `id`s of the objects in `value[field]` (a plan's `items` or `kept`), of
+/// `kind` only when given.
+pub fn ids_of(
+    value: &serde_json::Value,
+    field: &str,
+    kind: Option<&str>,
+) -> std::collections::BTreeSet<String> {
+    value[field]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|item| kind.is_none_or(|kind| item["kind"] == kind))
+        .filter_map(|item| item["id"].as_str().map(str::to_string))
+        .collect()
 }
 
 /// Asserts a condition inside a test that returns `Result`.
