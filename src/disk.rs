@@ -29,7 +29,9 @@ impl std::ops::AddAssign for Bytes {
     }
 }
 
-/// A walk that counts each inode once across all the paths it is given.
+/// A walk that counts each inode once across all the paths it is given: the
+/// plain reference the [`Index`] is checked against in tests.
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub struct Walk {
     seen: HashSet<(u64, u64)>,
@@ -37,6 +39,7 @@ pub struct Walk {
     pub incomplete: bool,
 }
 
+#[cfg(test)]
 impl Walk {
     pub fn new() -> Walk {
         Walk::default()

@@ -226,7 +226,6 @@ pub struct BuildCacheRecord {
 /// Container details that only an inspect call gives.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContainerDetails {
-    pub state: Option<ContainerState>,
     pub finished_at: Option<i64>,
 }
 

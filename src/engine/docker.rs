@@ -231,15 +231,13 @@ impl Engine for DockerEngine {
 
     async fn container_details(&self, id: &str) -> Result<Option<ContainerDetails>> {
         match self.docker.inspect_container(id, None).await {
-            Ok(found) => {
-                let state = found.state.unwrap_or_default();
-                Ok(Some(ContainerDetails {
-                    state: state
-                        .status
-                        .map(|status| ContainerState::parse(status.as_ref())),
-                    finished_at: state.finished_at.as_deref().and_then(unix_seconds),
-                }))
-            }
+            Ok(found) => Ok(Some(ContainerDetails {
+                finished_at: found
+                    .state
+                    .and_then(|state| state.finished_at)
+                    .as_deref()
+                    .and_then(unix_seconds),
+            })),
             Err(err) if is_not_found(&err) => Ok(None),
             Err(err) => Err(err.into()),
         }
