@@ -7,7 +7,12 @@
 //! [`Layout`] and every figure stays the engine's estimate.
 
 use std::collections::{HashMap, HashSet};
+use std::ffi::{CStr, CString, OsStr};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
+use std::rc::Rc;
+
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -103,6 +108,24 @@ pub struct Index {
     owners: HashMap<PathBuf, Bytes>,
     pub total: Bytes,
     pub incomplete: bool,
+    /// The engine's cross-references between its records, read with the walk.
+    pub refs: Refs,
+}
+
+/// How the engine's records point at each other on disk, read once: which
+/// overlay2 directories a container's mount record and a layer's entry name,
+/// the short names of overlay2 directories, and image parents.
+#[derive(Debug, Default)]
+pub struct Refs {
+    /// Container ID → the cache IDs of its writable and init layers
+    /// (`layerdb/mounts/<id>/mount-id`, `init-id`).
+    mounts: HashMap<String, Vec<String>>,
+    /// Layer chain ID (hex) → its cache ID (`layerdb/sha256/<chain>/cache-id`).
+    layers: HashMap<String, String>,
+    /// Cache ID → its short name (the `overlay2/l/<short>` symlink to it).
+    links: HashMap<String, String>,
+    /// Image ID → its parent's (`imagedb/metadata/sha256/<id>/parent`).
+    parents: HashMap<String, String>,
 }
 
 /// The owner of a path (given as its components relative to the data root), and
@@ -124,8 +147,70 @@ fn owner_of(parts: &[&str]) -> (PathBuf, bool) {
     }
 }
 
+/// A directory whose subdirectories the walk has still to visit: its name, its
+/// parent, and (near the top) its open handle, through which they are opened.
+struct DirNode {
+    name: CString,
+    parent: Option<Rc<DirNode>>,
+    depth: usize,
+    /// `None` from [`HANDLE_DEPTH`] down, where subdirectories are opened by path
+    /// instead, so that a tree nested thousands deep cannot use up the process's
+    /// descriptors.
+    dir: Option<Dir>,
+}
+
+/// Directories above this depth keep their handle while their subdirectories
+/// are visited.
+const HANDLE_DEPTH: usize = 48;
+
+impl DirNode {
+    /// The path of this directory relative to the walk's root.
+    fn relative(&self) -> PathBuf {
+        let mut names = Vec::with_capacity(self.depth);
+        let mut node = Some(self);
+        while let Some(dir) = node {
+            if dir.parent.is_some() {
+                names.push(OsStr::from_bytes(dir.name.as_bytes()));
+            }
+            node = dir.parent.as_deref();
+        }
+        names.iter().rev().collect()
+    }
+}
+
+/// Opens a directory without following a symlink: relative to its parent's
+/// handle when the parent keeps one, by its full path otherwise.
+fn open_dir(root: &Path, parent: Option<&DirNode>, name: &CStr) -> Option<Dir> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = match parent {
+        Some(DirNode { dir: Some(dir), .. }) => {
+            rustix::fs::openat(dir.fd().ok()?, name, flags, Mode::empty()).ok()?
+        }
+        Some(parent) => {
+            let path = root
+                .join(parent.relative())
+                .join(OsStr::from_bytes(name.to_bytes()));
+            rustix::fs::open(&path, flags, Mode::empty()).ok()?
+        }
+        None => rustix::fs::open(root, flags, Mode::empty()).ok()?,
+    };
+    Dir::new(fd).ok()
+}
+
+/// A subdirectory still to visit: its name, its parent, and the owner it hands
+/// down when that is settled.
+struct Pending {
+    name: CString,
+    parent: Option<Rc<DirNode>>,
+    owner: Option<usize>,
+}
+
 impl Index {
     /// Walks the whole data root, as `du -s -x` would.
+    ///
+    /// Entries are looked at through their directory's open handle, and only
+    /// directories and inodes with more than one link are remembered, so that a
+    /// walk of tens of thousands of entries costs about what `du` does.
     pub fn build(root: &Path) -> Index {
         let mut index = Index::default();
         let Ok(meta) = std::fs::symlink_metadata(root) else {
@@ -133,43 +218,109 @@ impl Index {
             return index;
         };
         let device = meta.dev();
-        let mut seen: HashSet<(u64, u64)> = HashSet::new();
-        // (path, metadata, the owner it inherits when that is settled)
-        let mut stack: Vec<(PathBuf, std::fs::Metadata, Option<PathBuf>)> =
-            vec![(root.to_path_buf(), meta, None)];
-        while let Some((path, meta, inherited)) = stack.pop() {
-            if meta.dev() != device || !seen.insert((meta.dev(), meta.ino())) {
-                continue;
-            }
-            let (owner, settled) = match inherited {
-                Some(owner) => (owner, true),
-                None => {
-                    let relative = path.strip_prefix(root).unwrap_or(&path);
-                    let parts: Vec<&str> = relative.iter().filter_map(|c| c.to_str()).collect();
-                    owner_of(&parts)
-                }
-            };
-            let bytes = Bytes {
-                allocated: meta.blocks() * 512,
-                apparent: meta.size(),
-            };
-            index.total += bytes;
-            *index.owners.entry(owner.clone()).or_default() += bytes;
-            if !meta.is_dir() {
-                continue;
-            }
-            let Ok(entries) = std::fs::read_dir(&path) else {
+        // Owners as slots, so that each entry adds to a slot instead of hashing a path.
+        let mut slots: Vec<(PathBuf, Bytes)> = Vec::new();
+        let mut slot_of: HashMap<PathBuf, usize> = HashMap::new();
+        let mut slot = |owner: PathBuf, slots: &mut Vec<(PathBuf, Bytes)>| -> usize {
+            *slot_of.entry(owner).or_insert_with_key(|owner| {
+                slots.push((owner.clone(), Bytes::default()));
+                slots.len() - 1
+            })
+        };
+        let mut seen: HashSet<(u64, u64)> = HashSet::from([(meta.dev(), meta.ino())]);
+        let root_slot = slot(PathBuf::new(), &mut slots);
+        slots[root_slot].1 += bytes_of(&meta);
+        let mut stack = vec![Pending {
+            name: CString::default(),
+            parent: None,
+            owner: None,
+        }];
+        let mut subdirs: Vec<(CString, Option<usize>)> = Vec::new();
+        while let Some(Pending {
+            name,
+            parent,
+            owner: inherited,
+        }) = stack.pop()
+        {
+            let Some(mut dir) = open_dir(root, parent.as_deref(), &name) else {
                 index.incomplete = true;
                 continue;
             };
-            for entry in entries {
-                // DirEntry::metadata stats relative to the open directory.
-                match entry.and_then(|entry| Ok((entry.path(), entry.metadata()?))) {
-                    Ok((child, child_meta)) => {
-                        stack.push((child, child_meta, settled.then(|| owner.clone())));
-                    }
-                    Err(_) => index.incomplete = true,
+            let depth = parent.as_ref().map_or(0, |parent| parent.depth + 1);
+            let node = DirNode {
+                name,
+                parent,
+                depth,
+                dir: None,
+            };
+            // Only needed to find owners, near the top.
+            let relative = inherited.is_none().then(|| node.relative());
+            while let Some(entry) = dir.read() {
+                let Ok(entry) = entry else {
+                    index.incomplete = true;
+                    break;
+                };
+                let name = entry.file_name();
+                if name == c"." || name == c".." {
+                    continue;
                 }
+                let Ok(stat) = dir
+                    .fd()
+                    .and_then(|fd| rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW))
+                else {
+                    index.incomplete = true;
+                    continue;
+                };
+                // Another filesystem (a mount point): `du -x` leaves it out.
+                if stat.st_dev != device {
+                    continue;
+                }
+                let is_dir = FileType::from_raw_mode(stat.st_mode) == FileType::Directory;
+                // Hard links count once; a directory seen twice (a bind mount
+                // within the same filesystem) is not entered again.
+                if (is_dir || stat.st_nlink > 1) && !seen.insert((stat.st_dev, stat.st_ino)) {
+                    continue;
+                }
+                let (owner, settled) = match (inherited, &relative) {
+                    (Some(owner), _) => (owner, true),
+                    (None, relative) => {
+                        let child = relative
+                            .as_deref()
+                            .unwrap_or(Path::new(""))
+                            .join(OsStr::from_bytes(name.to_bytes()));
+                        let parts: Vec<&str> =
+                            child.iter().filter_map(|part| part.to_str()).collect();
+                        let (owner, settled) = owner_of(&parts);
+                        (slot(owner, &mut slots), settled)
+                    }
+                };
+                slots[owner].1 += Bytes {
+                    allocated: u64::try_from(stat.st_blocks).unwrap_or(0) * 512,
+                    apparent: u64::try_from(stat.st_size).unwrap_or(0),
+                };
+                if is_dir {
+                    subdirs.push((name.to_owned(), settled.then_some(owner)));
+                }
+            }
+            if subdirs.is_empty() {
+                continue;
+            }
+            let node = Rc::new(DirNode {
+                dir: (node.depth < HANDLE_DEPTH).then_some(dir),
+                ..node
+            });
+            for (name, owner) in subdirs.drain(..) {
+                stack.push(Pending {
+                    name,
+                    parent: Some(Rc::clone(&node)),
+                    owner,
+                });
+            }
+        }
+        for (owner, bytes) in slots {
+            index.total += bytes;
+            if bytes != Bytes::default() || !owner.as_os_str().is_empty() {
+                *index.owners.entry(owner).or_default() += bytes;
             }
         }
         index
@@ -220,40 +371,81 @@ impl Layout {
         (!text.is_empty() && !text.contains('/') && text != "..").then(|| text.to_string())
     }
 
+    /// Reads the records' cross-references: a few small files per container and
+    /// layer, and the symlinks in `overlay2/l`.
+    pub fn refs(&self) -> Refs {
+        let mut refs = Refs::default();
+        let layerdb = self.layerdb();
+        for (dir, name) in entries(&layerdb.join("mounts")) {
+            let ids: Vec<String> = ["mount-id", "init-id"]
+                .iter()
+                .filter_map(|file| Layout::read_trimmed(&dir.join(file)))
+                .collect();
+            refs.mounts.insert(name, ids);
+        }
+        for (dir, name) in entries(&layerdb.join("sha256")) {
+            if let Some(cache_id) = Layout::read_trimmed(&dir.join("cache-id")) {
+                refs.layers.insert(name, cache_id);
+            }
+        }
+        // overlay2/l/<short> -> ../<cache-id>/diff
+        for (link, short) in entries(&self.overlay().join("l")) {
+            let Ok(target) = std::fs::read_link(&link) else {
+                continue;
+            };
+            let mut parts = target.iter().filter_map(|part| part.to_str());
+            if let (Some(".."), Some(cache_id), Some("diff"), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            {
+                refs.links.insert(cache_id.to_string(), short);
+            }
+        }
+        let metadata = self
+            .image_dir()
+            .join("imagedb")
+            .join("metadata")
+            .join("sha256");
+        for (dir, name) in entries(&metadata) {
+            if let Ok(parent) = std::fs::read_to_string(dir.join("parent")) {
+                let parent = parent.trim();
+                if !parent.is_empty() {
+                    refs.parents
+                        .insert(format!("sha256:{name}"), parent.to_string());
+                }
+            }
+        }
+        refs
+    }
+
     /// An overlay2 layer directory and its short-name link in `overlay2/l/`.
-    fn overlay_paths(&self, cache_id: &str) -> Vec<PathBuf> {
-        let dir = self.overlay().join(cache_id);
-        let mut paths = vec![dir.clone()];
-        if let Some(link) = Layout::read_trimmed(&dir.join("link")) {
-            paths.push(self.overlay().join("l").join(link));
+    fn overlay_paths(&self, refs: &Refs, cache_id: &str) -> Vec<PathBuf> {
+        let mut paths = vec![self.overlay().join(cache_id)];
+        if let Some(short) = refs.links.get(cache_id) {
+            paths.push(self.overlay().join("l").join(short));
         }
         paths
     }
 
     /// Everything removing a container frees: its directory (config, logs), its
     /// writable and init layers, and its mount record in the layer database.
-    pub fn container_paths(&self, id: &str) -> Vec<PathBuf> {
-        let mounts = self.layerdb().join("mounts").join(id);
+    pub fn container_paths(&self, refs: &Refs, id: &str) -> Vec<PathBuf> {
         let mut paths = vec![self.root.join("containers").join(id)];
-        for file in ["mount-id", "init-id"] {
-            if let Some(cache_id) = Layout::read_trimmed(&mounts.join(file)) {
-                paths.extend(self.overlay_paths(&cache_id));
-            }
+        for cache_id in refs.mounts.get(id).into_iter().flatten() {
+            paths.extend(self.overlay_paths(refs, cache_id));
         }
-        paths.push(mounts);
+        paths.push(self.layerdb().join("mounts").join(id));
         paths
     }
 
     /// Everything one image layer takes: its layer database entry and its
     /// overlay2 directory.
-    pub fn layer_paths(&self, chain_id: &str) -> Vec<PathBuf> {
+    pub fn layer_paths(&self, refs: &Refs, chain_id: &str) -> Vec<PathBuf> {
         let hex = chain_id.strip_prefix("sha256:").unwrap_or(chain_id);
-        let entry = self.layerdb().join("sha256").join(hex);
         let mut paths = Vec::new();
-        if let Some(cache_id) = Layout::read_trimmed(&entry.join("cache-id")) {
-            paths.extend(self.overlay_paths(&cache_id));
+        if let Some(cache_id) = refs.layers.get(hex) {
+            paths.extend(self.overlay_paths(refs, cache_id));
         }
-        paths.push(entry);
+        paths.push(self.layerdb().join("sha256").join(hex));
         paths
     }
 
@@ -270,7 +462,7 @@ impl Layout {
     /// Bytes of everything removing the container frees, from the index.
     pub fn container_bytes(&self, index: &Index, id: &str) -> Bytes {
         let mut bytes = Bytes::default();
-        for path in self.container_paths(id) {
+        for path in self.container_paths(&index.refs, id) {
             bytes += index.owned(&self.root, &path);
         }
         bytes
@@ -279,7 +471,7 @@ impl Layout {
     /// Bytes of one image layer (its overlay2 directory and database entry).
     pub fn layer_bytes(&self, index: &Index, chain_id: &str) -> Bytes {
         let mut bytes = Bytes::default();
-        for path in self.layer_paths(chain_id) {
+        for path in self.layer_paths(&index.refs, chain_id) {
             bytes += index.owned(&self.root, &path);
         }
         bytes
@@ -310,25 +502,13 @@ impl Layout {
     /// build cache record refers to: left by crashes or failed pulls. The engine
     /// never frees them; they are reported, never removed.
     pub fn orphans(&self, index: &Index, build_cache_ids: &HashSet<&str>) -> Vec<Orphan> {
-        let mut referenced: HashSet<String> = HashSet::new();
-        let layerdb = self.layerdb();
-        let read_all = |dir: PathBuf, files: &[&str], into: &mut HashSet<String>| {
-            if let Ok(entries) = std::fs::read_dir(dir) {
-                for entry in entries.filter_map(Result::ok) {
-                    for file in files {
-                        if let Some(id) = Layout::read_trimmed(&entry.path().join(file)) {
-                            into.insert(id);
-                        }
-                    }
-                }
-            }
-        };
-        read_all(layerdb.join("sha256"), &["cache-id"], &mut referenced);
-        read_all(
-            layerdb.join("mounts"),
-            &["mount-id", "init-id"],
-            &mut referenced,
-        );
+        let referenced: HashSet<&str> = index
+            .refs
+            .layers
+            .values()
+            .chain(index.refs.mounts.values().flatten())
+            .map(String::as_str)
+            .collect();
         let Ok(entries) = std::fs::read_dir(self.overlay()) else {
             return Vec::new();
         };
@@ -337,7 +517,7 @@ impl Layout {
             .filter_map(|entry| {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let known = name == "l"
-                    || referenced.contains(&name)
+                    || referenced.contains(name.as_str())
                     || build_cache_ids.contains(name.as_str());
                 if known {
                     return None;
@@ -359,30 +539,11 @@ impl Layout {
         orphans
     }
 
-    /// Parent of each image that has one, from `imagedb/metadata/sha256/*/parent`.
-    pub fn image_parents(&self) -> HashMap<String, String> {
-        let metadata = self
-            .image_dir()
-            .join("imagedb")
-            .join("metadata")
-            .join("sha256");
-        let Ok(entries) = std::fs::read_dir(&metadata) else {
-            return HashMap::new();
-        };
-        entries
-            .filter_map(Result::ok)
-            .filter_map(|entry| {
-                let parent = std::fs::read_to_string(entry.path().join("parent")).ok()?;
-                let child = format!("sha256:{}", entry.file_name().to_string_lossy());
-                Some((child, parent.trim().to_string()))
-            })
-            .filter(|(_, parent)| !parent.is_empty())
-            .collect()
-    }
-
     /// The whole data root walked once, as `du -s -x` sees it, filed by owner.
     pub fn index(&self) -> Index {
-        Index::build(&self.root)
+        let mut index = Index::build(&self.root);
+        index.refs = self.refs();
+        index
     }
 }
 
@@ -393,6 +554,27 @@ pub struct Orphan {
     pub bytes: Bytes,
     /// Unix seconds of its last change.
     pub modified: Option<i64>,
+}
+
+/// The entries of a directory, as (path, name); none when it cannot be read.
+fn entries(dir: &Path) -> impl Iterator<Item = (PathBuf, String)> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|entry| {
+            (
+                entry.path(),
+                entry.file_name().to_string_lossy().into_owned(),
+            )
+        })
+}
+
+fn bytes_of(meta: &std::fs::Metadata) -> Bytes {
+    Bytes {
+        allocated: meta.blocks() * 512,
+        apparent: meta.size(),
+    }
 }
 
 /// What the plan's items take on disk, each measured once.
@@ -423,9 +605,9 @@ pub fn measure_plan(
     plan: &Plan,
     inventory: &Inventory,
 ) -> PlanOnDisk {
-    let parents = layout.image_parents();
+    let parents = &index.refs.parents;
     let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
-    for (child, parent) in &parents {
+    for (child, parent) in parents {
         children
             .entry(parent.as_str())
             .or_default()
@@ -469,14 +651,14 @@ pub fn measure_plan(
             let mut bytes = Bytes::default();
             match item.kind {
                 Kind::Container => {
-                    for path in layout.container_paths(&item.id) {
+                    for path in layout.container_paths(&index.refs, &item.id) {
                         bytes += owned(path);
                     }
                 }
                 Kind::Image => {
                     for layer in &item.frees_layers {
                         let mut layer_bytes = Bytes::default();
-                        for path in layout.layer_paths(&layer.chain_id) {
+                        for path in layout.layer_paths(&index.refs, &layer.chain_id) {
                             layer_bytes += owned(path);
                         }
                         layers.insert(layer.chain_id.clone(), layer_bytes.allocated);
@@ -589,6 +771,34 @@ mod tests {
     }
 
     #[test]
+    fn the_index_walks_trees_deeper_than_it_keeps_handles_for() {
+        let root = tempfile::tempdir().unwrap();
+        let base = root.path();
+        // A container can nest its files as deep as it likes.
+        let mut deep = base.join("overlay2/abc/diff");
+        for level in 0..(HANDLE_DEPTH + 20) {
+            deep.push(format!("d{level}"));
+            if level % 7 == 0 {
+                // Siblings at some levels keep several directories pending.
+                std::fs::create_dir_all(deep.with_file_name(format!("s{level}"))).unwrap();
+            }
+        }
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::write(deep.join("bottom"), vec![3u8; 12_345]).unwrap();
+        // The same inode under two owners counts once.
+        std::fs::create_dir_all(base.join("containers/c1")).unwrap();
+        std::fs::hard_link(deep.join("bottom"), base.join("containers/c1/linked")).unwrap();
+        let index = Index::build(base);
+        assert!(!index.incomplete);
+        assert_eq!(index.total, Walk::new().measure(base));
+        let abc = index.owned(base, &base.join("overlay2/abc"));
+        let c1 = index.owned(base, &base.join("containers/c1"));
+        let apart = Walk::new().measure(&base.join("overlay2/abc")).apparent
+            + Walk::new().measure(&base.join("containers/c1")).apparent;
+        assert_eq!(abc.apparent + c1.apparent, apart - 12_345);
+    }
+
+    #[test]
     fn orphans_are_the_overlay2_dirs_nothing_refers_to() {
         let root = tempfile::tempdir().unwrap();
         let base = root.path();
@@ -627,13 +837,15 @@ mod tests {
         std::fs::write(layerdb.join("sha256/abc/cache-id"), "cache1").unwrap();
         std::fs::create_dir_all(base.join("overlay2/cache1")).unwrap();
         std::fs::write(base.join("overlay2/cache1/link"), "SHORT\n").unwrap();
+        std::fs::create_dir_all(base.join("overlay2/l")).unwrap();
+        std::os::unix::fs::symlink("../cache1/diff", base.join("overlay2/l/SHORT")).unwrap();
         std::fs::create_dir_all(layerdb.join("mounts/c1")).unwrap();
         std::fs::write(layerdb.join("mounts/c1/mount-id"), "m1").unwrap();
         std::fs::write(layerdb.join("mounts/c1/init-id"), "m1-init").unwrap();
         let layout = Layout::open(base.to_str().unwrap(), "overlay2").unwrap();
         assert!(Layout::open(base.to_str().unwrap(), "btrfs").is_none());
         assert_eq!(
-            layout.layer_paths("sha256:abc"),
+            layout.layer_paths(&layout.refs(), "sha256:abc"),
             vec![
                 base.join("overlay2/cache1"),
                 base.join("overlay2/l/SHORT"),
@@ -641,7 +853,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            layout.container_paths("c1"),
+            layout.container_paths(&layout.refs(), "c1"),
             vec![
                 base.join("containers/c1"),
                 base.join("overlay2/m1"),
