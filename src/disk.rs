@@ -449,6 +449,28 @@ impl Layout {
         paths
     }
 
+    /// When a container last stopped, from the state the engine saves in
+    /// `containers/<id>/config.v2.json`: `Some(None)` when it has never stopped,
+    /// `None` when that file cannot be read (ask the engine instead).
+    pub fn finished_at(&self, id: &str) -> Option<Option<i64>> {
+        #[derive(serde::Deserialize)]
+        struct Saved {
+            #[serde(rename = "State")]
+            state: State,
+        }
+        #[derive(serde::Deserialize)]
+        struct State {
+            #[serde(rename = "FinishedAt", default)]
+            finished_at: String,
+        }
+        if id.is_empty() || id.contains('/') || id.starts_with('.') {
+            return None;
+        }
+        let path = self.root.join("containers").join(id).join("config.v2.json");
+        let saved: Saved = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+        Some(crate::inventory::unix_seconds(&saved.state.finished_at))
+    }
+
     /// An image's own records: its config and its metadata directory.
     pub fn image_paths(&self, image_id: &str) -> Vec<PathBuf> {
         let hex = image_id.strip_prefix("sha256:").unwrap_or(image_id);
@@ -796,6 +818,38 @@ mod tests {
         let apart = Walk::new().measure(&base.join("overlay2/abc")).apparent
             + Walk::new().measure(&base.join("containers/c1")).apparent;
         assert_eq!(abc.apparent + c1.apparent, apart - 12_345);
+    }
+
+    #[test]
+    fn a_containers_finish_time_comes_from_its_saved_state() {
+        let root = tempfile::tempdir().unwrap();
+        let base = root.path();
+        std::fs::create_dir_all(base.join("image/overlay2/layerdb/sha256")).unwrap();
+        for (id, state) in [
+            (
+                "exited",
+                r#"{"State":{"Running":false,"FinishedAt":"2026-11-27T10:00:00.123456789Z"},"ID":"exited"}"#,
+            ),
+            (
+                "never",
+                r#"{"State":{"FinishedAt":"0001-01-01T00:00:00Z"}}"#,
+            ),
+            ("broken", "{not json"),
+        ] {
+            std::fs::create_dir_all(base.join("containers").join(id)).unwrap();
+            std::fs::write(
+                base.join("containers").join(id).join("config.v2.json"),
+                state,
+            )
+            .unwrap();
+        }
+        let layout = Layout::open(base.to_str().unwrap(), "overlay2").unwrap();
+        assert_eq!(layout.finished_at("exited"), Some(Some(1_795_773_600)));
+        assert_eq!(layout.finished_at("never"), Some(None));
+        // Unreadable or missing: ask the engine.
+        assert_eq!(layout.finished_at("broken"), None);
+        assert_eq!(layout.finished_at("missing"), None);
+        assert_eq!(layout.finished_at("../exited"), None);
     }
 
     #[test]

@@ -268,8 +268,13 @@ pub struct Inventory {
 
 impl Inventory {
     /// Takes the snapshot: one `/system/df`, one network list, then an inspect per
-    /// container and an inspect plus history per image, a few at a time.
-    pub async fn collect(engine: &impl Engine) -> Result<Inventory> {
+    /// stopped container whose finish time `saved_finish` does not know (it reads
+    /// what the engine saved on disk, when that is readable here) and an inspect
+    /// plus history per image, a few at a time.
+    pub async fn collect(
+        engine: &impl Engine,
+        saved_finish: &(dyn Fn(&str) -> Option<Option<i64>> + Sync),
+    ) -> Result<Inventory> {
         let usage = engine
             .disk_usage()
             .await
@@ -281,6 +286,10 @@ impl Inventory {
                 // A container that never started has no finish time to look up.
                 if container.state == ContainerState::Created {
                     return Ok::<_, anyhow::Error>(container);
+                }
+                if let Some(finished_at) = saved_finish(&container.id) {
+                    container.finished_at = finished_at;
+                    return Ok(container);
                 }
                 // A container removed since the listing has no details; keep what we have.
                 if let Some(details) = engine

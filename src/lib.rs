@@ -156,13 +156,15 @@ async fn inventory_and_walk(
 ) -> Result<(Inventory, Option<(disk::Layout, disk::Index)>)> {
     let info = engine.info();
     let layout = disk::Layout::open(&info.data_root, &info.storage_driver);
+    let saved = layout.clone();
+    let saved_finish = move |id: &str| saved.as_ref().and_then(|layout| layout.finished_at(id));
     let walk = layout.map(|layout| {
         tokio::task::spawn_blocking(move || {
             let index = layout.index();
             (layout, index)
         })
     });
-    let inventory = Inventory::collect(engine).await?;
+    let inventory = Inventory::collect(engine, &saved_finish).await?;
     let walked = match walk {
         Some(handle) => Some(handle.await.context("walking the data root")?),
         None => None,
