@@ -105,7 +105,8 @@ impl Walk {
 /// first owner it is found under.
 #[derive(Debug, Default)]
 pub struct Index {
-    owners: HashMap<PathBuf, Bytes>,
+    /// Keyed by the owner's path relative to the root, `/`-separated.
+    owners: HashMap<String, Bytes>,
     pub total: Bytes,
     pub incomplete: bool,
     /// The engine's cross-references between its records, read with the walk.
@@ -132,7 +133,7 @@ pub struct Refs {
 /// whether that owner holds for everything below it too. Paths above an owner's
 /// level (`image/overlay2/layerdb`, say) own themselves, and their children are
 /// looked at again.
-fn owner_of(parts: &[&str]) -> (PathBuf, bool) {
+fn owner_of(parts: &[&str]) -> (String, bool) {
     let depth = match parts {
         ["overlay2", "l", ..] => Some(3),
         ["overlay2", ..] | ["containers", ..] | ["volumes", ..] => Some(2),
@@ -142,8 +143,8 @@ fn owner_of(parts: &[&str]) -> (PathBuf, bool) {
         _ => Some(1),
     };
     match depth {
-        Some(depth) if parts.len() >= depth => (parts[..depth].iter().collect(), true),
-        _ => (parts.iter().collect(), false),
+        Some(depth) if parts.len() >= depth => (parts[..depth].join("/"), true),
+        _ => (parts.join("/"), false),
     }
 }
 
@@ -219,16 +220,16 @@ impl Index {
         };
         let device = meta.dev();
         // Owners as slots, so that each entry adds to a slot instead of hashing a path.
-        let mut slots: Vec<(PathBuf, Bytes)> = Vec::new();
-        let mut slot_of: HashMap<PathBuf, usize> = HashMap::new();
-        let mut slot = |owner: PathBuf, slots: &mut Vec<(PathBuf, Bytes)>| -> usize {
+        let mut slots: Vec<(String, Bytes)> = Vec::new();
+        let mut slot_of: HashMap<String, usize> = HashMap::new();
+        let mut slot = |owner: String, slots: &mut Vec<(String, Bytes)>| -> usize {
             *slot_of.entry(owner).or_insert_with_key(|owner| {
                 slots.push((owner.clone(), Bytes::default()));
                 slots.len() - 1
             })
         };
         let mut seen: HashSet<(u64, u64)> = HashSet::from([(meta.dev(), meta.ino())]);
-        let root_slot = slot(PathBuf::new(), &mut slots);
+        let root_slot = slot(String::new(), &mut slots);
         slots[root_slot].1 += bytes_of(&meta);
         let mut stack = vec![Pending {
             name: CString::default(),
@@ -319,7 +320,7 @@ impl Index {
         }
         for (owner, bytes) in slots {
             index.total += bytes;
-            if bytes != Bytes::default() || !owner.as_os_str().is_empty() {
+            if bytes != Bytes::default() || !owner.is_empty() {
                 *index.owners.entry(owner).or_default() += bytes;
             }
         }
@@ -329,9 +330,27 @@ impl Index {
     /// The bytes filed under the owner at `path` (absolute, under `root`).
     pub fn owned(&self, root: &Path, path: &Path) -> Bytes {
         let relative = path.strip_prefix(root).unwrap_or(path);
-        self.owners.get(relative).copied().unwrap_or_default()
+        relative
+            .to_str()
+            .map(|key| self.owned_key(key))
+            .unwrap_or_default()
+    }
+
+    /// The bytes filed under an owner key (its path relative to the root).
+    pub fn owned_key(&self, key: &str) -> Bytes {
+        self.owner(key).map(|(_, bytes)| bytes).unwrap_or_default()
+    }
+
+    /// An owner's key as the index holds it, and its bytes.
+    fn owner(&self, key: &str) -> Option<(&str, Bytes)> {
+        self.owners
+            .get_key_value(key)
+            .map(|(key, bytes)| (key.as_str(), *bytes))
     }
 }
+
+/// The image and layer records of the overlay2 driver, under the data root.
+const IMAGE_DIR: &str = "image/overlay2";
 
 /// Where the engine keeps what, for the overlay2 storage driver.
 #[derive(Debug, Clone)]
@@ -354,7 +373,7 @@ impl Layout {
     }
 
     fn image_dir(&self) -> PathBuf {
-        self.root.join("image").join("overlay2")
+        self.root.join(IMAGE_DIR)
     }
 
     fn layerdb(&self) -> PathBuf {
@@ -417,36 +436,39 @@ impl Layout {
         refs
     }
 
+    // What an item frees is named by owner keys: paths relative to the data
+    // root, as the index files them.
+
     /// An overlay2 layer directory and its short-name link in `overlay2/l/`.
-    fn overlay_paths(&self, refs: &Refs, cache_id: &str) -> Vec<PathBuf> {
-        let mut paths = vec![self.overlay().join(cache_id)];
+    fn overlay_keys(refs: &Refs, cache_id: &str) -> Vec<String> {
+        let mut keys = vec![format!("overlay2/{cache_id}")];
         if let Some(short) = refs.links.get(cache_id) {
-            paths.push(self.overlay().join("l").join(short));
+            keys.push(format!("overlay2/l/{short}"));
         }
-        paths
+        keys
     }
 
     /// Everything removing a container frees: its directory (config, logs), its
     /// writable and init layers, and its mount record in the layer database.
-    pub fn container_paths(&self, refs: &Refs, id: &str) -> Vec<PathBuf> {
-        let mut paths = vec![self.root.join("containers").join(id)];
+    pub fn container_keys(refs: &Refs, id: &str) -> Vec<String> {
+        let mut keys = vec![format!("containers/{id}")];
         for cache_id in refs.mounts.get(id).into_iter().flatten() {
-            paths.extend(self.overlay_paths(refs, cache_id));
+            keys.extend(Layout::overlay_keys(refs, cache_id));
         }
-        paths.push(self.layerdb().join("mounts").join(id));
-        paths
+        keys.push(format!("{IMAGE_DIR}/layerdb/mounts/{id}"));
+        keys
     }
 
     /// Everything one image layer takes: its layer database entry and its
     /// overlay2 directory.
-    pub fn layer_paths(&self, refs: &Refs, chain_id: &str) -> Vec<PathBuf> {
+    pub fn layer_keys(refs: &Refs, chain_id: &str) -> Vec<String> {
         let hex = chain_id.strip_prefix("sha256:").unwrap_or(chain_id);
-        let mut paths = Vec::new();
+        let mut keys = Vec::new();
         if let Some(cache_id) = refs.layers.get(hex) {
-            paths.extend(self.overlay_paths(refs, cache_id));
+            keys.extend(Layout::overlay_keys(refs, cache_id));
         }
-        paths.push(self.layerdb().join("sha256").join(hex));
-        paths
+        keys.push(format!("{IMAGE_DIR}/layerdb/sha256/{hex}"));
+        keys
     }
 
     /// When a container last stopped, from the state the engine saves in
@@ -472,20 +494,19 @@ impl Layout {
     }
 
     /// An image's own records: its config and its metadata directory.
-    pub fn image_paths(&self, image_id: &str) -> Vec<PathBuf> {
+    pub fn image_keys(image_id: &str) -> Vec<String> {
         let hex = image_id.strip_prefix("sha256:").unwrap_or(image_id);
-        let imagedb = self.image_dir().join("imagedb");
         vec![
-            imagedb.join("content").join("sha256").join(hex),
-            imagedb.join("metadata").join("sha256").join(hex),
+            format!("{IMAGE_DIR}/imagedb/content/sha256/{hex}"),
+            format!("{IMAGE_DIR}/imagedb/metadata/sha256/{hex}"),
         ]
     }
 
     /// Bytes of everything removing the container frees, from the index.
     pub fn container_bytes(&self, index: &Index, id: &str) -> Bytes {
         let mut bytes = Bytes::default();
-        for path in self.container_paths(&index.refs, id) {
-            bytes += index.owned(&self.root, &path);
+        for key in Layout::container_keys(&index.refs, id) {
+            bytes += index.owned_key(&key);
         }
         bytes
     }
@@ -493,8 +514,8 @@ impl Layout {
     /// Bytes of one image layer (its overlay2 directory and database entry).
     pub fn layer_bytes(&self, index: &Index, chain_id: &str) -> Bytes {
         let mut bytes = Bytes::default();
-        for path in self.layer_paths(&index.refs, chain_id) {
-            bytes += index.owned(&self.root, &path);
+        for key in Layout::layer_keys(&index.refs, chain_id) {
+            bytes += index.owned_key(&key);
         }
         bytes
     }
@@ -546,7 +567,7 @@ impl Layout {
                 }
                 let modified = entry.metadata().ok().map(|meta| meta.mtime());
                 Some(Orphan {
-                    bytes: index.owned(&self.root, &entry.path()),
+                    bytes: index.owned_key(&format!("overlay2/{name}")),
                     name,
                     modified,
                 })
@@ -656,13 +677,10 @@ pub fn measure_plan(
         .map(|item| item.id.clone())
         .collect();
     // A path two items share (a layer freed by two images) counts once.
-    let mut counted: HashSet<PathBuf> = HashSet::new();
-    let mut owned = |path: PathBuf| {
-        if counted.insert(path.clone()) {
-            index.owned(&layout.root, &path)
-        } else {
-            Bytes::default()
-        }
+    let mut counted: HashSet<&str> = HashSet::new();
+    let mut owned = |key: String| match index.owner(&key) {
+        Some((key, bytes)) if counted.insert(key) => bytes,
+        _ => Bytes::default(),
     };
 
     let mut layers = HashMap::new();
@@ -673,23 +691,23 @@ pub fn measure_plan(
             let mut bytes = Bytes::default();
             match item.kind {
                 Kind::Container => {
-                    for path in layout.container_paths(&index.refs, &item.id) {
-                        bytes += owned(path);
+                    for key in Layout::container_keys(&index.refs, &item.id) {
+                        bytes += owned(key);
                     }
                 }
                 Kind::Image => {
                     for layer in &item.frees_layers {
                         let mut layer_bytes = Bytes::default();
-                        for path in layout.layer_paths(&index.refs, &layer.chain_id) {
-                            layer_bytes += owned(path);
+                        for key in Layout::layer_keys(&index.refs, &layer.chain_id) {
+                            layer_bytes += owned(key);
                         }
                         layers.insert(layer.chain_id.clone(), layer_bytes.allocated);
                         bytes += layer_bytes;
                     }
                     let mut image = Some(item.id.clone());
                     while let Some(id) = image {
-                        for path in layout.image_paths(&id) {
-                            bytes += owned(path);
+                        for key in Layout::image_keys(&id) {
+                            bytes += owned(key);
                         }
                         // The engine goes on to an untagged parent that nothing
                         // else needs (hidden from the image list, no other child,
@@ -707,7 +725,7 @@ pub fn measure_plan(
                     }
                 }
                 Kind::Volume => {
-                    bytes += owned(layout.root.join("volumes").join(&item.id));
+                    bytes += owned(format!("volumes/{}", item.id));
                 }
                 // A local-source record keeps its files under overlay2/<id>; other
                 // records live in layer directories the API does not name: the
@@ -717,7 +735,7 @@ pub fn measure_plan(
                     if !dir.is_dir() {
                         return None;
                     }
-                    bytes += owned(dir);
+                    bytes += owned(format!("overlay2/{}", item.id));
                 }
                 _ => return None,
             }
@@ -899,20 +917,20 @@ mod tests {
         let layout = Layout::open(base.to_str().unwrap(), "overlay2").unwrap();
         assert!(Layout::open(base.to_str().unwrap(), "btrfs").is_none());
         assert_eq!(
-            layout.layer_paths(&layout.refs(), "sha256:abc"),
-            vec![
-                base.join("overlay2/cache1"),
-                base.join("overlay2/l/SHORT"),
-                layerdb.join("sha256/abc"),
+            Layout::layer_keys(&layout.refs(), "sha256:abc"),
+            [
+                "overlay2/cache1",
+                "overlay2/l/SHORT",
+                "image/overlay2/layerdb/sha256/abc",
             ]
         );
         assert_eq!(
-            layout.container_paths(&layout.refs(), "c1"),
-            vec![
-                base.join("containers/c1"),
-                base.join("overlay2/m1"),
-                base.join("overlay2/m1-init"),
-                layerdb.join("mounts/c1"),
+            Layout::container_keys(&layout.refs(), "c1"),
+            [
+                "containers/c1",
+                "overlay2/m1",
+                "overlay2/m1-init",
+                "image/overlay2/layerdb/mounts/c1",
             ]
         );
     }
