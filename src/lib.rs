@@ -48,8 +48,10 @@ use crate::settings::{Host, Mode, Settings};
 /// The whole program: parse, run, print any error once, and map it to an exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    let stdout = std::io::stdout();
-    match execute(cli, &mut stdout.lock()) {
+    // Buffered: a plan of thousands of lines is written in a few large writes.
+    // Every mode flushes what it wrote before it prompts or returns.
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    match execute(cli, &mut stdout) {
         Ok(status) => status.into(),
         Err(err) if is_broken_pipe(&err) => ExitStatus::Success.into(),
         Err(err) => {
