@@ -275,11 +275,15 @@ impl Inventory {
         engine: &impl Engine,
         saved_finish: &(dyn Fn(&str) -> Option<Option<i64>> + Sync),
     ) -> Result<Inventory> {
-        let usage = engine
-            .disk_usage()
-            .await
-            .context("reading disk usage (/system/df)")?;
-        let networks = engine.networks().await.context("listing networks")?;
+        // While the engine sizes everything for /system/df, read the images'
+        // layers: an image's RootFS and history never change under its ID.
+        let (usage, networks, mut prefetched) = tokio::join!(
+            engine.disk_usage(),
+            engine.networks(),
+            image_layers_of_all(engine)
+        );
+        let usage = usage.context("reading disk usage (/system/df)")?;
+        let networks = networks.context("listing networks")?;
 
         let mut containers: Vec<Container> = futures_util::stream::iter(usage.containers)
             .map(|mut container| async move {
@@ -334,12 +338,16 @@ impl Inventory {
         }
 
         let mut images: Vec<Image> = futures_util::stream::iter(images)
-            .map(|mut image| async move {
-                if let Some(found) = engine
-                    .image_layers(&image.id)
-                    .await
-                    .with_context(|| format!("inspecting image {}", short_id(&image.id)))?
-                {
+            .map(|image| (prefetched.remove(&image.id), image))
+            .map(|(prefetched, mut image)| async move {
+                let found = match prefetched {
+                    Some(found) => Some(found),
+                    None => engine
+                        .image_layers(&image.id)
+                        .await
+                        .with_context(|| format!("inspecting image {}", short_id(&image.id)))?,
+                };
+                if let Some(found) = found {
                     let (layers, exact) = layers_from(&found, image.size);
                     if !image.listed {
                         image.size = layers.iter().map(|layer| layer.size).sum();
@@ -495,6 +503,23 @@ pub fn unix_seconds(raw: &str) -> Option<i64> {
     let time = humantime::parse_rfc3339_weak(raw).ok()?;
     let seconds = time.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
     i64::try_from(seconds).ok().filter(|seconds| *seconds > 0)
+}
+
+/// The layers of every image the engine lists now, by ID. Best effort: an
+/// image that cannot be read here is read again, with its error, later.
+async fn image_layers_of_all(engine: &impl Engine) -> HashMap<String, ImageLayers> {
+    let Ok(ids) = engine.image_ids().await else {
+        return HashMap::new();
+    };
+    futures_util::stream::iter(ids)
+        .map(|id| async move {
+            let layers = engine.image_layers(&id).await.ok().flatten();
+            layers.map(|layers| (id, layers))
+        })
+        .buffer_unordered(INSPECT_CONCURRENCY)
+        .filter_map(|found| async move { found })
+        .collect()
+        .await
 }
 
 /// The first 12 hex digits of an ID, without any `sha256:` prefix, as docker shows it.

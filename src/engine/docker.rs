@@ -65,10 +65,16 @@ impl DockerEngine {
         // bollard 0.21 drops the `/v1.xx` part of every path (its URL join replaces
         // it), so negotiate_version() would change nothing on the wire. Ask the
         // engine ourselves and pin the prefix with a request modifier.
-        let version = base
-            .version()
-            .await
-            .map_err(|err| unreachable(host, &err))?;
+        // /info is read at the oldest version we support, whose answer every
+        // newer engine still gives, so that it can go at the same time as
+        // /version (which takes the engine a few milliseconds: it asks containerd
+        // and runs runc for their versions).
+        let floor_prefix = format!("/v{}.{}", MIN_API.0, MIN_API.1);
+        let at_floor = base
+            .clone()
+            .with_request_modifier(move |request| pin_version(request, &floor_prefix));
+        let (version, info) = tokio::join!(base.version(), at_floor.info());
+        let version = version.map_err(|err| unreachable(host, &err))?;
         let offered = version.api_version.as_deref().unwrap_or("");
         let server = parse_api_version(offered).ok_or_else(|| {
             EngineUnreachable(format!(
@@ -84,10 +90,7 @@ impl DockerEngine {
         let prefix = format!("/v{major}.{minor}");
         let pinned = prefix.clone();
         let docker = base.with_request_modifier(move |request| pin_version(request, &pinned));
-
-        let info = docker
-            .info()
-            .await
+        let info = info
             .map_err(|err| unreachable(host, &err))
             .context("reading engine info (/info)")?;
 
@@ -244,12 +247,15 @@ impl Engine for DockerEngine {
     }
 
     async fn image_layers(&self, id: &str) -> Result<Option<ImageLayers>> {
-        let inspect = match self.docker.inspect_image(id).await {
+        // Both at once: each is a round trip to the engine.
+        let (inspect, history) =
+            tokio::join!(self.docker.inspect_image(id), self.docker.image_history(id));
+        let inspect = match inspect {
             Ok(found) => found,
             Err(err) if is_not_found(&err) => return Ok(None),
             Err(err) => return Err(err.into()),
         };
-        let history = match self.docker.image_history(id).await {
+        let history = match history {
             Ok(found) => found,
             Err(err) if is_not_found(&err) => return Ok(None),
             Err(err) => return Err(err.into()),
@@ -276,6 +282,15 @@ impl Engine for DockerEngine {
                 .map(|entry| entry.created_by.clone())
                 .collect(),
         }))
+    }
+
+    async fn image_ids(&self) -> Result<Vec<String>> {
+        let options = bollard::query_parameters::ListImagesOptions {
+            all: true,
+            ..Default::default()
+        };
+        let images = self.docker.list_images(Some(options)).await?;
+        Ok(images.into_iter().map(|image| image.id).collect())
     }
 
     async fn networks(&self) -> Result<Vec<Network>> {

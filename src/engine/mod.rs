@@ -39,6 +39,9 @@ pub trait Engine {
     /// An image's RootFS diff IDs and history sizes; `None` when it no longer exists.
     async fn image_layers(&self, id: &str) -> Result<Option<ImageLayers>>;
 
+    /// The IDs of all images, untagged parents included (`/images/json?all=1`).
+    async fn image_ids(&self) -> Result<Vec<String>>;
+
     /// All networks.
     async fn networks(&self) -> Result<Vec<Network>>;
 

@@ -509,22 +509,38 @@ fn bad_host_is_a_usage_error() -> Result<()> {
     Ok(())
 }
 
-/// A fake engine on loopback that answers `/version` with API 1.40.
+/// A fake engine on loopback that answers `/version` with API 1.40 and refuses
+/// versioned requests as an engine that old does.
 fn old_api_is_refused() -> Result<()> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let server = std::thread::spawn(move || {
-        // One request is all the client should make before giving up.
-        if let Ok((stream, _)) = listener.accept() {
+        // The client asks /version and /info at the same time, then gives up.
+        for _ in 0..2 {
+            let Ok((stream, _)) = listener.accept() else {
+                return;
+            };
             let mut reader = BufReader::new(&stream);
+            let mut request = String::new();
+            let _ = reader.read_line(&mut request);
             let mut line = String::new();
             while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
                 line.clear();
             }
-            let body = r#"{"Version":"19.03.15","ApiVersion":"1.40","MinAPIVersion":"1.12"}"#;
+            let (status, body) = if request.starts_with("GET /version") {
+                (
+                    "200 OK",
+                    r#"{"Version":"19.03.15","ApiVersion":"1.40","MinAPIVersion":"1.12"}"#,
+                )
+            } else {
+                (
+                    "400 Bad Request",
+                    r#"{"message":"client version 1.41 is too new. Maximum supported API version is 1.40"}"#,
+                )
+            };
             let _ = write!(
                 &stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
         }
@@ -534,6 +550,9 @@ fn old_api_is_refused() -> Result<()> {
         .args(["--dry-run", "-H", &host])
         .output()
         .map_err(|e| e.to_string())?;
+    // Unblocks the fake if the client made fewer requests than it waits for.
+    let _ = std::net::TcpStream::connect(("127.0.0.1", port));
+    let _ = std::net::TcpStream::connect(("127.0.0.1", port));
     let _ = server.join();
     check!(
         output.status.code() == Some(3),
