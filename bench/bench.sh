@@ -219,6 +219,8 @@ bench_plantime() {
     echo "$t1 - $t0" | bc >>"$work/df.times"
   done
   local p d
+  echo "docker-reclaim --dry-run: $(sort -n "$work/plan.times" | tr '\n' ' ')"
+  echo "docker system df -v:      $(sort -n "$work/df.times" | tr '\n' ' ')"
   p=$(median <"$work/plan.times")
   d=$(median <"$work/df.times")
   echo "N=$count containers, $rounds alternating runs: median docker-reclaim --dry-run ${p}s, median docker system df -v ${d}s, ratio $(echo "scale=3; $p / $d" | bc)"

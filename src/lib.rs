@@ -40,7 +40,7 @@ use clap::Parser;
 use crate::cli::{Cli, Format};
 use crate::engine::{DockerEngine, Engine};
 use crate::exit::{ExitStatus, UsageError};
-use crate::inventory::Inventory;
+use crate::inventory::{EngineInfo, Inventory};
 use crate::plan::Plan;
 use crate::report::{BeforeAfter, Report};
 use crate::settings::{Host, Mode, Settings};
@@ -208,8 +208,7 @@ fn measure_and_find_orphans(
 }
 
 /// The data root's allocated bytes, walked now.
-fn walk_data_root(inventory: &Inventory) -> Option<u64> {
-    let engine = &inventory.engine;
+fn walk_data_root(engine: &EngineInfo) -> Option<u64> {
     let layout = disk::Layout::open(&engine.data_root, &engine.storage_driver)?;
     Some(layout.index().total.allocated)
 }
@@ -372,7 +371,7 @@ async fn apply(
     let disk_before = if settings.yes {
         plan.data_root.map(|root| root.allocated)
     } else {
-        walk_data_root(&inventory)
+        walk_data_root(&inventory.engine)
     };
     let progress = progress::for_stderr();
     progress.start(plan.items.len(), plan.total.predicted_bytes);
@@ -401,6 +400,9 @@ async fn apply(
         ));
     }
 
+    // The data root is walked while the engine works out its own figures.
+    let engine_info = inventory.engine.clone();
+    let walk_after = tokio::task::spawn_blocking(move || walk_data_root(&engine_info));
     let usage_after = engine
         .disk_usage()
         .await
@@ -409,6 +411,7 @@ async fn apply(
             plan::summarize(Vec::new(), &after).total.current_bytes
         })
         .ok();
+    let disk_after = walk_after.await.ok().flatten();
     let report = Report {
         results,
         interrupted: stop.load(Ordering::SeqCst),
@@ -420,7 +423,7 @@ async fn apply(
             .zip(data_root.as_deref().and_then(report::free_space))
             .map(|(before, after)| BeforeAfter { before, after }),
         data_root: disk_before
-            .zip(walk_data_root(&inventory))
+            .zip(disk_after)
             .map(|(before, after)| BeforeAfter { before, after }),
     };
     match settings.format {
