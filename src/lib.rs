@@ -162,7 +162,7 @@ async fn inventory_and_walk(
     let saved_finish = move |id: &str| saved.as_ref().and_then(|layout| layout.finished_at(id));
     let walk = layout.map(|layout| {
         tokio::task::spawn_blocking(move || {
-            let index = layout.index();
+            let index = disk::politely(|| layout.index());
             (layout, index)
         })
     });
