@@ -4,7 +4,9 @@
 #   bash bench/bench.sh apply [N]    wall time of `docker-reclaim --yes` against
 #                                    `docker system prune -f` on the same fixture of
 #                                    N stopped containers (default 1000), a fresh
-#                                    fixture for each, and the sets each removed.
+#                                    fixture for each, and the sets each removed;
+#                                    next to the engine's floor: the same objects
+#                                    deleted with bare API calls (bench/api_floor.py).
 #   bash bench/bench.sh predict [N…]  predicted reclaim against the measured drop of
 #                                    the data root (du -s -B1 and du -sb) when exactly
 #                                    the planned items are removed with the docker CLI,
@@ -91,21 +93,28 @@ ids() { { "$docker" ps -aq --no-trunc; "$docker" images -aq --no-trunc; } | sort
 
 now() { date +%s.%N; }
 
-# One timed run of `$1` (reclaim or prune) on a fresh daemon and fixture; prints
+# One timed run of `$1` (reclaim, prune or floor) on a fresh daemon and fixture; prints
 # "seconds removed left".
 timed_run() {
   local tool=$1 dir=$work/$1-$2
   start_daemon "$dir"
   make_fixture "$count"
   ids >"$dir.before"
+  {
+    "$docker" ps -aq --no-trunc --filter status=exited --filter status=created
+    echo
+    "$docker" images -q --no-trunc --filter dangling=true
+  } >"$dir.targets"
   sync
   local t0 t1
   t0=$(now)
-  if [ "$tool" = reclaim ]; then
-    "$reclaim" --yes --format json >"$dir.report" 2>"$dir.stderr"
-  else
-    "$docker" system prune -f >"$dir.out"
-  fi
+  case "$tool" in
+    reclaim) "$reclaim" --yes --format json >"$dir.report" 2>"$dir.stderr" ;;
+    prune) "$docker" system prune -f >"$dir.out" ;;
+    # The same objects deleted by ID with bare API calls, 16 at a time: what
+    # any tool that deletes by ID through the engine's API cannot go below.
+    floor) python3 bench/api_floor.py "$dir/docker.sock" 16 <"$dir.targets" >"$dir.out" ;;
+  esac
   t1=$(now)
   ids >"$dir.after"
   stop_daemon
@@ -119,17 +128,20 @@ bench_apply() {
   echo "fixture: $count stopped containers (1 in 10 exited after writing 64 KiB), 3 dangling images, 1 running container; $rounds rounds, alternating"
   : >"$work/reclaim.times"
   : >"$work/prune.times"
+  : >"$work/floor.times"
   for round in $(seq 1 "$rounds"); do
-    for tool in reclaim prune; do
+    for tool in reclaim prune floor; do
       read -r secs removed left < <(timed_run "$tool" "$round")
       echo "round $round $tool: ${secs}s, removed $removed objects, $left left"
       echo "$secs" >>"$work/$tool.times"
     done
   done
-  local r p
+  local r p f
   r=$(median <"$work/reclaim.times")
   p=$(median <"$work/prune.times")
+  f=$(median <"$work/floor.times")
   echo "median docker-reclaim --yes: ${r}s; median docker system prune -f: ${p}s; ratio $(echo "scale=3; $r / $p" | bc)"
+  echo "median engine floor (bare DELETE by ID, 16 connections, no plan, no checks): ${f}s; ratio to prune $(echo "scale=3; $f / $p" | bc)"
 }
 
 # Shared base layers; a legacy-built chain rebuilt three times (dangling images

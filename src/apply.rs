@@ -82,8 +82,8 @@ pub async fn apply(
     let jobs = jobs.max(1);
     let mut results = Vec::with_capacity(plan.items.len());
     for phase in phases(plan, inventory) {
-        // Containers are re-checked a batch at a time with one list call, right
-        // before the batch goes; images one by one.
+        // Containers are re-checked a batch at a time with one list call; images
+        // one by one.
         let batch = if phase
             .first()
             .is_some_and(|item| item.kind == Kind::Container)
@@ -102,34 +102,57 @@ pub async fn apply(
             }
             continue;
         }
-        for chunk in phase.chunks(batch) {
-            let states = if chunk[0].kind == Kind::Container && !stop.load(Ordering::SeqCst) {
-                let ids: Vec<&str> = chunk.iter().map(|item| item.id.as_str()).collect();
-                Some(engine.container_states(&ids).await)
-            } else {
-                None
-            };
+        let chunks: Vec<&[&Item]> = phase.chunks(batch).collect();
+        // The states of the next batch are listed while this one is removed, so
+        // that the engine never waits for a list between batches; they are at most
+        // one batch (a few dozen milliseconds) old when their containers go, and
+        // the engine itself refuses to remove a running container without force.
+        let mut next = batch_states(engine, chunks.first().copied(), stop).await;
+        for (index, chunk) in chunks.iter().enumerate() {
+            let states = next.take();
             let states = states.as_ref();
-            let mut running = futures_util::stream::iter(chunk)
-                .map(|item| async move {
-                    let outcome = if stop.load(Ordering::SeqCst) {
-                        Outcome::NotStarted
-                    } else {
-                        carry_out(engine, item, states).await
-                    };
-                    ItemResult {
-                        item: (*item).clone(),
-                        outcome,
-                    }
-                })
-                .buffer_unordered(jobs);
-            while let Some(result) = running.next().await {
-                on_result(&result);
-                results.push(result);
-            }
+            let run = async {
+                let mut running = futures_util::stream::iter(chunk.iter())
+                    .map(|item| async move {
+                        let outcome = if stop.load(Ordering::SeqCst) {
+                            Outcome::NotStarted
+                        } else {
+                            carry_out(engine, item, states).await
+                        };
+                        ItemResult {
+                            item: (*item).clone(),
+                            outcome,
+                        }
+                    })
+                    .buffer_unordered(jobs);
+                while let Some(result) = running.next().await {
+                    on_result(&result);
+                    results.push(result);
+                }
+            };
+            let following = batch_states(engine, chunks.get(index + 1).copied(), stop);
+            let ((), following) = futures_util::join!(run, following);
+            next = following;
         }
     }
     results
+}
+
+/// The current state of a batch of containers, with one list call; `None` for
+/// a batch of other kinds, or once the run is stopping.
+async fn batch_states(
+    engine: &impl Engine,
+    chunk: Option<&[&Item]>,
+    stop: &AtomicBool,
+) -> Option<States> {
+    let chunk = chunk.filter(|chunk| {
+        chunk
+            .first()
+            .is_some_and(|item| item.kind == Kind::Container)
+            && !stop.load(Ordering::SeqCst)
+    })?;
+    let ids: Vec<&str> = chunk.iter().map(|item| item.id.as_str()).collect();
+    Some(engine.container_states(&ids).await)
 }
 
 /// Containers re-checked per list call, per concurrent job: small enough that the

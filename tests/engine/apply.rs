@@ -323,6 +323,23 @@ fn saved_plan_rechecks_every_item() -> Result<()> {
         dangling.push(d.build_on("base", "app:latest", 32, version)?);
     }
     // v1..v3 are dangling now; v4 is app:latest.
+    // Fillers created first put the containers that change into a later batch of
+    // re-checks (four per batch with --jobs 1), listed while an earlier one goes.
+    let mut fillers = Vec::new();
+    for n in 0..9 {
+        let name = format!("filler-{n}");
+        fillers.push(d.docker(&[
+            "create",
+            "--network",
+            "none",
+            "--name",
+            &name,
+            "base",
+            "true",
+        ])?);
+    }
+    // Creation times are whole seconds: the fillers sort first.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let (to_tag, to_use, to_remove) = (
         dangling[0].clone(),
         dangling[1].clone(),
@@ -401,7 +418,7 @@ fn saved_plan_rechecks_every_item() -> Result<()> {
         "true",
     ])?;
 
-    let output = d.reclaim(&["apply", &path, "--yes", "--format", "json"]);
+    let output = d.reclaim(&["apply", &path, "--yes", "--jobs", "1", "--format", "json"]);
     check!(
         output.status.code() == Some(0),
         "exit {:?}: {}",
@@ -409,6 +426,13 @@ fn saved_plan_rechecks_every_item() -> Result<()> {
         String::from_utf8_lossy(&output.stderr)
     );
     let report: Value = serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
+    let remaining = d.docker(&["ps", "-aq", "--no-trunc"])?;
+    for filler in &fillers {
+        check!(
+            !remaining.contains(filler.as_str()),
+            "filler {filler} was not removed"
+        );
+    }
 
     for (what, id, outcome, survives) in [
         ("the stopped container", &plain, "removed", false),
