@@ -285,10 +285,7 @@ impl Engine for DockerEngine {
     }
 
     async fn image_ids(&self) -> Result<Vec<String>> {
-        let options = bollard::query_parameters::ListImagesOptions {
-            all: true,
-            ..Default::default()
-        };
+        let options = bollard::query_parameters::ListImagesOptions::default();
         let images = self.docker.list_images(Some(options)).await?;
         Ok(images.into_iter().map(|image| image.id).collect())
     }

@@ -39,7 +39,8 @@ pub trait Engine {
     /// An image's RootFS diff IDs and history sizes; `None` when it no longer exists.
     async fn image_layers(&self, id: &str) -> Result<Option<ImageLayers>>;
 
-    /// The IDs of all images, untagged parents included (`/images/json?all=1`).
+    /// The IDs of the images the engine lists (`/images/json`: as `/system/df`,
+    /// without the untagged parents of legacy builds).
     async fn image_ids(&self) -> Result<Vec<String>>;
 
     /// All networks.
