@@ -267,10 +267,11 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    /// Takes the snapshot: one `/system/df`, one network list, then an inspect per
-    /// stopped container whose finish time `saved_finish` does not know (it reads
-    /// what the engine saved on disk, when that is readable here) and an inspect
-    /// plus history per image, a few at a time.
+    /// Takes the snapshot: one `/system/df` and, while the engine works on it, the
+    /// network list and an inspect plus history per listed image; then an inspect
+    /// per stopped container whose finish time `saved_finish` does not know (it
+    /// reads what the engine saved on disk, when that is readable here), and the
+    /// layers of any image not read yet, a few at a time.
     pub async fn collect(
         engine: &impl Engine,
         saved_finish: &(dyn Fn(&str) -> Option<Option<i64>> + Sync),
@@ -362,13 +363,22 @@ impl Inventory {
             .await?;
         images.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
 
+        // The engine lists these in no fixed order; plans and reports should
+        // read the same from one run to the next.
+        let mut volumes = usage.volumes;
+        volumes.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut networks = networks;
+        networks.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        let mut build_cache = usage.build_cache;
+        build_cache.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+
         Ok(Inventory {
             engine: engine.info().clone(),
             containers,
             images,
-            volumes: usage.volumes,
+            volumes,
             networks,
-            build_cache: usage.build_cache,
+            build_cache,
             layers_size: usage.layers_size,
         })
     }

@@ -627,6 +627,26 @@ fn build_cache() -> Result<()> {
         short(&planned(&["--build-cache=all"])?) == all,
         "--build-cache=all: expected every record {all:?}"
     );
+    // The engine lists records in no fixed order; the plan lists them the same
+    // way every time.
+    let order = || -> Result<Vec<String>> {
+        let plan = d.dry_run_json(&["--build-cache=all"])?;
+        Ok(plan["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|item| item["kind"] == "build_cache")
+            .filter_map(|item| item["id"].as_str().map(str::to_string))
+            .collect())
+    };
+    let first = order()?;
+    for _ in 0..4 {
+        let again = order()?;
+        check!(
+            again == first,
+            "plan order changed: {first:?} then {again:?}"
+        );
+    }
 
     // A keep rule protects a record (by ID or description), and the dry run
     // says so.
