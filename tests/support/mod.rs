@@ -256,6 +256,7 @@ impl Daemon {
 
     /// Stops the daemon by its pid: SIGTERM, then SIGKILL after a grace period.
     pub fn stop(&mut self) {
+        self.remove_networks();
         let pid = self.child.id() as libc::pid_t;
         unsafe {
             libc::kill(pid, libc::SIGTERM);
@@ -269,6 +270,32 @@ impl Daemon {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    /// A user-defined network has a bridge on the host that outlives the daemon
+    /// (and its deleted data root); after a few runs they take every default
+    /// address pool and `docker network create` fails. Tear them down, with the
+    /// containers on them, while this private daemon still runs.
+    fn remove_networks(&self) {
+        let Ok(networks) = self.docker(&["network", "ls", "-q", "--filter", "type=custom"]) else {
+            return;
+        };
+        let networks: Vec<&str> = networks.split_whitespace().collect();
+        if networks.is_empty() {
+            return;
+        }
+        if let Ok(containers) = self.docker(&["ps", "-aq"]) {
+            let mut args = vec!["rm", "-f"];
+            args.extend(containers.split_whitespace());
+            if args.len() > 2 {
+                let _ = self.docker(&args);
+            }
+        }
+        let mut args = vec!["network", "rm"];
+        args.extend(networks);
+        let _ = self.docker(&args);
     }
 }
 
