@@ -327,7 +327,9 @@ impl Index {
         index
     }
 
-    /// The bytes filed under the owner at `path` (absolute, under `root`).
+    /// The bytes filed under the owner at `path` (absolute, under `root`): how
+    /// tests compare the index with a plain walk of the same path.
+    #[cfg(test)]
     pub fn owned(&self, root: &Path, path: &Path) -> Bytes {
         let relative = path.strip_prefix(root).unwrap_or(path);
         relative
