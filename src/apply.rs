@@ -12,7 +12,8 @@ use futures_util::StreamExt;
 use std::collections::HashMap;
 
 use crate::engine::{Engine, Refused, Removal};
-use crate::inventory::{ContainerState, Inventory, short_id};
+use crate::inventory::Inventory;
+use crate::model::{ContainerState, short_id};
 use crate::plan::{Item, Kind, Plan, Reason};
 
 /// What happened to one item.
@@ -403,7 +404,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::inventory::{EngineInfo, Image, Layer};
+    use crate::model::{EngineInfo, Image, Layer};
     use crate::plan::summarize;
 
     fn image(id: &str, chain: &[&str], created: i64) -> Image {

@@ -492,7 +492,7 @@ impl Layout {
         }
         let path = self.root.join("containers").join(id).join("config.v2.json");
         let saved: Saved = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-        Some(crate::inventory::unix_seconds(&saved.state.finished_at))
+        Some(crate::model::unix_seconds(&saved.state.finished_at))
     }
 
     /// An image's own records: its config and its metadata directory.

@@ -9,249 +9,14 @@ use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::engine::Engine;
+use crate::engine::{DiskUsage, Engine, ImageLayers};
+use crate::model::{
+    BuildCacheRecord, Container, ContainerState, EngineInfo, Image, Layer, Network, Volume,
+    short_id,
+};
 
 /// How many inspect calls run at once while collecting details.
 const INSPECT_CONCURRENCY: usize = 8;
-
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct EngineInfo {
-    pub id: String,
-    pub version: String,
-    pub api_version: String,
-    pub data_root: String,
-    pub storage_driver: String,
-    /// The filesystem under the storage driver (`extfs`, `xfs`, …), when reported.
-    pub backing_filesystem: String,
-    /// The host we connected to, as `unix://…` or `tcp://…`.
-    pub host: String,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum ContainerState {
-    Created,
-    Running,
-    Paused,
-    Restarting,
-    Removing,
-    Exited,
-    Dead,
-    Unknown,
-}
-
-impl ContainerState {
-    pub fn parse(raw: &str) -> ContainerState {
-        match raw {
-            "created" => ContainerState::Created,
-            "running" => ContainerState::Running,
-            "paused" => ContainerState::Paused,
-            "restarting" => ContainerState::Restarting,
-            "removing" => ContainerState::Removing,
-            "exited" => ContainerState::Exited,
-            "dead" => ContainerState::Dead,
-            _ => ContainerState::Unknown,
-        }
-    }
-
-    /// Stopped states: the container holds no process and may be removed without force.
-    pub fn is_stopped(self) -> bool {
-        matches!(
-            self,
-            ContainerState::Created | ContainerState::Exited | ContainerState::Dead
-        )
-    }
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Mount {
-    /// `volume`, `bind`, `tmpfs`, …
-    pub kind: String,
-    /// The volume name, for volume mounts.
-    pub name: Option<String>,
-    pub destination: String,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Container {
-    /// Full 64-hex ID.
-    pub id: String,
-    /// Names without the leading slash.
-    pub names: Vec<String>,
-    /// Full image ID (`sha256:…`).
-    pub image_id: String,
-    /// The image as the container was created from it (a reference or an ID).
-    pub image: String,
-    pub state: ContainerState,
-    /// Unix seconds.
-    pub created: i64,
-    /// Unix seconds; `None` for a container that never ran to an end.
-    pub finished_at: Option<i64>,
-    /// Bytes in the writable layer, as the engine reports them.
-    pub size_rw: u64,
-    pub mounts: Vec<Mount>,
-    pub labels: BTreeMap<String, String>,
-    /// Networks it is attached to, by name (and by ID where the engine gives it).
-    pub networks: Vec<String>,
-}
-
-impl Container {
-    pub fn display_name(&self) -> String {
-        self.names
-            .first()
-            .cloned()
-            .unwrap_or_else(|| short_id(&self.id).to_string())
-    }
-}
-
-/// One layer of an image, keyed by its chain ID so that layers shared between
-/// images compare equal.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Layer {
-    pub chain_id: String,
-    pub diff_id: String,
-    pub size: u64,
-    /// Made by BuildKit: its build cache may hold the layer after the image goes.
-    pub buildkit: bool,
-    /// The history command that created it (`RUN …`, `COPY …`), when known.
-    pub created_by: String,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Image {
-    /// Full image ID (`sha256:…`).
-    pub id: String,
-    pub parent_id: Option<String>,
-    /// `repo:tag` references; empty for an untagged image.
-    pub tags: Vec<String>,
-    pub digests: Vec<String>,
-    /// Unix seconds.
-    pub created: i64,
-    /// All of the image's layers, as the engine reports it.
-    pub size: u64,
-    pub labels: BTreeMap<String, String>,
-    /// Oldest first.
-    pub layers: Vec<Layer>,
-    /// False when the per-layer sizes could not be matched to history exactly and
-    /// were estimated (see [`layers_from`]).
-    pub layer_sizes_exact: bool,
-    /// False for an image that the engine's image list hides (an untagged parent
-    /// of other images) and that we only know of because a container uses it.
-    pub listed: bool,
-}
-
-impl Image {
-    /// Untagged: what `docker image prune` calls dangling.
-    pub fn is_dangling(&self) -> bool {
-        self.tags.iter().all(|tag| tag == "<none>:<none>")
-    }
-
-    /// Whether this image is built on `parent`: its layer chain starts with all of
-    /// the parent's, and it is longer, or as long and newer (a metadata-only child).
-    pub fn is_built_on(&self, parent: &Image) -> bool {
-        if parent.layers.is_empty() || self.layers.len() < parent.layers.len() {
-            return false;
-        }
-        let prefix = self
-            .layers
-            .iter()
-            .zip(&parent.layers)
-            .all(|(a, b)| a.chain_id == b.chain_id);
-        prefix && (self.layers.len() > parent.layers.len() || self.created > parent.created)
-    }
-
-    pub fn display_name(&self) -> String {
-        match self.tags.iter().find(|tag| *tag != "<none>:<none>") {
-            Some(tag) => tag.clone(),
-            None => "<none>".to_string(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Volume {
-    pub name: String,
-    pub driver: String,
-    pub labels: BTreeMap<String, String>,
-    /// Bytes, when the engine measured them (local driver only).
-    pub size: Option<u64>,
-    /// Containers referencing the volume, when the engine counted them.
-    pub ref_count: Option<u64>,
-}
-
-impl Volume {
-    /// An anonymous volume: the engine's label says so, or its name is the
-    /// 64-hex ID the engine gives volumes nobody named.
-    pub fn is_anonymous(&self) -> bool {
-        self.labels.contains_key("com.docker.volume.anonymous")
-            || (self.name.len() == 64 && self.name.bytes().all(|b| b.is_ascii_hexdigit()))
-    }
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Network {
-    pub id: String,
-    pub name: String,
-    pub driver: String,
-    pub scope: String,
-    pub labels: BTreeMap<String, String>,
-    /// Unix seconds.
-    pub created: Option<i64>,
-    /// Swarm's ingress network.
-    pub ingress: bool,
-}
-
-impl Network {
-    /// The networks the engine makes itself and that no prune may touch.
-    pub fn is_predefined(&self) -> bool {
-        matches!(self.name.as_str(), "bridge" | "host" | "none")
-            || self.ingress
-            || self.scope == "swarm"
-    }
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct BuildCacheRecord {
-    pub id: String,
-    pub kind: String,
-    pub description: String,
-    pub in_use: bool,
-    pub shared: bool,
-    pub size: u64,
-    pub parents: Vec<String>,
-    /// Unix seconds.
-    pub created: Option<i64>,
-}
-
-/// Container details that only an inspect call gives.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ContainerDetails {
-    pub finished_at: Option<i64>,
-}
-
-/// An image's layer chain and the sizes its history gives.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ImageLayers {
-    /// RootFS diff IDs, oldest first.
-    pub diff_ids: Vec<String>,
-    /// History entry sizes, oldest first (the API gives newest first).
-    pub history_sizes: Vec<u64>,
-    /// Whether each history entry (same order) was made by BuildKit.
-    pub history_buildkit: Vec<bool>,
-    /// Each history entry's command (same order).
-    pub history_created_by: Vec<String>,
-}
-
-/// What `/system/df` reports, in either of its response shapes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DiskUsage {
-    /// Bytes of all image layers, each counted once.
-    pub layers_size: u64,
-    pub containers: Vec<Container>,
-    pub images: Vec<Image>,
-    pub volumes: Vec<Volume>,
-    pub build_cache: Vec<BuildCacheRecord>,
-}
 
 /// Everything the planner looks at.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -508,13 +273,6 @@ pub fn layers_from(found: &ImageLayers, image_size: u64) -> (Vec<Layer>, bool) {
     (layers, exact)
 }
 
-/// Docker's RFC 3339 times as Unix seconds; the zero time (`0001-01-01…`) is `None`.
-pub fn unix_seconds(raw: &str) -> Option<i64> {
-    let time = humantime::parse_rfc3339_weak(raw).ok()?;
-    let seconds = time.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
-    i64::try_from(seconds).ok().filter(|seconds| *seconds > 0)
-}
-
 /// The layers of every image the engine lists now, by ID. Best effort: an
 /// image that cannot be read here is read again, with its error, later.
 async fn image_layers_of_all(engine: &impl Engine) -> HashMap<String, ImageLayers> {
@@ -530,12 +288,6 @@ async fn image_layers_of_all(engine: &impl Engine) -> HashMap<String, ImageLayer
         .filter_map(|found| async move { found })
         .collect()
         .await
-}
-
-/// The first 12 hex digits of an ID, without any `sha256:` prefix, as docker shows it.
-pub fn short_id(id: &str) -> &str {
-    let hex = id.strip_prefix("sha256:").unwrap_or(id);
-    hex.get(..12).unwrap_or(hex)
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::exit::UsageError;
-use crate::inventory::{Image, Inventory, short_id};
+use crate::inventory::Inventory;
+use crate::model::{Image, short_id};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LayerRow {
@@ -140,7 +141,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::inventory::{EngineInfo, Layer};
+    use crate::model::{EngineInfo, Layer};
 
     fn image(id: &str, tags: &[&str], chain: &[&str]) -> Image {
         Image {

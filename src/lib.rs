@@ -16,6 +16,7 @@ pub mod inventory;
 pub mod layers;
 pub mod lock;
 pub mod man;
+pub mod model;
 pub mod plan;
 pub mod planfile;
 pub mod progress;
@@ -38,12 +39,14 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use crate::cli::{Cli, Format};
+use crate::engine::Host;
 use crate::engine::{DockerEngine, Engine};
 use crate::exit::{ExitStatus, UsageError};
-use crate::inventory::{EngineInfo, Inventory};
+use crate::inventory::Inventory;
+use crate::model::EngineInfo;
 use crate::plan::Plan;
 use crate::report::{BeforeAfter, Report};
-use crate::settings::{Host, Mode, Settings};
+use crate::settings::{Mode, Settings};
 
 /// The whole program: parse, run, print any error once, and map it to an exit code.
 pub fn run() -> ExitCode {

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
 use crate::exit::{ExitStatus, Stop};
-use crate::inventory::EngineInfo;
+use crate::model::EngineInfo;
 
 pub struct Lock {
     _file: File,

@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::inventory::{ContainerState, Image, Inventory, short_id};
+use crate::inventory::Inventory;
+use crate::model::{ContainerState, Image, short_id};
 use crate::rules::{CacheScope, Rules, VolumeScope};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -876,7 +877,8 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::inventory::{Container, EngineInfo, Layer, chain_ids};
+    use crate::inventory::chain_ids;
+    use crate::model::{Container, EngineInfo, Layer};
 
     fn layer_chain(diffs: &[u8], sizes: &[u64]) -> Vec<Layer> {
         let diff_ids: Vec<String> = diffs
@@ -1048,8 +1050,8 @@ mod tests {
         assert_eq!(plan.total.predicted_bytes, 5);
     }
 
-    fn cache_record(kind: &str) -> crate::inventory::BuildCacheRecord {
-        crate::inventory::BuildCacheRecord {
+    fn cache_record(kind: &str) -> crate::model::BuildCacheRecord {
+        crate::model::BuildCacheRecord {
             id: "rec".into(),
             kind: kind.into(),
             description: String::new(),
@@ -1233,7 +1235,7 @@ mod tests {
 
     #[test]
     fn volumes_no_remaining_container_mounts_go_anonymous_first() {
-        use crate::inventory::{Mount, Volume};
+        use crate::model::{Mount, Volume};
         let volume = |name: &str| Volume {
             name: name.into(),
             driver: "local".into(),
@@ -1292,7 +1294,7 @@ mod tests {
 
     #[test]
     fn networks_without_remaining_containers_go_never_predefined_ones() {
-        use crate::inventory::Network;
+        use crate::model::Network;
         let network = |id: &str, name: &str, scope: &str| Network {
             id: id.into(),
             name: name.into(),
@@ -1331,7 +1333,7 @@ mod tests {
 
     #[test]
     fn build_cache_unshared_by_default_all_with_all_and_frees_cache_held_layers() {
-        let record = |id: &str, shared: bool, in_use: bool| crate::inventory::BuildCacheRecord {
+        let record = |id: &str, shared: bool, in_use: bool| crate::model::BuildCacheRecord {
             id: id.into(),
             kind: "regular".into(),
             description: format!("step {id}"),
@@ -1347,7 +1349,7 @@ mod tests {
         inv.build_cache = vec![
             record("loose", false, false),
             record("shared", true, false),
-            crate::inventory::BuildCacheRecord {
+            crate::model::BuildCacheRecord {
                 kind: "source.local".into(),
                 ..record("busy", false, true)
             },

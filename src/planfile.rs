@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 
 use crate::exit::UsageError;
-use crate::inventory::EngineInfo;
+use crate::model::EngineInfo;
 use crate::plan::{Item, Kind, Plan, Reason};
 use crate::render::{self, SCHEMA_VERSION};
 

@@ -8,8 +8,8 @@ use humansize::{DECIMAL, format_size};
 use serde::Serialize;
 
 use crate::apply::ItemResult;
-use crate::inventory::{EngineInfo, short_id};
 use crate::layers::ImageReport;
+use crate::model::{EngineInfo, short_id};
 use crate::plan::{
     Figures, FreedLayer, Item, Kept, KeptLayer, Kind, Measured, Plan, Reason, TargetNote,
 };

@@ -6,7 +6,8 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 
 use crate::disk::Orphan;
-use crate::inventory::{Inventory, short_id};
+use crate::inventory::Inventory;
+use crate::model::short_id;
 use crate::plan::{Kind, Measured, Plan};
 
 /// What was measured on disk for `df`, by item.

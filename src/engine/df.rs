@@ -10,9 +10,8 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
-use crate::inventory::{
-    BuildCacheRecord, Container, ContainerState, DiskUsage, Image, Mount, Volume,
-};
+use super::DiskUsage;
+use crate::model::{BuildCacheRecord, Container, ContainerState, Image, Mount, Volume};
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
@@ -249,7 +248,7 @@ fn build_cache_record(raw: RawBuildCache) -> BuildCacheRecord {
         created: raw
             .created_at
             .as_deref()
-            .and_then(crate::inventory::unix_seconds),
+            .and_then(crate::model::unix_seconds),
     }
 }
 

@@ -10,13 +10,12 @@ use bollard::query_parameters::{
 };
 use bollard::{ClientVersion, Docker};
 
+use super::Host;
 use super::raw::{EngineAnswered, RawClient};
+use super::{ContainerDetails, DiskUsage, ImageLayers};
 use super::{Engine, MIN_API, Refused, Removal, negotiate, parse_api_version, parse_disk_usage};
 use crate::exit::EngineUnreachable;
-use crate::inventory::{
-    ContainerDetails, ContainerState, DiskUsage, EngineInfo, ImageLayers, Network, unix_seconds,
-};
-use crate::settings::Host;
+use crate::model::{ContainerState, EngineInfo, Network, unix_seconds};
 
 /// How long one request may take. `/system/df` walks every writable layer and
 /// volume, so it gets minutes on a big host, not seconds.

@@ -4,6 +4,7 @@
 
 mod df;
 mod docker;
+mod host;
 mod raw;
 
 use std::collections::HashMap;
@@ -12,9 +13,10 @@ use anyhow::Result;
 
 pub use df::parse_disk_usage;
 pub use docker::DockerEngine;
+pub use host::Host;
 
-use crate::inventory::{
-    ContainerDetails, ContainerState, DiskUsage, EngineInfo, ImageLayers, Network,
+use crate::model::{
+    BuildCacheRecord, Container, ContainerState, EngineInfo, Image, Network, Volume,
 };
 
 /// The oldest API we speak: Docker 20.10.
@@ -81,6 +83,36 @@ pub trait Engine {
     /// Removes an image by ID without force. The engine also removes the image's
     /// untagged parents that nothing else uses, as `docker rmi` does.
     async fn remove_image(&self, id: &str) -> Result<Removal>;
+}
+
+/// Container details that only an inspect call gives.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerDetails {
+    pub finished_at: Option<i64>,
+}
+
+/// An image's layer chain and the sizes its history gives.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageLayers {
+    /// RootFS diff IDs, oldest first.
+    pub diff_ids: Vec<String>,
+    /// History entry sizes, oldest first (the API gives newest first).
+    pub history_sizes: Vec<u64>,
+    /// Whether each history entry (same order) was made by BuildKit.
+    pub history_buildkit: Vec<bool>,
+    /// Each history entry's command (same order).
+    pub history_created_by: Vec<String>,
+}
+
+/// What `/system/df` reports, in either of its response shapes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiskUsage {
+    /// Bytes of all image layers, each counted once.
+    pub layers_size: u64,
+    pub containers: Vec<Container>,
+    pub images: Vec<Image>,
+    pub volumes: Vec<Volume>,
+    pub build_cache: Vec<BuildCacheRecord>,
 }
 
 /// What a delete call did.

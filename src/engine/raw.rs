@@ -15,7 +15,7 @@ use hyper_util::client::legacy::{Client, Error as LegacyError};
 use hyper_util::rt::TokioExecutor;
 use hyperlocal::UnixConnector;
 
-use crate::settings::Host;
+use super::Host;
 
 /// The engine answered with an error status.
 #[derive(Debug, thiserror::Error)]
