@@ -127,21 +127,23 @@ impl Drop for HangupWatch {
 
 /// Waits up to `wait` for stdin to report a hang-up or an error.
 fn stdin_hung_up(wait: Duration) -> bool {
-    let mut poll = libc::pollfd {
-        fd: libc::STDIN_FILENO,
-        // No events asked for: POLLHUP and POLLERR are always reported.
-        events: 0,
-        revents: 0,
-    };
-    let millis = libc::c_int::try_from(wait.as_millis()).unwrap_or(200);
-    // SAFETY: one valid pollfd for the duration of the call.
-    let ready = unsafe { libc::poll(&mut poll, 1, millis) };
-    if ready <= 0 {
-        // Nothing, or an interrupted poll (EINTR): look again.
-        if ready < 0 {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let stdin = std::io::stdin();
+    // No events asked for: POLLHUP and POLLERR are always reported.
+    let mut fds = [PollFd::new(&stdin, PollFlags::empty())];
+    let timeout = Timespec::try_from(wait).unwrap_or(Timespec {
+        tv_sec: 0,
+        tv_nsec: 200_000_000,
+    });
+    match poll(&mut fds, Some(&timeout)) {
+        Ok(0) => false,
+        Ok(_) => fds[0]
+            .revents()
+            .intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL),
+        // An interrupted poll (EINTR): look again after a pause.
+        Err(_) => {
             std::thread::sleep(wait);
+            false
         }
-        return false;
     }
-    poll.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
 }

@@ -16,6 +16,7 @@ pub mod inventory;
 pub mod layers;
 pub mod lock;
 pub mod man;
+pub mod measure;
 pub mod model;
 pub mod plan;
 pub mod planfile;
@@ -43,7 +44,6 @@ use crate::engine::Host;
 use crate::engine::{DockerEngine, Engine};
 use crate::exit::{ExitStatus, UsageError};
 use crate::inventory::Inventory;
-use crate::model::EngineInfo;
 use crate::plan::Plan;
 use crate::report::{BeforeAfter, Report};
 use crate::settings::{Mode, Settings};
@@ -91,8 +91,8 @@ async fn dry_run(
     plan_out: Option<&Path>,
     out: &mut impl Write,
 ) -> Result<ExitStatus> {
-    let (inventory, walked) = inventory_and_walk(engine).await?;
-    let plan = measure(
+    let (inventory, walked) = measure::inventory_and_walk(engine).await?;
+    let plan = measure::measure(
         make_plan(&inventory, settings)?,
         &inventory,
         walked.as_ref(),
@@ -137,7 +137,7 @@ fn make_plan(inventory: &Inventory, settings: &Settings) -> Result<Plan> {
     };
     let space = local_data_root(&settings.host, inventory)
         .as_deref()
-        .and_then(report::filesystem_space);
+        .and_then(disk::fs::filesystem_space);
     let Some((total, available)) = space else {
         return Err(UsageError(format!(
             "{} needs the data root's filesystem, which is not readable from here (a local engine only)",
@@ -154,72 +154,10 @@ fn make_plan(inventory: &Inventory, settings: &Settings) -> Result<Plan> {
     ))
 }
 
-/// Takes the inventory and, at the same time, walks the data root when it is
-/// readable here: the walk is local disk work, the inventory waits on the engine.
-async fn inventory_and_walk(
-    engine: &impl Engine,
-) -> Result<(Inventory, Option<(disk::Layout, disk::Index)>)> {
-    let info = engine.info();
-    let layout = disk::Layout::open(&info.data_root, &info.storage_driver);
-    let saved = layout.clone();
-    let saved_finish = move |id: &str| saved.as_ref().and_then(|layout| layout.finished_at(id));
-    let walk = layout.map(|layout| {
-        tokio::task::spawn_blocking(move || {
-            let index = disk::politely(|| layout.index());
-            (layout, index)
-        })
-    });
-    let inventory = Inventory::collect(engine, &saved_finish).await?;
-    let walked = match walk {
-        Some(handle) => Some(handle.await.context("walking the data root")?),
-        None => None,
-    };
-    Ok((inventory, walked))
-}
-
-/// The plan with sizes measured on disk, when the data root was walked, and
-/// the orphaned overlay2 directories found there.
-fn measure(
-    plan: Plan,
-    inventory: &Inventory,
-    walked: Option<&(disk::Layout, disk::Index)>,
-) -> Plan {
-    measure_and_find_orphans(plan, inventory, walked).0
-}
-
-fn measure_and_find_orphans(
-    plan: Plan,
-    inventory: &Inventory,
-    walked: Option<&(disk::Layout, disk::Index)>,
-) -> (Plan, Vec<disk::Orphan>) {
-    let Some((layout, index)) = walked else {
-        return (plan, Vec::new());
-    };
-    let on_disk = disk::measure_plan(layout, index, &plan, inventory);
-    let mut plan = plan.with_measurements(&on_disk.items, &on_disk.layers, Some(on_disk.data_root));
-    let cache_ids: HashSet<&str> = inventory
-        .build_cache
-        .iter()
-        .map(|record| record.id.as_str())
-        .collect();
-    let orphans = layout.orphans(index, &cache_ids);
-    plan.orphaned = Some((
-        orphans.len(),
-        orphans.iter().map(|orphan| orphan.bytes.allocated).sum(),
-    ));
-    (plan, orphans)
-}
-
-/// The data root's allocated bytes, walked now.
-fn walk_data_root(engine: &EngineInfo) -> Option<u64> {
-    let layout = disk::Layout::open(&engine.data_root, &engine.storage_driver)?;
-    Some(layout.index().total.allocated)
-}
-
 /// Where the space is, per kind, with the default plan's reclaimable figures.
 async fn df(engine: &impl Engine, settings: &Settings, out: &mut impl Write) -> Result<ExitStatus> {
-    let (inventory, walked) = inventory_and_walk(engine).await?;
-    let (plan, orphans) = measure_and_find_orphans(
+    let (inventory, walked) = measure::inventory_and_walk(engine).await?;
+    let (plan, orphans) = measure::measure_and_find_orphans(
         make_plan(&inventory, settings)?,
         &inventory,
         walked.as_ref(),
@@ -257,7 +195,7 @@ async fn df(engine: &impl Engine, settings: &Settings, out: &mut impl Write) -> 
     let usage = usage::usage(&inventory, &plan, on_disk.as_ref());
     let free = local_data_root(&settings.host, &inventory)
         .as_deref()
-        .and_then(report::free_space);
+        .and_then(disk::fs::free_space);
     let now = unix_now();
     match settings.format {
         Format::Human => {
@@ -276,7 +214,7 @@ async fn layers(
     references: &[String],
     out: &mut impl Write,
 ) -> Result<ExitStatus> {
-    let (inventory, walked) = inventory_and_walk(engine).await?;
+    let (inventory, walked) = measure::inventory_and_walk(engine).await?;
     let images = references
         .iter()
         .map(|reference| layers::resolve(&inventory, reference))
@@ -328,12 +266,12 @@ async fn apply(
     let stop = Arc::new(AtomicBool::new(false));
     watch_signals(&stop)?;
 
-    let (inventory, walked) = inventory_and_walk(engine).await?;
+    let (inventory, walked) = measure::inventory_and_walk(engine).await?;
     let plan = match saved {
         Some(items) => plan::summarize(items, &inventory),
         None => make_plan(&inventory, settings)?,
     };
-    let plan = measure(plan, &inventory, walked.as_ref());
+    let plan = measure::measure(plan, &inventory, walked.as_ref());
     let show = render::Show {
         dry_run: false,
         verbose: settings.verbose,
@@ -369,12 +307,12 @@ async fn apply(
     }
 
     let data_root = local_data_root(&settings.host, &inventory);
-    let free_before = data_root.as_deref().and_then(report::free_space);
+    let free_before = data_root.as_deref().and_then(disk::fs::free_space);
     // Measured at planning time; after a prompt, again, since time has passed.
     let disk_before = if settings.yes {
-        plan.data_root.map(|root| root.allocated)
+        plan.data_root.map(|root| root.bytes.allocated)
     } else {
-        walk_data_root(&inventory.engine)
+        measure::walk_data_root(&inventory.engine)
     };
     let progress = progress::for_stderr();
     progress.start(plan.items.len(), plan.total.predicted_bytes);
@@ -405,7 +343,7 @@ async fn apply(
 
     // The data root is walked while the engine works out its own figures.
     let engine_info = inventory.engine.clone();
-    let walk_after = tokio::task::spawn_blocking(move || walk_data_root(&engine_info));
+    let walk_after = tokio::task::spawn_blocking(move || measure::walk_data_root(&engine_info));
     let usage_after = engine
         .disk_usage()
         .await
@@ -423,7 +361,7 @@ async fn apply(
             after,
         }),
         free_space: free_before
-            .zip(data_root.as_deref().and_then(report::free_space))
+            .zip(data_root.as_deref().and_then(disk::fs::free_space))
             .map(|(before, after)| BeforeAfter { before, after }),
         data_root: disk_before
             .zip(disk_after)

@@ -228,3 +228,26 @@ pub fn short_id(id: &str) -> &str {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);
     hex.get(..12).unwrap_or(hex)
 }
+
+/// Bytes as `du -s -B1` (allocated) and `du -sb` (apparent) count them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Bytes {
+    pub allocated: u64,
+    pub apparent: u64,
+}
+
+impl std::ops::AddAssign for Bytes {
+    fn add_assign(&mut self, other: Bytes) {
+        self.allocated += other.allocated;
+        self.apparent += other.apparent;
+    }
+}
+
+/// A measurement on disk: bytes, and whether everything could be read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Measured {
+    #[serde(flatten)]
+    pub bytes: Bytes,
+    /// Something could not be read: the figures are lower bounds.
+    pub incomplete: bool,
+}

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::Inventory;
+use crate::model::Measured;
 use crate::model::{ContainerState, Image, short_id};
 use crate::rules::{CacheScope, Rules, VolumeScope};
 
@@ -204,15 +205,6 @@ pub struct Kept {
     pub rule: String,
 }
 
-/// A measurement on disk, in allocated and apparent bytes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Measured {
-    pub allocated: u64,
-    pub apparent: u64,
-    /// Something could not be read: the figures are lower bounds.
-    pub incomplete: bool,
-}
-
 impl Plan {
     pub fn items_of(&self, kind: Kind) -> impl Iterator<Item = &Item> {
         self.items.iter().filter(move |item| item.kind == kind)
@@ -247,8 +239,8 @@ impl Plan {
     ) -> Plan {
         for (item, measured) in self.items.iter_mut().zip(items) {
             let Some(measured) = measured else { continue };
-            item.predicted_bytes = measured.allocated;
-            item.predicted_apparent_bytes = Some(measured.apparent);
+            item.predicted_bytes = measured.bytes.allocated;
+            item.predicted_apparent_bytes = Some(measured.bytes.apparent);
             item.measured = true;
             for layer in item.frees_layers.iter_mut() {
                 if let Some(bytes) = layers.get(&layer.chain_id) {
@@ -266,7 +258,7 @@ impl Plan {
         }
         self.total.predicted_bytes = self.by_kind.iter().map(|(_, f)| f.predicted_bytes).sum();
         if let Some(root) = data_root {
-            self.total.current_bytes = root.allocated;
+            self.total.current_bytes = root.bytes.allocated;
         }
         self.data_root = data_root;
         self
@@ -281,6 +273,19 @@ impl Plan {
     pub fn all_measured(&self) -> bool {
         !self.items.is_empty() && self.items.iter().all(|item| item.measured)
     }
+}
+
+/// The images that a container which stays uses: these are never removed.
+pub fn images_used_by_remaining<'a>(
+    inventory: &'a Inventory,
+    removed_containers: &HashSet<&str>,
+) -> HashSet<&'a str> {
+    inventory
+        .containers
+        .iter()
+        .filter(|container| !removed_containers.contains(container.id.as_str()))
+        .map(|container| container.image_id.as_str())
+        .collect()
 }
 
 /// Builds the plan for the default scope, narrowed and protected by `rules`;
@@ -335,12 +340,7 @@ pub fn plan(inventory: &Inventory, rules: &Rules, now: i64) -> Plan {
     }
 
     // Images used by a container that stays are never planned.
-    let images_in_use: HashSet<&str> = inventory
-        .containers
-        .iter()
-        .filter(|container| !removed_containers.contains(container.id.as_str()))
-        .map(|container| container.image_id.as_str())
-        .collect();
+    let images_in_use = images_used_by_remaining(inventory, &removed_containers);
 
     // Image candidates: dangling ones, and with --all every tagged one too, that
     // no remaining container uses.

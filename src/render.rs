@@ -9,10 +9,9 @@ use serde::Serialize;
 
 use crate::apply::ItemResult;
 use crate::layers::ImageReport;
+use crate::model::Measured;
 use crate::model::{EngineInfo, short_id};
-use crate::plan::{
-    Figures, FreedLayer, Item, Kept, KeptLayer, Kind, Measured, Plan, Reason, TargetNote,
-};
+use crate::plan::{Figures, FreedLayer, Item, Kept, KeptLayer, Kind, Plan, Reason, TargetNote};
 use crate::report::{BeforeAfter, Report, Tally};
 use crate::usage::Usage;
 
@@ -237,7 +236,7 @@ pub fn human(
                 out,
                 "Data root: {}, measured on disk ({} apparent){}.",
                 engine.data_root,
-                bytes(root.apparent),
+                bytes(root.bytes.apparent),
                 if root.incomplete {
                     "; some entries could not be read, so figures are lower bounds"
                 } else {
@@ -698,7 +697,7 @@ pub fn df_human(
             "{:<18}  {:>5}  {:>10}  {:>10}  {:>11}",
             "Data root",
             "",
-            bytes(root.allocated),
+            bytes(root.bytes.allocated),
             "",
             bytes(usage.reclaimable_bytes)
         )?;

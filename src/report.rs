@@ -2,8 +2,6 @@
 //! usage figures before and after, and free space on the data root's filesystem
 //! where it can be read from here.
 
-use std::path::Path;
-
 use serde::Serialize;
 
 use crate::apply::{ItemResult, Outcome};
@@ -92,29 +90,6 @@ impl Report {
     }
 }
 
-/// Bytes available to unprivileged users on the filesystem holding `path`.
-pub fn free_space(path: &Path) -> Option<u64> {
-    filesystem_space(path).map(|(_, available)| available)
-}
-
-/// The size of the filesystem holding `path`, and the bytes available on it.
-pub fn filesystem_space(path: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::ffi::OsStrExt;
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: a valid NUL-terminated path and a pointer to writable memory of the right type.
-    let rc = unsafe { libc::statvfs(c_path.as_ptr(), stat.as_mut_ptr()) };
-    if rc != 0 {
-        return None;
-    }
-    // SAFETY: statvfs returned 0, so it filled the struct.
-    let stat = unsafe { stat.assume_init() };
-    Some((
-        stat.f_blocks.saturating_mul(stat.f_frsize),
-        stat.f_bavail.saturating_mul(stat.f_frsize),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,11 +139,5 @@ mod tests {
         assert_eq!(report.status(), ExitStatus::PartialFailure);
         report.interrupted = true;
         assert_eq!(report.status(), ExitStatus::Interrupted);
-    }
-
-    #[test]
-    fn free_space_of_the_root_is_known() {
-        assert!(free_space(Path::new("/")).is_some());
-        assert!(free_space(Path::new("/no/such/dir")).is_none());
     }
 }

@@ -7,8 +7,9 @@ use serde::Serialize;
 
 use crate::disk::Orphan;
 use crate::inventory::Inventory;
+use crate::model::Measured;
 use crate::model::short_id;
-use crate::plan::{Kind, Measured, Plan};
+use crate::plan::{Kind, Plan};
 
 /// What was measured on disk for `df`, by item.
 #[derive(Debug, Clone, Default)]

@@ -1,0 +1,280 @@
+//! The overlay2 storage driver's layout under the data root: where each
+//! container, layer and image record lives, and how the records point at each
+//! other.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use std::os::unix::fs::MetadataExt;
+
+use super::Index;
+use super::walk::entries;
+use crate::model::Bytes;
+
+/// How the engine's records point at each other on disk, read once: which
+/// overlay2 directories a container's mount record and a layer's entry name,
+/// the short names of overlay2 directories, and image parents.
+#[derive(Debug, Default)]
+pub struct Refs {
+    /// Container ID → the cache IDs of its writable and init layers
+    /// (`layerdb/mounts/<id>/mount-id`, `init-id`).
+    mounts: HashMap<String, Vec<String>>,
+    /// Layer chain ID (hex) → its cache ID (`layerdb/sha256/<chain>/cache-id`).
+    layers: HashMap<String, String>,
+    /// Cache ID → its short name (the `overlay2/l/<short>` symlink to it).
+    links: HashMap<String, String>,
+    /// Image ID → its parent's (`imagedb/metadata/sha256/<id>/parent`).
+    pub(crate) parents: HashMap<String, String>,
+}
+
+/// The image and layer records of the overlay2 driver, under the data root.
+const IMAGE_DIR: &str = "image/overlay2";
+
+/// Where the engine keeps what, for the overlay2 storage driver.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub root: PathBuf,
+}
+
+impl Layout {
+    /// The layout of a data root this process can read, or `None`.
+    pub fn open(data_root: &str, storage_driver: &str) -> Option<Layout> {
+        if storage_driver != "overlay2" || data_root.is_empty() {
+            return None;
+        }
+        let layout = Layout {
+            root: PathBuf::from(data_root),
+        };
+        // Reading the layer database is what measurement needs; it is root-only.
+        std::fs::read_dir(layout.layerdb().join("sha256")).ok()?;
+        Some(layout)
+    }
+
+    fn image_dir(&self) -> PathBuf {
+        self.root.join(IMAGE_DIR)
+    }
+
+    fn layerdb(&self) -> PathBuf {
+        self.image_dir().join("layerdb")
+    }
+
+    fn overlay(&self) -> PathBuf {
+        self.root.join("overlay2")
+    }
+
+    fn read_trimmed(path: &Path) -> Option<String> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let text = text.trim();
+        (!text.is_empty() && !text.contains('/') && text != "..").then(|| text.to_string())
+    }
+
+    /// Reads the records' cross-references: a few small files per container and
+    /// layer, and the symlinks in `overlay2/l`.
+    pub fn refs(&self) -> Refs {
+        let mut refs = Refs::default();
+        let layerdb = self.layerdb();
+        for (dir, name) in entries(&layerdb.join("mounts")) {
+            let ids: Vec<String> = ["mount-id", "init-id"]
+                .iter()
+                .filter_map(|file| Layout::read_trimmed(&dir.join(file)))
+                .collect();
+            refs.mounts.insert(name, ids);
+        }
+        for (dir, name) in entries(&layerdb.join("sha256")) {
+            if let Some(cache_id) = Layout::read_trimmed(&dir.join("cache-id")) {
+                refs.layers.insert(name, cache_id);
+            }
+        }
+        // overlay2/l/<short> -> ../<cache-id>/diff
+        for (link, short) in entries(&self.overlay().join("l")) {
+            let Ok(target) = std::fs::read_link(&link) else {
+                continue;
+            };
+            let mut parts = target.iter().filter_map(|part| part.to_str());
+            if let (Some(".."), Some(cache_id), Some("diff"), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            {
+                refs.links.insert(cache_id.to_string(), short);
+            }
+        }
+        let metadata = self
+            .image_dir()
+            .join("imagedb")
+            .join("metadata")
+            .join("sha256");
+        for (dir, name) in entries(&metadata) {
+            if let Ok(parent) = std::fs::read_to_string(dir.join("parent")) {
+                let parent = parent.trim();
+                if !parent.is_empty() {
+                    refs.parents
+                        .insert(format!("sha256:{name}"), parent.to_string());
+                }
+            }
+        }
+        refs
+    }
+
+    // What an item frees is named by owner keys: paths relative to the data
+    // root, as the index files them.
+
+    /// An overlay2 layer directory and its short-name link in `overlay2/l/`.
+    fn overlay_keys(refs: &Refs, cache_id: &str) -> Vec<String> {
+        let mut keys = vec![format!("overlay2/{cache_id}")];
+        if let Some(short) = refs.links.get(cache_id) {
+            keys.push(format!("overlay2/l/{short}"));
+        }
+        keys
+    }
+
+    /// Everything removing a container frees: its directory (config, logs), its
+    /// writable and init layers, and its mount record in the layer database.
+    pub fn container_keys(refs: &Refs, id: &str) -> Vec<String> {
+        let mut keys = vec![format!("containers/{id}")];
+        for cache_id in refs.mounts.get(id).into_iter().flatten() {
+            keys.extend(Layout::overlay_keys(refs, cache_id));
+        }
+        keys.push(format!("{IMAGE_DIR}/layerdb/mounts/{id}"));
+        keys
+    }
+
+    /// Everything one image layer takes: its layer database entry and its
+    /// overlay2 directory.
+    pub fn layer_keys(refs: &Refs, chain_id: &str) -> Vec<String> {
+        let hex = chain_id.strip_prefix("sha256:").unwrap_or(chain_id);
+        let mut keys = Vec::new();
+        if let Some(cache_id) = refs.layers.get(hex) {
+            keys.extend(Layout::overlay_keys(refs, cache_id));
+        }
+        keys.push(format!("{IMAGE_DIR}/layerdb/sha256/{hex}"));
+        keys
+    }
+
+    /// When a container last stopped, from the state the engine saves in
+    /// `containers/<id>/config.v2.json`: `Some(None)` when it has never stopped,
+    /// `None` when that file cannot be read (ask the engine instead).
+    pub fn finished_at(&self, id: &str) -> Option<Option<i64>> {
+        #[derive(serde::Deserialize)]
+        struct Saved {
+            #[serde(rename = "State")]
+            state: State,
+        }
+        #[derive(serde::Deserialize)]
+        struct State {
+            #[serde(rename = "FinishedAt", default)]
+            finished_at: String,
+        }
+        if id.is_empty() || id.contains('/') || id.starts_with('.') {
+            return None;
+        }
+        let path = self.root.join("containers").join(id).join("config.v2.json");
+        let saved: Saved = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+        Some(crate::model::unix_seconds(&saved.state.finished_at))
+    }
+
+    /// An image's own records: its config and its metadata directory.
+    pub fn image_keys(image_id: &str) -> Vec<String> {
+        let hex = image_id.strip_prefix("sha256:").unwrap_or(image_id);
+        vec![
+            format!("{IMAGE_DIR}/imagedb/content/sha256/{hex}"),
+            format!("{IMAGE_DIR}/imagedb/metadata/sha256/{hex}"),
+        ]
+    }
+
+    /// Bytes of everything removing the container frees, from the index.
+    pub fn container_bytes(&self, index: &Index, id: &str) -> Bytes {
+        let mut bytes = Bytes::default();
+        for key in Layout::container_keys(&index.refs, id) {
+            bytes += index.owned_key(&key);
+        }
+        bytes
+    }
+
+    /// Bytes of one image layer (its overlay2 directory and database entry).
+    pub fn layer_bytes(&self, index: &Index, chain_id: &str) -> Bytes {
+        let mut bytes = Bytes::default();
+        for key in Layout::layer_keys(&index.refs, chain_id) {
+            bytes += index.owned_key(&key);
+        }
+        bytes
+    }
+
+    /// A container's json-file logs, rotated ones included.
+    pub fn log_bytes(&self, id: &str) -> Bytes {
+        let mut bytes = Bytes::default();
+        let dir = self.root.join("containers").join(id);
+        let prefix = format!("{id}-json.log");
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.filter_map(Result::ok) {
+                if !entry.file_name().to_string_lossy().starts_with(&prefix) {
+                    continue;
+                }
+                if let Ok(meta) = entry.metadata() {
+                    bytes += Bytes {
+                        allocated: meta.blocks() * 512,
+                        apparent: meta.size(),
+                    };
+                }
+            }
+        }
+        bytes
+    }
+
+    /// Directories under `overlay2/` that no image layer, no container and no
+    /// build cache record refers to: left by crashes or failed pulls. The engine
+    /// never frees them; they are reported, never removed.
+    pub fn orphans(&self, index: &Index, build_cache_ids: &HashSet<&str>) -> Vec<Orphan> {
+        let referenced: HashSet<&str> = index
+            .refs
+            .layers
+            .values()
+            .chain(index.refs.mounts.values().flatten())
+            .map(String::as_str)
+            .collect();
+        let Ok(entries) = std::fs::read_dir(self.overlay()) else {
+            return Vec::new();
+        };
+        let mut orphans: Vec<Orphan> = entries
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let known = name == "l"
+                    || referenced.contains(name.as_str())
+                    || build_cache_ids.contains(name.as_str());
+                if known {
+                    return None;
+                }
+                let modified = entry.metadata().ok().map(|meta| meta.mtime());
+                Some(Orphan {
+                    bytes: index.owned_key(&format!("overlay2/{name}")),
+                    name,
+                    modified,
+                })
+            })
+            .collect();
+        orphans.sort_by(|a, b| {
+            b.bytes
+                .allocated
+                .cmp(&a.bytes.allocated)
+                .then(a.name.cmp(&b.name))
+        });
+        orphans
+    }
+
+    /// The whole data root walked once, as `du -s -x` sees it, filed by owner.
+    pub fn index(&self) -> Index {
+        let mut index = Index::build(&self.root);
+        index.refs = self.refs();
+        index
+    }
+}
+
+/// A directory under `overlay2/` that nothing refers to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Orphan {
+    pub name: String,
+    pub bytes: Bytes,
+    /// Unix seconds of its last change.
+    pub modified: Option<i64>,
+}

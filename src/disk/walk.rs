@@ -1,0 +1,335 @@
+//! One walk of the data root, its bytes filed by owner ([`Index`]).
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::{CStr, CString, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
+
+use super::Refs;
+use crate::model::Bytes;
+
+/// A walk that counts each inode once across all the paths it is given: the
+/// plain reference the [`Index`] is checked against in tests.
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub struct Walk {
+    seen: HashSet<(u64, u64)>,
+    /// Some entry could not be read: the figures are lower bounds.
+    pub incomplete: bool,
+}
+
+#[cfg(test)]
+impl Walk {
+    pub fn new() -> Walk {
+        Walk::default()
+    }
+
+    /// What lies at `path`, a file or a whole tree; nothing when it does not exist.
+    pub fn measure(&mut self, path: &Path) -> Bytes {
+        let mut total = Bytes::default();
+        let root = match std::fs::symlink_metadata(path) {
+            Ok(meta) => meta,
+            Err(err) => {
+                if err.kind() != std::io::ErrorKind::NotFound {
+                    self.incomplete = true;
+                }
+                return total;
+            }
+        };
+        let device = root.dev();
+        let mut stack = vec![(path.to_path_buf(), root)];
+        while let Some((path, meta)) = stack.pop() {
+            // Another filesystem (a mount point): `du -x` leaves it out.
+            if meta.dev() != device {
+                continue;
+            }
+            if !self.seen.insert((meta.dev(), meta.ino())) {
+                continue;
+            }
+            total.allocated += meta.blocks() * 512;
+            total.apparent += meta.size();
+            if !meta.is_dir() {
+                continue;
+            }
+            let entries = match std::fs::read_dir(&path) {
+                Ok(entries) => entries,
+                Err(_) => {
+                    self.incomplete = true;
+                    continue;
+                }
+            };
+            for entry in entries {
+                match entry.and_then(|entry| {
+                    let meta = std::fs::symlink_metadata(entry.path())?;
+                    Ok((entry.path(), meta))
+                }) {
+                    Ok(child) => stack.push(child),
+                    Err(_) => self.incomplete = true,
+                }
+            }
+        }
+        total
+    }
+}
+
+/// The data root walked once, its bytes filed by owner: the directory of the
+/// container, layer or image record each entry belongs to (for example
+/// `overlay2/<cache-id>`, `containers/<id>`, `image/overlay2/layerdb/sha256/<chain>`),
+/// or the top-level directory for anything else. Each inode counts once, for the
+/// first owner it is found under.
+#[derive(Debug, Default)]
+pub struct Index {
+    /// Keyed by the owner's path relative to the root, `/`-separated.
+    owners: HashMap<String, Bytes>,
+    pub total: Bytes,
+    pub incomplete: bool,
+    /// The engine's cross-references between its records, read with the walk.
+    pub refs: Refs,
+}
+
+/// The owner of a path (given as its components relative to the data root), and
+/// whether that owner holds for everything below it too. Paths above an owner's
+/// level (`image/overlay2/layerdb`, say) own themselves, and their children are
+/// looked at again.
+fn owner_of(parts: &[&str]) -> (String, bool) {
+    let depth = match parts {
+        ["overlay2", "l", ..] => Some(3),
+        ["overlay2", ..] | ["containers", ..] | ["volumes", ..] => Some(2),
+        ["image", _, "layerdb", "sha256" | "mounts", ..] => Some(5),
+        ["image", _, "imagedb", "content" | "metadata", "sha256", ..] => Some(6),
+        ["image", ..] => None,
+        _ => Some(1),
+    };
+    match depth {
+        Some(depth) if parts.len() >= depth => (parts[..depth].join("/"), true),
+        _ => (parts.join("/"), false),
+    }
+}
+
+/// A directory whose subdirectories the walk has still to visit: its name, its
+/// parent, and (near the top) its open handle, through which they are opened.
+struct DirNode {
+    name: CString,
+    parent: Option<Rc<DirNode>>,
+    depth: usize,
+    /// `None` from [`HANDLE_DEPTH`] down, where subdirectories are opened by path
+    /// instead, so that a tree nested thousands deep cannot use up the process's
+    /// descriptors.
+    dir: Option<Dir>,
+}
+
+/// Directories above this depth keep their handle while their subdirectories
+/// are visited.
+pub(super) const HANDLE_DEPTH: usize = 48;
+
+impl DirNode {
+    /// The path of this directory relative to the walk's root.
+    fn relative(&self) -> PathBuf {
+        let mut names = Vec::with_capacity(self.depth);
+        let mut node = Some(self);
+        while let Some(dir) = node {
+            if dir.parent.is_some() {
+                names.push(OsStr::from_bytes(dir.name.as_bytes()));
+            }
+            node = dir.parent.as_deref();
+        }
+        names.iter().rev().collect()
+    }
+}
+
+/// Opens a directory without following a symlink: relative to its parent's
+/// handle when the parent keeps one, by its full path otherwise.
+fn open_dir(root: &Path, parent: Option<&DirNode>, name: &CStr) -> Option<Dir> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = match parent {
+        Some(DirNode { dir: Some(dir), .. }) => {
+            rustix::fs::openat(dir.fd().ok()?, name, flags, Mode::empty()).ok()?
+        }
+        Some(parent) => {
+            let path = root
+                .join(parent.relative())
+                .join(OsStr::from_bytes(name.to_bytes()));
+            rustix::fs::open(&path, flags, Mode::empty()).ok()?
+        }
+        None => rustix::fs::open(root, flags, Mode::empty()).ok()?,
+    };
+    Dir::new(fd).ok()
+}
+
+/// A subdirectory still to visit: its name, its parent, and the owner it hands
+/// down when that is settled.
+struct Pending {
+    name: CString,
+    parent: Option<Rc<DirNode>>,
+    owner: Option<usize>,
+}
+
+impl Index {
+    /// Walks the whole data root, as `du -s -x` would.
+    ///
+    /// Entries are looked at through their directory's open handle, and only
+    /// directories and inodes with more than one link are remembered, so that a
+    /// walk of tens of thousands of entries costs about what `du` does.
+    pub fn build(root: &Path) -> Index {
+        let mut index = Index::default();
+        let Ok(meta) = std::fs::symlink_metadata(root) else {
+            index.incomplete = true;
+            return index;
+        };
+        let device = meta.dev();
+        // Owners as slots, so that each entry adds to a slot instead of hashing a path.
+        let mut slots: Vec<(String, Bytes)> = Vec::new();
+        let mut slot_of: HashMap<String, usize> = HashMap::new();
+        let mut slot = |owner: String, slots: &mut Vec<(String, Bytes)>| -> usize {
+            *slot_of.entry(owner).or_insert_with_key(|owner| {
+                slots.push((owner.clone(), Bytes::default()));
+                slots.len() - 1
+            })
+        };
+        let mut seen: HashSet<(u64, u64)> = HashSet::from([(meta.dev(), meta.ino())]);
+        let root_slot = slot(String::new(), &mut slots);
+        slots[root_slot].1 += bytes_of(&meta);
+        let mut stack = vec![Pending {
+            name: CString::default(),
+            parent: None,
+            owner: None,
+        }];
+        let mut subdirs: Vec<(CString, Option<usize>)> = Vec::new();
+        while let Some(Pending {
+            name,
+            parent,
+            owner: inherited,
+        }) = stack.pop()
+        {
+            let Some(mut dir) = open_dir(root, parent.as_deref(), &name) else {
+                index.incomplete = true;
+                continue;
+            };
+            let depth = parent.as_ref().map_or(0, |parent| parent.depth + 1);
+            let node = DirNode {
+                name,
+                parent,
+                depth,
+                dir: None,
+            };
+            // Only needed to find owners, near the top.
+            let relative = inherited.is_none().then(|| node.relative());
+            while let Some(entry) = dir.read() {
+                let Ok(entry) = entry else {
+                    index.incomplete = true;
+                    break;
+                };
+                let name = entry.file_name();
+                if name == c"." || name == c".." {
+                    continue;
+                }
+                let Ok(stat) = dir
+                    .fd()
+                    .and_then(|fd| rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW))
+                else {
+                    index.incomplete = true;
+                    continue;
+                };
+                // Another filesystem (a mount point): `du -x` leaves it out.
+                if stat.st_dev != device {
+                    continue;
+                }
+                let is_dir = FileType::from_raw_mode(stat.st_mode) == FileType::Directory;
+                // Hard links count once; a directory seen twice (a bind mount
+                // within the same filesystem) is not entered again.
+                if (is_dir || stat.st_nlink > 1) && !seen.insert((stat.st_dev, stat.st_ino)) {
+                    continue;
+                }
+                let (owner, settled) = match (inherited, &relative) {
+                    (Some(owner), _) => (owner, true),
+                    (None, relative) => {
+                        let child = relative
+                            .as_deref()
+                            .unwrap_or(Path::new(""))
+                            .join(OsStr::from_bytes(name.to_bytes()));
+                        let parts: Vec<&str> =
+                            child.iter().filter_map(|part| part.to_str()).collect();
+                        let (owner, settled) = owner_of(&parts);
+                        (slot(owner, &mut slots), settled)
+                    }
+                };
+                slots[owner].1 += Bytes {
+                    allocated: u64::try_from(stat.st_blocks).unwrap_or(0) * 512,
+                    apparent: u64::try_from(stat.st_size).unwrap_or(0),
+                };
+                if is_dir {
+                    subdirs.push((name.to_owned(), settled.then_some(owner)));
+                }
+            }
+            if subdirs.is_empty() {
+                continue;
+            }
+            let node = Rc::new(DirNode {
+                dir: (node.depth < HANDLE_DEPTH).then_some(dir),
+                ..node
+            });
+            for (name, owner) in subdirs.drain(..) {
+                stack.push(Pending {
+                    name,
+                    parent: Some(Rc::clone(&node)),
+                    owner,
+                });
+            }
+        }
+        for (owner, bytes) in slots {
+            index.total += bytes;
+            if bytes != Bytes::default() || !owner.is_empty() {
+                *index.owners.entry(owner).or_default() += bytes;
+            }
+        }
+        index
+    }
+
+    /// The bytes filed under the owner at `path` (absolute, under `root`): how
+    /// tests compare the index with a plain walk of the same path.
+    #[cfg(test)]
+    pub fn owned(&self, root: &Path, path: &Path) -> Bytes {
+        let relative = path.strip_prefix(root).unwrap_or(path);
+        relative
+            .to_str()
+            .map(|key| self.owned_key(key))
+            .unwrap_or_default()
+    }
+
+    /// The bytes filed under an owner key (its path relative to the root).
+    pub fn owned_key(&self, key: &str) -> Bytes {
+        self.owner(key).map(|(_, bytes)| bytes).unwrap_or_default()
+    }
+
+    /// An owner's key as the index holds it, and its bytes.
+    pub fn owner(&self, key: &str) -> Option<(&str, Bytes)> {
+        self.owners
+            .get_key_value(key)
+            .map(|(key, bytes)| (key.as_str(), *bytes))
+    }
+}
+
+/// The entries of a directory, as (path, name); none when it cannot be read.
+pub(super) fn entries(dir: &Path) -> impl Iterator<Item = (PathBuf, String)> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|entry| {
+            (
+                entry.path(),
+                entry.file_name().to_string_lossy().into_owned(),
+            )
+        })
+}
+
+pub(super) fn bytes_of(meta: &std::fs::Metadata) -> Bytes {
+    Bytes {
+        allocated: meta.blocks() * 512,
+        apparent: meta.size(),
+    }
+}

@@ -1,0 +1,195 @@
+//! Measured sizes: what a plan's items take on disk, what each container and
+//! layer takes for `df` and `layers`, and the data root as a whole. Asks
+//! [`crate::disk`] for the bytes and the planner's records for what goes.
+
+use std::collections::{HashMap, HashSet};
+
+use anyhow::{Context, Result};
+
+use crate::disk::{self, Bytes, Index, Layout};
+use crate::engine::Engine;
+use crate::inventory::Inventory;
+use crate::model::{EngineInfo, Measured};
+use crate::plan::{Kind, Plan, images_used_by_remaining};
+
+/// What the plan's items take on disk, each measured once.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOnDisk {
+    /// Aligned with the plan's items.
+    pub items: Vec<Option<Measured>>,
+    /// Allocated bytes of each freed layer, by chain ID.
+    pub layers: HashMap<String, u64>,
+    /// The whole data root.
+    pub data_root: Measured,
+}
+
+fn measured(bytes: Bytes, incomplete: bool) -> Measured {
+    Measured { bytes, incomplete }
+}
+
+/// Measures every planned item's own directories, and the data root, from one
+/// walk of it (`index`). Images also count the records of the untagged parents
+/// the engine removes with them.
+pub fn measure_plan(
+    layout: &Layout,
+    index: &Index,
+    plan: &Plan,
+    inventory: &Inventory,
+) -> PlanOnDisk {
+    let parents = &index.refs.parents;
+    let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (child, parent) in parents {
+        children
+            .entry(parent.as_str())
+            .or_default()
+            .push(child.as_str());
+    }
+    let planned_containers: HashSet<&str> = plan
+        .items_of(Kind::Container)
+        .map(|item| item.id.as_str())
+        .collect();
+    let used = images_used_by_remaining(inventory, &planned_containers);
+    let listed: HashSet<&str> = inventory
+        .images
+        .iter()
+        .filter(|image| image.listed)
+        .map(|image| image.id.as_str())
+        .collect();
+    let mut removed: HashSet<String> = plan
+        .items_of(Kind::Image)
+        .map(|item| item.id.clone())
+        .collect();
+    // A path two items share (a layer freed by two images) counts once.
+    let mut counted: HashSet<&str> = HashSet::new();
+    let mut owned = |key: String| match index.owner(&key) {
+        Some((key, bytes)) if counted.insert(key) => bytes,
+        _ => Bytes::default(),
+    };
+
+    let mut layers = HashMap::new();
+    let items = plan
+        .items
+        .iter()
+        .map(|item| {
+            let mut bytes = Bytes::default();
+            match item.kind {
+                Kind::Container => {
+                    for key in Layout::container_keys(&index.refs, &item.id) {
+                        bytes += owned(key);
+                    }
+                }
+                Kind::Image => {
+                    for layer in &item.frees_layers {
+                        let mut layer_bytes = Bytes::default();
+                        for key in Layout::layer_keys(&index.refs, &layer.chain_id) {
+                            layer_bytes += owned(key);
+                        }
+                        layers.insert(layer.chain_id.clone(), layer_bytes.allocated);
+                        bytes += layer_bytes;
+                    }
+                    let mut image = Some(item.id.clone());
+                    while let Some(id) = image {
+                        for key in Layout::image_keys(&id) {
+                            bytes += owned(key);
+                        }
+                        // The engine goes on to an untagged parent that nothing
+                        // else needs (hidden from the image list, no other child,
+                        // no container), as `docker rmi` does.
+                        image = parents.get(&id).cloned().filter(|parent| {
+                            !listed.contains(parent.as_str())
+                                && !used.contains(parent.as_str())
+                                && children.get(parent.as_str()).is_none_or(|kids| {
+                                    kids.iter().all(|kid| removed.contains(*kid))
+                                })
+                        });
+                        if let Some(parent) = &image {
+                            removed.insert(parent.clone());
+                        }
+                    }
+                }
+                Kind::Volume => {
+                    bytes += owned(format!("volumes/{}", item.id));
+                }
+                // A local-source record keeps its files under overlay2/<id>; other
+                // records live in layer directories the API does not name: the
+                // engine's figure stands for those.
+                Kind::BuildCache => {
+                    let dir = layout.root.join("overlay2").join(&item.id);
+                    if !dir.is_dir() {
+                        return None;
+                    }
+                    bytes += owned(format!("overlay2/{}", item.id));
+                }
+                _ => return None,
+            }
+            Some(measured(bytes, index.incomplete))
+        })
+        .collect();
+    PlanOnDisk {
+        items,
+        layers,
+        data_root: measured(index.total, index.incomplete),
+    }
+}
+
+/// Takes the inventory and, at the same time, walks the data root when it is
+/// readable here: the walk is local disk work, the inventory waits on the engine.
+pub async fn inventory_and_walk(
+    engine: &impl Engine,
+) -> Result<(Inventory, Option<(disk::Layout, disk::Index)>)> {
+    let info = engine.info();
+    let layout = disk::Layout::open(&info.data_root, &info.storage_driver);
+    let saved = layout.clone();
+    let saved_finish = move |id: &str| saved.as_ref().and_then(|layout| layout.finished_at(id));
+    let walk = layout.map(|layout| {
+        tokio::task::spawn_blocking(move || {
+            let index = layout.index();
+            (layout, index)
+        })
+    });
+    let inventory = Inventory::collect(engine, &saved_finish).await?;
+    let walked = match walk {
+        Some(handle) => Some(handle.await.context("walking the data root")?),
+        None => None,
+    };
+    Ok((inventory, walked))
+}
+
+/// The plan with sizes measured on disk, when the data root was walked, and
+/// the orphaned overlay2 directories found there.
+pub fn measure(
+    plan: Plan,
+    inventory: &Inventory,
+    walked: Option<&(disk::Layout, disk::Index)>,
+) -> Plan {
+    measure_and_find_orphans(plan, inventory, walked).0
+}
+
+pub fn measure_and_find_orphans(
+    plan: Plan,
+    inventory: &Inventory,
+    walked: Option<&(disk::Layout, disk::Index)>,
+) -> (Plan, Vec<disk::Orphan>) {
+    let Some((layout, index)) = walked else {
+        return (plan, Vec::new());
+    };
+    let on_disk = measure_plan(layout, index, &plan, inventory);
+    let mut plan = plan.with_measurements(&on_disk.items, &on_disk.layers, Some(on_disk.data_root));
+    let cache_ids: HashSet<&str> = inventory
+        .build_cache
+        .iter()
+        .map(|record| record.id.as_str())
+        .collect();
+    let orphans = layout.orphans(index, &cache_ids);
+    plan.orphaned = Some((
+        orphans.len(),
+        orphans.iter().map(|orphan| orphan.bytes.allocated).sum(),
+    ));
+    (plan, orphans)
+}
+
+/// The data root's allocated bytes, walked now.
+pub fn walk_data_root(engine: &EngineInfo) -> Option<u64> {
+    let layout = disk::Layout::open(&engine.data_root, &engine.storage_driver)?;
+    Some(layout.index().total.allocated)
+}
