@@ -15,61 +15,10 @@ use crate::engine::{Engine, Refused, Removal};
 use crate::inventory::Inventory;
 use crate::model::{ContainerState, short_id};
 use crate::plan::{Item, Kind, Plan, Reason};
+use crate::progress::Progress;
+use crate::report::{ItemResult, Outcome};
 
-/// What happened to one item.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Removed,
-    /// Someone else removed it since the plan: counts as done.
-    AlreadyGone,
-    /// It changed since the plan and was left alone; the text says how.
-    Skipped(String),
-    /// The engine refused or the request failed; the text says why.
-    Failed(String),
-    /// Not started because the run was interrupted.
-    NotStarted,
-}
-
-impl Outcome {
-    /// The word for logs and JSON.
-    pub fn word(&self) -> &'static str {
-        match self {
-            Outcome::Removed => "removed",
-            Outcome::AlreadyGone => "already_gone",
-            Outcome::Skipped(_) => "skipped",
-            Outcome::Failed(_) => "failed",
-            Outcome::NotStarted => "not_started",
-        }
-    }
-
-    pub fn detail(&self) -> Option<&str> {
-        match self {
-            Outcome::Skipped(why) | Outcome::Failed(why) => Some(why),
-            _ => None,
-        }
-    }
-
-    /// Removed by us or by someone else: the item is no longer there.
-    pub fn is_done(&self) -> bool {
-        matches!(self, Outcome::Removed | Outcome::AlreadyGone)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ItemResult {
-    pub item: Item,
-    pub outcome: Outcome,
-}
-
-/// Told about the run as it goes; implemented at the edge (a bar on a terminal,
-/// log lines otherwise).
-pub trait Progress {
-    fn start(&self, items: usize, bytes: u64);
-    fn item(&self, result: &ItemResult);
-    fn finish(&self);
-}
-
-/// Applies `plan`, calling `on_result` as each item finishes. `inventory` is the
+/// Applies `plan`, telling `progress` as each item finishes. `inventory` is the
 /// snapshot the plan was checked against; it orders images. Once `stop` is set,
 /// no new deletion starts; those already under way finish.
 pub async fn apply(
@@ -78,7 +27,7 @@ pub async fn apply(
     inventory: &Inventory,
     jobs: usize,
     stop: &AtomicBool,
-    on_result: &mut dyn FnMut(&ItemResult),
+    progress: &mut dyn Progress,
 ) -> Vec<ItemResult> {
     let jobs = jobs.max(1);
     let mut results = Vec::with_capacity(plan.items.len());
@@ -98,7 +47,7 @@ pub async fn apply(
             .is_some_and(|item| item.kind == Kind::BuildCache)
         {
             for result in prune_build_cache(engine, &phase, stop).await {
-                on_result(&result);
+                progress.item(&result);
                 results.push(result);
             }
             continue;
@@ -127,7 +76,7 @@ pub async fn apply(
                     })
                     .buffer_unordered(jobs);
                 while let Some(result) = running.next().await {
-                    on_result(&result);
+                    progress.item(&result);
                     results.push(result);
                 }
             };
@@ -433,22 +382,17 @@ mod tests {
 
     fn item(kind: Kind, id: &str) -> Item {
         Item {
-            kind,
-            id: id.into(),
-            name: id.into(),
-            tags: Vec::new(),
-            reason: if kind == Kind::Image {
-                Reason::Dangling
-            } else {
-                Reason::Exited
-            },
-            created: 0,
-            finished_at: None,
             predicted_bytes: 1,
-            predicted_apparent_bytes: None,
-            measured: false,
-            frees_layers: vec![],
-            keeps_layers: Vec::new(),
+            ..Item::new(
+                kind,
+                id,
+                id,
+                if kind == Kind::Image {
+                    Reason::Dangling
+                } else {
+                    Reason::Exited
+                },
+            )
         }
     }
 

@@ -324,18 +324,15 @@ pub fn plan(inventory: &Inventory, rules: &Rules, now: i64) -> Plan {
         }
         removed_containers.insert(&container.id);
         items.push(Item {
-            kind: Kind::Container,
-            id: container.id.clone(),
-            name: container.display_name(),
-            reason,
-            tags: Vec::new(),
             created: container.created,
             finished_at: container.finished_at,
             predicted_bytes: container.size_rw,
-            predicted_apparent_bytes: None,
-            measured: false,
-            frees_layers: Vec::new(),
-            keeps_layers: Vec::new(),
+            ..Item::new(
+                Kind::Container,
+                container.id.clone(),
+                container.display_name(),
+                reason,
+            )
         });
     }
 
@@ -489,22 +486,21 @@ pub fn plan(inventory: &Inventory, rules: &Rules, now: i64) -> Plan {
             bytes = image.size;
         }
         items.push(Item {
-            kind: Kind::Image,
-            id: image.id.clone(),
-            name: image.display_name(),
-            reason: if image.is_dangling() {
-                Reason::Dangling
-            } else {
-                Reason::Unused
-            },
             tags: image.tags.clone(),
             created: image.created,
-            finished_at: None,
             predicted_bytes: bytes,
-            predicted_apparent_bytes: None,
-            measured: false,
             frees_layers: frees,
             keeps_layers: keeps,
+            ..Item::new(
+                Kind::Image,
+                image.id.clone(),
+                image.display_name(),
+                if image.is_dangling() {
+                    Reason::Dangling
+                } else {
+                    Reason::Unused
+                },
+            )
         });
     }
 
@@ -562,18 +558,14 @@ fn plan_build_cache(
             continue;
         }
         items.push(Item {
-            kind: Kind::BuildCache,
-            id: record.id.clone(),
-            name,
-            reason: Reason::UnusedBuildCache,
-            tags: Vec::new(),
             created: record.created.unwrap_or(0),
-            finished_at: None,
             predicted_bytes: if record.shared { 0 } else { record.size },
-            predicted_apparent_bytes: None,
-            measured: false,
-            frees_layers: Vec::new(),
-            keeps_layers: Vec::new(),
+            ..Item::new(
+                Kind::BuildCache,
+                record.id.clone(),
+                name,
+                Reason::UnusedBuildCache,
+            )
         });
     }
     items
@@ -614,18 +606,13 @@ fn plan_networks(
             continue;
         }
         items.push(Item {
-            kind: Kind::Network,
-            id: network.id.clone(),
-            name: network.name.clone(),
-            reason: Reason::UnusedNetwork,
-            tags: Vec::new(),
             created: network.created.unwrap_or(0),
-            finished_at: None,
-            predicted_bytes: 0,
-            predicted_apparent_bytes: None,
-            measured: false,
-            frees_layers: Vec::new(),
-            keeps_layers: Vec::new(),
+            ..Item::new(
+                Kind::Network,
+                network.id.clone(),
+                network.name.clone(),
+                Reason::UnusedNetwork,
+            )
         });
     }
 }
@@ -668,22 +655,17 @@ fn plan_volumes(
             continue;
         }
         items.push(Item {
-            kind: Kind::Volume,
-            id: volume.name.clone(),
-            name: volume.name.clone(),
-            reason: if anonymous {
-                Reason::AnonymousVolume
-            } else {
-                Reason::NamedVolume
-            },
-            tags: Vec::new(),
-            created: 0,
-            finished_at: None,
             predicted_bytes: volume.size.unwrap_or(0),
-            predicted_apparent_bytes: None,
-            measured: false,
-            frees_layers: Vec::new(),
-            keeps_layers: Vec::new(),
+            ..Item::new(
+                Kind::Volume,
+                volume.name.clone(),
+                volume.name.clone(),
+                if anonymous {
+                    Reason::AnonymousVolume
+                } else {
+                    Reason::NamedVolume
+                },
+            )
         });
     }
 }
@@ -861,6 +843,24 @@ fn current_usage(inventory: &Inventory) -> HashMap<Kind, u64> {
 }
 
 impl Item {
+    /// An item with nothing known yet beyond what it is and why it goes.
+    pub fn new(kind: Kind, id: impl Into<String>, name: impl Into<String>, reason: Reason) -> Item {
+        Item {
+            kind,
+            id: id.into(),
+            name: name.into(),
+            reason,
+            tags: Vec::new(),
+            created: 0,
+            finished_at: None,
+            predicted_bytes: 0,
+            predicted_apparent_bytes: None,
+            measured: false,
+            frees_layers: Vec::new(),
+            keeps_layers: Vec::new(),
+        }
+    }
+
     /// "container 0123456789ab (name)", for messages.
     pub fn label(&self) -> String {
         format!(

@@ -162,18 +162,11 @@ fn parse(
             return Err(format!("item {index}: {} appears twice", saved.id));
         }
         items.push(Item {
-            kind: saved.kind,
-            id: saved.id,
-            name: saved.name,
-            reason: saved.reason,
             tags: saved.tags,
             created: saved.created,
             finished_at: saved.finished_at,
             predicted_bytes: saved.predicted_bytes,
-            predicted_apparent_bytes: None,
-            measured: false,
-            frees_layers: Vec::new(),
-            keeps_layers: Vec::new(),
+            ..Item::new(saved.kind, saved.id, saved.name, saved.reason)
         });
     }
     Ok(items)
@@ -232,32 +225,20 @@ mod tests {
     fn saved_plan(made: i64) -> Vec<u8> {
         let items = vec![
             Item {
-                kind: Kind::Container,
-                id: "a".repeat(64),
-                name: "stopped".into(),
-                reason: Reason::Exited,
-                tags: Vec::new(),
                 created: 1,
                 finished_at: Some(2),
                 predicted_bytes: 10,
-                predicted_apparent_bytes: None,
-                measured: false,
-                frees_layers: vec![],
-                keeps_layers: Vec::new(),
+                ..Item::new(Kind::Container, "a".repeat(64), "stopped", Reason::Exited)
             },
             Item {
-                kind: Kind::Image,
-                id: format!("sha256:{}", "b".repeat(64)),
-                name: "<none>".into(),
-                reason: Reason::Dangling,
-                tags: Vec::new(),
                 created: 1,
-                finished_at: None,
                 predicted_bytes: 20,
-                predicted_apparent_bytes: None,
-                measured: false,
-                frees_layers: vec![],
-                keeps_layers: Vec::new(),
+                ..Item::new(
+                    Kind::Image,
+                    format!("sha256:{}", "b".repeat(64)),
+                    "<none>",
+                    Reason::Dangling,
+                )
             },
         ];
         let inventory = crate::inventory::Inventory {

@@ -7,12 +7,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use humansize::{DECIMAL, format_size};
 use serde::Serialize;
 
-use crate::apply::ItemResult;
 use crate::layers::ImageReport;
 use crate::model::Measured;
 use crate::model::{EngineInfo, short_id};
 use crate::plan::{Figures, FreedLayer, Item, Kept, KeptLayer, Kind, Plan, Reason, TargetNote};
-use crate::report::{BeforeAfter, Report, Tally};
+use crate::report::{BeforeAfter, ItemResult, Report, Tally};
 use crate::usage::Usage;
 
 /// The JSON contract's version; bump it on any incompatible change.
@@ -863,36 +862,29 @@ mod tests {
     fn sample() -> Plan {
         let items = vec![
             Item {
-                kind: Kind::Container,
-                id: "a2b626f2f7a82d8dac90b34cf5fb1ef12b245500d8c2637c4f61dce7cd3ab721".into(),
-                name: "stopped-one".into(),
-                reason: Reason::Exited,
-                tags: Vec::new(),
                 created: 1_000_000 - 7200,
                 finished_at: Some(1_000_000 - 300),
                 predicted_bytes: 1_048_576,
-                predicted_apparent_bytes: None,
-                measured: false,
-                frees_layers: vec![],
-                keeps_layers: Vec::new(),
+                ..Item::new(
+                    Kind::Container,
+                    "a2b626f2f7a82d8dac90b34cf5fb1ef12b245500d8c2637c4f61dce7cd3ab721",
+                    "stopped-one",
+                    Reason::Exited,
+                )
             },
             Item {
-                kind: Kind::Image,
-                id: "sha256:c55c529a12814a6da91c6846e040d3bf55a586f04e25abffc7b3a64b3804c2bf"
-                    .into(),
-                name: "<none>".into(),
-                reason: Reason::Dangling,
-                tags: Vec::new(),
                 created: 1_000_000 - 3 * 86_400,
-                finished_at: None,
                 predicted_bytes: 2_577_420,
-                predicted_apparent_bytes: None,
-                measured: false,
                 frees_layers: vec![FreedLayer {
                     chain_id: "sha256:x".into(),
                     bytes: 2_577_420,
                 }],
-                keeps_layers: Vec::new(),
+                ..Item::new(
+                    Kind::Image,
+                    "sha256:c55c529a12814a6da91c6846e040d3bf55a586f04e25abffc7b3a64b3804c2bf",
+                    "<none>",
+                    Reason::Dangling,
+                )
             },
         ];
         let by_kind = Kind::ALL

@@ -4,9 +4,53 @@
 
 use serde::Serialize;
 
-use crate::apply::{ItemResult, Outcome};
 use crate::exit::ExitStatus;
-use crate::plan::Kind;
+use crate::plan::{Item, Kind};
+
+/// What happened to one item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Removed,
+    /// Someone else removed it since the plan: counts as done.
+    AlreadyGone,
+    /// It changed since the plan and was left alone; the text says how.
+    Skipped(String),
+    /// The engine refused or the request failed; the text says why.
+    Failed(String),
+    /// Not started because the run was interrupted.
+    NotStarted,
+}
+
+impl Outcome {
+    /// The word for logs and JSON.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Outcome::Removed => "removed",
+            Outcome::AlreadyGone => "already_gone",
+            Outcome::Skipped(_) => "skipped",
+            Outcome::Failed(_) => "failed",
+            Outcome::NotStarted => "not_started",
+        }
+    }
+
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Outcome::Skipped(why) | Outcome::Failed(why) => Some(why),
+            _ => None,
+        }
+    }
+
+    /// Removed by us or by someone else: the item is no longer there.
+    pub fn is_done(&self) -> bool {
+        matches!(self, Outcome::Removed | Outcome::AlreadyGone)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemResult {
+    pub item: Item,
+    pub outcome: Outcome,
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Tally {
@@ -98,18 +142,8 @@ mod tests {
     fn result(kind: Kind, outcome: Outcome, bytes: u64) -> ItemResult {
         ItemResult {
             item: Item {
-                kind,
-                id: "x".into(),
-                name: "x".into(),
-                reason: Reason::Exited,
-                tags: Vec::new(),
-                created: 0,
-                finished_at: None,
                 predicted_bytes: bytes,
-                predicted_apparent_bytes: None,
-                measured: false,
-                frees_layers: vec![],
-                keeps_layers: Vec::new(),
+                ..Item::new(kind, "x", "x", Reason::Exited)
             },
             outcome,
         }

@@ -1,0 +1,189 @@
+//! Applying: plan (or load a saved plan), show, confirm, apply, report.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result};
+
+use super::{local_data_root, make_plan, show_plan};
+use crate::cli::Format;
+use crate::engine::Engine;
+use crate::exit::{ExitStatus, UsageError};
+use crate::inventory::Inventory;
+use crate::plan::{self, Plan};
+use crate::progress::{self, AuditLog, Fanout, Progress};
+use crate::report::{BeforeAfter, ItemResult, Report};
+use crate::settings::{Mode, Settings};
+use crate::{apply, confirm, disk, lock, measure, note, planfile, render, unix_now};
+
+/// Plan (or load a saved plan), show, confirm, apply, report.
+pub async fn run(
+    engine: &impl Engine,
+    settings: &Settings,
+    out: &mut impl Write,
+) -> Result<ExitStatus> {
+    // Everything the user gave us is checked before anything is removed.
+    confirm::require_terminal(settings.yes)?;
+    let mut audit = settings
+        .log_file
+        .as_deref()
+        .map(open_audit_log)
+        .transpose()?
+        .map(|out| AuditLog {
+            out,
+            engine: engine.info().clone(),
+            now: unix_now,
+            error: None,
+        });
+    let saved = match &settings.mode {
+        Mode::ApplyFile { path, max_age } => {
+            Some(planfile::load(path, engine.info(), unix_now(), *max_age)?)
+        }
+        _ => None,
+    };
+    let _lock = lock::acquire(engine.info())?;
+    // Installed before the prompt, so that Ctrl-C there aborts cleanly instead of
+    // killing the process, and Ctrl-C or SIGTERM during apply stops new deletions.
+    let stop = Arc::new(AtomicBool::new(false));
+    watch_signals(&stop)?;
+
+    let (inventory, walked) = measure::inventory_and_walk(engine).await?;
+    let plan = match saved {
+        Some(items) => plan::summarize(items, &inventory),
+        None => make_plan(&inventory, settings)?,
+    };
+    let plan = measure::measure(plan, &inventory, walked.as_ref());
+    let show = render::Show {
+        dry_run: false,
+        verbose: settings.verbose,
+        now: unix_now(),
+    };
+    if plan.is_empty() {
+        show_plan(out, settings.format, &inventory, &plan, &show).context("writing the plan")?;
+        return Ok(ExitStatus::Success);
+    }
+    match settings.format {
+        Format::Human => show_plan(out, Format::Human, &inventory, &plan, &show),
+        // stdout carries only the JSON report; a person at the prompt still sees the plan.
+        Format::Json if !settings.yes => show_plan(
+            &mut std::io::stderr(),
+            Format::Human,
+            &inventory,
+            &plan,
+            &show,
+        ),
+        Format::Json => Ok(()),
+    }
+    .context("writing the plan")?;
+
+    let chosen = confirm::confirm(&plan, settings.yes, settings.select)?;
+    let plan = if chosen.len() == plan.items.len() {
+        plan
+    } else {
+        plan.only(&chosen, &inventory)
+    };
+    if plan.is_empty() {
+        note("Nothing selected: nothing was removed.");
+        return Ok(ExitStatus::Success);
+    }
+
+    let data_root = local_data_root(&settings.host, &inventory);
+    let free_before = data_root.as_deref().and_then(disk::fs::free_space);
+    // Measured at planning time; after a prompt, again, since time has passed.
+    let disk_before = if settings.yes {
+        plan.data_root.map(|root| root.bytes.allocated)
+    } else {
+        measure::walk_data_root(&inventory.engine)
+    };
+    let results = execute(engine, settings, &plan, &inventory, &stop, audit.as_mut()).await;
+    if let Some(err) = audit.and_then(|log| log.error) {
+        note(&format!(
+            "docker-reclaim: warning: the audit log is incomplete: {err}"
+        ));
+    }
+
+    // The data root is walked while the engine works out its own figures.
+    let engine_info = inventory.engine.clone();
+    let walk_after = tokio::task::spawn_blocking(move || measure::walk_data_root(&engine_info));
+    let usage_after = engine
+        .disk_usage()
+        .await
+        .map(|usage| {
+            let after = Inventory::from_disk_usage(inventory.engine.clone(), usage);
+            plan::summarize(Vec::new(), &after).total.current_bytes
+        })
+        .ok();
+    let disk_after = walk_after.await.ok().flatten();
+    let report = Report {
+        results,
+        interrupted: stop.load(Ordering::SeqCst),
+        engine_usage: usage_after.map(|after| BeforeAfter {
+            before: plan.engine_current_bytes(),
+            after,
+        }),
+        free_space: free_before
+            .zip(data_root.as_deref().and_then(disk::fs::free_space))
+            .map(|(before, after)| BeforeAfter { before, after }),
+        data_root: disk_before
+            .zip(disk_after)
+            .map(|(before, after)| BeforeAfter { before, after }),
+    };
+    match settings.format {
+        Format::Human => {
+            writeln!(out)?;
+            render::report_human(out, &report)?;
+        }
+        Format::Json => render::report_json(out, &inventory.engine, &report, unix_now())?,
+    }
+    out.flush()?;
+    Ok(report.status())
+}
+
+/// Removes the plan's items, telling the progress display and the audit log.
+async fn execute(
+    engine: &impl Engine,
+    settings: &Settings,
+    plan: &Plan,
+    inventory: &Inventory,
+    stop: &AtomicBool,
+    audit: Option<&mut AuditLog<File>>,
+) -> Vec<ItemResult> {
+    let mut display = progress::for_stderr(false);
+    let mut reporters: Vec<&mut dyn Progress> = vec![display.as_mut()];
+    if let Some(audit) = audit {
+        reporters.push(audit);
+    }
+    let mut progress = Fanout(reporters);
+    progress.start(plan.items.len(), plan.total.predicted_bytes);
+    let results = apply::apply(engine, plan, inventory, settings.jobs, stop, &mut progress).await;
+    progress.finish();
+    results
+}
+
+fn open_audit_log(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|err| {
+            UsageError(format!("cannot open --log-file {}: {err}", path.display())).into()
+        })
+}
+
+/// Sets `stop` on SIGINT or SIGTERM, from now until the process ends.
+fn watch_signals(stop: &Arc<AtomicBool>) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    for kind in [SignalKind::interrupt(), SignalKind::terminate()] {
+        let mut signals = signal(kind).context("installing a signal handler")?;
+        let stop = Arc::clone(stop);
+        tokio::spawn(async move {
+            while signals.recv().await.is_some() {
+                stop.store(true, Ordering::SeqCst);
+            }
+        });
+    }
+    Ok(())
+}

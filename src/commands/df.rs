@@ -1,0 +1,71 @@
+//! `df`: where the space is, per kind, with the default plan's reclaimable figures.
+
+use std::io::Write;
+
+use std::collections::HashSet;
+
+use anyhow::Result;
+
+use super::{local_data_root, make_plan};
+use crate::cli::Format;
+use crate::engine::Engine;
+use crate::exit::ExitStatus;
+use crate::settings::Settings;
+use crate::{disk, measure, render, unix_now, usage};
+
+/// Where the space is, per kind, with the default plan's reclaimable figures.
+pub async fn run(
+    engine: &impl Engine,
+    settings: &Settings,
+    out: &mut impl Write,
+) -> Result<ExitStatus> {
+    let (inventory, walked) = measure::inventory_and_walk(engine).await?;
+    let (plan, orphans) = measure::measure_and_find_orphans(
+        make_plan(&inventory, settings)?,
+        &inventory,
+        walked.as_ref(),
+    );
+    let on_disk = walked.as_ref().map(|(layout, index)| {
+        let chains: HashSet<&str> = inventory
+            .images
+            .iter()
+            .flat_map(|image| image.layers.iter().map(|layer| layer.chain_id.as_str()))
+            .collect();
+        usage::OnDisk {
+            containers: inventory
+                .containers
+                .iter()
+                .map(|c| (c.id.clone(), layout.container_bytes(index, &c.id).allocated))
+                .collect(),
+            logs: inventory
+                .containers
+                .iter()
+                .map(|c| (c.id.clone(), layout.log_bytes(&c.id).allocated))
+                .collect(),
+            layers: chains
+                .into_iter()
+                .map(|chain| {
+                    (
+                        chain.to_string(),
+                        layout.layer_bytes(index, chain).allocated,
+                    )
+                })
+                .collect(),
+            orphans,
+            data_root: plan.data_root.unwrap_or_default(),
+        }
+    });
+    let usage = usage::usage(&inventory, &plan, on_disk.as_ref());
+    let free = local_data_root(&settings.host, &inventory)
+        .as_deref()
+        .and_then(disk::fs::free_space);
+    let now = unix_now();
+    match settings.format {
+        Format::Human => {
+            render::df_human(out, &inventory.engine, &usage, free, settings.verbose, now)?
+        }
+        Format::Json => render::df_json(out, &inventory.engine, &usage, free, now)?,
+    }
+    out.flush()?;
+    Ok(ExitStatus::Success)
+}

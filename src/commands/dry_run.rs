@@ -1,0 +1,44 @@
+//! `--dry-run`: inventory, plan, show; optionally save the plan.
+
+use std::io::Write;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use super::{make_plan, show_plan};
+use crate::engine::Engine;
+use crate::exit::ExitStatus;
+use crate::settings::Settings;
+use crate::{measure, note, planfile, render, unix_now};
+
+/// Inventory, plan, show; optionally save the plan.
+pub async fn run(
+    engine: &impl Engine,
+    settings: &Settings,
+    plan_out: Option<&Path>,
+    out: &mut impl Write,
+) -> Result<ExitStatus> {
+    let (inventory, walked) = measure::inventory_and_walk(engine).await?;
+    let plan = measure::measure(
+        make_plan(&inventory, settings)?,
+        &inventory,
+        walked.as_ref(),
+    );
+    let now = unix_now();
+    let show = render::Show {
+        dry_run: true,
+        verbose: settings.verbose,
+        now,
+    };
+    show_plan(out, settings.format, &inventory, &plan, &show).context("writing the plan")?;
+    if let Some(path) = plan_out {
+        planfile::write(path, &inventory.engine, &plan, now)?;
+        note(&format!(
+            "Plan saved to {}; apply it with: docker-reclaim apply {}",
+            path.display(),
+            path.display()
+        ));
+    }
+    Ok(ExitStatus::Success)
+}

@@ -1,0 +1,47 @@
+//! `layers`: images' layers and what shares them.
+
+use std::io::Write;
+
+use std::collections::HashMap;
+
+use anyhow::Result;
+
+use crate::cli::Format;
+use crate::engine::Engine;
+use crate::exit::ExitStatus;
+use crate::settings::Settings;
+use crate::{layers, measure, render, unix_now};
+
+/// Images' layers and what shares them.
+pub async fn run(
+    engine: &impl Engine,
+    settings: &Settings,
+    references: &[String],
+    out: &mut impl Write,
+) -> Result<ExitStatus> {
+    let (inventory, walked) = measure::inventory_and_walk(engine).await?;
+    let images = references
+        .iter()
+        .map(|reference| layers::resolve(&inventory, reference))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sizes: Option<HashMap<String, u64>> = walked.as_ref().map(|(layout, index)| {
+        images
+            .iter()
+            .flat_map(|image| image.layers.iter())
+            .map(|layer| {
+                let bytes = layout.layer_bytes(index, &layer.chain_id).allocated;
+                (layer.chain_id.clone(), bytes)
+            })
+            .collect()
+    });
+    let reports: Vec<layers::ImageReport> = images
+        .into_iter()
+        .map(|image| layers::describe(&inventory, image, sizes.as_ref()))
+        .collect();
+    match settings.format {
+        Format::Human => render::layers_human(out, &reports)?,
+        Format::Json => render::layers_json(out, &reports, unix_now())?,
+    }
+    out.flush()?;
+    Ok(ExitStatus::Success)
+}

@@ -1,0 +1,68 @@
+//! One module per mode; each takes the engine, the settings and the writer
+//! for stdout, and returns the exit status. What the modes share (making the
+//! plan the settings ask for, showing it) is here.
+
+pub mod apply;
+pub mod df;
+pub mod dry_run;
+pub mod layers;
+
+use std::io::Write;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::cli::Format;
+use crate::disk;
+use crate::engine::Host;
+use crate::exit::UsageError;
+use crate::inventory::Inventory;
+use crate::plan::{self, Plan};
+use crate::render;
+use crate::settings::Settings;
+
+pub(crate) fn show_plan(
+    out: &mut impl Write,
+    format: Format,
+    inventory: &Inventory,
+    plan: &Plan,
+    show: &render::Show,
+) -> std::io::Result<()> {
+    match format {
+        Format::Human => render::human(out, &inventory.engine, plan, show)?,
+        Format::Json => render::json(out, &inventory.engine, plan, show)?,
+    }
+    out.flush()
+}
+
+/// The plan the settings ask for: everything allowed, or with --target-free or
+/// --max-usage only as much as the data root's filesystem needs.
+pub(crate) fn make_plan(inventory: &Inventory, settings: &Settings) -> Result<Plan> {
+    let Some(target) = settings.rules.target else {
+        return Ok(plan::plan(inventory, &settings.rules, settings.now));
+    };
+    let space = local_data_root(&settings.host, inventory)
+        .as_deref()
+        .and_then(disk::fs::filesystem_space);
+    let Some((total, available)) = space else {
+        return Err(UsageError(format!(
+            "{} needs the data root's filesystem, which is not readable from here (a local engine only)",
+            target.describe()
+        ))
+        .into());
+    };
+    let needed = target.needed(total, available);
+    Ok(plan::plan_to_target(
+        inventory,
+        &settings.rules,
+        settings.now,
+        needed,
+    ))
+}
+
+/// The data root, when the engine is local and the directory can be read here.
+pub(crate) fn local_data_root(host: &Host, inventory: &Inventory) -> Option<PathBuf> {
+    let root = PathBuf::from(&inventory.engine.data_root);
+    (matches!(host, Host::Unix(_)) && root.is_dir()).then_some(root)
+}
