@@ -205,7 +205,7 @@ mod tests {
         // The boxed writer cannot be read back; the line text is what matters.
         assert_eq!(
             line_for(&result(Outcome::Skipped("it is running now".into()))).as_deref(),
-            Some("skipped container web-1: it is running now")
+            Some("skipped container c0ffee (web-1): it is running now")
         );
         assert_eq!(line_for(&result(Outcome::NotStarted)), None);
     }
