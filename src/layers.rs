@@ -74,14 +74,6 @@ pub fn resolve<'a>(inventory: &'a Inventory, reference: &str) -> Result<&'a Imag
     Err(UsageError(format!("no such image: {reference:?}")))
 }
 
-fn label(image: &Image) -> String {
-    image
-        .tags
-        .first()
-        .cloned()
-        .unwrap_or_else(|| short_id(&image.id).to_string())
-}
-
 /// The layers of `image` with what shares them; `sizes` are measured bytes by
 /// chain ID, when the data root was readable.
 pub fn describe(
@@ -98,7 +90,7 @@ pub fn describe(
             .iter()
             .filter(|other| other.listed && other.id != image.id)
             .filter(|other| other.layers.iter().any(|l| l.chain_id == layer.chain_id))
-            .map(label)
+            .map(Image::label)
             .collect();
         let containers = inventory
             .containers

@@ -153,6 +153,14 @@ impl Image {
         prefix && (self.layers.len() > parent.layers.len() || self.created > parent.created)
     }
 
+    /// By its first tag, else its short ID: how messages name an image.
+    pub fn label(&self) -> String {
+        self.tags
+            .first()
+            .cloned()
+            .unwrap_or_else(|| short_id(&self.id).to_string())
+    }
+
     pub fn display_name(&self) -> String {
         match self.tags.iter().find(|tag| *tag != "<none>:<none>") {
             Some(tag) => tag.clone(),

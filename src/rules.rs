@@ -75,8 +75,6 @@ pub struct Rules {
     pub build_cache: Option<CacheScope>,
     /// `--target-free` / `--max-usage`: plan only until this is met.
     pub target: Option<Target>,
-    /// Set by the target mode: only these candidate IDs may be planned.
-    pub only: Option<std::collections::HashSet<String>>,
 }
 
 /// How much space the plan needs to make on the data root's filesystem.

@@ -6,14 +6,19 @@
 //! when nothing that remains after the plan (an image, or a container through its
 //! image) uses it, and a layer freed by several planned images counts once.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+mod candidates;
+mod images;
+mod target;
+
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::Inventory;
-use crate::model::Measured;
-use crate::model::{ContainerState, Image, short_id};
-use crate::rules::{CacheScope, Rules, VolumeScope};
+use crate::model::{Measured, short_id};
+use crate::rules::Rules;
+
+pub use target::plan_to_target;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -288,386 +293,78 @@ pub fn images_used_by_remaining<'a>(
         .collect()
 }
 
+/// What every stage of planning reads.
+pub(crate) struct Context<'a> {
+    pub inventory: &'a Inventory,
+    pub rules: &'a Rules,
+    /// Unix seconds: `--stopped-for` counts back from here.
+    pub now: i64,
+    pub allowed: Option<&'a Allowed>,
+}
+
+impl Context<'_> {
+    /// Why an item is left out by the allow-list, if one is given and the item
+    /// is not on it.
+    fn left_out(&self, id: &str) -> Option<String> {
+        let allowed = self.allowed?;
+        (!allowed.ids.contains(id)).then(|| allowed.why.clone())
+    }
+}
+
+/// An allow-list: only these IDs may be planned (a target's shortest prefix, a
+/// saved plan's items); every other candidate is kept, with `why`.
+#[derive(Debug, Clone, Default)]
+pub struct Allowed {
+    pub ids: HashSet<String>,
+    pub why: String,
+}
+
 /// Builds the plan for the default scope, narrowed and protected by `rules`;
 /// `now` (Unix seconds) measures `--stopped-for`.
 pub fn plan(inventory: &Inventory, rules: &Rules, now: i64) -> Plan {
+    plan_within(inventory, rules, now, None)
+}
+
+/// The plan `rules` make, with only the candidates on `allowed` (when given).
+pub fn plan_within(
+    inventory: &Inventory,
+    rules: &Rules,
+    now: i64,
+    allowed: Option<&Allowed>,
+) -> Plan {
+    let cx = Context {
+        inventory,
+        rules,
+        now,
+        allowed,
+    };
     let mut items = Vec::new();
     let mut kept = Vec::new();
-
-    // Stopped containers go; anything running, paused, restarting, being removed,
-    // or in a state we do not know stays.
-    let mut removed_containers: HashSet<&str> = HashSet::new();
-    for container in &inventory.containers {
-        let reason = match container.state {
-            ContainerState::Exited => Reason::Exited,
-            ContainerState::Created => Reason::NeverStarted,
-            ContainerState::Dead => Reason::Dead,
-            _ => continue,
-        };
-        let stopped_since = container.finished_at.unwrap_or(container.created);
-        let rule = beyond_target(rules, &container.id)
-            .or_else(|| rules.kept_by(&container.names, &container.labels))
-            .or_else(|| rules.filtered_out_by(container.created, &container.labels))
-            .or_else(|| {
-                let grace = i64::try_from(rules.stopped_for?.as_secs()).ok()?;
-                (now - stopped_since < grace)
-                    .then(|| "--stopped-for (stopped more recently)".to_string())
-            });
-        if let Some(rule) = rule {
-            kept.push(Kept {
-                kind: Kind::Container,
-                id: container.id.clone(),
-                name: container.display_name(),
-                rule,
-            });
-            continue;
-        }
-        removed_containers.insert(&container.id);
-        items.push(Item {
-            created: container.created,
-            finished_at: container.finished_at,
-            predicted_bytes: container.size_rw,
-            ..Item::new(
-                Kind::Container,
-                container.id.clone(),
-                container.display_name(),
-                reason,
-            )
-        });
-    }
-
-    // Images used by a container that stays are never planned.
-    let images_in_use = images_used_by_remaining(inventory, &removed_containers);
-
-    // Image candidates: dangling ones, and with --all every tagged one too, that
-    // no remaining container uses.
-    let newest = rules
-        .keep_last
-        .map(|count| newest_per_repository(inventory, count))
-        .unwrap_or_default();
-    let mut candidates: Vec<&Image> = Vec::new();
-    for image in inventory.images.iter().filter(|image| {
-        image.listed
-            && (image.is_dangling() || rules.all_images)
-            && !images_in_use.contains(image.id.as_str())
-    }) {
-        let references: Vec<String> = image.tags.iter().chain(&image.digests).cloned().collect();
-        let rule = beyond_target(rules, &image.id)
-            .or_else(|| rules.kept_by(&references, &image.labels))
-            .or_else(|| rules.filtered_out_by(image.created, &image.labels))
-            .or_else(|| newest.get(image.id.as_str()).cloned());
-        match rule {
-            Some(rule) => kept.push(Kept {
-                kind: Kind::Image,
-                id: image.id.clone(),
-                name: image.display_name(),
-                rule,
-            }),
-            None => candidates.push(image),
-        }
-    }
-    // An image that a remaining image is built on cannot go (the engine refuses,
-    // and its layers stay anyway); that may keep its own parents in turn.
-    loop {
-        let going: HashSet<&str> = candidates.iter().map(|image| image.id.as_str()).collect();
-        let blocked: Vec<usize> = candidates
-            .iter()
-            .enumerate()
-            .filter(|(_, parent)| {
-                inventory.images.iter().any(|child| {
-                    child.id != parent.id
-                        && !going.contains(child.id.as_str())
-                        && child.is_built_on(parent)
-                })
-            })
-            .map(|(index, _)| index)
-            .collect();
-        if blocked.is_empty() {
-            break;
-        }
-        for index in blocked.into_iter().rev() {
-            let image = candidates.remove(index);
-            kept.push(Kept {
-                kind: Kind::Image,
-                id: image.id.clone(),
-                name: image.display_name(),
-                rule: "an image that stays is built on it".into(),
-            });
-        }
-    }
-    let planned_images = candidates;
-    let planned_ids: HashSet<&str> = planned_images
-        .iter()
-        .map(|image| image.id.as_str())
-        .collect();
-
-    // What remains holds layers: every image not planned, listed or not (a hidden
-    // image is there because a container uses it). The holder named for a layer is
-    // a tagged image using it, else any image, else a container on it; among
-    // those, the one with the shortest chain: the image that brought the layer.
-    let mut holders: HashMap<&str, String> = HashMap::new();
-    let mut remaining: Vec<&Image> = inventory
-        .images
-        .iter()
-        .filter(|image| !planned_ids.contains(image.id.as_str()))
-        .collect();
-    remaining.sort_by(|a, b| {
-        (a.layers.len(), a.created, &a.id).cmp(&(b.layers.len(), b.created, &b.id))
-    });
-    for pass in [true, false] {
-        for image in remaining.iter().filter(|image| image.is_dangling() != pass) {
-            let holder = if image.listed {
-                format!("image {}", image_label(image))
-            } else {
-                let user = inventory
-                    .containers
-                    .iter()
-                    .find(|container| container.image_id == image.id)
-                    .map(|container| container.display_name())
-                    .unwrap_or_else(|| short_id(&image.id).to_string());
-                format!("container {user}")
-            };
-            for layer in &image.layers {
-                holders
-                    .entry(layer.chain_id.as_str())
-                    .or_insert_with(|| holder.clone());
-            }
-        }
-    }
-
-    // BuildKit's cache keeps the layers it built after their image goes (the
-    // records show as shared, then unshared). Which record holds which layer is not
-    // in the API, so while any build step cache remains, a BuildKit-made layer
-    // that nothing else holds is counted as kept by the cache: never freed bytes
-    // that would not be.
+    let removed_containers = candidates::containers(&cx, &mut items, &mut kept);
+    let mut cache_kept = Vec::new();
     let cache_items = match rules.build_cache {
-        Some(scope) => plan_build_cache(inventory, rules, scope, &mut kept),
+        Some(scope) => candidates::build_cache(&cx, scope, &mut cache_kept),
         None => Vec::new(),
     };
-    let cache_going: HashSet<&str> = cache_items.iter().map(|item| item.id.as_str()).collect();
-    let cache_holds_layers = inventory
-        .build_cache
-        .iter()
-        .any(|record| record.kind == "regular" && !cache_going.contains(record.id.as_str()));
-
-    let mut counted: HashSet<&str> = HashSet::new();
-    for image in planned_images {
-        let mut frees = Vec::new();
-        let mut keeps = Vec::new();
-        let mut bytes = 0;
-        for layer in &image.layers {
-            if let Some(holder) = holders.get(layer.chain_id.as_str()) {
-                keeps.push(KeptLayer {
-                    chain_id: layer.chain_id.clone(),
-                    bytes: layer.size,
-                    held_by: holder.clone(),
-                });
-                continue;
-            }
-            if layer.buildkit && cache_holds_layers {
-                keeps.push(KeptLayer {
-                    chain_id: layer.chain_id.clone(),
-                    bytes: layer.size,
-                    held_by: BUILD_CACHE_HOLDER.to_string(),
-                });
-                continue;
-            }
-            if counted.insert(layer.chain_id.as_str()) {
-                bytes += layer.size;
-                frees.push(FreedLayer {
-                    chain_id: layer.chain_id.clone(),
-                    bytes: layer.size,
-                });
-            }
-        }
-        if image.layers.is_empty() {
-            // No layer chain (the image vanished mid-inventory): the engine's own
-            // figure is the best estimate we have.
-            bytes = image.size;
-        }
-        items.push(Item {
-            tags: image.tags.clone(),
-            created: image.created,
-            predicted_bytes: bytes,
-            frees_layers: frees,
-            keeps_layers: keeps,
-            ..Item::new(
-                Kind::Image,
-                image.id.clone(),
-                image.display_name(),
-                if image.is_dangling() {
-                    Reason::Dangling
-                } else {
-                    Reason::Unused
-                },
-            )
-        });
-    }
-
+    images::images(
+        &cx,
+        &removed_containers,
+        &cache_items,
+        &mut items,
+        &mut kept,
+    );
+    kept.extend(cache_kept);
     if let Some(scope) = rules.volumes {
-        plan_volumes(
-            inventory,
-            rules,
-            scope,
-            &removed_containers,
-            &mut items,
-            &mut kept,
-        );
+        candidates::volumes(&cx, scope, &removed_containers, &mut items, &mut kept);
     }
     if rules.networks {
-        plan_networks(inventory, rules, &removed_containers, &mut items, &mut kept);
+        candidates::networks(&cx, &removed_containers, &mut items, &mut kept);
     }
     items.extend(cache_items);
 
     let mut plan = summarize(items, inventory);
     plan.kept = kept;
     plan
-}
-
-/// Build cache records not in use: unshared ones, or all. A record shared with
-/// an image frees nothing while that image stays; its bytes count with the
-/// image's layers when the image goes too.
-fn plan_build_cache(
-    inventory: &Inventory,
-    rules: &Rules,
-    scope: CacheScope,
-    kept: &mut Vec<Kept>,
-) -> Vec<Item> {
-    let mut items = Vec::new();
-    let no_labels = BTreeMap::new();
-    for record in &inventory.build_cache {
-        if record.in_use || (record.shared && scope == CacheScope::Unshared) {
-            continue;
-        }
-        let names = [record.id.clone(), record.description.clone()];
-        let rule = beyond_target(rules, &record.id)
-            .or_else(|| rules.kept_by(&names, &no_labels))
-            .or_else(|| rules.filtered_out_by(record.created.unwrap_or(i64::MIN), &no_labels));
-        let name = if record.description.is_empty() {
-            record.kind.clone()
-        } else {
-            record.description.clone()
-        };
-        if let Some(rule) = rule {
-            kept.push(Kept {
-                kind: Kind::BuildCache,
-                id: record.id.clone(),
-                name,
-                rule,
-            });
-            continue;
-        }
-        items.push(Item {
-            created: record.created.unwrap_or(0),
-            predicted_bytes: if record.shared { 0 } else { record.size },
-            ..Item::new(
-                Kind::BuildCache,
-                record.id.clone(),
-                name,
-                Reason::UnusedBuildCache,
-            )
-        });
-    }
-    items
-}
-
-/// User-defined networks that no remaining container is attached to.
-fn plan_networks(
-    inventory: &Inventory,
-    rules: &Rules,
-    removed_containers: &HashSet<&str>,
-    items: &mut Vec<Item>,
-    kept: &mut Vec<Kept>,
-) {
-    let attached: HashSet<&str> = inventory
-        .containers
-        .iter()
-        .filter(|container| !removed_containers.contains(container.id.as_str()))
-        .flat_map(|container| container.networks.iter().map(String::as_str))
-        .collect();
-    for network in &inventory.networks {
-        if network.is_predefined()
-            || attached.contains(network.name.as_str())
-            || attached.contains(network.id.as_str())
-        {
-            continue;
-        }
-        let created = network.created.unwrap_or(i64::MIN);
-        let rule = beyond_target(rules, &network.id)
-            .or_else(|| rules.kept_by(std::slice::from_ref(&network.name), &network.labels))
-            .or_else(|| rules.filtered_out_by(created, &network.labels));
-        if let Some(rule) = rule {
-            kept.push(Kept {
-                kind: Kind::Network,
-                id: network.id.clone(),
-                name: network.name.clone(),
-                rule,
-            });
-            continue;
-        }
-        items.push(Item {
-            created: network.created.unwrap_or(0),
-            ..Item::new(
-                Kind::Network,
-                network.id.clone(),
-                network.name.clone(),
-                Reason::UnusedNetwork,
-            )
-        });
-    }
-}
-
-/// Volumes that no remaining container mounts: anonymous ones, or all.
-fn plan_volumes(
-    inventory: &Inventory,
-    rules: &Rules,
-    scope: VolumeScope,
-    removed_containers: &HashSet<&str>,
-    items: &mut Vec<Item>,
-    kept: &mut Vec<Kept>,
-) {
-    let mounted: HashSet<&str> = inventory
-        .containers
-        .iter()
-        .filter(|container| !removed_containers.contains(container.id.as_str()))
-        .flat_map(|container| container.mounts.iter())
-        .filter_map(|mount| mount.name.as_deref())
-        .collect();
-    for volume in &inventory.volumes {
-        if mounted.contains(volume.name.as_str()) {
-            continue;
-        }
-        let anonymous = volume.is_anonymous();
-        if !anonymous && scope != VolumeScope::All {
-            continue;
-        }
-        // Volumes carry no creation time here, so `until` leaves them be.
-        let rule = beyond_target(rules, &volume.name)
-            .or_else(|| rules.kept_by(std::slice::from_ref(&volume.name), &volume.labels))
-            .or_else(|| rules.filtered_out_by(i64::MIN, &volume.labels));
-        if let Some(rule) = rule {
-            kept.push(Kept {
-                kind: Kind::Volume,
-                id: volume.name.clone(),
-                name: volume.name.clone(),
-                rule,
-            });
-            continue;
-        }
-        items.push(Item {
-            predicted_bytes: volume.size.unwrap_or(0),
-            ..Item::new(
-                Kind::Volume,
-                volume.name.clone(),
-                volume.name.clone(),
-                if anonymous {
-                    Reason::AnonymousVolume
-                } else {
-                    Reason::NamedVolume
-                },
-            )
-        });
-    }
 }
 
 /// A plan of `items`, with per-kind and total figures against the inventory's usage.
@@ -705,117 +402,8 @@ pub fn summarize(items: Vec<Item>, inventory: &Inventory) -> Plan {
     }
 }
 
-/// For `--keep-last N`: the N newest images of each repository, with the rule.
-fn newest_per_repository(inventory: &Inventory, count: usize) -> HashMap<&str, String> {
-    let mut by_repository: HashMap<&str, Vec<&Image>> = HashMap::new();
-    for image in inventory.images.iter().filter(|image| image.listed) {
-        for tag in &image.tags {
-            by_repository
-                .entry(repository_of(tag))
-                .or_default()
-                .push(image);
-        }
-    }
-    let mut newest = HashMap::new();
-    for (repository, mut images) in by_repository {
-        images.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
-        images.dedup_by(|a, b| a.id == b.id);
-        for image in images.into_iter().take(count) {
-            newest
-                .entry(image.id.as_str())
-                .or_insert_with(|| format!("--keep-last {count} ({repository})"));
-        }
-    }
-    newest
-}
-
-/// `registry:5000/team/app:1.2` → `registry:5000/team/app`.
-fn repository_of(reference: &str) -> &str {
-    match reference.rsplit_once(':') {
-        Some((repository, tag)) if !tag.contains('/') => repository,
-        _ => reference,
-    }
-}
-
 /// What holds a layer that only BuildKit's cache keeps.
 pub const BUILD_CACHE_HOLDER: &str = "build cache";
-
-/// The target rule's note for a candidate it left out, if it did.
-fn beyond_target(rules: &Rules, id: &str) -> Option<String> {
-    let only = rules.only.as_ref()?;
-    if only.contains(id) {
-        return None;
-    }
-    let target = rules
-        .target
-        .map_or_else(|| "target".to_string(), |t| t.describe());
-    Some(format!("{target}: met before it"))
-}
-
-/// Plans only as much as `needed` bytes take: candidates in the documented
-/// order (stopped containers oldest finished first, dangling images, build
-/// cache, unused images oldest first, volumes, networks), the shortest prefix
-/// whose plan predicts at least `needed`. Everything allowed when that is not
-/// enough.
-pub fn plan_to_target(inventory: &Inventory, rules: &Rules, now: i64, needed: u64) -> Plan {
-    let rule = rules.target.map_or_else(String::new, |t| t.describe());
-    let mut open = rules.clone();
-    open.only = None;
-    let full = plan(inventory, &open, now);
-    let mut order: Vec<&Item> = full.items.iter().collect();
-    let rank = |item: &Item| -> (u8, i64) {
-        match (item.kind, item.reason) {
-            (Kind::Container, _) => (0, item.finished_at.unwrap_or(item.created)),
-            (Kind::Image, Reason::Dangling) => (1, item.created),
-            (Kind::BuildCache, _) => (2, item.created),
-            (Kind::Image, _) => (3, item.created),
-            (Kind::Volume, _) => (4, item.created),
-            _ => (5, item.created),
-        }
-    };
-    order.sort_by_key(|item| rank(item));
-    let candidates = order.len();
-    let note = |taken: usize, met: bool| TargetNote {
-        rule: rule.clone(),
-        needed_bytes: needed,
-        taken,
-        candidates,
-        met,
-    };
-    if full.total.predicted_bytes < needed || candidates == 0 {
-        let met = full.total.predicted_bytes >= needed;
-        let mut full = full;
-        full.target = Some(note(candidates, met));
-        return full;
-    }
-    let prefix = |count: usize| {
-        let mut limited = rules.clone();
-        limited.only = Some(order[..count].iter().map(|item| item.id.clone()).collect());
-        plan(inventory, &limited, now)
-    };
-    // Adding candidates never lowers the prediction: search the shortest prefix.
-    let (mut low, mut high) = (0, candidates);
-    while low < high {
-        let middle = (low + high) / 2;
-        if prefix(middle).total.predicted_bytes >= needed {
-            high = middle;
-        } else {
-            low = middle + 1;
-        }
-    }
-    let mut chosen = prefix(high);
-    chosen.target = Some(note(high, true));
-    chosen
-}
-
-/// An image by its first tag, else its short ID.
-fn image_label(image: &Image) -> String {
-    image
-        .tags
-        .first()
-        .cloned()
-        .unwrap_or_else(|| short_id(&image.id).to_string())
-}
 
 /// Bytes each kind takes now, from the engine's figures.
 fn current_usage(inventory: &Inventory) -> HashMap<Kind, u64> {
@@ -878,7 +466,8 @@ mod tests {
 
     use super::*;
     use crate::inventory::chain_ids;
-    use crate::model::{Container, EngineInfo, Layer};
+    use crate::model::{Container, ContainerState, EngineInfo, Image, Layer};
+    use crate::rules::{CacheScope, VolumeScope};
 
     fn layer_chain(diffs: &[u8], sizes: &[u64]) -> Vec<Layer> {
         let diff_ids: Vec<String> = diffs

@@ -1,0 +1,206 @@
+//! Candidates of every kind but images: stopped containers, unused volumes,
+//! networks and build cache records, each kept back with the first rule that
+//! protects it.
+
+use std::collections::{BTreeMap, HashSet};
+
+use super::{Context, Item, Kept, Kind, Reason};
+use crate::model::ContainerState;
+use crate::rules::{CacheScope, VolumeScope};
+
+/// Stopped containers go; anything running, paused, restarting, being removed,
+/// or in a state we do not know stays. Returns the IDs of those that go.
+pub(super) fn containers<'a>(
+    cx: &Context<'a>,
+    items: &mut Vec<Item>,
+    kept: &mut Vec<Kept>,
+) -> HashSet<&'a str> {
+    let (inventory, rules, now) = (cx.inventory, cx.rules, cx.now);
+    let mut removed_containers: HashSet<&str> = HashSet::new();
+    for container in &inventory.containers {
+        let reason = match container.state {
+            ContainerState::Exited => Reason::Exited,
+            ContainerState::Created => Reason::NeverStarted,
+            ContainerState::Dead => Reason::Dead,
+            _ => continue,
+        };
+        let stopped_since = container.finished_at.unwrap_or(container.created);
+        let rule = cx
+            .left_out(&container.id)
+            .or_else(|| rules.kept_by(&container.names, &container.labels))
+            .or_else(|| rules.filtered_out_by(container.created, &container.labels))
+            .or_else(|| {
+                let grace = i64::try_from(rules.stopped_for?.as_secs()).ok()?;
+                (now - stopped_since < grace)
+                    .then(|| "--stopped-for (stopped more recently)".to_string())
+            });
+        if let Some(rule) = rule {
+            kept.push(Kept {
+                kind: Kind::Container,
+                id: container.id.clone(),
+                name: container.display_name(),
+                rule,
+            });
+            continue;
+        }
+        removed_containers.insert(&container.id);
+        items.push(Item {
+            created: container.created,
+            finished_at: container.finished_at,
+            predicted_bytes: container.size_rw,
+            ..Item::new(
+                Kind::Container,
+                container.id.clone(),
+                container.display_name(),
+                reason,
+            )
+        });
+    }
+
+    removed_containers
+}
+
+/// Build cache records not in use: unshared ones, or all. A record shared with
+/// an image frees nothing while that image stays; its bytes count with the
+/// image's layers when the image goes too.
+pub(super) fn build_cache(cx: &Context, scope: CacheScope, kept: &mut Vec<Kept>) -> Vec<Item> {
+    let (inventory, rules) = (cx.inventory, cx.rules);
+    let mut items = Vec::new();
+    let no_labels = BTreeMap::new();
+    for record in &inventory.build_cache {
+        if record.in_use || (record.shared && scope == CacheScope::Unshared) {
+            continue;
+        }
+        let names = [record.id.clone(), record.description.clone()];
+        let rule = cx
+            .left_out(&record.id)
+            .or_else(|| rules.kept_by(&names, &no_labels))
+            .or_else(|| rules.filtered_out_by(record.created.unwrap_or(i64::MIN), &no_labels));
+        let name = if record.description.is_empty() {
+            record.kind.clone()
+        } else {
+            record.description.clone()
+        };
+        if let Some(rule) = rule {
+            kept.push(Kept {
+                kind: Kind::BuildCache,
+                id: record.id.clone(),
+                name,
+                rule,
+            });
+            continue;
+        }
+        items.push(Item {
+            created: record.created.unwrap_or(0),
+            predicted_bytes: if record.shared { 0 } else { record.size },
+            ..Item::new(
+                Kind::BuildCache,
+                record.id.clone(),
+                name,
+                Reason::UnusedBuildCache,
+            )
+        });
+    }
+    items
+}
+
+/// User-defined networks that no remaining container is attached to.
+pub(super) fn networks(
+    cx: &Context,
+    removed_containers: &HashSet<&str>,
+    items: &mut Vec<Item>,
+    kept: &mut Vec<Kept>,
+) {
+    let (inventory, rules) = (cx.inventory, cx.rules);
+    let attached: HashSet<&str> = inventory
+        .containers
+        .iter()
+        .filter(|container| !removed_containers.contains(container.id.as_str()))
+        .flat_map(|container| container.networks.iter().map(String::as_str))
+        .collect();
+    for network in &inventory.networks {
+        if network.is_predefined()
+            || attached.contains(network.name.as_str())
+            || attached.contains(network.id.as_str())
+        {
+            continue;
+        }
+        let created = network.created.unwrap_or(i64::MIN);
+        let rule = cx
+            .left_out(&network.id)
+            .or_else(|| rules.kept_by(std::slice::from_ref(&network.name), &network.labels))
+            .or_else(|| rules.filtered_out_by(created, &network.labels));
+        if let Some(rule) = rule {
+            kept.push(Kept {
+                kind: Kind::Network,
+                id: network.id.clone(),
+                name: network.name.clone(),
+                rule,
+            });
+            continue;
+        }
+        items.push(Item {
+            created: network.created.unwrap_or(0),
+            ..Item::new(
+                Kind::Network,
+                network.id.clone(),
+                network.name.clone(),
+                Reason::UnusedNetwork,
+            )
+        });
+    }
+}
+
+/// Volumes that no remaining container mounts: anonymous ones, or all.
+pub(super) fn volumes(
+    cx: &Context,
+    scope: VolumeScope,
+    removed_containers: &HashSet<&str>,
+    items: &mut Vec<Item>,
+    kept: &mut Vec<Kept>,
+) {
+    let (inventory, rules) = (cx.inventory, cx.rules);
+    let mounted: HashSet<&str> = inventory
+        .containers
+        .iter()
+        .filter(|container| !removed_containers.contains(container.id.as_str()))
+        .flat_map(|container| container.mounts.iter())
+        .filter_map(|mount| mount.name.as_deref())
+        .collect();
+    for volume in &inventory.volumes {
+        if mounted.contains(volume.name.as_str()) {
+            continue;
+        }
+        let anonymous = volume.is_anonymous();
+        if !anonymous && scope != VolumeScope::All {
+            continue;
+        }
+        // Volumes carry no creation time here, so `until` leaves them be.
+        let rule = cx
+            .left_out(&volume.name)
+            .or_else(|| rules.kept_by(std::slice::from_ref(&volume.name), &volume.labels))
+            .or_else(|| rules.filtered_out_by(i64::MIN, &volume.labels));
+        if let Some(rule) = rule {
+            kept.push(Kept {
+                kind: Kind::Volume,
+                id: volume.name.clone(),
+                name: volume.name.clone(),
+                rule,
+            });
+            continue;
+        }
+        items.push(Item {
+            predicted_bytes: volume.size.unwrap_or(0),
+            ..Item::new(
+                Kind::Volume,
+                volume.name.clone(),
+                volume.name.clone(),
+                if anonymous {
+                    Reason::AnonymousVolume
+                } else {
+                    Reason::NamedVolume
+                },
+            )
+        });
+    }
+}
