@@ -1,0 +1,161 @@
+//! `docker-reclaim df`: usage per kind, for people or as JSON.
+
+use std::io::{self, Write};
+
+use super::{SCHEMA_VERSION, age, bytes, maybe_bytes, truncate, unix_to_rfc3339};
+use crate::model::{EngineInfo, short_id};
+use crate::usage::Usage;
+
+/// `docker-reclaim df` for people.
+pub fn df_human(
+    out: &mut impl Write,
+    engine: &EngineInfo,
+    usage: &Usage,
+    free_space: Option<u64>,
+    verbose: bool,
+    now: i64,
+) -> io::Result<()> {
+    writeln!(
+        out,
+        "Docker {} (API {}) at {}",
+        engine.version, engine.api_version, engine.host
+    )?;
+    let backing = if engine.backing_filesystem.is_empty() {
+        String::new()
+    } else {
+        format!(" on {}", engine.backing_filesystem)
+    };
+    writeln!(
+        out,
+        "data root {}, storage driver {}{backing}, {}",
+        engine.data_root,
+        engine.storage_driver,
+        free_space.map_or_else(
+            || "free space not readable from here".to_string(),
+            |free| format!("{} free", bytes(free))
+        )
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:<18}  {:>5}  {:>10}  {:>10}  {:>11}",
+        "", "COUNT", "SIZE", "IN USE", "RECLAIMABLE"
+    )?;
+    for row in &usage.rows {
+        let reclaimable = match row.reclaimable_bytes {
+            Some(value) => bytes(value),
+            None if row.kind == "Orphaned overlay2" => "not by the engine".to_string(),
+            None => "-".to_string(),
+        };
+        let size = match row.size_bytes {
+            Some(size) if !row.measured && row.kind != "Volumes" && row.kind != "Build cache" => {
+                format!("~{}", bytes(size))
+            }
+            other => maybe_bytes(other),
+        };
+        writeln!(
+            out,
+            "{:<18}  {:>5}  {:>10}  {:>10}  {:>11}",
+            row.kind,
+            row.count,
+            size,
+            maybe_bytes(row.in_use_bytes),
+            reclaimable
+        )?;
+    }
+    if let Some(root) = usage.data_root {
+        writeln!(
+            out,
+            "{:<18}  {:>5}  {:>10}  {:>10}  {:>11}",
+            "Data root",
+            "",
+            bytes(root.bytes.allocated),
+            "",
+            bytes(usage.reclaimable_bytes)
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{} layers are shared between images ({}).",
+        usage.shared_layers,
+        bytes(usage.shared_layer_bytes)
+    )?;
+    if usage.data_root.is_some() {
+        writeln!(
+            out,
+            "Containers, logs, images, layers and orphans are measured on disk (allocated blocks); volumes and build cache are the engine's figures."
+        )?;
+    } else {
+        writeln!(
+            out,
+            "The data root is not readable from here: sizes are the engine's estimates (~); logs and orphaned directories are unknown."
+        )?;
+    }
+    writeln!(
+        out,
+        "RECLAIMABLE is what `docker-reclaim --dry-run` plans to free: stopped containers and dangling images."
+    )?;
+    if verbose {
+        let mut kind = "";
+        for item in &usage.items {
+            if item.kind != kind {
+                kind = item.kind;
+                writeln!(out)?;
+                writeln!(
+                    out,
+                    "{:<12}  {:<40}  {:>10}  IN USE",
+                    kind.to_uppercase(),
+                    "NAME",
+                    "SIZE"
+                )?;
+            }
+            writeln!(
+                out,
+                "{:<12}  {:<40}  {:>10}  {}",
+                short_id(&item.id),
+                truncate(&item.name),
+                bytes(item.size_bytes),
+                if item.in_use { "yes" } else { "no" }
+            )?;
+        }
+        if !usage.orphans.is_empty() {
+            writeln!(out)?;
+            writeln!(
+                out,
+                "ORPHANED overlay2 DIRECTORY                                            SIZE      AGE"
+            )?;
+            for orphan in &usage.orphans {
+                writeln!(
+                    out,
+                    "{:<64}  {:>10}  {:>7}",
+                    orphan.name,
+                    bytes(orphan.bytes.allocated),
+                    orphan
+                        .modified
+                        .map_or_else(|| "-".to_string(), |m| age(now - m))
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `docker-reclaim df --format json`.
+pub fn df_json(
+    out: &mut impl Write,
+    engine: &EngineInfo,
+    usage: &Usage,
+    free_space: Option<u64>,
+    now: i64,
+) -> io::Result<()> {
+    let document = serde_json::json!({
+        "schema_version": SCHEMA_VERSION,
+        "generated_at": unix_to_rfc3339(now),
+        "engine": engine,
+        "free_space_bytes": free_space,
+        "usage": usage,
+    });
+    serde_json::to_writer_pretty(&mut *out, &document)?;
+    writeln!(out)
+}

@@ -1,0 +1,63 @@
+//! `docker-reclaim layers`: an image's layers and what shares them.
+
+use std::io::{self, Write};
+
+use super::{SCHEMA_VERSION, bytes, unix_to_rfc3339};
+use crate::layers::ImageReport;
+use crate::model::short_id;
+
+/// `docker-reclaim layers` for people.
+pub fn layers_human(out: &mut impl Write, reports: &[ImageReport]) -> io::Result<()> {
+    for (index, report) in reports.iter().enumerate() {
+        if index > 0 {
+            writeln!(out)?;
+        }
+        writeln!(out, "{} ({})", report.name, report.id)?;
+        writeln!(
+            out,
+            "  {:<12}  {:<12}  {:>10}  {:>10}  {:<24}  CREATED BY",
+            "CHAIN ID", "DIFF ID", "SIZE", "CONTAINERS", "SHARED WITH"
+        )?;
+        for layer in &report.layers {
+            let shared = if layer.shared_with.is_empty() {
+                "-".to_string()
+            } else {
+                layer.shared_with.join(", ")
+            };
+            let created_by: String = layer.created_by.chars().take(60).collect();
+            writeln!(
+                out,
+                "  {:<12}  {:<12}  {:>10}  {:>10}  {:<24}  {}",
+                short_id(&layer.chain_id),
+                short_id(&layer.diff_id),
+                bytes(layer.size_bytes),
+                layer.containers,
+                shared,
+                created_by
+            )?;
+        }
+        writeln!(
+            out,
+            "  unique {} (what removing this image alone frees), shared {}{}",
+            bytes(report.unique_bytes),
+            bytes(report.shared_bytes),
+            if report.measured {
+                "; measured on disk"
+            } else {
+                "; the engine's estimates"
+            }
+        )?;
+    }
+    Ok(())
+}
+
+/// `docker-reclaim layers --format json`.
+pub fn layers_json(out: &mut impl Write, reports: &[ImageReport], now: i64) -> io::Result<()> {
+    let document = serde_json::json!({
+        "schema_version": SCHEMA_VERSION,
+        "generated_at": unix_to_rfc3339(now),
+        "images": reports,
+    });
+    serde_json::to_writer_pretty(&mut *out, &document)?;
+    writeln!(out)
+}

@@ -1,0 +1,223 @@
+//! Pure: plans, reports, `df` and `layers` as text for people or as the
+//! documented JSON, written into any `impl Write`. Times are relative to a
+//! `now` the caller passes in. The helpers here (bytes, ages, names cut to
+//! fit) are shared by every format.
+
+mod df;
+mod layers;
+mod plan;
+mod report;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use humansize::{DECIMAL, format_size};
+
+pub use df::{df_human, df_json};
+pub use layers::{layers_human, layers_json};
+pub use plan::{Show, human, json};
+pub use report::{audit_line, report_human, report_json};
+
+/// The JSON contract's version; bump it on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// How many kept items the plan lists without -v.
+const KEPT_SHOWN: usize = 10;
+
+/// Longest name shown before it is cut with an ellipsis.
+const NAME_WIDTH: usize = 40;
+
+pub fn bytes(n: u64) -> String {
+    format_size(n, DECIMAL)
+}
+
+/// "5m", "3h", "2days": the largest whole unit, as humantime spells it.
+pub fn age(seconds: i64) -> String {
+    const UNITS: [u64; 5] = [7 * 86_400, 86_400, 3_600, 60, 1];
+    let seconds = u64::try_from(seconds).unwrap_or(0);
+    let unit = UNITS
+        .iter()
+        .copied()
+        .find(|unit| seconds >= *unit)
+        .unwrap_or(1);
+    humantime::format_duration(Duration::from_secs(seconds / unit * unit)).to_string()
+}
+
+fn truncate(name: &str) -> String {
+    if name.chars().count() <= NAME_WIDTH {
+        name.to_string()
+    } else {
+        let cut: String = name.chars().take(NAME_WIDTH - 1).collect();
+        format!("{cut}…")
+    }
+}
+
+pub fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+fn unix_to_rfc3339(now: i64) -> String {
+    rfc3339(UNIX_EPOCH + Duration::from_secs(u64::try_from(now).unwrap_or(0)))
+}
+
+/// "+1.2 MB" / "-3 kB": a signed change in bytes.
+fn change(before: u64, after: u64) -> String {
+    if after >= before {
+        format!("+{}", bytes(after - before))
+    } else {
+        format!("-{}", bytes(before - after))
+    }
+}
+
+fn maybe_bytes(value: Option<u64>) -> String {
+    value.map_or_else(|| "-".to_string(), bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::EngineInfo;
+    use crate::plan::{Figures, FreedLayer, Item, Kind, Plan, Reason};
+
+    fn engine() -> EngineInfo {
+        EngineInfo {
+            id: "ENGINE-ID".into(),
+            version: "20.10.24".into(),
+            api_version: "1.41".into(),
+            data_root: "/var/lib/docker".into(),
+            storage_driver: "overlay2".into(),
+            backing_filesystem: String::new(),
+            host: "unix:///var/run/docker.sock".into(),
+        }
+    }
+
+    fn sample() -> Plan {
+        let items = vec![
+            Item {
+                created: 1_000_000 - 7200,
+                finished_at: Some(1_000_000 - 300),
+                predicted_bytes: 1_048_576,
+                ..Item::new(
+                    Kind::Container,
+                    "a2b626f2f7a82d8dac90b34cf5fb1ef12b245500d8c2637c4f61dce7cd3ab721",
+                    "stopped-one",
+                    Reason::Exited,
+                )
+            },
+            Item {
+                created: 1_000_000 - 3 * 86_400,
+                predicted_bytes: 2_577_420,
+                frees_layers: vec![FreedLayer {
+                    chain_id: "sha256:x".into(),
+                    bytes: 2_577_420,
+                }],
+                ..Item::new(
+                    Kind::Image,
+                    "sha256:c55c529a12814a6da91c6846e040d3bf55a586f04e25abffc7b3a64b3804c2bf",
+                    "<none>",
+                    Reason::Dangling,
+                )
+            },
+        ];
+        let by_kind = Kind::ALL
+            .iter()
+            .map(|kind| {
+                let predicted = items
+                    .iter()
+                    .filter(|i| i.kind == *kind)
+                    .map(|i| i.predicted_bytes)
+                    .sum();
+                (
+                    *kind,
+                    Figures {
+                        current_bytes: if *kind == Kind::Image {
+                            7_287_746
+                        } else {
+                            predicted
+                        },
+                        predicted_bytes: predicted,
+                    },
+                )
+            })
+            .collect();
+        Plan {
+            items,
+            by_kind,
+            total: Figures {
+                current_bytes: 8_336_322,
+                predicted_bytes: 3_625_996,
+            },
+            data_root: None,
+            orphaned: None,
+            kept: vec![],
+            target: None,
+        }
+    }
+
+    #[test]
+    fn human_output_reads_well() {
+        let mut out = Vec::new();
+        let show = Show {
+            dry_run: true,
+            verbose: false,
+            now: 1_000_000,
+        };
+        human(&mut out, &engine(), &sample(), &show).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let expected = "\
+Docker 20.10.24 (API 1.41) at unix:///var/run/docker.sock
+data root /var/lib/docker, storage driver overlay2
+
+Containers: 1 to remove, 1.05 MB
+  ID            NAME              AGE        SIZE  REASON
+  a2b626f2f7a8  stopped-one        2h     1.05 MB  stopped: exited 5m ago
+
+Images: 1 to remove, 2.58 MB
+  ID            NAME              AGE        SIZE  REASON
+  c55c529a1281  <none>          3days     2.58 MB  dangling: untagged, no remaining container uses it
+
+                 CURRENT     RECLAIM       AFTER
+Containers       1.05 MB     1.05 MB         0 B
+Images           7.29 MB     2.58 MB     4.71 MB
+Total            8.34 MB     3.63 MB     4.71 MB
+
+Sizes are the engine's own figures (estimates: the data root is not readable from here); image sizes count each shared layer once.
+Dry run: nothing was removed.
+";
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn json_carries_the_contract_fields() {
+        let mut out = Vec::new();
+        let show = Show {
+            dry_run: true,
+            verbose: false,
+            now: 1_000_000,
+        };
+        json(&mut out, &engine(), &sample(), &show).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(value["schema_version"], 1);
+        assert_eq!(value["engine"]["id"], "ENGINE-ID");
+        assert_eq!(value["engine"]["api_version"], "1.41");
+        assert_eq!(value["engine"]["storage_driver"], "overlay2");
+        assert_eq!(value["items"][0]["kind"], "container");
+        assert_eq!(value["items"][1]["kind"], "image");
+        assert_eq!(
+            value["items"][1]["id"],
+            "sha256:c55c529a12814a6da91c6846e040d3bf55a586f04e25abffc7b3a64b3804c2bf"
+        );
+        assert_eq!(value["items"][0]["reason"], "exited");
+        assert_eq!(value["items"][0]["predicted_bytes"], 1_048_576);
+        assert_eq!(value["totals"]["predicted_bytes"], 3_625_996);
+        assert_eq!(value["totals"]["measured"], false);
+        assert_eq!(value["totals"]["by_kind"]["build_cache"]["count"], 0);
+        assert_eq!(value["generated_at"], "1970-01-12T13:46:40Z");
+    }
+
+    #[test]
+    fn long_names_are_cut() {
+        let long = "x".repeat(60);
+        assert_eq!(truncate(&long).chars().count(), NAME_WIDTH);
+        assert!(truncate(&long).ends_with('…'));
+    }
+}

@@ -1,0 +1,379 @@
+//! The plan: grouped by kind with the totals table for people, or the JSON
+//! contract the README documents.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use super::{KEPT_SHOWN, SCHEMA_VERSION, age, bytes, truncate, unix_to_rfc3339};
+use crate::model::{EngineInfo, Measured, short_id};
+use crate::plan::{Figures, FreedLayer, Item, Kept, KeptLayer, Kind, Plan, Reason, TargetNote};
+
+fn reason_text(item: &Item, now: i64) -> String {
+    match (item.reason, item.finished_at) {
+        (Reason::Exited, Some(finished)) => {
+            format!("stopped: exited {} ago", age(now - finished))
+        }
+        _ => item.reason.describe().to_string(),
+    }
+}
+
+/// The plan for people: grouped by kind, then the totals table.
+/// How to show a plan.
+#[derive(Debug, Clone, Copy)]
+pub struct Show {
+    /// Nothing will be removed.
+    pub dry_run: bool,
+    /// List each image's freed and kept layers.
+    pub verbose: bool,
+    /// Unix seconds, for ages.
+    pub now: i64,
+}
+
+pub fn human(
+    out: &mut impl Write,
+    engine: &EngineInfo,
+    plan: &Plan,
+    show: &Show,
+) -> io::Result<()> {
+    let now = show.now;
+    writeln!(
+        out,
+        "Docker {} (API {}) at {}",
+        engine.version, engine.api_version, engine.host
+    )?;
+    writeln!(
+        out,
+        "data root {}, storage driver {}",
+        engine.data_root, engine.storage_driver
+    )?;
+    writeln!(out)?;
+
+    if plan.is_empty() {
+        writeln!(
+            out,
+            "Nothing to reclaim: nothing in the chosen scope can go (by default: stopped containers and dangling images)."
+        )?;
+    }
+
+    let name_width = plan
+        .items
+        .iter()
+        .map(|item| truncate(&item.name).chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    for kind in Kind::ALL {
+        let items: Vec<&Item> = plan.items_of(kind).collect();
+        if items.is_empty() {
+            continue;
+        }
+        let bytes_of_kind: u64 = items.iter().map(|item| item.predicted_bytes).sum();
+        writeln!(
+            out,
+            "{}: {} to remove, {}",
+            kind.heading(),
+            items.len(),
+            bytes(bytes_of_kind)
+        )?;
+        writeln!(
+            out,
+            "  {:<12}  {:<name_width$}  {:>8}  {:>10}  REASON",
+            "ID", "NAME", "AGE", "SIZE"
+        )?;
+        for item in items {
+            writeln!(
+                out,
+                "  {:<12}  {:<name_width$}  {:>8}  {:>10}  {}",
+                short_id(&item.id),
+                truncate(&item.name),
+                age(now - item.created),
+                bytes(item.predicted_bytes),
+                reason_text(item, now)
+            )?;
+            if show.verbose {
+                layer_lines(out, item)?;
+            }
+        }
+        writeln!(out)?;
+    }
+
+    if let Some(target) = &plan.target {
+        if target.needed_bytes == 0 {
+            writeln!(
+                out,
+                "Target {}: already met, nothing needs to go.",
+                target.rule
+            )?;
+        } else if target.met {
+            writeln!(
+                out,
+                "Target {}: {} to free; the plan stops after {} of {} candidates (predicted {}).",
+                target.rule,
+                bytes(target.needed_bytes),
+                target.taken,
+                target.candidates,
+                bytes(plan.total.predicted_bytes)
+            )?;
+        } else {
+            writeln!(
+                out,
+                "Target {}: {} to free, but everything allowed frees only {}: planning all of it.",
+                target.rule,
+                bytes(target.needed_bytes),
+                bytes(plan.total.predicted_bytes)
+            )?;
+        }
+        writeln!(out)?;
+    }
+    if !plan.kept.is_empty() {
+        writeln!(out, "Kept by rules: {}", plan.kept.len())?;
+        let shown = if show.verbose {
+            plan.kept.len()
+        } else {
+            KEPT_SHOWN
+        };
+        for kept in plan.kept.iter().take(shown) {
+            writeln!(
+                out,
+                "  {} {} ({}): {}",
+                kept.kind.word(),
+                short_id(&kept.id),
+                kept.name,
+                kept.rule
+            )?;
+        }
+        if plan.kept.len() > shown {
+            writeln!(
+                out,
+                "  … and {} more (-v lists them all)",
+                plan.kept.len() - shown
+            )?;
+        }
+        writeln!(out)?;
+    }
+
+    writeln!(
+        out,
+        "{:<12}  {:>10}  {:>10}  {:>10}",
+        "", "CURRENT", "RECLAIM", "AFTER"
+    )?;
+    let measured = plan.all_measured();
+    for (kind, figures) in &plan.by_kind {
+        if figures.current_bytes == 0 && plan.items_of(*kind).next().is_none() {
+            continue;
+        }
+        if measured && plan.data_root.is_some() {
+            // Per kind, CURRENT is the engine's estimate and RECLAIM a measurement:
+            // no AFTER from the two.
+            writeln!(
+                out,
+                "{:<12}  {:>10}  {:>10}",
+                kind.heading(),
+                format!("~{}", bytes(figures.current_bytes)),
+                bytes(figures.predicted_bytes)
+            )?;
+        } else {
+            totals_row(out, kind.heading(), figures)?;
+        }
+    }
+    match plan.data_root {
+        Some(root) => totals_row(out, "Data root", &plan.total).and_then(|()| {
+            writeln!(out)?;
+            if measured {
+                writeln!(
+                    out,
+                    "RECLAIM: measured on disk (allocated blocks; shared layers and hard links counted once)."
+                )?;
+                writeln!(out, "CURRENT per kind (~): the engine's estimate.")?;
+            } else {
+                writeln!(
+                    out,
+                    "RECLAIM: the engine's estimate (items could not be measured on disk)."
+                )?;
+            }
+            writeln!(
+                out,
+                "Data root: {}, measured on disk ({} apparent){}.",
+                engine.data_root,
+                bytes(root.bytes.apparent),
+                if root.incomplete {
+                    "; some entries could not be read, so figures are lower bounds"
+                } else {
+                    ""
+                }
+            )
+        })?,
+        None => {
+            totals_row(out, "Total", &plan.total)?;
+            writeln!(out)?;
+            writeln!(
+                out,
+                "Sizes are the engine's own figures (estimates: the data root is not readable from here); image sizes count each shared layer once."
+            )?;
+        }
+    }
+    if let Some((count, orphaned)) = plan.orphaned.filter(|(count, _)| *count > 0) {
+        writeln!(
+            out,
+            "Orphaned overlay2 directories: {count}, {}: not reclaimable by the engine (see `docker-reclaim df -v`).",
+            bytes(orphaned)
+        )?;
+    }
+    if show.dry_run {
+        writeln!(out, "Dry run: nothing was removed.")?;
+    }
+    Ok(())
+}
+
+/// Under an image, with -v: the layers its removal frees and those it leaves.
+fn layer_lines(out: &mut impl Write, item: &Item) -> io::Result<()> {
+    for layer in &item.frees_layers {
+        writeln!(
+            out,
+            "      frees layer {}  {:>10}",
+            short_id(&layer.chain_id),
+            bytes(layer.bytes)
+        )?;
+    }
+    for layer in &item.keeps_layers {
+        writeln!(
+            out,
+            "      keeps layer {}  {:>10}  held by {}",
+            short_id(&layer.chain_id),
+            bytes(layer.bytes),
+            layer.held_by
+        )?;
+    }
+    Ok(())
+}
+
+fn totals_row(out: &mut impl Write, label: &str, figures: &Figures) -> io::Result<()> {
+    writeln!(
+        out,
+        "{:<12}  {:>10}  {:>10}  {:>10}",
+        label,
+        bytes(figures.current_bytes),
+        bytes(figures.predicted_bytes),
+        bytes(figures.after_bytes())
+    )
+}
+
+#[derive(Serialize)]
+struct JsonPlan<'a> {
+    schema_version: u32,
+    generated_at: String,
+    dry_run: bool,
+    engine: &'a EngineInfo,
+    items: Vec<JsonItem<'a>>,
+    /// Candidates a filter or keep rule left alone, with the rule.
+    kept: &'a [Kept],
+    /// With --target-free or --max-usage: where the plan stopped.
+    target: Option<&'a TargetNote>,
+    totals: JsonTotals,
+}
+
+#[derive(Serialize)]
+struct JsonItem<'a> {
+    kind: Kind,
+    id: &'a str,
+    name: &'a str,
+    reason: Reason,
+    reason_text: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tags: Option<&'a [String]>,
+    created: i64,
+    finished_at: Option<i64>,
+    predicted_bytes: u64,
+    predicted_apparent_bytes: Option<u64>,
+    measured: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    frees_layers: Option<&'a [FreedLayer]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keeps_layers: Option<&'a [KeptLayer]>,
+}
+
+#[derive(Serialize)]
+struct JsonFigures {
+    count: usize,
+    /// The engine's figure: never a measurement on disk.
+    current_bytes: u64,
+    current_measured: bool,
+    predicted_bytes: u64,
+    after_bytes: u64,
+}
+
+#[derive(Serialize)]
+struct JsonTotals {
+    /// True when every item's predicted bytes were measured on disk.
+    measured: bool,
+    /// The data root measured on disk, or null when it is not readable here.
+    data_root: Option<Measured>,
+    /// Orphaned overlay2 directories: not reclaimable by the engine.
+    orphaned_overlay2: Option<serde_json::Value>,
+    count: usize,
+    current_bytes: u64,
+    predicted_bytes: u64,
+    after_bytes: u64,
+    by_kind: std::collections::BTreeMap<Kind, JsonFigures>,
+}
+
+/// The plan as one JSON object (the README documents the contract).
+pub fn json(out: &mut impl Write, engine: &EngineInfo, plan: &Plan, show: &Show) -> io::Result<()> {
+    let document = JsonPlan {
+        schema_version: SCHEMA_VERSION,
+        generated_at: unix_to_rfc3339(show.now),
+        dry_run: show.dry_run,
+        engine,
+        items: plan
+            .items
+            .iter()
+            .map(|item| JsonItem {
+                kind: item.kind,
+                id: &item.id,
+                name: &item.name,
+                reason: item.reason,
+                reason_text: item.reason.describe(),
+                tags: (item.kind == Kind::Image).then_some(item.tags.as_slice()),
+                created: item.created,
+                finished_at: item.finished_at,
+                predicted_bytes: item.predicted_bytes,
+                predicted_apparent_bytes: item.predicted_apparent_bytes,
+                measured: item.measured,
+                frees_layers: (item.kind == Kind::Image).then_some(item.frees_layers.as_slice()),
+                keeps_layers: (item.kind == Kind::Image).then_some(item.keeps_layers.as_slice()),
+            })
+            .collect(),
+        kept: &plan.kept,
+        target: plan.target.as_ref(),
+        totals: JsonTotals {
+            measured: plan.all_measured(),
+            data_root: plan.data_root,
+            orphaned_overlay2: plan
+                .orphaned
+                .map(|(count, bytes)| serde_json::json!({"count": count, "bytes": bytes})),
+            count: plan.items.len(),
+            current_bytes: plan.total.current_bytes,
+            predicted_bytes: plan.total.predicted_bytes,
+            after_bytes: plan.total.after_bytes(),
+            by_kind: plan
+                .by_kind
+                .iter()
+                .map(|(kind, figures)| {
+                    (
+                        *kind,
+                        JsonFigures {
+                            count: plan.items_of(*kind).count(),
+                            current_bytes: figures.current_bytes,
+                            current_measured: false,
+                            predicted_bytes: figures.predicted_bytes,
+                            after_bytes: figures.after_bytes(),
+                        },
+                    )
+                })
+                .collect(),
+        },
+    };
+    serde_json::to_writer_pretty(&mut *out, &document)?;
+    writeln!(out)
+}

@@ -1,0 +1,205 @@
+//! What an apply did: the report for people, as JSON, and the audit log line.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use super::{SCHEMA_VERSION, bytes, change, unix_to_rfc3339};
+use crate::model::EngineInfo;
+use crate::plan::{Kind, Reason};
+use crate::report::{BeforeAfter, ItemResult, Report, Tally};
+
+/// What an apply did, for people.
+pub fn report_human(out: &mut impl Write, report: &Report) -> io::Result<()> {
+    writeln!(
+        out,
+        "{:<12}  {:>7}  {:>7}  {:>7}  {:>6}  {:>10}",
+        "", "PLANNED", "REMOVED", "SKIPPED", "FAILED", "PREDICTED"
+    )?;
+    let row = |out: &mut dyn Write, label: &str, tally: &Tally| {
+        writeln!(
+            out,
+            "{:<12}  {:>7}  {:>7}  {:>7}  {:>6}  {:>10}",
+            label,
+            tally.planned,
+            tally.removed,
+            tally.skipped,
+            tally.failed,
+            bytes(tally.predicted_bytes)
+        )
+    };
+    for (kind, tally) in report.tally() {
+        if tally.planned > 0 {
+            row(out, kind.heading(), &tally)?;
+        }
+    }
+    let total = report.total();
+    row(out, "Total", &total)?;
+
+    for (heading, wanted) in [("Skipped", "skipped"), ("Failed", "failed")] {
+        let listed: Vec<&ItemResult> = report
+            .results
+            .iter()
+            .filter(|result| result.outcome.word() == wanted)
+            .collect();
+        if listed.is_empty() {
+            continue;
+        }
+        writeln!(out)?;
+        writeln!(out, "{heading}:")?;
+        for result in listed {
+            writeln!(
+                out,
+                "  {}: {}",
+                result.item.label(),
+                result.outcome.detail().unwrap_or("")
+            )?;
+        }
+    }
+
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Predicted reclaim of what was removed: {}",
+        bytes(total.predicted_bytes)
+    )?;
+    if let Some(disk) = report.data_root {
+        let freed = disk.before.saturating_sub(disk.after);
+        let error = if freed > 0 {
+            format!(
+                " (prediction off by {:+.1}%)",
+                (total.predicted_bytes as f64 - freed as f64) / freed as f64 * 100.0
+            )
+        } else {
+            String::new()
+        };
+        writeln!(
+            out,
+            "Measured on disk (data root, allocated): {} before, {} after: {} freed{error}",
+            bytes(disk.before),
+            bytes(disk.after),
+            bytes(freed)
+        )?;
+    }
+    match report.engine_usage {
+        Some(usage) => writeln!(
+            out,
+            "Engine-reported usage: {} before, {} after ({}); the engine's figures, not measured on disk",
+            bytes(usage.before),
+            bytes(usage.after),
+            change(usage.before, usage.after)
+        )?,
+        None => writeln!(
+            out,
+            "Engine-reported usage after: unknown (the engine did not answer)"
+        )?,
+    }
+    match report.free_space {
+        Some(free) => writeln!(
+            out,
+            "Free space on the data root's filesystem: {} before, {} after ({})",
+            bytes(free.before),
+            bytes(free.after),
+            change(free.before, free.after)
+        )?,
+        None => writeln!(
+            out,
+            "Free space on the data root's filesystem: not readable from here"
+        )?,
+    }
+    if report.interrupted {
+        writeln!(
+            out,
+            "Interrupted: {} items were not started.",
+            total.not_started
+        )?;
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    schema_version: u32,
+    generated_at: String,
+    engine: &'a EngineInfo,
+    interrupted: bool,
+    items: Vec<JsonResult<'a>>,
+    totals: JsonReportTotals,
+}
+
+#[derive(Serialize)]
+struct JsonResult<'a> {
+    kind: Kind,
+    id: &'a str,
+    name: &'a str,
+    reason: Reason,
+    predicted_bytes: u64,
+    outcome: &'static str,
+    detail: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct JsonReportTotals {
+    #[serde(flatten)]
+    all: Tally,
+    by_kind: std::collections::BTreeMap<Kind, Tally>,
+    engine_usage: Option<BeforeAfter>,
+    free_space: Option<BeforeAfter>,
+    /// The data root's allocated bytes measured on disk before and after, or null.
+    data_root: Option<BeforeAfter>,
+    /// True when `data_root` was measured.
+    measured: bool,
+}
+
+/// What an apply did, as one JSON object.
+pub fn report_json(
+    out: &mut impl Write,
+    engine: &EngineInfo,
+    report: &Report,
+    now: i64,
+) -> io::Result<()> {
+    let document = JsonReport {
+        schema_version: SCHEMA_VERSION,
+        generated_at: unix_to_rfc3339(now),
+        engine,
+        interrupted: report.interrupted,
+        items: report
+            .results
+            .iter()
+            .map(|result| JsonResult {
+                kind: result.item.kind,
+                id: &result.item.id,
+                name: &result.item.name,
+                reason: result.item.reason,
+                predicted_bytes: result.item.predicted_bytes,
+                outcome: result.outcome.word(),
+                detail: result.outcome.detail(),
+            })
+            .collect(),
+        totals: JsonReportTotals {
+            all: report.total(),
+            by_kind: report.tally().into_iter().collect(),
+            engine_usage: report.engine_usage,
+            free_space: report.free_space,
+            data_root: report.data_root,
+            measured: report.data_root.is_some(),
+        },
+    };
+    serde_json::to_writer_pretty(&mut *out, &document)?;
+    writeln!(out)
+}
+
+/// One line of the audit log (`--log-file`).
+pub fn audit_line(engine: &EngineInfo, result: &ItemResult, now: i64) -> String {
+    serde_json::json!({
+        "time": unix_to_rfc3339(now),
+        "engine": engine.id,
+        "kind": result.item.kind,
+        "id": result.item.id,
+        "name": result.item.name,
+        "bytes": result.item.predicted_bytes,
+        "outcome": result.outcome.word(),
+        "detail": result.outcome.detail(),
+    })
+    .to_string()
+}
