@@ -24,10 +24,46 @@ pub struct OnDisk {
     pub data_root: Measured,
 }
 
+/// What a line of the table counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Section {
+    Containers,
+    #[serde(rename = "Container logs")]
+    ContainerLogs,
+    Images,
+    Layers,
+    Volumes,
+    #[serde(rename = "Build cache")]
+    BuildCache,
+    #[serde(rename = "Orphaned overlay2")]
+    OrphanedOverlay2,
+}
+
+impl Section {
+    /// The table's first column.
+    pub fn label(self) -> &'static str {
+        match self {
+            Section::Containers => "Containers",
+            Section::ContainerLogs => "Container logs",
+            Section::Images => "Images",
+            Section::Layers => "Layers",
+            Section::Volumes => "Volumes",
+            Section::BuildCache => "Build cache",
+            Section::OrphanedOverlay2 => "Orphaned overlay2",
+        }
+    }
+
+    /// Whether the engine's own figure is what is shown, even on a readable
+    /// data root.
+    pub fn is_engine_figure(self) -> bool {
+        matches!(self, Section::Volumes | Section::BuildCache)
+    }
+}
+
 /// One line of the table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Row {
-    pub kind: &'static str,
+    pub kind: Section,
     pub count: usize,
     /// `None` when it cannot be known from here (logs of a remote engine).
     pub size_bytes: Option<u64>,
@@ -40,7 +76,7 @@ pub struct Row {
 /// One item under `-v`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Listed {
-    pub kind: &'static str,
+    pub kind: Kind,
     pub id: String,
     pub name: String,
     pub size_bytes: u64,
@@ -94,7 +130,7 @@ pub fn usage(inventory: &Inventory, plan: &Plan, on_disk: Option<&OnDisk>) -> Us
             logs_reclaimable += log;
         }
         container_items.push(Listed {
-            kind: "container",
+            kind: Kind::Container,
             id: container.id.clone(),
             name: container.display_name(),
             size_bytes: bytes,
@@ -103,7 +139,7 @@ pub fn usage(inventory: &Inventory, plan: &Plan, on_disk: Option<&OnDisk>) -> Us
     }
     let mut rows = vec![
         Row {
-            kind: "Containers",
+            kind: Section::Containers,
             count: inventory.containers.len(),
             size_bytes: Some(size),
             in_use_bytes: Some(in_use),
@@ -111,7 +147,7 @@ pub fn usage(inventory: &Inventory, plan: &Plan, on_disk: Option<&OnDisk>) -> Us
             measured,
         },
         Row {
-            kind: "Container logs",
+            kind: Section::ContainerLogs,
             count: inventory.containers.len(),
             size_bytes: measured.then_some(logs),
             in_use_bytes: measured.then_some(logs_in_use),
@@ -158,7 +194,7 @@ pub fn usage(inventory: &Inventory, plan: &Plan, on_disk: Option<&OnDisk>) -> Us
         .collect();
     for image in &listed_images {
         items.push(Listed {
-            kind: "image",
+            kind: Kind::Image,
             id: image.id.clone(),
             name: image.display_name(),
             size_bytes: image
@@ -170,7 +206,7 @@ pub fn usage(inventory: &Inventory, plan: &Plan, on_disk: Option<&OnDisk>) -> Us
         });
     }
     rows.push(Row {
-        kind: "Images",
+        kind: Section::Images,
         count: listed_images.len(),
         size_bytes: Some(layers_total),
         in_use_bytes: Some(layers_in_use),
@@ -178,7 +214,7 @@ pub fn usage(inventory: &Inventory, plan: &Plan, on_disk: Option<&OnDisk>) -> Us
         measured,
     });
     rows.push(Row {
-        kind: "Layers",
+        kind: Section::Layers,
         count: sizes.len(),
         size_bytes: Some(layers_total),
         in_use_bytes: Some(layers_in_use),
@@ -191,7 +227,7 @@ pub fn usage(inventory: &Inventory, plan: &Plan, on_disk: Option<&OnDisk>) -> Us
         .iter()
         .filter(|volume| volume.ref_count.unwrap_or(0) > 0);
     rows.push(Row {
-        kind: "Volumes",
+        kind: Section::Volumes,
         count: inventory.volumes.len(),
         size_bytes: Some(inventory.volumes.iter().filter_map(|v| v.size).sum()),
         in_use_bytes: Some(volumes_in_use.filter_map(|v| v.size).sum()),
@@ -200,7 +236,7 @@ pub fn usage(inventory: &Inventory, plan: &Plan, on_disk: Option<&OnDisk>) -> Us
     });
     for volume in &inventory.volumes {
         items.push(Listed {
-            kind: "volume",
+            kind: Kind::Volume,
             id: volume.name.clone(),
             name: volume.name.clone(),
             size_bytes: volume.size.unwrap_or(0),
@@ -208,7 +244,7 @@ pub fn usage(inventory: &Inventory, plan: &Plan, on_disk: Option<&OnDisk>) -> Us
         });
     }
     rows.push(Row {
-        kind: "Build cache",
+        kind: Section::BuildCache,
         count: inventory.build_cache.len(),
         size_bytes: Some(inventory.build_cache.iter().map(|r| r.size).sum()),
         in_use_bytes: Some(
@@ -225,7 +261,7 @@ pub fn usage(inventory: &Inventory, plan: &Plan, on_disk: Option<&OnDisk>) -> Us
     let orphans = on_disk.map(|disk| disk.orphans.clone()).unwrap_or_default();
     if measured {
         rows.push(Row {
-            kind: "Orphaned overlay2",
+            kind: Section::OrphanedOverlay2,
             count: orphans.len(),
             size_bytes: Some(orphans.iter().map(|o| o.bytes.allocated).sum()),
             in_use_bytes: None,

@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use super::{SCHEMA_VERSION, age, bytes, maybe_bytes, truncate, unix_to_rfc3339};
 use crate::model::{EngineInfo, short_id};
-use crate::usage::Usage;
+use crate::usage::{Section, Usage};
 
 /// `docker-reclaim df` for people.
 pub fn df_human(
@@ -44,11 +44,11 @@ pub fn df_human(
     for row in &usage.rows {
         let reclaimable = match row.reclaimable_bytes {
             Some(value) => bytes(value),
-            None if row.kind == "Orphaned overlay2" => "not by the engine".to_string(),
+            None if row.kind == Section::OrphanedOverlay2 => "not by the engine".to_string(),
             None => "-".to_string(),
         };
         let size = match row.size_bytes {
-            Some(size) if !row.measured && row.kind != "Volumes" && row.kind != "Build cache" => {
+            Some(size) if !row.measured && !row.kind.is_engine_figure() => {
                 format!("~{}", bytes(size))
             }
             other => maybe_bytes(other),
@@ -56,7 +56,7 @@ pub fn df_human(
         writeln!(
             out,
             "{:<18}  {:>5}  {:>10}  {:>10}  {:>11}",
-            row.kind,
+            row.kind.label(),
             row.count,
             size,
             maybe_bytes(row.in_use_bytes),
@@ -97,15 +97,15 @@ pub fn df_human(
         "RECLAIMABLE is what `docker-reclaim --dry-run` plans to free: stopped containers and dangling images."
     )?;
     if verbose {
-        let mut kind = "";
+        let mut kind = None;
         for item in &usage.items {
-            if item.kind != kind {
-                kind = item.kind;
+            if kind != Some(item.kind) {
+                kind = Some(item.kind);
                 writeln!(out)?;
                 writeln!(
                     out,
                     "{:<12}  {:<40}  {:>10}  IN USE",
-                    kind.to_uppercase(),
+                    item.kind.word().to_uppercase(),
                     "NAME",
                     "SIZE"
                 )?;

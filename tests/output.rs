@@ -1,0 +1,415 @@
+//! Every output format, pinned by snapshot (insta): the plan for people and as
+//! JSON, the apply report both ways, the audit log line, `df` and `layers` both
+//! ways. Built from one hand-made inventory at a fixed time, so the snapshots
+//! need no redactions; a change to any output shows up as a snapshot diff in
+//! review (`cargo insta review`). No engine and no root needed.
+
+use std::collections::{BTreeMap, HashMap};
+
+use docker_reclaim::inventory::{Inventory, chain_ids};
+use docker_reclaim::layers;
+use docker_reclaim::model::{
+    BuildCacheRecord, Container, ContainerState, EngineInfo, Image, Layer, Measured, Mount,
+    Network, Volume,
+};
+use docker_reclaim::plan::{self, Kind, Plan};
+use docker_reclaim::render::{self, Show};
+use docker_reclaim::report::{BeforeAfter, ItemResult, Outcome, Report};
+use docker_reclaim::rules::{CacheScope, Rules, VolumeScope};
+use docker_reclaim::usage;
+
+/// 2026-11-28T07:00:00Z: every age is relative to this.
+const NOW: i64 = 1_795_849_200;
+const HOUR: i64 = 3600;
+const DAY: i64 = 86_400;
+
+fn hex(seed: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let mut state: u64 = seed.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    while out.len() < 64 {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
+        let _ = write!(out, "{:016x}", state);
+    }
+    out.truncate(64);
+    out
+}
+
+fn engine() -> EngineInfo {
+    EngineInfo {
+        id: "ENGINE-ID".into(),
+        version: "20.10.24".into(),
+        api_version: "1.41".into(),
+        data_root: "/var/lib/docker".into(),
+        storage_driver: "overlay2".into(),
+        backing_filesystem: "extfs".into(),
+        host: "unix:///var/run/docker.sock".into(),
+    }
+}
+
+fn layers(diffs: &[&str], sizes: &[u64], commands: &[&str]) -> Vec<Layer> {
+    let diff_ids: Vec<String> = diffs.iter().map(|d| format!("sha256:{}", hex(d))).collect();
+    chain_ids(&diff_ids)
+        .into_iter()
+        .zip(&diff_ids)
+        .zip(sizes)
+        .zip(commands)
+        .map(|(((chain_id, diff_id), size), command)| Layer {
+            chain_id,
+            diff_id: diff_id.clone(),
+            size: *size,
+            buildkit: false,
+            created_by: command.to_string(),
+        })
+        .collect()
+}
+
+fn image(name: &str, tags: &[&str], created: i64, layers: Vec<Layer>) -> Image {
+    Image {
+        id: format!("sha256:{}", hex(name)),
+        parent_id: None,
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        digests: Vec::new(),
+        created,
+        size: layers.iter().map(|l| l.size).sum(),
+        labels: BTreeMap::new(),
+        layers,
+        layer_sizes_exact: true,
+        listed: true,
+    }
+}
+
+fn container(name: &str, state: ContainerState, image: &Image, size_rw: u64) -> Container {
+    Container {
+        id: hex(name),
+        names: vec![name.to_string()],
+        image_id: image.id.clone(),
+        image: image.label(),
+        state,
+        created: NOW - 3 * DAY,
+        finished_at: (state == ContainerState::Exited).then_some(NOW - 5 * HOUR),
+        size_rw,
+        mounts: Vec::new(),
+        labels: BTreeMap::new(),
+        networks: vec!["none".into()],
+    }
+}
+
+/// A small host: a running web server on `app:1`, two stopped containers, a
+/// rebuilt (dangling) `app`, an unused tool image, volumes, a network, a build
+/// cache record, and a container kept by `--keep`.
+fn inventory() -> Inventory {
+    let base = ["busybox", "app-v1"];
+    let app = image(
+        "app:1",
+        &["registry.example.com:5000/team/app:1"],
+        NOW - 2 * DAY,
+        layers(
+            &base,
+            &[2_170_000, 40_960],
+            &[
+                "COPY busybox /bin/busybox # buildkit",
+                "RUN echo v1 > /version",
+            ],
+        ),
+    );
+    let dangling = image(
+        "app:old",
+        &["<none>:<none>"],
+        NOW - 9 * DAY,
+        layers(
+            &["busybox", "app-v0"],
+            &[2_170_000, 1_572_864],
+            &[
+                "COPY busybox /bin/busybox",
+                "RUN dd if=/dev/zero of=/blob bs=1M count=1",
+            ],
+        ),
+    );
+    let tool = image(
+        "tool:2",
+        &["tool:2", "tool:latest"],
+        NOW - 30 * DAY,
+        layers(&["tool"], &[5_242_880], &["COPY tool /usr/bin/tool"]),
+    );
+    let mut db = container("prod-db", ContainerState::Exited, &app, 8192);
+    db.mounts.push(Mount {
+        kind: "volume".into(),
+        name: Some("pgdata".into()),
+        destination: "/data".into(),
+    });
+    let containers = vec![
+        container("web", ContainerState::Running, &app, 4096),
+        container(
+            "nightly-build-with-a-very-long-name-for-a-container",
+            ContainerState::Exited,
+            &app,
+            1_048_576,
+        ),
+        container("never-ran", ContainerState::Created, &app, 0),
+        db,
+    ];
+    Inventory {
+        engine: engine(),
+        containers,
+        images: vec![app, dangling, tool],
+        volumes: vec![
+            Volume {
+                name: hex("anonymous"),
+                driver: "local".into(),
+                labels: BTreeMap::new(),
+                size: Some(65_536),
+                ref_count: Some(0),
+            },
+            Volume {
+                name: "pgdata".into(),
+                driver: "local".into(),
+                labels: BTreeMap::new(),
+                size: Some(10_485_760),
+                ref_count: Some(1),
+            },
+        ],
+        networks: vec![Network {
+            id: hex("ci-net"),
+            name: "ci-net".into(),
+            driver: "bridge".into(),
+            scope: "local".into(),
+            labels: BTreeMap::new(),
+            created: Some(NOW - 12 * DAY),
+            ingress: false,
+        }],
+        build_cache: vec![BuildCacheRecord {
+            id: "k3p9x2m1q8r7w6e5t4y3u2i1o".into(),
+            kind: "regular".into(),
+            description: "[2/2] RUN make".into(),
+            in_use: false,
+            shared: false,
+            size: 3_145_728,
+            parents: Vec::new(),
+            created: Some(NOW - 4 * DAY),
+        }],
+        layers_size: 2_170_000 + 40_960 + 1_572_864 + 5_242_880,
+    }
+}
+
+fn rules() -> Rules {
+    let mut rules = Rules::parse(&[], None, &["prod-*".to_string()], &[], NOW).unwrap();
+    rules.all_images = true;
+    rules.volumes = Some(VolumeScope::All);
+    rules.networks = true;
+    rules.build_cache = Some(CacheScope::Unshared);
+    rules
+}
+
+/// The plan as the dry run shows it, with sizes measured on disk.
+fn measured_plan(inventory: &Inventory) -> Plan {
+    let plan = plan::plan(inventory, &rules(), NOW);
+    let items: Vec<Option<Measured>> = plan
+        .items
+        .iter()
+        .map(|item| {
+            (item.kind != Kind::Volume && item.kind != Kind::BuildCache).then(|| Measured {
+                bytes: docker_reclaim::model::Bytes {
+                    allocated: item.predicted_bytes + 12_288,
+                    apparent: item.predicted_bytes + 1_024,
+                },
+                incomplete: false,
+            })
+        })
+        .collect();
+    let root = Measured {
+        bytes: docker_reclaim::model::Bytes {
+            allocated: 48_000_000,
+            apparent: 41_000_000,
+        },
+        incomplete: false,
+    };
+    plan.with_measurements(&items, &HashMap::new(), Some(root))
+}
+
+fn show(verbose: bool) -> Show {
+    Show {
+        dry_run: true,
+        verbose,
+        now: NOW,
+    }
+}
+
+fn text(write: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> String {
+    let mut out = Vec::new();
+    write(&mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn plan_human() {
+    let inventory = inventory();
+    let plan = measured_plan(&inventory);
+    insta::assert_snapshot!(text(|out| render::human(
+        out,
+        &engine(),
+        &plan,
+        &show(false)
+    )));
+}
+
+#[test]
+fn plan_human_verbose() {
+    let inventory = inventory();
+    let plan = measured_plan(&inventory);
+    insta::assert_snapshot!(text(|out| render::human(
+        out,
+        &engine(),
+        &plan,
+        &show(true)
+    )));
+}
+
+#[test]
+fn plan_human_estimated() {
+    let inventory = inventory();
+    let plan = plan::plan(&inventory, &Rules::default(), NOW);
+    insta::assert_snapshot!(text(|out| render::human(
+        out,
+        &engine(),
+        &plan,
+        &show(false)
+    )));
+}
+
+#[test]
+fn plan_json() {
+    let inventory = inventory();
+    let plan = measured_plan(&inventory);
+    insta::assert_snapshot!(text(|out| render::json(out, &engine(), &plan, &show(true))));
+}
+
+fn report(inventory: &Inventory) -> Report {
+    let plan = measured_plan(inventory);
+    let outcomes = [
+        Outcome::Removed,
+        Outcome::Skipped("it is running now".into()),
+        Outcome::AlreadyGone,
+        Outcome::Failed("the engine refused (409): image is being used".into()),
+    ];
+    let results = plan
+        .items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| ItemResult {
+            item: item.clone(),
+            outcome: if index < outcomes.len() {
+                outcomes[index].clone()
+            } else {
+                Outcome::Removed
+            },
+        })
+        .collect();
+    Report {
+        results,
+        interrupted: false,
+        engine_usage: Some(BeforeAfter {
+            before: 30_000_000,
+            after: 21_000_000,
+        }),
+        free_space: Some(BeforeAfter {
+            before: 1_000_000_000,
+            after: 1_009_000_000,
+        }),
+        data_root: Some(BeforeAfter {
+            before: 48_000_000,
+            after: 39_000_000,
+        }),
+    }
+}
+
+#[test]
+fn report_human() {
+    let inventory = inventory();
+    let report = report(&inventory);
+    insta::assert_snapshot!(text(|out| render::report_human(out, &report)));
+}
+
+#[test]
+fn report_json() {
+    let inventory = inventory();
+    let report = report(&inventory);
+    insta::assert_snapshot!(text(|out| render::report_json(
+        out,
+        &engine(),
+        &report,
+        NOW
+    )));
+}
+
+#[test]
+fn audit_line() {
+    let inventory = inventory();
+    let report = report(&inventory);
+    let lines: Vec<String> = report
+        .results
+        .iter()
+        .map(|result| render::audit_line(&engine(), result, NOW))
+        .collect();
+    insta::assert_snapshot!(lines.join("\n"));
+}
+
+fn df_usage(inventory: &Inventory) -> usage::Usage {
+    let plan = plan::plan(inventory, &Rules::default(), NOW);
+    usage::usage(inventory, &plan, None)
+}
+
+#[test]
+fn df_human() {
+    let inventory = inventory();
+    let usage = df_usage(&inventory);
+    insta::assert_snapshot!(text(|out| render::df_human(
+        out,
+        &engine(),
+        &usage,
+        Some(1_000_000_000),
+        true,
+        NOW
+    )));
+}
+
+#[test]
+fn df_json() {
+    let inventory = inventory();
+    let usage = df_usage(&inventory);
+    insta::assert_snapshot!(text(|out| render::df_json(
+        out,
+        &engine(),
+        &usage,
+        Some(1_000_000_000),
+        NOW
+    )));
+}
+
+fn layer_reports(inventory: &Inventory) -> Vec<layers::ImageReport> {
+    ["registry.example.com:5000/team/app:1", "tool"]
+        .iter()
+        .map(|reference| {
+            let image = layers::resolve(inventory, reference).unwrap();
+            layers::describe(inventory, image, None)
+        })
+        .collect()
+}
+
+#[test]
+fn layers_human() {
+    let inventory = inventory();
+    let reports = layer_reports(&inventory);
+    insta::assert_snapshot!(text(|out| render::layers_human(out, &reports)));
+}
+
+#[test]
+fn layers_json() {
+    let inventory = inventory();
+    let reports = layer_reports(&inventory);
+    insta::assert_snapshot!(text(|out| render::layers_json(out, &reports, NOW)));
+}
