@@ -25,4 +25,4 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --all-targets --locked
+DOCKER_RECLAIM_ENGINE_TESTS=1 cargo test --all-targets --locked

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::exit::EXIT_CODES_HELP;
+use crate::exit::codes_help;
 
 /// Safely reclaim disk space on a Docker host.
 ///
@@ -23,7 +23,7 @@ use crate::exit::EXIT_CODES_HELP;
 /// started, an image that was tagged or gained a container since, is skipped and
 /// reported), never with force. Without a terminal, --yes is required.
 #[derive(Debug, Parser)]
-#[command(name = "docker-reclaim", version, after_help = EXIT_CODES_HELP)]
+#[command(name = "docker-reclaim", version, after_help = codes_help())]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -222,6 +222,18 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", default_value = "1h")]
         max_age: String,
     },
+    /// Print a shell completion script to stdout.
+    ///
+    /// For example: `docker-reclaim completions bash > /etc/bash_completion.d/docker-reclaim`,
+    /// `docker-reclaim completions zsh > "${fpath[1]}/_docker-reclaim"`, or
+    /// `docker-reclaim completions fish > ~/.config/fish/completions/docker-reclaim.fish`.
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout: how man/docker-reclaim.1 is made.
+    #[command(hide = true)]
+    Man,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -43,6 +43,34 @@ impl ExitStatus {
     pub fn code(self) -> u8 {
         self as u8
     }
+
+    /// What the code means: the one description that `--help`, the man page and
+    /// the README's table carry (a test checks the README).
+    pub fn describe(self) -> &'static str {
+        match self {
+            ExitStatus::Success => {
+                "success: a dry run printed its plan, a plan was applied (items that changed since the plan were skipped and reported), or there was nothing to do"
+            }
+            ExitStatus::Failure => "failure not covered below",
+            ExitStatus::Usage => {
+                "bad usage or input: an invalid flag, filter, host, config or plan file; nothing was changed"
+            }
+            ExitStatus::EngineUnreachable => {
+                "the Docker engine could not be reached, did not answer in time, denied access, or its API is older than 1.41"
+            }
+            ExitStatus::Aborted => {
+                "aborted at the prompt (n, Esc, q, Ctrl-D, Ctrl-C, or the terminal went away); nothing was changed"
+            }
+            ExitStatus::NoTerminal => "no terminal to confirm on and no --yes; nothing was changed",
+            ExitStatus::PartialFailure => {
+                "partial failure: some deletions failed or the engine stopped answering; the rest were carried out or not started"
+            }
+            ExitStatus::Locked => "another docker-reclaim is applying a plan on this engine",
+            ExitStatus::Interrupted => {
+                "interrupted while applying (SIGINT or SIGTERM): in-flight deletions finished, nothing more started, the partial report was printed"
+            }
+        }
+    }
 }
 
 impl From<ExitStatus> for ExitCode {
@@ -51,18 +79,14 @@ impl From<ExitStatus> for ExitCode {
     }
 }
 
-/// The text of `--help`'s exit code section; the README and the man page carry the same table.
-pub const EXIT_CODES_HELP: &str = "\
-Exit codes:
-  0  success (a dry run printed its plan)
-  1  failure not covered below
-  2  bad usage or input: an invalid flag, filter, host or file; nothing was changed
-  3  the Docker engine could not be reached, denied access, or its API is older than 1.41
-  4  aborted at the prompt (answered no, Esc, EOF or Ctrl-C); nothing was changed
-  5  no terminal to confirm on and no --yes; nothing was changed
-  6  partial failure: some deletions failed, the rest were carried out
-  7  another docker-reclaim is applying a plan on this engine
-130  interrupted while applying: in-flight deletions finished, nothing more started";
+/// The text of `--help`'s exit code section, from [`ExitStatus::describe`].
+pub fn codes_help() -> String {
+    let mut text = String::from("Exit codes:");
+    for status in ExitStatus::ALL {
+        text.push_str(&format!("\n{:>3}  {}", status.code(), status.describe()));
+    }
+    text
+}
 
 /// An error in what the user gave us: exits with [`ExitStatus::Usage`].
 #[derive(Debug, thiserror::Error)]
@@ -123,14 +147,27 @@ mod tests {
 
     #[test]
     fn help_lists_every_code() {
+        let help = codes_help();
         for status in ExitStatus::ALL {
             let code = status.code().to_string();
             assert!(
-                EXIT_CODES_HELP
-                    .lines()
+                help.lines()
                     .any(|line| line.trim_start().starts_with(&format!("{code}  "))),
                 "{code} missing"
             );
+        }
+    }
+
+    #[test]
+    fn the_readme_table_carries_the_same_descriptions() {
+        let readme = include_str!("../README.md");
+        for status in ExitStatus::ALL {
+            let row = format!(
+                "| {} | {} |",
+                status.code(),
+                status.describe().replace("--yes", "`--yes`")
+            );
+            assert!(readme.contains(&row), "README lacks the row: {row}");
         }
     }
 

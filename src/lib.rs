@@ -33,9 +33,9 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
-use crate::cli::Cli;
+use crate::cli::{Cli, Command};
 use crate::engine::DockerEngine;
 use crate::exit::ExitStatus;
 use crate::settings::{Mode, Settings};
@@ -57,6 +57,20 @@ pub fn run() -> ExitCode {
 }
 
 fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
+    // Documentation from the CLI definition: no config, no engine.
+    match &cli.command {
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(*shell, &mut Cli::command(), "docker-reclaim", out);
+            out.flush()?;
+            return Ok(ExitStatus::Success);
+        }
+        Some(Command::Man) => {
+            man::render(out)?;
+            out.flush()?;
+            return Ok(ExitStatus::Success);
+        }
+        _ => {}
+    }
     let config = config::load(cli.config.as_deref())?;
     let settings = Settings::from_cli(cli, config, unix_now())?;
     let runtime = tokio::runtime::Builder::new_current_thread()

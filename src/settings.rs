@@ -108,6 +108,12 @@ impl Settings {
                 plan_out: cli.plan_out,
             },
             (None, false) => Mode::Apply,
+            (Some(Command::Completions { .. } | Command::Man), _) => {
+                return Err(UsageError(
+                    "completions and man need no settings: they are answered before any are read"
+                        .into(),
+                ));
+            }
             (Some(Command::Df), _) => Mode::Df,
             (Some(Command::Layers { images }), _) => Mode::Layers { images },
             (Some(Command::Apply { .. }), true) => {

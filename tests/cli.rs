@@ -1,31 +1,34 @@
 //! The CLI definition: clap's own consistency checks, the committed man page,
 //! and what `--help` promises.
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::path::Path;
+use std::process::{Command, Stdio};
 
 use clap::CommandFactory;
 use docker_reclaim::cli::Cli;
 
+/// What the binary's hidden `man` subcommand prints.
 fn generated_man_page() -> Vec<u8> {
-    let mut page = Vec::new();
-    docker_reclaim::man::render(&mut page).expect("rendering the man page");
-    page
+    let output = reclaim_command()
+        .arg("man")
+        .output()
+        .expect("running docker-reclaim man");
+    assert!(output.status.success(), "docker-reclaim man failed");
+    output.stdout
 }
 
 /// Fails when man/docker-reclaim.1 does not match the clap definition.
-/// Regenerate with `UPDATE_MAN=1 cargo test --test cli`.
+/// Regenerate with `cargo run -- man > man/docker-reclaim.1`.
 #[test]
 fn man_page_is_current() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("man/docker-reclaim.1");
     let generated = generated_man_page();
-    if std::env::var_os("UPDATE_MAN").is_some() {
-        std::fs::write(&path, &generated).expect("writing the man page");
-        return;
-    }
     let committed = std::fs::read(&path).unwrap_or_default();
     assert!(
         committed == generated,
-        "man/docker-reclaim.1 is stale: run `UPDATE_MAN=1 cargo test --test cli` and commit it"
+        "man/docker-reclaim.1 is stale: run `cargo run -- man > man/docker-reclaim.1` and commit it"
     );
 }
 
@@ -53,4 +56,142 @@ fn help_documents_exit_codes_and_flags() {
     for needle in ["EXIT STATUS", "ENVIRONMENT", "DOCKER_HOST", "dry\\-run"] {
         assert!(page.contains(needle), "{needle} missing from the man page");
     }
+}
+
+/// The binary with no engine, config or colour from the environment.
+fn reclaim_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_docker-reclaim"));
+    command
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("DOCKER_RECLAIM_CONFIG")
+        .env("XDG_CONFIG_HOME", "/nonexistent/docker-reclaim-tests")
+        .env("DOCKER_CONFIG", "/nonexistent/docker-reclaim-tests")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    command
+}
+
+#[test]
+fn missing_socket_is_unreachable() {
+    let output = reclaim_command()
+        .args(["--dry-run", "-H", "unix:///nonexistent/docker.sock"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.code() == Some(3),
+        "exit {:?}",
+        output.status.code()
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.lines().count() == 1 && stderr.contains("/nonexistent/docker.sock"),
+        "stderr: {stderr}",
+    );
+    assert!(output.stdout.is_empty(), "stdout not empty");
+}
+
+#[test]
+fn bad_host_is_a_usage_error() {
+    for host in ["ssh://user@box", "tcp://host:99999", "unix://relative"] {
+        let output = reclaim_command()
+            .args(["--dry-run", "-H", host])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.code() == Some(2),
+            "{host}: exit {:?}",
+            output.status.code()
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.lines().count() == 1 && stderr.contains(host),
+            "{host}: {stderr}",
+        );
+    }
+}
+
+/// A fake engine on loopback that answers `/version` with API 1.40 and refuses
+/// versioned requests as an engine that old does.
+/// A fake engine on loopback that answers `/version` with API 1.40 and refuses
+/// versioned requests as an engine that old does.
+#[test]
+fn old_api_is_refused() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        // The client asks /version and /info at the same time, then gives up.
+        for _ in 0..2 {
+            let Ok((stream, _)) = listener.accept() else {
+                return;
+            };
+            let mut reader = BufReader::new(&stream);
+            let mut request = String::new();
+            let _ = reader.read_line(&mut request);
+            let mut line = String::new();
+            while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+                line.clear();
+            }
+            let (status, body) = if request.starts_with("GET /version") {
+                (
+                    "200 OK",
+                    r#"{"Version":"19.03.15","ApiVersion":"1.40","MinAPIVersion":"1.12"}"#,
+                )
+            } else {
+                (
+                    "400 Bad Request",
+                    r#"{"message":"client version 1.41 is too new. Maximum supported API version is 1.40"}"#,
+                )
+            };
+            let _ = write!(
+                &stream,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let host = format!("tcp://127.0.0.1:{port}");
+    let output = reclaim_command()
+        .args(["--dry-run", "-H", &host])
+        .output()
+        .unwrap();
+    // Unblocks the fake if the client made fewer requests than it waits for.
+    let _ = std::net::TcpStream::connect(("127.0.0.1", port));
+    let _ = std::net::TcpStream::connect(("127.0.0.1", port));
+    let _ = server.join();
+    assert!(
+        output.status.code() == Some(3),
+        "exit {:?}",
+        output.status.code()
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.lines().count() == 1 && stderr.contains("1.40") && stderr.contains(&host),
+        "stderr: {stderr}",
+    );
+}
+
+#[test]
+fn completions_for_each_shell_name_the_flags() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output = reclaim_command()
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{shell}: exit {:?}",
+            output.status.code()
+        );
+        let script = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            script.contains("dry-run") && script.contains("build-cache"),
+            "{shell}"
+        );
+    }
+    let output = reclaim_command()
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
 }
