@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::exit::UsageError;
+use crate::files;
 
 /// Every key is optional; an unknown key is an error, so a typo never passes
 /// silently.
@@ -73,16 +74,17 @@ pub fn user_path() -> Option<PathBuf> {
 /// optional).
 pub fn load(explicit: Option<&Path>) -> Result<Config, UsageError> {
     let read = |path: &Path, required: bool| -> Result<Config, UsageError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Config::parse(&text, path),
-            Err(err) if !required && err.kind() == std::io::ErrorKind::NotFound => {
-                Ok(Config::default())
-            }
-            Err(err) => Err(UsageError(format!(
-                "cannot read config file {}: {err}",
-                path.display()
-            ))),
+        if !required && !path.exists() {
+            return Ok(Config::default());
         }
+        let body = files::read_limited(path, "config file")?;
+        let text = String::from_utf8(body).map_err(|_| {
+            UsageError(format!(
+                "cannot read config file {}: it is not UTF-8 text",
+                path.display()
+            ))
+        })?;
+        Config::parse(&text, path)
     };
     if let Some(path) = explicit {
         return read(path, true);

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::engine::{DiskUsage, Engine, ImageLayers};
 use crate::model::{
-    BuildCacheRecord, Container, ContainerState, EngineInfo, Image, Layer, Network, Volume,
+    BuildCacheRecord, Container, ContainerState, EngineInfo, Image, Kind, Layer, Network, Volume,
     short_id,
 };
 
@@ -159,6 +159,34 @@ impl Inventory {
             networks: Vec::new(),
             build_cache: usage.build_cache,
             layers_size: usage.layers_size,
+        }
+    }
+
+    /// The name of the thing of `kind` with `id` as the engine has it now;
+    /// `None` when it no longer exists.
+    pub fn name_of(&self, kind: Kind, id: &str) -> Option<String> {
+        match kind {
+            Kind::Container => self
+                .containers
+                .iter()
+                .find(|c| c.id == id)
+                .map(Container::display_name),
+            Kind::Image => self.image(id).map(Image::display_name),
+            Kind::Volume => self
+                .volumes
+                .iter()
+                .find(|v| v.name == id)
+                .map(|v| v.name.clone()),
+            Kind::Network => self
+                .networks
+                .iter()
+                .find(|n| n.id == id)
+                .map(|n| n.name.clone()),
+            Kind::BuildCache => self
+                .build_cache
+                .iter()
+                .find(|r| r.id == id)
+                .map(|r| r.description.clone()),
         }
     }
 

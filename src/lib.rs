@@ -13,6 +13,7 @@ pub mod confirm;
 pub mod disk;
 pub mod engine;
 pub mod exit;
+pub mod files;
 pub mod inventory;
 pub mod layers;
 pub mod lock;

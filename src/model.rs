@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct EngineInfo {
@@ -258,4 +258,46 @@ pub struct Measured {
     pub bytes: Bytes,
     /// Something could not be read: the figures are lower bounds.
     pub incomplete: bool,
+}
+
+/// What kind of thing an item is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Container,
+    Image,
+    Volume,
+    Network,
+    BuildCache,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [
+        Kind::Container,
+        Kind::Image,
+        Kind::Volume,
+        Kind::Network,
+        Kind::BuildCache,
+    ];
+
+    /// Plural heading for people.
+    pub fn word(self) -> &'static str {
+        match self {
+            Kind::Container => "container",
+            Kind::Image => "image",
+            Kind::Volume => "volume",
+            Kind::Network => "network",
+            Kind::BuildCache => "build cache record",
+        }
+    }
+
+    pub fn heading(self) -> &'static str {
+        match self {
+            Kind::Container => "Containers",
+            Kind::Image => "Images",
+            Kind::Volume => "Volumes",
+            Kind::Network => "Networks",
+            Kind::BuildCache => "Build cache",
+        }
+    }
 }

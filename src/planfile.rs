@@ -3,23 +3,25 @@
 //! or not a well-formed plan. Every refusal is one line and deletes nothing.
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Deserialize;
 
 use crate::exit::UsageError;
+use crate::files;
 use crate::model::EngineInfo;
 use crate::plan::{Item, Kind, Plan, Reason};
 use crate::render::{self, SCHEMA_VERSION};
+use crate::rules::Scope;
 
 /// How far in the future a plan's time may be (clock skew) before it is refused.
 const FUTURE_SLACK_SECS: i64 = 300;
 
-/// Writes the plan as JSON to `path`, through a temp file and a rename so that a
-/// reader never sees half a plan.
+/// Writes the plan as JSON to `path`: a regular file through a temp file and a
+/// rename, so that a reader never sees half a plan; a device or pipe written
+/// into, never replaced.
 pub fn write(path: &Path, engine: &EngineInfo, plan: &Plan, now: i64) -> Result<()> {
     let mut body = Vec::new();
     let show = render::Show {
@@ -28,16 +30,7 @@ pub fn write(path: &Path, engine: &EngineInfo, plan: &Plan, now: i64) -> Result<
         now,
     };
     render::json(&mut body, engine, plan, &show)?;
-    let dir = path
-        .parent()
-        .filter(|dir| !dir.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut temp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("writing the plan to {}", path.display()))?;
-    temp.write_all(&body)
-        .with_context(|| format!("writing the plan to {}", path.display()))?;
-    temp.persist(path)
-        .with_context(|| format!("writing the plan to {}", path.display()))?;
+    files::write_output(path, &body, "the plan")?;
     Ok(())
 }
 
@@ -56,6 +49,18 @@ struct Saved {
     _kept: Option<serde_json::Value>,
     #[serde(rename = "target")]
     _target: Option<serde_json::Value>,
+    /// Missing in plans from before scopes were saved: the default scope.
+    #[serde(default)]
+    scope: Scope,
+    #[serde(rename = "saved_plan")]
+    _saved_plan: Option<serde_json::Value>,
+}
+
+/// A saved plan, checked: its items and the scope it was made in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedPlan {
+    pub items: Vec<Item>,
+    pub scope: Scope,
 }
 
 #[derive(Deserialize)]
@@ -85,10 +90,9 @@ pub fn load(
     engine: &EngineInfo,
     now: i64,
     max_age: Duration,
-) -> Result<Vec<Item>, UsageError> {
+) -> Result<SavedPlan, UsageError> {
     let shown = path.display();
-    let body = std::fs::read(path)
-        .map_err(|err| UsageError(format!("cannot read plan file {shown}: {err}")))?;
+    let body = files::read_limited(path, "plan file")?;
     parse(&body, engine, now, max_age)
         .map_err(|why| UsageError(format!("refusing plan file {shown}: {why}")))
 }
@@ -98,7 +102,7 @@ fn parse(
     engine: &EngineInfo,
     now: i64,
     max_age: Duration,
-) -> Result<Vec<Item>, String> {
+) -> Result<SavedPlan, String> {
     let saved: Saved =
         serde_json::from_slice(body).map_err(|err| format!("not a docker-reclaim plan ({err})"))?;
     if saved.schema_version != SCHEMA_VERSION {
@@ -169,7 +173,10 @@ fn parse(
             ..Item::new(saved.kind, saved.id, saved.name, saved.reason)
         });
     }
-    Ok(items)
+    Ok(SavedPlan {
+        items,
+        scope: saved.scope,
+    })
 }
 
 fn is_hex64(raw: &str) -> bool {
@@ -269,7 +276,8 @@ mod tests {
             NOW,
             Duration::from_secs(3600),
         )
-        .unwrap();
+        .unwrap()
+        .items;
         assert_eq!(items.len(), 2);
         assert_eq!(items[0].kind, Kind::Container);
         assert_eq!(items[1].reason, Reason::Dangling);

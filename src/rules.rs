@@ -142,7 +142,10 @@ impl Target {
 }
 
 /// Which records `--build-cache` takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum CacheScope {
     /// Records not in use and not shared with an image: what `docker builder
     /// prune` calls dangling.
@@ -152,7 +155,10 @@ pub enum CacheScope {
 }
 
 /// Which volumes `--volumes` takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum VolumeScope {
     /// Anonymous volumes only (64-hex names, or the engine's anonymous label).
     Anonymous,
@@ -160,7 +166,44 @@ pub enum VolumeScope {
     All,
 }
 
+/// What kinds of things a plan may take beyond the default scope (stopped
+/// containers, dangling images): the flags that widen it. A saved plan records
+/// it, and applying the plan uses the file's scope.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scope {
+    /// `--all`.
+    pub all_images: bool,
+    /// `--volumes`.
+    pub volumes: Option<VolumeScope>,
+    /// `--networks`.
+    pub networks: bool,
+    /// `--build-cache`.
+    pub build_cache: Option<CacheScope>,
+}
+
 impl Rules {
+    /// The scope these rules plan in.
+    pub fn scope(&self) -> Scope {
+        Scope {
+            all_images: self.all_images,
+            volumes: self.volumes,
+            networks: self.networks,
+            build_cache: self.build_cache,
+        }
+    }
+
+    /// These rules with another scope (a saved plan's).
+    pub fn with_scope(&self, scope: Scope) -> Rules {
+        Rules {
+            all_images: scope.all_images,
+            volumes: scope.volumes,
+            networks: scope.networks,
+            build_cache: scope.build_cache,
+            ..self.clone()
+        }
+    }
+
     /// Parses `--filter`, `--stopped-for`, `--keep` and `--keep-label` values.
     /// `now` (Unix seconds) turns `until=24h` into a cut-off.
     pub fn parse(

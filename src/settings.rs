@@ -103,6 +103,18 @@ impl Settings {
             }
         };
         let host = Host::parse(cli_host.as_deref().unwrap_or(Host::DEFAULT))?;
+        // Flags that widen or cut the scope: a saved plan carries its own.
+        let scope_flag = [
+            (cli.rules.all, "--all"),
+            (cli.rules.volumes.is_some(), "--volumes"),
+            (cli.rules.networks, "--networks"),
+            (cli.rules.build_cache.is_some(), "--build-cache"),
+            (cli.rules.target_free.is_some(), "--target-free"),
+            (cli.rules.max_usage.is_some(), "--max-usage"),
+        ]
+        .into_iter()
+        .find(|(given, _)| *given)
+        .map(|(_, flag)| flag);
         let mode = match (cli.command, cli.dry_run) {
             (None, true) => Mode::DryRun {
                 plan_out: cli.plan_out,
@@ -120,6 +132,12 @@ impl Settings {
                 return Err(UsageError(
                     "--dry-run does not go with `apply`: a saved plan is shown before it is applied anyway".into(),
                 ));
+            }
+            (Some(Command::Apply { .. }), false) if scope_flag.is_some() => {
+                return Err(UsageError(format!(
+                    "{} does not go with `apply FILE`: a saved plan is applied in the scope it was made in",
+                    scope_flag.unwrap_or_default()
+                )));
             }
             (Some(Command::Apply { file, max_age }), false) => Mode::ApplyFile {
                 path: file,

@@ -1,6 +1,6 @@
 //! Applying: plan (or load a saved plan), show, confirm, apply, report.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -11,13 +11,13 @@ use anyhow::{Context, Result};
 use super::{local_data_root, make_plan, show_plan};
 use crate::cli::Format;
 use crate::engine::Engine;
-use crate::exit::{ExitStatus, UsageError};
+use crate::exit::ExitStatus;
 use crate::inventory::Inventory;
 use crate::plan::{self, Plan};
 use crate::progress::{self, AuditLog, Fanout, Progress};
 use crate::report::{BeforeAfter, ItemResult, Report};
 use crate::settings::{Mode, Settings};
-use crate::{apply, confirm, disk, lock, measure, note, planfile, render, unix_now};
+use crate::{apply, confirm, disk, files, lock, measure, note, planfile, render, unix_now};
 
 /// Plan (or load a saved plan), show, confirm, apply, report.
 pub async fn run(
@@ -52,7 +52,13 @@ pub async fn run(
 
     let (inventory, walked) = measure::inventory_and_walk(engine).await?;
     let plan = match saved {
-        Some(items) => plan::summarize(items, &inventory),
+        Some(saved) => plan::plan_saved(
+            &inventory,
+            &settings.rules,
+            settings.now,
+            &saved.items,
+            saved.scope,
+        ),
         None => make_plan(&inventory, settings)?,
     };
     let plan = measure::measure(plan, &inventory, walked.as_ref());
@@ -164,13 +170,7 @@ async fn execute(
 }
 
 fn open_audit_log(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|err| {
-            UsageError(format!("cannot open --log-file {}: {err}", path.display())).into()
-        })
+    Ok(files::open_append(path, 0o600, "--log-file")?)
 }
 
 /// Sets `stop` on SIGINT or SIGTERM, from now until the process ends.

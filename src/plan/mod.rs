@@ -15,51 +15,11 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::Inventory;
+pub use crate::model::Kind;
 use crate::model::{Measured, short_id};
-use crate::rules::Rules;
+use crate::rules::{Rules, Scope};
 
 pub use target::plan_to_target;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    Container,
-    Image,
-    Volume,
-    Network,
-    BuildCache,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 5] = [
-        Kind::Container,
-        Kind::Image,
-        Kind::Volume,
-        Kind::Network,
-        Kind::BuildCache,
-    ];
-
-    /// Plural heading for people.
-    pub fn word(self) -> &'static str {
-        match self {
-            Kind::Container => "container",
-            Kind::Image => "image",
-            Kind::Volume => "volume",
-            Kind::Network => "network",
-            Kind::BuildCache => "build cache record",
-        }
-    }
-
-    pub fn heading(self) -> &'static str {
-        match self {
-            Kind::Container => "Containers",
-            Kind::Image => "Images",
-            Kind::Volume => "Volumes",
-            Kind::Network => "Networks",
-            Kind::BuildCache => "Build cache",
-        }
-    }
-}
 
 /// Why an item is in the plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -185,6 +145,22 @@ pub struct Plan {
     pub kept: Vec<Kept>,
     /// With --target-free or --max-usage: where the plan stopped, and why.
     pub target: Option<TargetNote>,
+    /// The scope the plan was made in.
+    pub scope: Scope,
+    /// When a saved plan is applied: what of it the plan made now does not take.
+    pub saved: Option<SavedPlanNote>,
+}
+
+/// A saved plan is an upper bound: what of it is no longer there, and what a
+/// plan made now, under the rules in force now, does not take (and why).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SavedPlanNote {
+    /// Items of the file, how many.
+    pub items: usize,
+    /// Items of the file that no longer exist: gone before this run, not removed by it.
+    pub gone: Vec<Kept>,
+    /// Items of the file that still exist but that a plan made now does not take.
+    pub not_taken: Vec<Kept>,
 }
 
 /// Where a target plan stopped.
@@ -230,6 +206,8 @@ impl Plan {
         plan.orphaned = self.orphaned;
         plan.kept = self.kept.clone();
         plan.target = self.target.clone();
+        plan.scope = self.scope;
+        plan.saved = self.saved.clone();
         plan
     }
 
@@ -364,6 +342,73 @@ pub fn plan_within(
 
     let mut plan = summarize(items, inventory);
     plan.kept = kept;
+    plan.scope = rules.scope();
+    plan
+}
+
+/// Applying a saved plan: the plan that `rules`, with the file's `scope`, make
+/// now, limited to the file's `saved` items. A saved plan is an upper bound,
+/// never a licence: what of the file a plan made now does not take is noted
+/// with the reason, and what no longer exists is noted as gone.
+pub fn plan_saved(
+    inventory: &Inventory,
+    rules: &Rules,
+    now: i64,
+    saved: &[Item],
+    scope: Scope,
+) -> Plan {
+    let allowed = Allowed {
+        ids: saved.iter().map(|item| item.id.clone()).collect(),
+        why: "not in the saved plan".into(),
+    };
+    let mut plan = plan_within(inventory, &rules.with_scope(scope), now, Some(&allowed));
+    let taken: HashSet<&str> = plan.items.iter().map(|item| item.id.as_str()).collect();
+    let mut note = SavedPlanNote {
+        items: saved.len(),
+        ..SavedPlanNote::default()
+    };
+    for item in saved
+        .iter()
+        .filter(|item| !taken.contains(item.id.as_str()))
+    {
+        let Some(name) = inventory.name_of(item.kind, &item.id) else {
+            note.gone.push(Kept {
+                kind: item.kind,
+                id: item.id.clone(),
+                name: item.name.clone(),
+                rule: "no longer exists".into(),
+            });
+            continue;
+        };
+        let rule = plan
+            .kept
+            .iter()
+            .find(|kept| kept.id == item.id)
+            .map(|kept| kept.rule.clone())
+            .unwrap_or_else(|| {
+                format!(
+                    "a plan made now does not take it: {}",
+                    match item.kind {
+                        Kind::Container => "it is no longer stopped",
+                        Kind::Image =>
+                            "a container or an image that stays uses it, or it is no longer unused",
+                        Kind::Volume =>
+                            "a container that stays mounts it, or it is outside the saved scope",
+                        Kind::Network => "a container that stays is attached to it",
+                        Kind::BuildCache => "it is in use, or shared outside the saved scope",
+                    }
+                )
+            });
+        note.not_taken.push(Kept {
+            kind: item.kind,
+            id: item.id.clone(),
+            name,
+            rule,
+        });
+    }
+    // Everything the rules kept is either outside the file or listed above.
+    plan.kept.clear();
+    plan.saved = Some(note);
     plan
 }
 
@@ -399,6 +444,8 @@ pub fn summarize(items: Vec<Item>, inventory: &Inventory) -> Plan {
         orphaned: None,
         kept: Vec::new(),
         target: None,
+        scope: Scope::default(),
+        saved: None,
     }
 }
 

@@ -150,6 +150,8 @@ mod tests {
             orphaned: None,
             kept: vec![],
             target: None,
+            scope: Default::default(),
+            saved: None,
         }
     }
 

@@ -7,7 +7,10 @@ use serde::Serialize;
 
 use super::{KEPT_SHOWN, SCHEMA_VERSION, age, bytes, truncate, unix_to_rfc3339};
 use crate::model::{EngineInfo, Measured, short_id};
-use crate::plan::{Figures, FreedLayer, Item, Kept, KeptLayer, Kind, Plan, Reason, TargetNote};
+use crate::plan::{
+    Figures, FreedLayer, Item, Kept, KeptLayer, Kind, Plan, Reason, SavedPlanNote, TargetNote,
+};
+use crate::rules::Scope;
 
 fn reason_text(item: &Item, now: i64) -> String {
     match (item.reason, item.finished_at) {
@@ -128,27 +131,25 @@ pub fn human(
     }
     if !plan.kept.is_empty() {
         writeln!(out, "Kept by rules: {}", plan.kept.len())?;
-        let shown = if show.verbose {
-            plan.kept.len()
-        } else {
-            KEPT_SHOWN
-        };
-        for kept in plan.kept.iter().take(shown) {
-            writeln!(
-                out,
-                "  {} {} ({}): {}",
-                kept.kind.word(),
-                short_id(&kept.id),
-                kept.name,
-                kept.rule
-            )?;
+        kept_lines(out, &plan.kept, show.verbose)?;
+        writeln!(out)?;
+    }
+    if let Some(saved) = &plan.saved {
+        writeln!(
+            out,
+            "Saved plan: {} items; {} taken by a plan made now, {} gone already (not removed by this run), {} not taken.",
+            saved.items,
+            plan.items.len(),
+            saved.gone.len(),
+            saved.not_taken.len()
+        )?;
+        if !saved.not_taken.is_empty() {
+            writeln!(out, "Not taken now:")?;
+            kept_lines(out, &saved.not_taken, show.verbose)?;
         }
-        if plan.kept.len() > shown {
-            writeln!(
-                out,
-                "  … and {} more (-v lists them all)",
-                plan.kept.len() - shown
-            )?;
+        if !saved.gone.is_empty() && show.verbose {
+            writeln!(out, "Gone already:")?;
+            kept_lines(out, &saved.gone, true)?;
         }
         writeln!(out)?;
     }
@@ -226,6 +227,29 @@ pub fn human(
     Ok(())
 }
 
+/// Kept or left-out items, a line each: all of them with -v, else the first few.
+fn kept_lines(out: &mut impl Write, kept: &[Kept], verbose: bool) -> io::Result<()> {
+    let shown = if verbose { kept.len() } else { KEPT_SHOWN };
+    for kept in kept.iter().take(shown) {
+        writeln!(
+            out,
+            "  {} {} ({}): {}",
+            kept.kind.word(),
+            short_id(&kept.id),
+            kept.name,
+            kept.rule
+        )?;
+    }
+    if kept.len() > shown {
+        writeln!(
+            out,
+            "  … and {} more (-v lists them all)",
+            kept.len() - shown
+        )?;
+    }
+    Ok(())
+}
+
 /// Under an image, with -v: the layers its removal frees and those it leaves.
 fn layer_lines(out: &mut impl Write, item: &Item) -> io::Result<()> {
     for layer in &item.frees_layers {
@@ -270,6 +294,11 @@ struct JsonPlan<'a> {
     kept: &'a [Kept],
     /// With --target-free or --max-usage: where the plan stopped.
     target: Option<&'a TargetNote>,
+    /// The kinds beyond the default the plan may take (`--all`, `--volumes`, …).
+    scope: Scope,
+    /// When a saved plan is applied: what of it is gone, and what is not taken now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    saved_plan: Option<&'a SavedPlanNote>,
     totals: JsonTotals,
 }
 
@@ -346,6 +375,8 @@ pub fn json(out: &mut impl Write, engine: &EngineInfo, plan: &Plan, show: &Show)
             .collect(),
         kept: &plan.kept,
         target: plan.target.as_ref(),
+        scope: plan.scope,
+        saved_plan: plan.saved.as_ref(),
         totals: JsonTotals {
             measured: plan.all_measured(),
             data_root: plan.data_root,
