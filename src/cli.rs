@@ -71,6 +71,12 @@ pub struct Cli {
     )]
     pub host: Option<String>,
 
+    /// How long to wait for the engine to answer any one request before giving
+    /// up with exit 3 (`/system/df` on a host with many containers can take a
+    /// while). Ctrl-C works while waiting, whatever this is.
+    #[arg(long, value_name = "DURATION", default_value = "2m", global = true)]
+    pub timeout: String,
+
     /// Output format: `human` for a terminal or a log file, `json` for the
     /// documented machine-readable plan and report (see the README for the contract).
     #[arg(long, value_enum, default_value_t = Format::Human, value_name = "FORMAT", global = true)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use dialoguer::console::Term;
-use dialoguer::{Confirm, MultiSelect};
+use dialoguer::MultiSelect;
 
 use crate::exit::{ExitStatus, Stop};
 use crate::plan::Plan;
@@ -52,16 +52,14 @@ pub fn confirm(plan: &Plan, yes: bool, select: bool) -> Result<Vec<usize>> {
             .defaults(&vec![true; labels.len()])
             .interact_on_opt(&term)
     } else {
-        Confirm::new()
-            .with_prompt(format!(
-                "Remove these {} items, freeing about {}?",
-                plan.items.len(),
-                bytes(plan.total.predicted_bytes)
-            ))
-            .default(false)
-            .wait_for_newline(true)
-            .interact_on_opt(&term)
-            .map(|agreed| agreed.and_then(|yes| yes.then_some(all)))
+        let prompt = format!(
+            "Remove these {} items, freeing about {}?",
+            plan.items.len(),
+            bytes(plan.total.predicted_bytes)
+        );
+        ask_yes(&term, &prompt)
+            .map(|agreed| agreed.then_some(all))
+            .map_err(dialoguer::Error::IO)
     };
     // A prompt left with Ctrl-C can leave the cursor hidden.
     let _ = term.show_cursor();
@@ -82,6 +80,56 @@ pub fn confirm(plan: &Plan, yes: bool, select: bool) -> Result<Vec<usize>> {
             format!("the prompt ended without an answer ({err}): nothing was removed"),
         )
         .into()),
+    }
+}
+
+/// Asks a yes/no question: `y` then Enter agrees; `n`, or Enter alone, declines;
+/// Esc, `q`, Ctrl-D and Ctrl-C give up at once, as does a terminal that goes
+/// away (end of input).
+fn ask_yes(term: &Term, prompt: &str) -> std::io::Result<bool> {
+    use dialoguer::console::Key;
+    let draw = |answer: Option<bool>| -> std::io::Result<()> {
+        term.clear_line()?;
+        let typed = match answer {
+            Some(true) => "y",
+            Some(false) => "n",
+            None => "",
+        };
+        term.write_str(&format!("{prompt} [y/N] {typed}"))?;
+        term.flush()
+    };
+    draw(None)?;
+    let mut answer = None;
+    loop {
+        let key = match term.read_key() {
+            Ok(key) => key,
+            // Ctrl-C (console raises SIGINT and reports it so) or end of input.
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::Interrupted | std::io::ErrorKind::UnexpectedEof
+                ) =>
+            {
+                let _ = term.write_line("");
+                return Ok(false);
+            }
+            Err(err) => return Err(err),
+        };
+        match key {
+            Key::Char('y' | 'Y') => answer = Some(true),
+            Key::Char('n' | 'N') => answer = Some(false),
+            Key::Backspace => answer = None,
+            Key::Enter => {
+                term.write_line("")?;
+                return Ok(answer == Some(true));
+            }
+            Key::Escape | Key::CtrlC | Key::Char('q' | 'Q' | '\u{4}') => {
+                term.write_line("")?;
+                return Ok(false);
+            }
+            _ => continue,
+        }
+        draw(answer)?;
     }
 }
 

@@ -79,7 +79,7 @@ fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let engine = DockerEngine::connect(&settings.host).await?;
+        let engine = DockerEngine::connect(&settings.host, settings.timeout).await?;
         match &settings.mode {
             Mode::DryRun { plan_out } => {
                 commands::dry_run::run(&engine, &settings, plan_out.as_deref(), out).await

@@ -1,59 +1,73 @@
 //! One apply at a time per engine: an advisory lock on a file named after the
-//! engine's ID, held for the whole run and released when the process ends.
+//! engine's ID and data root, held for the whole run and released when the
+//! process ends.
+//!
+//! Where the lock lives decides who can interfere with it. World-writable
+//! directories (`/run/lock`, `/tmp`) let any user plant a symlink or hold the
+//! lock against root, so the lock lives in `/run/docker-reclaim`, a directory
+//! that root creates, owned by root and shared (setgid, mode 2770) with the
+//! group of the engine's socket: exactly the users who may use the engine. A
+//! user who cannot use that directory (no such group, a non-local engine, the
+//! directory not made yet) locks in a directory of their own instead
+//! (`$XDG_RUNTIME_DIR/docker-reclaim`, else `/tmp/docker-reclaim-UID`), which
+//! nobody else can write. The file itself is opened without following symlinks.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use rustix::fs::OFlags;
 use sha2::{Digest, Sha256};
 
 use crate::exit::{ExitStatus, Stop};
+use crate::files;
 use crate::model::EngineInfo;
 
+/// The shared lock directory.
+pub const SYSTEM_DIR: &str = "/run/docker-reclaim";
+
+#[derive(Debug)]
 pub struct Lock {
     _file: File,
+    pub path: PathBuf,
 }
 
-/// Where lock files live: /run/lock when we may write there, else the temp dir.
-fn lock_dir() -> PathBuf {
-    let run_lock = Path::new("/run/lock");
-    let writable = run_lock.is_dir()
-        && std::fs::metadata(run_lock).is_ok_and(|meta| !meta.permissions().readonly())
-        && tempfile_probe(run_lock);
-    if writable {
-        run_lock.to_path_buf()
-    } else {
-        std::env::temp_dir()
-    }
-}
-
-fn tempfile_probe(dir: &Path) -> bool {
-    let probe = dir.join(format!(".docker-reclaim-probe-{}", std::process::id()));
-    let ok = File::create(&probe).is_ok();
-    let _ = std::fs::remove_file(&probe);
-    ok
-}
-
-/// The lock file for an engine. The key is the engine ID and its data root: two
-/// daemons on one host can share an ID (it comes from /etc/docker/key.json), never
-/// a data root.
-pub fn path_for(engine: &EngineInfo) -> PathBuf {
+/// The lock file's name for an engine. Two daemons on one host can share an ID
+/// (it comes from /etc/docker/key.json), never a data root.
+pub fn file_name(engine: &EngineInfo) -> String {
     let key = format!("{}\n{}", engine.id, engine.data_root);
     let digest = hex::encode(Sha256::digest(key.as_bytes()));
-    lock_dir().join(format!("docker-reclaim-{}.lock", &digest[..16]))
+    format!("{}.lock", &digest[..16])
 }
 
 /// Takes the engine's lock, or fails with [`ExitStatus::Locked`] at once.
-pub fn acquire(engine: &EngineInfo) -> Result<Lock> {
-    let path = path_for(engine);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
+/// `socket` is the engine's unix socket when it is local: its group shares
+/// the lock directory.
+pub fn acquire(engine: &EngineInfo, socket: Option<&Path>) -> Result<Lock> {
+    let dir = lock_dir(Path::new(SYSTEM_DIR), socket)?;
+    acquire_in(&dir, engine)
+}
+
+/// Takes the lock in `dir`.
+pub fn acquire_in(dir: &Path, engine: &EngineInfo) -> Result<Lock> {
+    let path = dir.join(file_name(engine));
+    let fd = files::open_no_follow(&path, OFlags::RDWR | OFlags::CREATE, 0o660)
         .with_context(|| format!("opening the lock file {}", path.display()))?;
+    let file = File::from(fd);
+    let meta = file
+        .metadata()
+        .with_context(|| format!("opening the lock file {}", path.display()))?;
+    if !meta.file_type().is_file() {
+        anyhow::bail!("the lock file {} is not a regular file", path.display());
+    }
+    // Made by us: readable and writable by the directory's group, whatever the
+    // umask, so that every user who may use the engine can take the lock.
+    if meta.uid() == rustix::process::geteuid().as_raw() && meta.mode() & 0o777 != 0o660 {
+        let _ = file.set_permissions(std::fs::Permissions::from_mode(0o660));
+    }
     match file.try_lock() {
-        Ok(()) => Ok(Lock { _file: file }),
+        Ok(()) => Ok(Lock { _file: file, path }),
         Err(TryLockError::WouldBlock) => Err(Stop::new(
             ExitStatus::Locked,
             format!(
@@ -68,32 +82,131 @@ pub fn acquire(engine: &EngineInfo) -> Result<Lock> {
     }
 }
 
+/// The directory to lock in: the shared one when it is (or, as root, can be
+/// made) safe and usable, else this user's own.
+fn lock_dir(system: &Path, socket: Option<&Path>) -> Result<PathBuf> {
+    let root = rustix::process::geteuid().is_root();
+    if root && !system.exists() {
+        make_shared_dir(system, socket);
+    }
+    if shared_dir_is_safe(system) && writable(system) {
+        if root && let Some(gid) = socket.and_then(socket_group) {
+            // The engine's group may have changed since the directory was made.
+            let _ = rustix::fs::chown(system, None, Some(rustix::fs::Gid::from_raw(gid)));
+        }
+        return Ok(system.to_path_buf());
+    }
+    private_dir()
+}
+
+/// Creates the shared directory, root-owned, setgid and shared with the
+/// socket's group (or root's alone when there is no local socket).
+fn make_shared_dir(dir: &Path, socket: Option<&Path>) {
+    if std::fs::create_dir(dir).is_err() {
+        return;
+    }
+    let gid = socket.and_then(socket_group).unwrap_or(0);
+    let _ = rustix::fs::chown(dir, None, Some(rustix::fs::Gid::from_raw(gid)));
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o2770));
+}
+
+/// A real directory (not a symlink), owned by root, writable by nobody else.
+fn shared_dir_is_safe(dir: &Path) -> bool {
+    std::fs::symlink_metadata(dir)
+        .is_ok_and(|meta| meta.is_dir() && meta.uid() == 0 && meta.mode() & 0o002 == 0)
+}
+
+fn writable(dir: &Path) -> bool {
+    rustix::fs::access(dir, rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK).is_ok()
+}
+
+fn socket_group(socket: &Path) -> Option<u32> {
+    std::fs::metadata(socket).ok().map(|meta| meta.gid())
+}
+
+/// This user's own lock directory, made if missing and refused if anyone else
+/// owns it or could write in it.
+fn private_dir() -> Result<PathBuf> {
+    let uid = rustix::process::geteuid().as_raw();
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|dir| dir.is_absolute() && owned_private(dir, uid));
+    let dir = match runtime {
+        Some(runtime) => runtime.join("docker-reclaim"),
+        None => std::env::temp_dir().join(format!("docker-reclaim-{uid}")),
+    };
+    match std::fs::create_dir(&dir) {
+        Ok(()) => {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("making the lock directory {}", dir.display()))?;
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(err) => {
+            return Err(err)
+                .with_context(|| format!("making the lock directory {}", dir.display()));
+        }
+    }
+    if !owned_private(&dir, uid) {
+        anyhow::bail!(
+            "refusing the lock directory {}: it is not a directory of this user's that only this user can write (remove it if someone else made it)",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+/// A real directory owned by `uid` that no group or other user can write.
+fn owned_private(dir: &Path, uid: u32) -> bool {
+    std::fs::symlink_metadata(dir)
+        .is_ok_and(|meta| meta.is_dir() && meta.uid() == uid && meta.mode() & 0o022 == 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exit::status_of;
 
-    fn engine(id: &str, data_root: &str) -> EngineInfo {
+    fn engine() -> EngineInfo {
         EngineInfo {
-            id: id.into(),
-            version: String::new(),
-            api_version: String::new(),
-            data_root: data_root.into(),
-            storage_driver: String::new(),
+            id: "ENGINE".into(),
+            version: "20.10.24".into(),
+            api_version: "1.41".into(),
+            data_root: "/var/lib/docker".into(),
+            storage_driver: "overlay2".into(),
             backing_filesystem: String::new(),
-            host: String::new(),
+            host: "unix:///var/run/docker.sock".into(),
         }
     }
 
     #[test]
     fn a_second_lock_on_the_same_engine_is_refused() {
-        let id = format!("test-engine-{}", std::process::id());
-        let first = acquire(&engine(&id, "/var/lib/docker")).unwrap();
-        let err = acquire(&engine(&id, "/var/lib/docker")).err().unwrap();
-        assert_eq!(status_of(&err), ExitStatus::Locked);
-        // Another daemon with the same ID but its own data root is not blocked.
-        let other = acquire(&engine(&id, "/srv/docker")).unwrap();
-        drop((first, other));
-        acquire(&engine(&id, "/var/lib/docker")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let first = acquire_in(dir.path(), &engine()).unwrap();
+        let second = acquire_in(dir.path(), &engine()).unwrap_err();
+        assert_eq!(crate::exit::status_of(&second), ExitStatus::Locked);
+        drop(first);
+        acquire_in(dir.path(), &engine()).unwrap();
+    }
+
+    #[test]
+    fn a_planted_symlink_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join(file_name(&engine()))).unwrap();
+        let err = acquire_in(dir.path(), &engine()).unwrap_err();
+        assert!(format!("{err:#}").contains("symbolic link"), "{err:#}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    }
+
+    #[test]
+    fn a_shared_dir_must_be_roots_and_not_world_writable() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(!shared_dir_is_safe(&open));
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink("/", &link).unwrap();
+        assert!(!shared_dir_is_safe(&link));
     }
 }

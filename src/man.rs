@@ -81,9 +81,9 @@ pub fn render(out: &mut impl Write) -> io::Result<()> {
         "Defaults, in TOML, for maintenance jobs; then ~/.config/docker-reclaim/config.toml ($XDG_CONFIG_HOME), whose keys override it; --config FILE replaces both. Flags override the files. Keys: host, all, volumes (\"anonymous\" or \"all\"), networks, build_cache (\"unshared\" or \"all\"), filters, stopped_for, keep, keep_labels, keep_last, jobs, log_file. An unknown key is an error.",
     )]);
     extra.control("TP", []);
-    extra.text([bold("/run/lock/docker-reclaim-*.lock")]);
+    extra.text([bold("/run/docker-reclaim/*.lock")]);
     extra.text([roman(
-        "One lock per engine (keyed by its ID and data root) so that only one apply runs at a time; in the temporary directory when /run/lock is not writable.",
+        "One lock per engine (keyed by its ID and data root) so that only one apply runs at a time. The directory is made by root, setgid and shared with the group of the engine's socket; a user who cannot use it locks in $XDG_RUNTIME_DIR/docker-reclaim or /tmp/docker-reclaim-UID instead. Lock and log files are opened without following symlinks.",
     )]);
     extra.control("SH", ["SEE ALSO"]);
     extra.text([roman(

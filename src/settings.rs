@@ -35,6 +35,8 @@ pub const MAX_JOBS: usize = 32;
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub host: Host,
+    /// `--timeout`: the longest wait for any one engine request.
+    pub timeout: Duration,
     pub format: Format,
     pub mode: Mode,
     pub yes: bool,
@@ -77,6 +79,7 @@ impl Settings {
         let jobs = cli.apply.jobs.or(config.jobs).unwrap_or(DEFAULT_JOBS);
         let log_file = cli.apply.log_file.or(config.log_file);
         let all_images = cli.rules.all || config.all.unwrap_or(false);
+        let config_host = config.host.clone();
         let cli_host = cli.host.or(config.host);
         if keep_last == Some(0) {
             return Err(UsageError(
@@ -102,6 +105,12 @@ impl Settings {
                 )));
             }
         };
+        // The config file's host is checked even when a flag or DOCKER_HOST wins,
+        // so that a broken config is found before the day it is used.
+        if let Some(configured) = &config_host {
+            Host::parse(configured)
+                .map_err(|err| UsageError(format!("in the config file: {}", err.0)))?;
+        }
         let host = Host::parse(cli_host.as_deref().unwrap_or(Host::DEFAULT))?;
         // Flags that widen or cut the scope: a saved plan carries its own.
         let scope_flag = [
@@ -153,8 +162,18 @@ impl Settings {
                 "invalid --jobs {jobs}: give a number from 1 to {MAX_JOBS}"
             )));
         }
+        let timeout = humantime::parse_duration(&cli.timeout)
+            .ok()
+            .filter(|limit| !limit.is_zero())
+            .ok_or_else(|| {
+                UsageError(format!(
+                    "invalid --timeout {:?}: give a duration like 30s, 2m or 10m",
+                    cli.timeout
+                ))
+            })?;
         Ok(Settings {
             host,
+            timeout,
             format: cli.format,
             mode,
             yes: cli.apply.yes,
@@ -178,10 +197,9 @@ mod tests {
             Host::parse("unix:///run/docker.sock").unwrap(),
             Host::Unix("/run/docker.sock".into())
         );
-        assert_eq!(
-            Host::parse("").unwrap(),
-            Host::Unix("/var/run/docker.sock".into())
-        );
+        assert!(Host::parse("").is_err());
+        let secret = Host::parse("tcp://admin:hunter2@10.0.0.1:2375").unwrap_err();
+        assert!(!secret.0.contains("hunter2") && !secret.0.contains("admin"), "{}", secret.0);
         assert_eq!(
             Host::parse("tcp://10.0.0.1:2376").unwrap(),
             Host::Tcp("10.0.0.1:2376".into())

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 
 use super::{local_data_root, make_plan, show_plan};
 use crate::cli::Format;
-use crate::engine::Engine;
+use crate::engine::{Engine, Host};
 use crate::exit::ExitStatus;
 use crate::inventory::Inventory;
 use crate::plan::{self, Plan};
@@ -44,7 +44,11 @@ pub async fn run(
         }
         _ => None,
     };
-    let _lock = lock::acquire(engine.info())?;
+    let socket = match &settings.host {
+        Host::Unix(path) => Some(path.as_path()),
+        _ => None,
+    };
+    let _lock = lock::acquire(engine.info(), socket)?;
     // Installed before the prompt, so that Ctrl-C there aborts cleanly instead of
     // killing the process, and Ctrl-C or SIGTERM during apply stops new deletions.
     let stop = Arc::new(AtomicBool::new(false));

@@ -17,9 +17,6 @@ use super::{Engine, MIN_API, Refused, Removal, negotiate, parse_api_version, par
 use crate::exit::EngineUnreachable;
 use crate::model::{ContainerState, EngineInfo, Network, unix_seconds};
 
-/// How long one request may take. `/system/df` walks every writable layer and
-/// volume, so it gets minutes on a big host, not seconds.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// How long to wait for someone else's `/system/df` to finish, and how often to ask.
 const DF_BUSY_PATIENCE: Duration = Duration::from_secs(300);
@@ -35,6 +32,9 @@ fn is_df_busy(err: &anyhow::Error) -> bool {
 
 pub struct DockerEngine {
     docker: Docker,
+    host: Host,
+    /// How long one request may take (`--timeout`).
+    timeout: Duration,
     raw: RawClient,
     /// `/v1.41`, say: put in front of every request path.
     prefix: String,
@@ -45,21 +45,22 @@ impl DockerEngine {
     /// Connects, negotiates the API version with `/version`, and reads `/info`.
     /// Failing to reach the engine, being denied, or an engine older than API
     /// 1.41 is an [`EngineUnreachable`] error naming the host.
-    pub async fn connect(host: &Host) -> Result<DockerEngine> {
+    pub async fn connect(host: &Host, timeout: Duration) -> Result<DockerEngine> {
         let floor = ClientVersion {
             major_version: MIN_API.0 as usize,
             minor_version: MIN_API.1 as usize,
         };
-        let timeout = REQUEST_TIMEOUT.as_secs();
+        // bollard counts whole seconds; a limit under one second is one second.
+        let seconds = timeout.as_secs().max(1);
         let base = match host {
             Host::Unix(path) => {
-                Docker::connect_with_unix(&format!("unix://{}", path.display()), timeout, &floor)
+                Docker::connect_with_unix(&format!("unix://{}", path.display()), seconds, &floor)
             }
             Host::Tcp(authority) => {
-                Docker::connect_with_http(&format!("tcp://{authority}"), timeout, &floor)
+                Docker::connect_with_http(&format!("tcp://{authority}"), seconds, &floor)
             }
         }
-        .map_err(|err| unreachable(host, &err))?;
+        .map_err(|err| unreachable(host, timeout, &err))?;
 
         // bollard 0.21 drops the `/v1.xx` part of every path (its URL join replaces
         // it), so negotiate_version() would change nothing on the wire. Ask the
@@ -73,7 +74,7 @@ impl DockerEngine {
             .clone()
             .with_request_modifier(move |request| pin_version(request, &floor_prefix));
         let (version, info) = tokio::join!(base.version(), at_floor.info());
-        let version = version.map_err(|err| unreachable(host, &err))?;
+        let version = version.map_err(|err| unreachable(host, timeout, &err))?;
         let offered = version.api_version.as_deref().unwrap_or("");
         let server = parse_api_version(offered).ok_or_else(|| {
             EngineUnreachable(format!(
@@ -90,12 +91,14 @@ impl DockerEngine {
         let pinned = prefix.clone();
         let docker = base.with_request_modifier(move |request| pin_version(request, &pinned));
         let info = info
-            .map_err(|err| unreachable(host, &err))
+            .map_err(|err| unreachable(host, timeout, &err))
             .context("reading engine info (/info)")?;
 
         Ok(DockerEngine {
             docker,
-            raw: RawClient::new(host, REQUEST_TIMEOUT),
+            host: host.clone(),
+            timeout,
+            raw: RawClient::new(host, timeout),
             prefix,
             info: EngineInfo {
                 id: info.id.unwrap_or_default(),
@@ -131,7 +134,7 @@ impl DockerEngine {
         self.docker
             .list_containers(Some(options))
             .await
-            .map_err(refused)
+            .map_err(|err| self.error(err))
     }
 }
 
@@ -156,7 +159,10 @@ fn pin_version(mut request: bollard::BollardRequest, prefix: &str) -> bollard::B
 }
 
 /// Says in one line why the engine cannot be used, and what to do.
-fn unreachable(host: &Host, err: &BollardError) -> anyhow::Error {
+fn unreachable(host: &Host, timeout: Duration, err: &BollardError) -> anyhow::Error {
+    if matches!(err, BollardError::RequestTimeoutError) {
+        return timed_out(host, timeout);
+    }
     let io_kind = io_error_kind(err);
     let message = match (host, io_kind) {
         (Host::Unix(path), Some(std::io::ErrorKind::NotFound)) => format!(
@@ -173,6 +179,15 @@ fn unreachable(host: &Host, err: &BollardError) -> anyhow::Error {
         _ => format!("cannot reach the Docker engine at {host}: {err}"),
     };
     EngineUnreachable(message).into()
+}
+
+/// The engine took longer than `--timeout` to answer.
+pub(super) fn timed_out(host: &Host, timeout: Duration) -> anyhow::Error {
+    EngineUnreachable(format!(
+        "the Docker engine at {host} did not answer within {} (--timeout); is dockerd stopped or overloaded?",
+        humantime::format_duration(timeout)
+    ))
+    .into()
 }
 
 fn io_error_kind(err: &BollardError) -> Option<std::io::ErrorKind> {
@@ -241,7 +256,7 @@ impl Engine for DockerEngine {
                     .and_then(unix_seconds),
             })),
             Err(err) if is_not_found(&err) => Ok(None),
-            Err(err) => Err(err.into()),
+            Err(err) => Err(self.error(err)),
         }
     }
 
@@ -252,12 +267,12 @@ impl Engine for DockerEngine {
         let inspect = match inspect {
             Ok(found) => found,
             Err(err) if is_not_found(&err) => return Ok(None),
-            Err(err) => return Err(err.into()),
+            Err(err) => return Err(self.error(err)),
         };
         let history = match history {
             Ok(found) => found,
             Err(err) if is_not_found(&err) => return Ok(None),
-            Err(err) => return Err(err.into()),
+            Err(err) => return Err(self.error(err)),
         };
         Ok(Some(ImageLayers {
             diff_ids: inspect
@@ -285,7 +300,11 @@ impl Engine for DockerEngine {
 
     async fn image_ids(&self) -> Result<Vec<String>> {
         let options = bollard::query_parameters::ListImagesOptions::default();
-        let images = self.docker.list_images(Some(options)).await?;
+        let images = self
+            .docker
+            .list_images(Some(options))
+            .await
+            .map_err(|err| self.error(err))?;
         Ok(images.into_iter().map(|image| image.id).collect())
     }
 
@@ -293,7 +312,8 @@ impl Engine for DockerEngine {
         let networks = self
             .docker
             .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
-            .await?;
+            .await
+            .map_err(|err| self.error(err))?;
         Ok(networks
             .into_iter()
             .map(|network| Network {
@@ -335,7 +355,7 @@ impl Engine for DockerEngine {
                     .collect(),
             )),
             Err(err) if is_not_found(&err) => Ok(None),
-            Err(err) => Err(refused(err)),
+            Err(err) => Err(self.error(err)),
         }
     }
 
@@ -360,7 +380,7 @@ impl Engine for DockerEngine {
         match self.docker.remove_container(id, Some(options)).await {
             Ok(()) => Ok(Removal::Removed),
             Err(err) if is_not_found(&err) => Ok(Removal::AlreadyGone),
-            Err(err) => Err(refused(err)),
+            Err(err) => Err(self.error(err)),
         }
     }
 
@@ -379,7 +399,7 @@ impl Engine for DockerEngine {
         match self.docker.remove_volume(name, Some(options)).await {
             Ok(()) => Ok(Removal::Removed),
             Err(err) if is_not_found(&err) => Ok(Removal::AlreadyGone),
-            Err(err) => Err(refused(err)),
+            Err(err) => Err(self.error(err)),
         }
     }
 
@@ -391,7 +411,7 @@ impl Engine for DockerEngine {
         {
             Ok(found) => Ok(Some(found.containers.map_or(0, |c| c.len()))),
             Err(err) if is_not_found(&err) => Ok(None),
-            Err(err) => Err(refused(err)),
+            Err(err) => Err(self.error(err)),
         }
     }
 
@@ -399,7 +419,7 @@ impl Engine for DockerEngine {
         match self.docker.remove_network(id).await {
             Ok(()) => Ok(Removal::Removed),
             Err(err) if is_not_found(&err) => Ok(Removal::AlreadyGone),
-            Err(err) => Err(refused(err)),
+            Err(err) => Err(self.error(err)),
         }
     }
 
@@ -418,7 +438,7 @@ impl Engine for DockerEngine {
             .docker
             .prune_build(Some(options))
             .await
-            .map_err(refused)?;
+            .map_err(|err| self.error(err))?;
         Ok(answer.caches_deleted.unwrap_or_default())
     }
 
@@ -435,7 +455,7 @@ impl Engine for DockerEngine {
         {
             Ok(_) => Ok(Removal::Removed),
             Err(err) if is_not_found(&err) => Ok(Removal::AlreadyGone),
-            Err(err) => Err(refused(err)),
+            Err(err) => Err(self.error(err)),
         }
     }
 
@@ -448,7 +468,18 @@ impl Engine for DockerEngine {
         match self.docker.remove_image(id, Some(options), None).await {
             Ok(_) => Ok(Removal::Removed),
             Err(err) if is_not_found(&err) => Ok(Removal::AlreadyGone),
-            Err(err) => Err(refused(err)),
+            Err(err) => Err(self.error(err)),
+        }
+    }
+}
+
+impl DockerEngine {
+    /// An error from a request: the engine's refusal ([`Refused`]), or the
+    /// engine not answering in time ([`EngineUnreachable`]), or the transport's own.
+    fn error(&self, err: BollardError) -> anyhow::Error {
+        match err {
+            BollardError::RequestTimeoutError => timed_out(&self.host, self.timeout),
+            other => refused(other),
         }
     }
 }

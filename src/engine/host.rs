@@ -18,11 +18,23 @@ impl Host {
     pub const DEFAULT: &'static str = "unix:///var/run/docker.sock";
 
     /// Parses a Docker host string in the forms the docker CLI accepts for local and
-    /// plain-TCP engines. An empty string means the default socket, as with the CLI.
+    /// plain-TCP engines. An empty string is an error: an empty `DOCKER_HOST` is
+    /// treated as unset before it gets here, so an empty host was given on purpose.
     pub fn parse(raw: &str) -> Result<Host, UsageError> {
         let raw = raw.trim();
         if raw.is_empty() {
-            return Host::parse(Host::DEFAULT);
+            return Err(UsageError(
+                "invalid host \"\": give unix:///path/to/docker.sock or tcp://HOST:PORT, or leave -H out for the default".into(),
+            ));
+        }
+        if let Some((scheme @ ("tcp" | "http"), rest)) = raw.split_once("://")
+            && let Some((userinfo, _)) = rest.split_once('@')
+            && !userinfo.contains('/')
+        {
+            return Err(UsageError(format!(
+                "invalid host {:?}: credentials in the host are not supported, and are not repeated here",
+                format!("{scheme}://***@{}", &rest[userinfo.len() + 1..])
+            )));
         }
         if let Some(path) = raw.strip_prefix("unix://") {
             if path.is_empty() || !path.starts_with('/') {

@@ -28,6 +28,7 @@ pub struct EngineAnswered {
 
 pub struct RawClient {
     transport: Transport,
+    host: Host,
     timeout: Duration,
 }
 
@@ -54,7 +55,11 @@ impl RawClient {
                 authority: authority.clone(),
             },
         };
-        RawClient { transport, timeout }
+        RawClient {
+            transport,
+            host: host.clone(),
+            timeout,
+        }
     }
 
     async fn send(
@@ -62,10 +67,10 @@ impl RawClient {
         path_and_query: &str,
         request: impl Future<Output = Result<Response<Incoming>, LegacyError>>,
     ) -> Result<Response<Incoming>> {
-        tokio::time::timeout(self.timeout, request)
-            .await
-            .with_context(|| format!("GET {path_and_query} timed out after {:?}", self.timeout))?
-            .with_context(|| format!("GET {path_and_query}"))
+        match tokio::time::timeout(self.timeout, request).await {
+            Ok(answer) => answer.with_context(|| format!("GET {path_and_query}")),
+            Err(_) => Err(super::docker::timed_out(&self.host, self.timeout)),
+        }
     }
 
     /// GETs `path_and_query` (already carrying the `/v1.xx` prefix) and returns the
