@@ -18,6 +18,32 @@ use crate::plan::{Item, Kind, Plan, Reason};
 use crate::progress::Progress;
 use crate::report::{ItemResult, Outcome};
 
+/// What stops new deletions: a signal (`stop`), or the engine going away
+/// (`gone`, set here on the first failure to reach it).
+#[derive(Clone, Copy)]
+pub struct Flags<'a> {
+    pub stop: &'a AtomicBool,
+    pub gone: &'a AtomicBool,
+}
+
+impl Flags<'_> {
+    fn halted(&self) -> bool {
+        self.stop.load(Ordering::SeqCst) || self.gone.load(Ordering::SeqCst)
+    }
+
+    /// The outcome for an error from the engine: a refusal is this item's
+    /// failure; anything else means the engine is not answering, and no new
+    /// deletion starts after it.
+    fn failed(&self, doing: &str, err: &anyhow::Error) -> Outcome {
+        if crate::engine::is_refusal(err) {
+            Outcome::Failed(format!("{doing}{err:#}"))
+        } else {
+            self.gone.store(true, Ordering::SeqCst);
+            Outcome::Failed(format!("{doing}the engine stopped answering ({err:#})"))
+        }
+    }
+}
+
 /// Applies `plan`, telling `progress` as each item finishes. `inventory` is the
 /// snapshot the plan was checked against; it orders images. Once `stop` is set,
 /// no new deletion starts; those already under way finish.
@@ -26,7 +52,7 @@ pub async fn apply(
     plan: &Plan,
     inventory: &Inventory,
     jobs: usize,
-    stop: &AtomicBool,
+    flags: Flags<'_>,
     progress: &mut dyn Progress,
 ) -> Vec<ItemResult> {
     let jobs = jobs.max(1);
@@ -46,7 +72,7 @@ pub async fn apply(
             .first()
             .is_some_and(|item| item.kind == Kind::BuildCache)
         {
-            for result in prune_build_cache(engine, &phase, stop).await {
+            for result in prune_build_cache(engine, &phase, flags).await {
                 progress.item(&result);
                 results.push(result);
             }
@@ -57,17 +83,17 @@ pub async fn apply(
         // that the engine never waits for a list between batches; they are at most
         // one batch (a few dozen milliseconds) old when their containers go, and
         // the engine itself refuses to remove a running container without force.
-        let mut next = batch_states(engine, chunks.first().copied(), stop).await;
+        let mut next = batch_states(engine, chunks.first().copied(), flags).await;
         for (index, chunk) in chunks.iter().enumerate() {
             let states = next.take();
             let states = states.as_ref();
             let run = async {
                 let mut running = futures_util::stream::iter(chunk.iter())
                     .map(|item| async move {
-                        let outcome = if stop.load(Ordering::SeqCst) {
+                        let outcome = if flags.halted() {
                             Outcome::NotStarted
                         } else {
-                            carry_out(engine, item, states).await
+                            carry_out(engine, item, states, flags).await
                         };
                         ItemResult {
                             item: (*item).clone(),
@@ -80,7 +106,7 @@ pub async fn apply(
                     results.push(result);
                 }
             };
-            let following = batch_states(engine, chunks.get(index + 1).copied(), stop);
+            let following = batch_states(engine, chunks.get(index + 1).copied(), flags);
             let ((), following) = futures_util::join!(run, following);
             next = following;
         }
@@ -93,13 +119,13 @@ pub async fn apply(
 async fn batch_states(
     engine: &impl Engine,
     chunk: Option<&[&Item]>,
-    stop: &AtomicBool,
+    flags: Flags<'_>,
 ) -> Option<States> {
     let chunk = chunk.filter(|chunk| {
         chunk
             .first()
             .is_some_and(|item| item.kind == Kind::Container)
-            && !stop.load(Ordering::SeqCst)
+            && !flags.halted()
     })?;
     let ids: Vec<&str> = chunk.iter().map(|item| item.id.as_str()).collect();
     Some(engine.container_states(&ids).await)
@@ -159,19 +185,17 @@ fn image_waves<'a>(mut pending: Vec<&'a Item>, inventory: &Inventory) -> Vec<Vec
 type States = anyhow::Result<HashMap<String, ContainerState>>;
 
 /// Re-checks one item against the engine as it is now, then removes it.
-async fn carry_out(engine: &impl Engine, item: &Item, states: Option<&States>) -> Outcome {
+async fn carry_out(
+    engine: &impl Engine,
+    item: &Item,
+    states: Option<&States>,
+    flags: Flags<'_>,
+) -> Outcome {
     let checked = match item.kind {
-        Kind::Container => recheck_container(item, states),
-        Kind::Image => recheck_image(engine, item).await,
-        Kind::Volume => recheck_volume(engine, item).await,
-        Kind::Network => match engine.network_endpoints(&item.id).await {
-            Err(err) => Err(Outcome::Failed(format!("re-checking it: {err:#}"))),
-            Ok(None) => Err(Outcome::AlreadyGone),
-            Ok(Some(0)) => Ok(()),
-            Ok(Some(count)) => Err(Outcome::Skipped(format!(
-                "{count} container(s) attached since the plan"
-            ))),
-        },
+        Kind::Container => recheck_container(item, states, flags),
+        Kind::Image => recheck_image(engine, item, flags).await,
+        Kind::Volume => recheck_volume(engine, item, flags).await,
+        Kind::Network => recheck_network(engine, item, flags).await,
         other => Err(Outcome::Skipped(format!(
             "this version does not remove {}s",
             other.word()
@@ -184,7 +208,11 @@ async fn carry_out(engine: &impl Engine, item: &Item, states: Option<&States>) -
         Kind::Container => engine.remove_container(&item.id).await,
         Kind::Volume => engine.remove_volume(&item.id).await,
         Kind::Network => engine.remove_network(&item.id).await,
-        _ => remove_image(engine, item).await,
+        _ => match remove_image(engine, item).await {
+            Ok(Ok(removal)) => Ok(removal),
+            Ok(Err(outcome)) => return outcome,
+            Err(err) => Err(err),
+        },
     };
     match removal {
         Ok(Removal::Removed) => Outcome::Removed,
@@ -200,7 +228,7 @@ async fn carry_out(engine: &impl Engine, item: &Item, states: Option<&States>) -
         {
             Outcome::Skipped(format!("changed since the plan: {err:#}"))
         }
-        Err(err) => Outcome::Failed(format!("{err:#}")),
+        Err(err) => flags.failed("", &err),
     }
 }
 
@@ -211,7 +239,7 @@ async fn carry_out(engine: &impl Engine, item: &Item, states: Option<&States>) -
 async fn prune_build_cache(
     engine: &impl Engine,
     items: &[&Item],
-    stop: &AtomicBool,
+    flags: Flags<'_>,
 ) -> Vec<ItemResult> {
     let mut outcomes: Vec<Option<Outcome>> = vec![None; items.len()];
     loop {
@@ -223,7 +251,7 @@ async fn prune_build_cache(
             {
                 continue;
             }
-            if stop.load(Ordering::SeqCst) {
+            if flags.halted() {
                 outcomes[index] = Some(Outcome::NotStarted);
                 continue;
             }
@@ -233,10 +261,10 @@ async fn prune_build_cache(
                     progress = true;
                 }
                 Ok(_) => {}
-                Err(err) => outcomes[index] = Some(Outcome::Failed(format!("{err:#}"))),
+                Err(err) => outcomes[index] = Some(flags.failed("", &err)),
             }
         }
-        if !progress || stop.load(Ordering::SeqCst) {
+        if !progress || flags.halted() {
             break;
         }
     }
@@ -257,20 +285,44 @@ async fn prune_build_cache(
 
 /// An image with several tags cannot be removed by ID without force: its tags
 /// but one go first, then the image by ID (which takes the last tag with it).
-async fn remove_image(engine: &impl Engine, item: &Item) -> anyhow::Result<Removal> {
+/// The engine only removes a tag by its name, so just before each one goes,
+/// the tag is looked up: one that now names another image is left alone and
+/// the image is skipped. The image itself is only ever removed by its ID.
+async fn remove_image(
+    engine: &impl Engine,
+    item: &Item,
+) -> anyhow::Result<Result<Removal, Outcome>> {
     for tag in item.tags.iter().skip(1) {
+        match engine.tag_target(tag).await? {
+            Some(target) if target == item.id => {}
+            Some(other) => {
+                return Ok(Err(Outcome::Skipped(format!(
+                    "tag {tag} now names image {}, not this one: left alone",
+                    short_id(&other)
+                ))));
+            }
+            None => {
+                return Ok(Err(Outcome::Skipped(format!(
+                    "tag {tag} was removed since the plan"
+                ))));
+            }
+        }
         engine.untag_image(tag).await?;
     }
-    engine.remove_image(&item.id).await
+    Ok(Ok(engine.remove_image(&item.id).await?))
 }
 
 /// `Ok` when the container may go; otherwise the outcome to report instead.
 /// The engine enforces the same rule again when it removes the container: a
 /// removal without force fails for a running, paused or restarting one.
-fn recheck_container(item: &Item, states: Option<&States>) -> Result<(), Outcome> {
+fn recheck_container(
+    item: &Item,
+    states: Option<&States>,
+    flags: Flags<'_>,
+) -> Result<(), Outcome> {
     match states {
         None => Err(Outcome::Failed("re-checking it: no listing".into())),
-        Some(Err(err)) => Err(Outcome::Failed(format!("re-checking it: {err:#}"))),
+        Some(Err(err)) => Err(flags.failed("re-checking it: ", err)),
         Some(Ok(states)) => match states.get(&item.id) {
             None => Err(Outcome::AlreadyGone),
             Some(state) if state.is_stopped() => Ok(()),
@@ -282,9 +334,9 @@ fn recheck_container(item: &Item, states: Option<&States>) -> Result<(), Outcome
     }
 }
 
-async fn recheck_image(engine: &impl Engine, item: &Item) -> Result<(), Outcome> {
+async fn recheck_image(engine: &impl Engine, item: &Item, flags: Flags<'_>) -> Result<(), Outcome> {
     let tags = match engine.image_tags(&item.id).await {
-        Err(err) => return Err(Outcome::Failed(format!("re-checking it: {err:#}"))),
+        Err(err) => return Err(flags.failed("re-checking it: ", &err)),
         Ok(None) => return Err(Outcome::AlreadyGone),
         Ok(Some(tags)) => tags,
     };
@@ -307,7 +359,7 @@ async fn recheck_image(engine: &impl Engine, item: &Item) -> Result<(), Outcome>
         }));
     }
     match engine.containers_using_image(&item.id).await {
-        Err(err) => Err(Outcome::Failed(format!("re-checking it: {err:#}"))),
+        Err(err) => Err(flags.failed("re-checking it: ", &err)),
         Ok(users) if users.is_empty() => Ok(()),
         Ok(users) => Err(Outcome::Skipped(format!(
             "used by container {} since the plan",
@@ -320,12 +372,38 @@ async fn recheck_image(engine: &impl Engine, item: &Item) -> Result<(), Outcome>
     }
 }
 
-async fn recheck_volume(engine: &impl Engine, item: &Item) -> Result<(), Outcome> {
+async fn recheck_volume(
+    engine: &impl Engine,
+    item: &Item,
+    flags: Flags<'_>,
+) -> Result<(), Outcome> {
     match engine.containers_using_volume(&item.id).await {
-        Err(err) => Err(Outcome::Failed(format!("re-checking it: {err:#}"))),
+        Err(err) => Err(flags.failed("re-checking it: ", &err)),
         Ok(users) if users.is_empty() => Ok(()),
         Ok(users) => Err(Outcome::Skipped(format!(
             "mounted by container {} since the plan",
+            users
+                .iter()
+                .map(|id| short_id(id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// A network goes only if no container, in any state, is attached to it or
+/// configured to attach to it (a created container that has not started yet).
+async fn recheck_network(
+    engine: &impl Engine,
+    item: &Item,
+    flags: Flags<'_>,
+) -> Result<(), Outcome> {
+    match engine.containers_using_network(&item.id, &item.name).await {
+        Err(err) => Err(flags.failed("re-checking it: ", &err)),
+        Ok(None) => Err(Outcome::AlreadyGone),
+        Ok(Some(users)) if users.is_empty() => Ok(()),
+        Ok(Some(users)) => Err(Outcome::Skipped(format!(
+            "container {} uses it since the plan",
             users
                 .iter()
                 .map(|id| short_id(id))

@@ -8,8 +8,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Result;
-use dialoguer::console::Term;
 use dialoguer::MultiSelect;
+use dialoguer::console::Term;
 
 use crate::exit::{ExitStatus, Stop};
 use crate::plan::Plan;

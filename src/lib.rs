@@ -27,6 +27,7 @@ pub mod render;
 pub mod report;
 pub mod rules;
 pub mod settings;
+pub mod signals;
 pub mod usage;
 
 use std::io::Write;
@@ -38,8 +39,9 @@ use clap::{CommandFactory, Parser};
 
 use crate::cli::{Cli, Command};
 use crate::engine::DockerEngine;
-use crate::exit::ExitStatus;
+use crate::exit::{ExitStatus, Stop};
 use crate::settings::{Mode, Settings};
+use crate::signals::{Interrupt, Signals};
 
 /// The whole program: parse, run, print any error once, and map it to an exit code.
 pub fn run() -> ExitCode {
@@ -79,16 +81,37 @@ fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let engine = DockerEngine::connect(&settings.host, settings.timeout).await?;
-        match &settings.mode {
-            Mode::DryRun { plan_out } => {
-                commands::dry_run::run(&engine, &settings, plan_out.as_deref(), out).await
+        let signals = Signals::install()?;
+        let work = async {
+            let engine = DockerEngine::connect(&settings.host, settings.timeout).await?;
+            match &settings.mode {
+                Mode::DryRun { plan_out } => {
+                    commands::dry_run::run(&engine, &settings, plan_out.as_deref(), out).await
+                }
+                Mode::Apply | Mode::ApplyFile { .. } => {
+                    commands::apply::run(&engine, &settings, &signals, out).await
+                }
+                Mode::Df => commands::df::run(&engine, &settings, out).await,
+                Mode::Layers { images } => {
+                    commands::layers::run(&engine, &settings, images, out).await
+                }
             }
-            Mode::Apply | Mode::ApplyFile { .. } => {
-                commands::apply::run(&engine, &settings, out).await
+        };
+        // Before deletions start, a signal ends the run wherever it waits.
+        tokio::select! {
+            biased;
+            result = work => result,
+            interrupt = signals.aborted() => Err(match interrupt {
+                Interrupt::HungUp => Stop::new(
+                    ExitStatus::Aborted,
+                    "the terminal went away: nothing was removed",
+                ),
+                Interrupt::Interrupted => Stop::new(
+                    ExitStatus::Interrupted,
+                    "interrupted: nothing was removed",
+                ),
             }
-            Mode::Df => commands::df::run(&engine, &settings, out).await,
-            Mode::Layers { images } => commands::layers::run(&engine, &settings, images, out).await,
+            .into()),
         }
     })
 }

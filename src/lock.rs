@@ -117,7 +117,11 @@ fn shared_dir_is_safe(dir: &Path) -> bool {
 }
 
 fn writable(dir: &Path) -> bool {
-    rustix::fs::access(dir, rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK).is_ok()
+    rustix::fs::access(
+        dir,
+        rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
+    )
+    .is_ok()
 }
 
 fn socket_group(socket: &Path) -> Option<u32> {

@@ -75,6 +75,8 @@ pub struct BeforeAfter {
 pub struct Report {
     pub results: Vec<ItemResult>,
     pub interrupted: bool,
+    /// The engine stopped answering during the apply; deletions stopped there.
+    pub engine_gone: bool,
     /// Total usage by the engine's own figures (`/system/df`), before and after.
     pub engine_usage: Option<BeforeAfter>,
     /// Available bytes on the data root's filesystem, when it is readable here.
@@ -124,7 +126,9 @@ impl Report {
     /// Interrupted beats partial failure; skipped items are a success (they were
     /// left alone on purpose).
     pub fn status(&self) -> ExitStatus {
-        if self.interrupted {
+        if self.engine_gone {
+            ExitStatus::PartialFailure
+        } else if self.interrupted {
             ExitStatus::Interrupted
         } else if self.total().failed > 0 {
             ExitStatus::PartialFailure
@@ -159,6 +163,7 @@ mod tests {
                 result(Kind::Image, Outcome::Removed, 100),
             ],
             interrupted: false,
+            engine_gone: false,
             engine_usage: None,
             free_space: None,
             data_root: None,

@@ -199,7 +199,11 @@ mod tests {
         );
         assert!(Host::parse("").is_err());
         let secret = Host::parse("tcp://admin:hunter2@10.0.0.1:2375").unwrap_err();
-        assert!(!secret.0.contains("hunter2") && !secret.0.contains("admin"), "{}", secret.0);
+        assert!(
+            !secret.0.contains("hunter2") && !secret.0.contains("admin"),
+            "{}",
+            secret.0
+        );
         assert_eq!(
             Host::parse("tcp://10.0.0.1:2376").unwrap(),
             Host::Tcp("10.0.0.1:2376".into())

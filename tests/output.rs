@@ -312,6 +312,7 @@ fn report(inventory: &Inventory) -> Report {
     Report {
         results,
         interrupted: false,
+        engine_gone: false,
         engine_usage: Some(BeforeAfter {
             before: 30_000_000,
             after: 21_000_000,

@@ -3,7 +3,6 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
@@ -15,14 +14,16 @@ use crate::exit::ExitStatus;
 use crate::inventory::Inventory;
 use crate::plan::{self, Plan};
 use crate::progress::{self, AuditLog, Fanout, Progress};
-use crate::report::{BeforeAfter, ItemResult, Report};
+use crate::report::{BeforeAfter, ItemResult, Outcome, Report};
 use crate::settings::{Mode, Settings};
+use crate::signals::Signals;
 use crate::{apply, confirm, disk, files, lock, measure, note, planfile, render, unix_now};
 
 /// Plan (or load a saved plan), show, confirm, apply, report.
 pub async fn run(
     engine: &impl Engine,
     settings: &Settings,
+    signals: &Signals,
     out: &mut impl Write,
 ) -> Result<ExitStatus> {
     // Everything the user gave us is checked before anything is removed.
@@ -49,10 +50,7 @@ pub async fn run(
         _ => None,
     };
     let _lock = lock::acquire(engine.info(), socket)?;
-    // Installed before the prompt, so that Ctrl-C there aborts cleanly instead of
-    // killing the process, and Ctrl-C or SIGTERM during apply stops new deletions.
-    let stop = Arc::new(AtomicBool::new(false));
-    watch_signals(&stop)?;
+    let stop = signals.stop();
 
     let (inventory, walked) = measure::inventory_and_walk(engine).await?;
     let plan = match saved {
@@ -108,7 +106,31 @@ pub async fn run(
     } else {
         measure::walk_data_root(&inventory.engine)
     };
-    let results = execute(engine, settings, &plan, &inventory, &stop, audit.as_mut()).await;
+    signals.start_applying();
+    let gone = AtomicBool::new(false);
+    let results = execute(
+        engine,
+        settings,
+        &plan,
+        &inventory,
+        stop,
+        &gone,
+        audit.as_mut(),
+    )
+    .await;
+    let engine_gone = gone.load(Ordering::SeqCst);
+    if engine_gone {
+        let count =
+            |done: fn(&Outcome) -> bool| results.iter().filter(|r| done(&r.outcome)).count();
+        note(&format!(
+            "docker-reclaim: error: the engine at {} stopped answering during the apply: {} removed, {} skipped, {} failed, {} not started",
+            settings.host,
+            count(|o| o.is_done()),
+            count(|o| matches!(o, Outcome::Skipped(_))),
+            count(|o| matches!(o, Outcome::Failed(_))),
+            count(|o| *o == Outcome::NotStarted),
+        ));
+    }
     if let Some(err) = audit.and_then(|log| log.error) {
         note(&format!(
             "docker-reclaim: warning: the audit log is incomplete: {err}"
@@ -118,18 +140,24 @@ pub async fn run(
     // The data root is walked while the engine works out its own figures.
     let engine_info = inventory.engine.clone();
     let walk_after = tokio::task::spawn_blocking(move || measure::walk_data_root(&engine_info));
-    let usage_after = engine
-        .disk_usage()
-        .await
-        .map(|usage| {
-            let after = Inventory::from_disk_usage(inventory.engine.clone(), usage);
-            plan::summarize(Vec::new(), &after).total.current_bytes
-        })
-        .ok();
+    // An engine that went away is not asked again.
+    let usage_after = if engine_gone {
+        None
+    } else {
+        engine
+            .disk_usage()
+            .await
+            .map(|usage| {
+                let after = Inventory::from_disk_usage(inventory.engine.clone(), usage);
+                plan::summarize(Vec::new(), &after).total.current_bytes
+            })
+            .ok()
+    };
     let disk_after = walk_after.await.ok().flatten();
     let report = Report {
         results,
         interrupted: stop.load(Ordering::SeqCst),
+        engine_gone,
         engine_usage: usage_after.map(|after| BeforeAfter {
             before: plan.engine_current_bytes(),
             after,
@@ -141,15 +169,17 @@ pub async fn run(
             .zip(disk_after)
             .map(|(before, after)| BeforeAfter { before, after }),
     };
-    match settings.format {
-        Format::Human => {
-            writeln!(out)?;
-            render::report_human(out, &report)?;
-        }
-        Format::Json => render::report_json(out, &inventory.engine, &report, unix_now())?,
+    let written = match settings.format {
+        Format::Human => writeln!(out).and_then(|()| render::report_human(out, &report)),
+        Format::Json => render::report_json(out, &inventory.engine, &report, unix_now()),
     }
-    out.flush()?;
-    Ok(report.status())
+    .and_then(|()| out.flush());
+    match written {
+        Ok(()) => Ok(report.status()),
+        // Nobody reads the report any more; what was done still decides the exit.
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(report.status()),
+        Err(err) => Err(err).context("writing the report"),
+    }
 }
 
 /// Removes the plan's items, telling the progress display and the audit log.
@@ -159,6 +189,7 @@ async fn execute(
     plan: &Plan,
     inventory: &Inventory,
     stop: &AtomicBool,
+    gone: &AtomicBool,
     audit: Option<&mut AuditLog<File>>,
 ) -> Vec<ItemResult> {
     let mut display = progress::for_stderr(false);
@@ -168,26 +199,19 @@ async fn execute(
     }
     let mut progress = Fanout(reporters);
     progress.start(plan.items.len(), plan.total.predicted_bytes);
-    let results = apply::apply(engine, plan, inventory, settings.jobs, stop, &mut progress).await;
+    let results = apply::apply(
+        engine,
+        plan,
+        inventory,
+        settings.jobs,
+        apply::Flags { stop, gone },
+        &mut progress,
+    )
+    .await;
     progress.finish();
     results
 }
 
 fn open_audit_log(path: &Path) -> Result<File> {
     Ok(files::open_append(path, 0o600, "--log-file")?)
-}
-
-/// Sets `stop` on SIGINT or SIGTERM, from now until the process ends.
-fn watch_signals(stop: &Arc<AtomicBool>) -> Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    for kind in [SignalKind::interrupt(), SignalKind::terminate()] {
-        let mut signals = signal(kind).context("installing a signal handler")?;
-        let stop = Arc::clone(stop);
-        tokio::spawn(async move {
-            while signals.recv().await.is_some() {
-                stop.store(true, Ordering::SeqCst);
-            }
-        });
-    }
-    Ok(())
 }

@@ -17,7 +17,6 @@ use super::{Engine, MIN_API, Refused, Removal, negotiate, parse_api_version, par
 use crate::exit::EngineUnreachable;
 use crate::model::{ContainerState, EngineInfo, Network, unix_seconds};
 
-
 /// How long to wait for someone else's `/system/df` to finish, and how often to ask.
 const DF_BUSY_PATIENCE: Duration = Duration::from_secs(300);
 const DF_BUSY_RETRY: Duration = Duration::from_millis(250);
@@ -403,16 +402,30 @@ impl Engine for DockerEngine {
         }
     }
 
-    async fn network_endpoints(&self, id: &str) -> Result<Option<usize>> {
-        match self
+    async fn containers_using_network(&self, id: &str, name: &str) -> Result<Option<Vec<String>>> {
+        let attached = match self
             .docker
             .inspect_network(id, None::<bollard::query_parameters::InspectNetworkOptions>)
             .await
         {
-            Ok(found) => Ok(Some(found.containers.map_or(0, |c| c.len()))),
-            Err(err) if is_not_found(&err) => Ok(None),
-            Err(err) => Err(self.error(err)),
+            Ok(found) => found.containers.unwrap_or_default(),
+            Err(err) if is_not_found(&err) => return Ok(None),
+            Err(err) => return Err(self.error(err)),
+        };
+        // The `network` filter matches a container's configured networks by name
+        // (a created container has no endpoint yet) and by ID.
+        let found = self
+            .list_all_containers("network", vec![name.to_string(), id.to_string()])
+            .await?;
+        let mut users: Vec<String> = attached.into_keys().collect();
+        for container in found {
+            if let Some(container_id) = container.id
+                && !users.contains(&container_id)
+            {
+                users.push(container_id);
+            }
         }
+        Ok(Some(users))
     }
 
     async fn remove_network(&self, id: &str) -> Result<Removal> {
@@ -440,6 +453,14 @@ impl Engine for DockerEngine {
             .await
             .map_err(|err| self.error(err))?;
         Ok(answer.caches_deleted.unwrap_or_default())
+    }
+
+    async fn tag_target(&self, reference: &str) -> Result<Option<String>> {
+        match self.docker.inspect_image(reference).await {
+            Ok(found) => Ok(found.id),
+            Err(err) if is_not_found(&err) => Ok(None),
+            Err(err) => Err(self.error(err)),
+        }
     }
 
     async fn untag_image(&self, reference: &str) -> Result<Removal> {

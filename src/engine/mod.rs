@@ -66,8 +66,9 @@ pub trait Engine {
     /// Removes a volume without force.
     async fn remove_volume(&self, name: &str) -> Result<Removal>;
 
-    /// How many containers a network has attached now; `None` when it is gone.
-    async fn network_endpoints(&self, id: &str) -> Result<Option<usize>>;
+    /// IDs of the containers, in any state, attached to this network or
+    /// configured to attach to it when they start; `None` when it is gone.
+    async fn containers_using_network(&self, id: &str, name: &str) -> Result<Option<Vec<String>>>;
 
     /// Removes a network.
     async fn remove_network(&self, id: &str) -> Result<Removal>;
@@ -76,6 +77,9 @@ pub trait Engine {
     /// the API has no other delete for build cache) and returns the IDs the
     /// engine reports deleted. Records in use are never pruned by the engine.
     async fn prune_build_cache(&self, ids: &[&str]) -> Result<Vec<String>>;
+
+    /// The ID of the image a tag names now; `None` when no image has it.
+    async fn tag_target(&self, reference: &str) -> Result<Option<String>>;
 
     /// Removes one tag from an image, leaving the image (and its other tags).
     async fn untag_image(&self, reference: &str) -> Result<Removal>;
@@ -130,6 +134,15 @@ pub enum Removal {
 pub struct Refused {
     pub status: u16,
     pub message: String,
+}
+
+/// Whether an error is the engine's answer to a request (it refused it) rather
+/// than the engine not answering at all.
+pub fn is_refusal(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause.downcast_ref::<Refused>().is_some()
+            || cause.downcast_ref::<raw::EngineAnswered>().is_some()
+    })
 }
 
 /// Parses an API version string like `1.41`.

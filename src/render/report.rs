@@ -107,7 +107,13 @@ pub fn report_human(out: &mut impl Write, report: &Report) -> io::Result<()> {
             "Free space on the data root's filesystem: not readable from here"
         )?,
     }
-    if report.interrupted {
+    if report.engine_gone {
+        writeln!(
+            out,
+            "The engine stopped answering: {} items were not started.",
+            total.not_started
+        )?;
+    } else if report.interrupted {
         writeln!(
             out,
             "Interrupted: {} items were not started.",
@@ -123,6 +129,8 @@ struct JsonReport<'a> {
     generated_at: String,
     engine: &'a EngineInfo,
     interrupted: bool,
+    /// The engine stopped answering during the apply.
+    engine_gone: bool,
     items: Vec<JsonResult<'a>>,
     totals: JsonReportTotals,
 }
@@ -163,6 +171,7 @@ pub fn report_json(
         generated_at: unix_to_rfc3339(now),
         engine,
         interrupted: report.interrupted,
+        engine_gone: report.engine_gone,
         items: report
             .results
             .iter()
