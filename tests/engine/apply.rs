@@ -35,8 +35,12 @@ pub fn trials() -> Vec<Trial> {
         ),
         trial("apply_yes_reports_and_logs", yes_reports_and_logs),
         trial(
-            "apply_saved_plan_rechecks_every_item",
-            saved_plan_rechecks_every_item,
+            "apply_rechecks_every_item_after_the_prompt",
+            rechecks_every_item_after_the_prompt,
+        ),
+        trial(
+            "apply_saved_plan_is_an_upper_bound",
+            saved_plan_is_an_upper_bound,
         ),
         trial(
             "apply_refuses_foreign_stale_and_broken_plans",
@@ -315,7 +319,9 @@ fn outcome_of(report: &Value, id: &str) -> String {
         .unwrap_or_else(|| "absent".into())
 }
 
-fn saved_plan_rechecks_every_item() -> Result<()> {
+/// The world changes while the prompt waits: every item is re-checked just
+/// before it goes, and what changed is skipped with the reason.
+fn rechecks_every_item_after_the_prompt() -> Result<()> {
     let d = Daemon::start()?;
     d.build_base("base:latest")?;
     let mut dangling = Vec::new();
@@ -374,7 +380,9 @@ fn saved_plan_rechecks_every_item() -> Result<()> {
         "true",
     ])?;
 
-    let (path, plan) = save_plan(&d)?;
+    d.docker(&["network", "create", "racenet"])?;
+    let racenet = d.docker(&["network", "inspect", "-f", "{{.Id}}", "racenet"])?;
+    let plan = d.dry_run_json(&["--networks"])?;
     let planned: BTreeSet<&str> = plan["items"]
         .as_array()
         .into_iter()
@@ -388,6 +396,7 @@ fn saved_plan_rechecks_every_item() -> Result<()> {
         &plain,
         &to_start,
         &removed_by_other,
+        &racenet,
     ] {
         check!(
             planned.contains(id.as_str()),
@@ -395,6 +404,9 @@ fn saved_plan_rechecks_every_item() -> Result<()> {
         );
     }
 
+    let log = d.dir().join("audit.log").to_string_lossy().into_owned();
+    let mut pty = on_pty(&d, &["--networks", "--jobs", "1", "--log-file", &log])?;
+    pty.expect(PROMPT, PATIENCE)?;
     // The world changes between plan and apply.
     d.docker(&["start", "starts"])?;
     d.docker(&["rm", "other"])?;
@@ -408,6 +420,16 @@ fn saved_plan_rechecks_every_item() -> Result<()> {
         &to_use,
         "true",
     ])?;
+    // Created, never started: configured to attach to the network.
+    let net_user = d.docker(&[
+        "create",
+        "--network",
+        "racenet",
+        "--name",
+        "net-user",
+        "base",
+        "true",
+    ])?;
     let newcomer = d.docker(&[
         "create",
         "--network",
@@ -418,14 +440,20 @@ fn saved_plan_rechecks_every_item() -> Result<()> {
         "true",
     ])?;
 
-    let output = d.reclaim(&["apply", &path, "--yes", "--jobs", "1", "--format", "json"]);
+    pty.answer(b"y\r")?;
+    let status = pty.wait(PATIENCE)?;
     check!(
-        output.status.code() == Some(0),
-        "exit {:?}: {}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr)
+        status.code() == Some(0),
+        "exit {status:?}: {}",
+        pty.output()
     );
-    let report: Value = serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
+    // The audit log has a line per item; as a report's items, for outcome_of.
+    let lines = std::fs::read_to_string(&log).map_err(|e| e.to_string())?;
+    let items: Vec<Value> = lines
+        .lines()
+        .map(|line| serde_json::from_str(line).map_err(|e| e.to_string()))
+        .collect::<Result<_>>()?;
+    let report = serde_json::json!({ "items": items });
     let remaining = d.docker(&["ps", "-aq", "--no-trunc"])?;
     for filler in &fillers {
         check!(
@@ -446,10 +474,19 @@ fn saved_plan_rechecks_every_item() -> Result<()> {
         ("the image tagged since", &to_tag, "skipped", true),
         ("the image a new container uses", &to_use, "skipped", true),
         ("the still-dangling image", &to_remove, "removed", false),
+        (
+            "the network a new container uses",
+            &racenet,
+            "skipped",
+            true,
+        ),
     ] {
         let got = outcome_of(&report, id);
         check!(got == outcome, "{what}: outcome {got}, expected {outcome}");
-        let exists = exists_container(&d, id)? || exists_image(&d, id)?;
+        let exists = exists_container(&d, id)?
+            || exists_image(&d, id)?
+            || d.docker(&["network", "ls", "-q", "--no-trunc"])?
+                .contains(id.as_str());
         check!(
             exists == survives,
             "{what}: exists={exists}, expected {survives}"
@@ -466,6 +503,10 @@ fn saved_plan_rechecks_every_item() -> Result<()> {
     check!(
         exists_container(&d, &user)?,
         "the new user of a planned image was removed"
+    );
+    check!(
+        d.docker(&["start", &net_user]).is_ok(),
+        "the container created on the planned network cannot start"
     );
     let skipped = report["items"]
         .as_array()
@@ -630,5 +671,113 @@ fn ctrl_c_stops_and_reports() -> Result<()> {
     );
     let left = d.all_containers()?.len();
     check!(left > 0 && left < MANY, "{left} of {MANY} containers left");
+    Ok(())
+}
+
+/// A saved plan is an upper bound, never a licence: what a plan made now would
+/// not take stays, whatever the file says; names and ages shown come from the
+/// engine; IDs that no longer exist are reported as gone, never as removed.
+fn saved_plan_is_an_upper_bound() -> Result<()> {
+    let (d, stopped, dangling) = small_engine()?;
+    let prod = d.docker(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "prod-db",
+        "base",
+        "true",
+    ])?;
+    let tagged = d.build_on("base", "tool:1", 16, "tool")?;
+    d.docker(&["volume", "create", "pgdata"])?;
+    let (path, mut plan) = save_plan(&d)?;
+
+    // Edited: another name for old-1, a tagged image and a named volume the
+    // default scope never plans, and IDs of things that do not exist.
+    let items = plan["items"].as_array_mut().ok_or("no items")?;
+    for item in items.iter_mut() {
+        if item["id"] == stopped[0].as_str() {
+            item["name"] = "tmp-scratch-build".into();
+        }
+    }
+    items.push(serde_json::json!({
+        "kind": "image", "id": tagged, "name": "<none>", "reason": "dangling",
+        "tags": [], "created": 0, "predicted_bytes": 1
+    }));
+    items.push(serde_json::json!({
+        "kind": "volume", "id": "pgdata", "name": "pgdata", "reason": "named_volume",
+        "predicted_bytes": 1
+    }));
+    for n in 0..3 {
+        items.push(serde_json::json!({
+            "kind": "container", "id": format!("{n:0>64}"), "name": "ghost",
+            "reason": "exited", "predicted_bytes": 1000
+        }));
+    }
+    std::fs::write(&path, serde_json::to_vec(&plan).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+
+    // The scope is the file's: a scope flag with a saved plan is a usage error.
+    let widened = d.reclaim(&["apply", &path, "--yes", "--all"]);
+    check!(widened.status.code() == Some(2), "--all: {widened:?}");
+
+    let output = d.reclaim(&[
+        "apply", &path, "--yes", "--keep", "prod-*", "--keep", "old-2",
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    check!(
+        output.status.code() == Some(0),
+        "exit {:?}: {stdout}\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    check!(
+        exists_container(&d, &prod)?,
+        "--keep prod-* did not protect prod-db"
+    );
+    check!(
+        exists_container(&d, &stopped[1])?,
+        "--keep old-2 did not protect old-2"
+    );
+    check!(
+        exists_image(&d, &tagged)?,
+        "a tagged image added to the file was removed"
+    );
+    check!(
+        d.docker(&["volume", "ls", "-q"])?.contains("pgdata"),
+        "a named volume added to the file was removed"
+    );
+    check!(!exists_container(&d, &stopped[0])?, "old-1 was not removed");
+    check!(
+        !exists_image(&d, &dangling)?,
+        "the dangling image was not removed"
+    );
+    check!(
+        !stdout.contains("tmp-scratch-build") && stdout.contains("old-1"),
+        "names must come from the engine: {stdout}"
+    );
+    check!(
+        stdout.contains("3 gone already") && stdout.contains("--keep prod-*"),
+        "the saved plan's leftovers are not explained: {stdout}"
+    );
+    // Gone IDs are not counted as removed: one container (old-1) was.
+    let removed_line = stdout
+        .lines()
+        .find(|line| line.starts_with("Containers") && line.contains(" 1 "))
+        .unwrap_or("");
+    check!(!removed_line.is_empty(), "report: {stdout}");
+
+    // A keep rule in the config file holds for a saved plan too.
+    let (path, _) = save_plan(&d)?;
+    let config = d.dir().join("config.toml");
+    std::fs::write(&config, "keep = [\"prod-*\"]\n").map_err(|e| e.to_string())?;
+    let config = config.to_string_lossy().into_owned();
+    let output = d.reclaim(&["apply", &path, "--yes", "--config", &config]);
+    check!(output.status.success(), "config run: {output:?}");
+    check!(
+        exists_container(&d, &prod)?,
+        "keep in the config file did not protect prod-db"
+    );
+    check!(!exists_container(&d, &stopped[1])?, "old-2 was not removed");
     Ok(())
 }
