@@ -181,6 +181,19 @@ fn prompt_no_or_eof_removes_nothing() -> Result<()> {
         pty.output()
     );
 
+    // Esc, q and Ctrl-D give up at once, without Enter.
+    for (key, what) in [(&b"\x1b"[..], "Esc"), (b"q", "q"), (b"\x04", "Ctrl-D")] {
+        let mut pty = on_pty(&d, &[])?;
+        pty.expect(PROMPT, PATIENCE)?;
+        pty.answer(key)?;
+        let status = pty.wait(PATIENCE).map_err(|e| format!("{what}: {e}"))?;
+        check!(
+            status.code() == Some(4),
+            "{what}: exit {status}:\n{}",
+            pty.output()
+        );
+    }
+
     check!(d.all_containers()? == containers, "containers changed");
     check!(d.all_images()? == images, "images changed");
     Ok(())

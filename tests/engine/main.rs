@@ -4,6 +4,7 @@
 //! Needs root, Debian's docker.io and busybox-static: `scripts/test.sh` installs them.
 
 mod apply;
+mod hostile;
 mod measure;
 mod rules;
 mod space;
@@ -225,6 +226,7 @@ fn main() -> ExitCode {
     let trials = trials
         .into_iter()
         .chain(apply::trials())
+        .chain(hostile::trials())
         .chain(measure::trials())
         .chain(space::trials())
         .chain(rules::trials())

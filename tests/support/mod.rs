@@ -27,6 +27,46 @@ pub struct Daemon {
     pub data_root: PathBuf,
 }
 
+/// The private dockerd's command line: everything under `dir`.
+fn dockerd_command(dockerd: &Path, dir: &Path, socket: &Path, data_root: &Path) -> Result<Command> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("dockerd.log"))
+        .map_err(|e| format!("dockerd log: {e}"))?;
+    let log_err = log.try_clone().map_err(|e| e.to_string())?;
+    let mut command = Command::new(dockerd);
+    command
+        .arg("--data-root")
+        .arg(&data_root)
+        .arg("--exec-root")
+        .arg(dir.join("exec"))
+        .arg("--pidfile")
+        .arg(dir.join("dockerd.pid"))
+        .arg("--host")
+        .arg(format!("unix://{}", socket.display()))
+        .args([
+            "--bridge=none",
+            "--iptables=false",
+            "--ip-masq=false",
+            "--ip6tables=false",
+            "--storage-driver=overlay2",
+        ])
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err);
+    // If this process dies without dropping us, the kernel stops the daemon.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(command)
+}
+
 impl Daemon {
     /// Starts a private dockerd and waits until it answers.
     pub fn start() -> Result<Daemon> {
@@ -40,38 +80,7 @@ impl Daemon {
             .map_err(|e| format!("temp dir: {e}"))?;
         let socket = dir.path().join("docker.sock");
         let data_root = dir.path().join("root");
-        let log = std::fs::File::create(dir.path().join("dockerd.log"))
-            .map_err(|e| format!("dockerd log: {e}"))?;
-        let log_err = log.try_clone().map_err(|e| e.to_string())?;
-        let mut command = Command::new(dockerd);
-        command
-            .arg("--data-root")
-            .arg(&data_root)
-            .arg("--exec-root")
-            .arg(dir.path().join("exec"))
-            .arg("--pidfile")
-            .arg(dir.path().join("dockerd.pid"))
-            .arg("--host")
-            .arg(format!("unix://{}", socket.display()))
-            .args([
-                "--bridge=none",
-                "--iptables=false",
-                "--ip-masq=false",
-                "--ip6tables=false",
-                "--storage-driver=overlay2",
-            ])
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err);
-        // If this process dies without dropping us, the kernel stops the daemon.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        let mut command = dockerd_command(&dockerd, dir.path(), &socket, &data_root)?;
         let child = command
             .spawn()
             .map_err(|e| format!("starting dockerd: {e}"))?;
@@ -252,6 +261,46 @@ impl Daemon {
         ids.sort();
         ids.dedup();
         Ok(ids)
+    }
+
+    /// The daemon's process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the daemon with SIGKILL, as a crash would, and the containerd it
+    /// started, which would otherwise outlive it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let pidfile = self.dir.path().join("exec/containerd/containerd.pid");
+        if let Some(pid) = std::fs::read_to_string(pidfile)
+            .ok()
+            .and_then(|pid| pid.trim().parse::<libc::pid_t>().ok())
+        {
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+            let started = Instant::now();
+            while started.elapsed() < STOP_TIMEOUT
+                && std::path::Path::new(&format!("/proc/{pid}")).exists()
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// Starts the daemon again on the same data root after [`Daemon::kill`],
+    /// and waits until it answers.
+    pub fn restart(&mut self) -> Result<()> {
+        let dockerd = which("dockerd").ok_or("dockerd is not installed")?;
+        let _ = std::fs::remove_file(&self.socket);
+        let mut command =
+            dockerd_command(&dockerd, self.dir.path(), &self.socket, &self.data_root)?;
+        self.child = command
+            .spawn()
+            .map_err(|e| format!("restarting dockerd: {e}"))?;
+        self.wait_ready()
     }
 
     /// Stops the daemon by its pid: SIGTERM, then SIGKILL after a grace period.

@@ -1,0 +1,267 @@
+//! Hostile input and a failing engine: files that are not ours, unbounded or
+//! blocking input, an engine that hangs (SIGSTOP) or dies (SIGKILL) mid-apply.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::FileTypeExt;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use libtest_mimic::{Failed, Trial};
+
+use crate::check;
+use crate::support::{Daemon, Result, reclaim_command};
+
+pub fn trials() -> Vec<Trial> {
+    let trial = |name: &str, test: fn() -> Result<()>| {
+        Trial::test(name, move || test().map_err(Failed::from))
+    };
+    vec![
+        trial(
+            "hostile_files_are_refused_or_written_into",
+            files_are_refused_or_written_into,
+        ),
+        trial(
+            "hostile_hung_engine_times_out_and_yields_to_ctrl_c",
+            hung_engine_times_out_and_yields_to_ctrl_c,
+        ),
+        trial(
+            "hostile_engine_killed_mid_apply_is_said_once",
+            engine_killed_mid_apply_is_said_once,
+        ),
+    ]
+}
+
+fn stopped_engine(count: usize) -> Result<Daemon> {
+    let d = Daemon::start()?;
+    d.build_base("base:latest")?;
+    for n in 0..count {
+        let name = format!("stopped-{n}");
+        d.docker(&[
+            "create",
+            "--network",
+            "none",
+            "--name",
+            &name,
+            "base",
+            "true",
+        ])?;
+    }
+    Ok(d)
+}
+
+fn one_line_error(output: &std::process::Output, code: i32, needle: &str) -> Result<()> {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    check!(
+        output.status.code() == Some(code),
+        "expected exit {code}, got {:?}: {stderr}",
+        output.status.code()
+    );
+    check!(
+        stderr.lines().count() == 1 && stderr.contains(needle),
+        "expected one line with {needle:?}: {stderr}"
+    );
+    Ok(())
+}
+
+fn mkfifo(path: &std::path::Path) -> Result<()> {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .map_err(|e| e.to_string())?;
+    check!(status.success(), "mkfifo {}", path.display());
+    Ok(())
+}
+
+fn files_are_refused_or_written_into() -> Result<()> {
+    let d = stopped_engine(2)?;
+    let before = d.all_containers()?;
+    let dir = d.dir();
+
+    // Unbounded and blocking input is refused before it is read.
+    one_line_error(
+        &d.reclaim(&["apply", "/dev/zero", "--yes"]),
+        2,
+        "character device",
+    )?;
+    one_line_error(
+        &d.reclaim(&["--dry-run", "--config", "/dev/zero"]),
+        2,
+        "character device",
+    )?;
+    let fifo = dir.join("plan.fifo");
+    mkfifo(&fifo)?;
+    let fifo_arg = fifo.to_string_lossy().into_owned();
+    one_line_error(&d.reclaim(&["apply", &fifo_arg, "--yes"]), 2, "FIFO")?;
+    one_line_error(&d.reclaim(&["--dry-run", "--config", &fifo_arg]), 2, "FIFO")?;
+    one_line_error(&d.reclaim(&["--yes", "--log-file", &fifo_arg]), 2, "FIFO")?;
+
+    // A device given as --plan-out is written into, never replaced.
+    let output = d.reclaim(&["--dry-run", "--plan-out", "/dev/null"]);
+    check!(output.status.success(), "--plan-out /dev/null: {output:?}");
+    let null = std::fs::metadata("/dev/null").map_err(|e| e.to_string())?;
+    check!(
+        null.file_type().is_char_device(),
+        "/dev/null is no longer a device"
+    );
+    // A FIFO given as --plan-out: its reader gets the plan.
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let mut body = String::new();
+            let _ = std::fs::File::open(&fifo).and_then(|mut f| f.read_to_string(&mut body));
+            body
+        })
+    };
+    let output = d.reclaim(&["--dry-run", "--plan-out", &fifo_arg]);
+    check!(output.status.success(), "--plan-out FIFO: {output:?}");
+    let body = reader.join().map_err(|_| "reader panicked")?;
+    check!(
+        body.contains("\"schema_version\""),
+        "the FIFO's reader got: {body}"
+    );
+    let kind = std::fs::symlink_metadata(&fifo).map_err(|e| e.to_string())?;
+    check!(kind.file_type().is_fifo(), "the FIFO was replaced");
+    // Into a directory that does not exist: a usage error.
+    let missing = dir.join("no/such/dir/plan.json");
+    one_line_error(
+        &d.reclaim(&["--dry-run", "--plan-out", &missing.to_string_lossy()]),
+        2,
+        "does not exist",
+    )?;
+    // A regular plan file is private.
+    let plan = dir.join("plan.json");
+    let output = d.reclaim(&["--dry-run", "--plan-out", &plan.to_string_lossy()]);
+    check!(output.status.success(), "--plan-out: {output:?}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&plan)
+            .map_err(|e| e.to_string())?
+            .permissions(),
+    );
+    check!(mode & 0o777 == 0o600, "plan file mode {mode:o}");
+
+    // A symlink planted at the log path is not followed; /dev/full is refused
+    // before anything is removed.
+    let victim = dir.join("victim");
+    std::fs::write(&victim, b"precious").map_err(|e| e.to_string())?;
+    let link = dir.join("audit.log");
+    std::os::unix::fs::symlink(&victim, &link).map_err(|e| e.to_string())?;
+    one_line_error(
+        &d.reclaim(&["--yes", "--log-file", &link.to_string_lossy()]),
+        2,
+        "symbolic link",
+    )?;
+    check!(
+        std::fs::read(&victim).map_err(|e| e.to_string())? == b"precious",
+        "the symlink's target was written"
+    );
+    one_line_error(
+        &d.reclaim(&["--yes", "--log-file", "/dev/full"]),
+        2,
+        "character device",
+    )?;
+    check!(d.all_containers()? == before, "something was removed");
+    Ok(())
+}
+
+fn signal(pid: u32, signal: &str) -> Result<()> {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .map_err(|e| e.to_string())?;
+    check!(status.success(), "kill -{signal} {pid}");
+    Ok(())
+}
+
+/// A dockerd stopped with SIGSTOP accepts connections and never answers.
+fn hung_engine_times_out_and_yields_to_ctrl_c() -> Result<()> {
+    let d = stopped_engine(1)?;
+    signal(d.pid(), "STOP")?;
+    let result = (|| -> Result<()> {
+        let started = Instant::now();
+        let output = d.reclaim(&["--dry-run", "--timeout", "2s"]);
+        one_line_error(&output, 3, "did not answer within 2s")?;
+        check!(
+            started.elapsed() < Duration::from_secs(20),
+            "took {:?}",
+            started.elapsed()
+        );
+
+        // With the default limit, Ctrl-C ends the wait at once.
+        let mut child = reclaim_command()
+            .args(["-H", &d.host(), "--yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        std::thread::sleep(Duration::from_secs(1));
+        signal(child.id(), "INT")?;
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+                break status;
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                return Err("Ctrl-C did not end the wait on a hung engine".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        if let Some(mut pipe) = child.stderr.take() {
+            let _ = pipe.read_to_string(&mut stderr);
+        }
+        check!(status.code() == Some(130), "exit {status:?}: {stderr}");
+        check!(stderr.contains("nothing was removed"), "{stderr}");
+        Ok(())
+    })();
+    signal(d.pid(), "CONT")?;
+    result?;
+    // The lock was released with the process: an apply goes through now.
+    let output = d.reclaim(&["--yes"]);
+    check!(output.status.success(), "after SIGCONT: {output:?}");
+    Ok(())
+}
+
+/// SIGKILL to dockerd while an apply runs: deletions stop, one clear line says
+/// the engine went away, exit 6; a run after the engine restarts completes.
+fn engine_killed_mid_apply_is_said_once() -> Result<()> {
+    let mut d = stopped_engine(60)?;
+    let mut child = reclaim_command()
+        .args(["-H", &d.host(), "--yes", "--jobs", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let stderr = child.stderr.take().ok_or("no stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen = Vec::new();
+    // Progress lines go to stderr without a terminal: kill after the first removal.
+    for line in lines.by_ref() {
+        let line = line.map_err(|e| e.to_string())?;
+        let first = line.starts_with("removed ");
+        seen.push(line);
+        if first {
+            break;
+        }
+    }
+    d.kill();
+    seen.extend(lines.map_while(std::result::Result::ok));
+    let status = child.wait().map_err(|e| e.to_string())?;
+    let text = seen.join("\n");
+    check!(status.code() == Some(6), "exit {status:?}:\n{text}");
+    let told = seen
+        .iter()
+        .filter(|line| line.contains("stopped answering during the apply"))
+        .count();
+    check!(told == 1, "said {told} times:\n{text}");
+    check!(seen.len() < 20, "{} lines on stderr:\n{text}", seen.len());
+
+    d.restart()?;
+    let output = d.reclaim(&["--yes"]);
+    check!(output.status.success(), "after the restart: {output:?}");
+    check!(
+        d.all_containers()?.is_empty(),
+        "containers left after the re-run"
+    );
+    Ok(())
+}
