@@ -38,7 +38,7 @@ fn dockerd_command(dockerd: &Path, dir: &Path, socket: &Path, data_root: &Path) 
     let mut command = Command::new(dockerd);
     command
         .arg("--data-root")
-        .arg(&data_root)
+        .arg(data_root)
         .arg("--exec-root")
         .arg(dir.join("exec"))
         .arg("--pidfile")
