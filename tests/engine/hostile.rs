@@ -28,6 +28,10 @@ pub fn trials() -> Vec<Trial> {
             "hostile_engine_killed_mid_apply_is_said_once",
             engine_killed_mid_apply_is_said_once,
         ),
+        trial(
+            "hostile_tag_moved_before_removal_is_left_alone",
+            tag_moved_before_removal_is_left_alone,
+        ),
     ]
 }
 
@@ -262,6 +266,124 @@ fn engine_killed_mid_apply_is_said_once() -> Result<()> {
     check!(
         d.all_containers()?.is_empty(),
         "containers left after the re-run"
+    );
+    Ok(())
+}
+
+/// A proxy on the engine's socket that, when it sees the re-check of whether a
+/// container uses image `watch` (the last look before its tags go), first moves
+/// every tag in `tags` to the image `to`, then lets the request through.
+fn tag_moving_proxy(
+    d: &Daemon,
+    watch: &str,
+    tags: Vec<String>,
+    to: String,
+) -> Result<(String, std::thread::JoinHandle<()>)> {
+    use std::io::Write;
+    use std::os::unix::net::{UnixListener, UnixStream};
+    let path = d.dir().join("proxy.sock");
+    let listener = UnixListener::bind(&path).map_err(|e| e.to_string())?;
+    let upstream = d.socket.clone();
+    let host = d.host();
+    let watch = watch.trim_start_matches("sha256:").to_string();
+    let handle = std::thread::spawn(move || {
+        let moved = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let Ok(server) = UnixStream::connect(&upstream) else {
+                return;
+            };
+            let (mut client_read, mut server_write) = (
+                client.try_clone().expect("clone"),
+                server.try_clone().expect("clone"),
+            );
+            let (mut server_read, mut client_write) = (server, client);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut server_read, &mut client_write);
+                let _ = client_write.shutdown(std::net::Shutdown::Write);
+            });
+            let (watch, tags, to, host, moved) = (
+                watch.clone(),
+                tags.clone(),
+                to.clone(),
+                host.clone(),
+                moved.clone(),
+            );
+            std::thread::spawn(move || {
+                let mut buffer = [0u8; 65536];
+                loop {
+                    let Ok(n) = client_read.read(&mut buffer) else {
+                        break;
+                    };
+                    if n == 0 {
+                        break;
+                    }
+                    let text = String::from_utf8_lossy(&buffer[..n]);
+                    if text.starts_with("GET ")
+                        && text.contains("/containers/json")
+                        && text.contains(&watch)
+                        && !moved.swap(true, std::sync::atomic::Ordering::SeqCst)
+                    {
+                        for tag in &tags {
+                            let _ = std::process::Command::new("/usr/bin/docker")
+                                .args(["-H", &host, "tag", &to, tag])
+                                .output();
+                        }
+                    }
+                    if server_write.write_all(&buffer[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = server_write.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    Ok((format!("unix://{}", path.display()), handle))
+}
+
+/// A tag that moves to another image between the re-check and its removal is
+/// left alone, and its image skipped: the other image keeps every tag.
+fn tag_moved_before_removal_is_left_alone() -> Result<()> {
+    let d = Daemon::start()?;
+    d.build_base("base:latest")?;
+    let planned = d.build_on("base", "multi:a", 16, "planned")?;
+    d.docker(&["tag", "multi:a", "multi:b"])?;
+    let other = d.build_on("base", "other:1", 16, "other")?;
+    let (proxy, _server) = tag_moving_proxy(
+        &d,
+        &planned,
+        vec!["multi:a".into(), "multi:b".into()],
+        other.clone(),
+    )?;
+    let output = reclaim_command()
+        .args([
+            "-H", &proxy, "--all", "--keep", "other:*", "--keep", "base:*", "--yes", "--jobs", "1",
+            "--format", "json",
+        ])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).map_err(|e| format!("{e}: {output:?}"))?;
+    let item = report["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|item| item["id"] == planned.as_str())
+        .ok_or_else(|| format!("the multi-tag image was not planned: {report}"))?;
+    check!(item["outcome"] == "skipped", "outcome: {item}");
+    check!(
+        item["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("now names image")),
+        "detail: {item}"
+    );
+    let tags = d.docker(&["image", "inspect", "-f", "{{json .RepoTags}}", &other])?;
+    for tag in ["multi:a", "multi:b", "other:1"] {
+        check!(tags.contains(tag), "the other image lost {tag}: {tags}");
+    }
+    check!(
+        d.all_images()?.iter().any(|id| *id == planned),
+        "the planned image went"
     );
     Ok(())
 }
