@@ -339,4 +339,41 @@ mod tests {
             assert!(!err.contains('\n'), "one line: {err}");
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 2000,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// Any edit of a saved plan (bytes overwritten, cut short, spliced)
+        /// is either read as a plan or refused with a reason: never a panic,
+        /// and what is read holds only full IDs of the kinds it names.
+        #[test]
+        fn edited_plans_never_panic(
+            edits in proptest::collection::vec((0usize..4096, proptest::num::u8::ANY), 0..16),
+            cut in proptest::option::of(0usize..4096),
+        ) {
+            let mut body = saved_plan(NOW - 60);
+            for (at, byte) in edits {
+                let len = body.len();
+                body[at % len] = byte;
+            }
+            if let Some(cut) = cut {
+                body.truncate(cut % (body.len() + 1));
+            }
+            if let Ok(saved) = parse(&body, &engine("E1"), NOW, Duration::from_secs(3600)) {
+                for item in saved.items {
+                    proptest::prop_assert!(valid_id(item.kind, &item.id));
+                    proptest::prop_assert_eq!(item.reason.kind(), item.kind);
+                }
+            }
+        }
+
+        /// Arbitrary bytes are refused, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..2048)) {
+            let _ = parse(&body, &engine("E1"), NOW, Duration::from_secs(3600));
+        }
+    }
 }
