@@ -4,13 +4,13 @@
 //!
 //! Where the lock lives decides who can interfere with it. World-writable
 //! directories (`/run/lock`, `/tmp`) let any user plant a symlink or hold the
-//! lock against root, so the lock lives in `/run/docker-reclaim`, a directory
-//! that root creates, owned by root and shared (setgid, mode 2770) with the
-//! group of the engine's socket: exactly the users who may use the engine. A
-//! user who cannot use that directory (no such group, a non-local engine, the
-//! directory not made yet) locks in a directory of their own instead
+//! lock against root, so root locks in `/run/docker-reclaim`, a directory only
+//! root can write. Root makes each engine's lock file there readable and
+//! writable by the group of the engine's socket: exactly the users who may use
+//! the engine, who then take the same lock. A user who cannot open it (root has
+//! not run yet, another engine) locks in a directory of their own
 //! (`$XDG_RUNTIME_DIR/docker-reclaim`, else `/tmp/docker-reclaim-UID`), which
-//! nobody else can write. The file itself is opened without following symlinks.
+//! nobody else can write. Lock files are opened without following symlinks.
 
 use std::fs::{File, TryLockError};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -43,16 +43,49 @@ pub fn file_name(engine: &EngineInfo) -> String {
 
 /// Takes the engine's lock, or fails with [`ExitStatus::Locked`] at once.
 /// `socket` is the engine's unix socket when it is local: its group shares
-/// the lock directory.
+/// the lock file.
 pub fn acquire(engine: &EngineInfo, socket: Option<&Path>) -> Result<Lock> {
-    let dir = lock_dir(Path::new(SYSTEM_DIR), socket)?;
-    acquire_in(&dir, engine)
+    let system = Path::new(SYSTEM_DIR);
+    let name = file_name(engine);
+    if rustix::process::geteuid().is_root() {
+        match std::fs::symlink_metadata(system) {
+            Err(_) => {
+                let _ = std::fs::create_dir(system);
+                let _ = std::fs::set_permissions(system, std::fs::Permissions::from_mode(0o755));
+            }
+            // Only root can make a directory in /run: a root-owned one is ours,
+            // and only root may write in it.
+            Ok(meta) if meta.is_dir() && meta.uid() == 0 && meta.mode() & 0o7777 != 0o755 => {
+                let _ = std::fs::set_permissions(system, std::fs::Permissions::from_mode(0o755));
+            }
+            Ok(_) => {}
+        }
+        if shared_dir_is_safe(system) {
+            let lock = acquire_in(system, engine)?;
+            share_with(&lock.path, socket);
+            return Ok(lock);
+        }
+    } else if shared_dir_is_safe(system) {
+        // Root made it for this engine's group: take the same lock.
+        let path = system.join(&name);
+        let shared = files::open_no_follow(&path, OFlags::RDWR, 0)
+            .ok()
+            .map(File::from)
+            .filter(|file| {
+                file.metadata()
+                    .is_ok_and(|meta| meta.is_file() && meta.uid() == 0)
+            });
+        if let Some(file) = shared {
+            return take(file, path);
+        }
+    }
+    acquire_in(&private_dir()?, engine)
 }
 
-/// Takes the lock in `dir`.
+/// Takes the lock in `dir`, creating the file if needed.
 pub fn acquire_in(dir: &Path, engine: &EngineInfo) -> Result<Lock> {
     let path = dir.join(file_name(engine));
-    let fd = files::open_no_follow(&path, OFlags::RDWR | OFlags::CREATE, 0o660)
+    let fd = files::open_no_follow(&path, OFlags::RDWR | OFlags::CREATE, 0o600)
         .with_context(|| format!("opening the lock file {}", path.display()))?;
     let file = File::from(fd);
     let meta = file
@@ -61,11 +94,10 @@ pub fn acquire_in(dir: &Path, engine: &EngineInfo) -> Result<Lock> {
     if !meta.file_type().is_file() {
         anyhow::bail!("the lock file {} is not a regular file", path.display());
     }
-    // Made by us: readable and writable by the directory's group, whatever the
-    // umask, so that every user who may use the engine can take the lock.
-    if meta.uid() == rustix::process::geteuid().as_raw() && meta.mode() & 0o777 != 0o660 {
-        let _ = file.set_permissions(std::fs::Permissions::from_mode(0o660));
-    }
+    take(file, path)
+}
+
+fn take(file: File, path: PathBuf) -> Result<Lock> {
     match file.try_lock() {
         Ok(()) => Ok(Lock { _file: file, path }),
         Err(TryLockError::WouldBlock) => Err(Stop::new(
@@ -82,50 +114,22 @@ pub fn acquire_in(dir: &Path, engine: &EngineInfo) -> Result<Lock> {
     }
 }
 
-/// The directory to lock in: the shared one when it is (or, as root, can be
-/// made) safe and usable, else this user's own.
-fn lock_dir(system: &Path, socket: Option<&Path>) -> Result<PathBuf> {
-    let root = rustix::process::geteuid().is_root();
-    if root && !system.exists() {
-        make_shared_dir(system, socket);
-    }
-    if shared_dir_is_safe(system) && writable(system) {
-        if root && let Some(gid) = socket.and_then(socket_group) {
-            // The engine's group may have changed since the directory was made.
-            let _ = rustix::fs::chown(system, None, Some(rustix::fs::Gid::from_raw(gid)));
-        }
-        return Ok(system.to_path_buf());
-    }
-    private_dir()
-}
-
-/// Creates the shared directory, root-owned, setgid and shared with the
-/// socket's group (or root's alone when there is no local socket).
-fn make_shared_dir(dir: &Path, socket: Option<&Path>) {
-    if std::fs::create_dir(dir).is_err() {
+/// Lets the group of the engine's socket open root's lock file.
+fn share_with(path: &Path, socket: Option<&Path>) {
+    let Some(gid) = socket.and_then(|socket| std::fs::metadata(socket).ok().map(|m| m.gid()))
+    else {
         return;
+    };
+    if let Ok(fd) = files::open_no_follow(path, OFlags::RDONLY, 0) {
+        let _ = rustix::fs::fchown(&fd, None, Some(rustix::fs::Gid::from_raw(gid)));
+        let _ = rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(0o660));
     }
-    let gid = socket.and_then(socket_group).unwrap_or(0);
-    let _ = rustix::fs::chown(dir, None, Some(rustix::fs::Gid::from_raw(gid)));
-    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o2770));
 }
 
-/// A real directory (not a symlink), owned by root, writable by nobody else.
+/// A real directory (not a symlink), owned by root, writable by no one else.
 fn shared_dir_is_safe(dir: &Path) -> bool {
     std::fs::symlink_metadata(dir)
-        .is_ok_and(|meta| meta.is_dir() && meta.uid() == 0 && meta.mode() & 0o002 == 0)
-}
-
-fn writable(dir: &Path) -> bool {
-    rustix::fs::access(
-        dir,
-        rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
-    )
-    .is_ok()
-}
-
-fn socket_group(socket: &Path) -> Option<u32> {
-    std::fs::metadata(socket).ok().map(|meta| meta.gid())
+        .is_ok_and(|meta| meta.is_dir() && meta.uid() == 0 && meta.mode() & 0o022 == 0)
 }
 
 /// This user's own lock directory, made if missing and refused if anyone else
@@ -207,7 +211,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let open = dir.path().join("open");
         std::fs::create_dir(&open).unwrap();
-        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o775)).unwrap();
         assert!(!shared_dir_is_safe(&open));
         let link = dir.path().join("link");
         std::os::unix::fs::symlink("/", &link).unwrap();

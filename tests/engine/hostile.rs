@@ -32,6 +32,10 @@ pub fn trials() -> Vec<Trial> {
             "hostile_tag_moved_before_removal_is_left_alone",
             tag_moved_before_removal_is_left_alone,
         ),
+        trial(
+            "hostile_group_user_applies_after_root_and_shares_the_lock",
+            group_user_applies_after_root_and_shares_the_lock,
+        ),
     ]
 }
 
@@ -379,5 +383,76 @@ fn tag_moved_before_removal_is_left_alone() -> Result<()> {
         check!(tags.contains(tag), "the other image lost {tag}: {tags}");
     }
     check!(d.all_images()?.contains(&planned), "the planned image went");
+    Ok(())
+}
+
+/// A user in the socket's group (here `nobody`, in `nogroup`) can apply after
+/// root did, and shares root's lock: while root holds it, the user is locked out.
+fn group_user_applies_after_root_and_shares_the_lock() -> Result<()> {
+    let d = Daemon::start_with(&["--group", "nogroup"])?;
+    d.build_base("base:latest")?;
+    d.docker(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "one",
+        "base",
+        "true",
+    ])?;
+    let root = d.reclaim(&["--yes"]);
+    check!(root.status.success(), "root: {root:?}");
+    d.docker(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "two",
+        "base",
+        "true",
+    ])?;
+    let as_nobody = |args: &[&str]| -> Result<std::process::Output> {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_docker-reclaim"))
+            .args(["-H", &d.host()])
+            .args(args)
+            .env("XDG_CONFIG_HOME", "/nonexistent/docker-reclaim-tests")
+            .env_remove("XDG_RUNTIME_DIR")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| e.to_string())
+    };
+    // While root holds the engine's lock (at its prompt), the user is locked out.
+    let mut command = reclaim_command();
+    command.args(["-H", &d.host()]);
+    let mut holder = crate::support::Pty::spawn(command)?;
+    holder.expect("[y/N]", Duration::from_secs(60))?;
+    let locked = as_nobody(&["--yes"])?;
+    check!(
+        locked.status.code() == Some(7),
+        "the group's user while root holds the lock: {:?}\n{}",
+        locked.status.code(),
+        String::from_utf8_lossy(&locked.stderr)
+    );
+    holder.answer(b"n\r")?;
+    holder.wait(Duration::from_secs(60))?;
+    let user = as_nobody(&["--yes"])?;
+    check!(
+        user.status.success(),
+        "the group's user after root: {:?}\n{}",
+        user.status.code(),
+        String::from_utf8_lossy(&user.stderr)
+    );
+    check!(
+        d.all_containers()?.is_empty(),
+        "the user's apply removed nothing"
+    );
+    let lock = std::path::Path::new("/run/docker-reclaim");
+    let meta = std::fs::metadata(lock).map_err(|e| e.to_string())?;
+    check!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o022 == 0,
+        "the lock directory is writable by others"
+    );
     Ok(())
 }

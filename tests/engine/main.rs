@@ -289,14 +289,17 @@ fn dry_run_json_plans_exactly_the_expected_ids(shared: &Shared) -> Result<()> {
         "schema_version: {}",
         plan["schema_version"]
     );
+    // What the engine says of itself, not constants: the matrix has several.
+    let api = d.docker(&["version", "--format", "{{.Server.APIVersion}}"])?;
+    let driver = d.docker(&["info", "--format", "{{.Driver}}"])?;
     check!(
-        plan["engine"]["api_version"] == "1.41",
-        "api_version: {}",
+        plan["engine"]["api_version"] == api.as_str(),
+        "api_version: {}, the engine offers {api}",
         plan["engine"]["api_version"]
     );
     check!(
-        plan["engine"]["storage_driver"] == "overlay2",
-        "driver: {}",
+        plan["engine"]["storage_driver"] == driver.as_str(),
+        "driver: {}, the engine says {driver}",
         plan["engine"]
     );
     check!(

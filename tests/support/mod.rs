@@ -2,6 +2,12 @@
 //! pidfile and unix socket under a temp dir, no bridge, no iptables. It is
 //! stopped by its pid when dropped, and killed by the kernel if the test process
 //! dies first. Never the default daemon at /var/run/docker.sock.
+//!
+//! Which engine: the system's dockerd, or with `DOCKER_RECLAIM_TEST_ENGINE` the
+//! one unpacked under that directory by `scripts/engines.sh` (its `usr/bin` and
+//! `usr/sbin` go first on dockerd's PATH, for its containerd);
+//! `DOCKER_RECLAIM_TEST_STORE=containerd` starts it with the containerd image
+//! store instead of overlay2. Its own config file always, never /etc/docker's.
 
 #![allow(dead_code)]
 
@@ -35,7 +41,28 @@ fn dockerd_command(dockerd: &Path, dir: &Path, socket: &Path, data_root: &Path) 
         .open(dir.join("dockerd.log"))
         .map_err(|e| format!("dockerd log: {e}"))?;
     let log_err = log.try_clone().map_err(|e| e.to_string())?;
+    let config = dir.join("daemon.json");
+    let containerd_store = containerd_store();
+    let features = if containerd_store {
+        r#"{"features":{"containerd-snapshotter":true}}"#
+    } else {
+        "{}"
+    };
+    std::fs::write(&config, features).map_err(|e| format!("daemon.json: {e}"))?;
     let mut command = Command::new(dockerd);
+    if let Some(root) = engine_root() {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs = vec![root.join("usr/bin"), root.join("usr/sbin")];
+        dirs.extend(std::env::split_paths(&path));
+        command.env(
+            "PATH",
+            std::env::join_paths(dirs).map_err(|e| e.to_string())?,
+        );
+    }
+    command.arg("--config-file").arg(&config);
+    if !containerd_store {
+        command.arg("--storage-driver=overlay2");
+    }
     command
         .arg("--data-root")
         .arg(data_root)
@@ -50,7 +77,6 @@ fn dockerd_command(dockerd: &Path, dir: &Path, socket: &Path, data_root: &Path) 
             "--iptables=false",
             "--ip-masq=false",
             "--ip6tables=false",
-            "--storage-driver=overlay2",
         ])
         .stdin(Stdio::null())
         .stdout(log)
@@ -70,7 +96,12 @@ fn dockerd_command(dockerd: &Path, dir: &Path, socket: &Path, data_root: &Path) 
 impl Daemon {
     /// Starts a private dockerd and waits until it answers.
     pub fn start() -> Result<Daemon> {
-        let dockerd = which("dockerd").ok_or(
+        Daemon::start_with(&[])
+    }
+
+    /// Starts a private dockerd with `extra` arguments (`--group nogroup`, say).
+    pub fn start_with(extra: &[&str]) -> Result<Daemon> {
+        let dockerd = dockerd_binary().ok_or(
             "dockerd is not installed: run scripts/test.sh, which installs docker.io, or apt-get install docker.io",
         )?;
         // Short paths: a unix socket path must fit in 108 bytes.
@@ -81,6 +112,7 @@ impl Daemon {
         let socket = dir.path().join("docker.sock");
         let data_root = dir.path().join("root");
         let mut command = dockerd_command(&dockerd, dir.path(), &socket, &data_root)?;
+        command.args(extra);
         let child = command
             .spawn()
             .map_err(|e| format!("starting dockerd: {e}"))?;
@@ -293,7 +325,7 @@ impl Daemon {
     /// Starts the daemon again on the same data root after [`Daemon::kill`],
     /// and waits until it answers.
     pub fn restart(&mut self) -> Result<()> {
-        let dockerd = which("dockerd").ok_or("dockerd is not installed")?;
+        let dockerd = dockerd_binary().ok_or("dockerd is not installed")?;
         let _ = std::fs::remove_file(&self.socket);
         let mut command =
             dockerd_command(&dockerd, self.dir.path(), &self.socket, &self.data_root)?;
@@ -374,6 +406,26 @@ fn docker_cli() -> PathBuf {
         debian
     } else {
         which("docker").unwrap_or_else(|| PathBuf::from("docker"))
+    }
+}
+
+/// The unpacked engine to test, when not the system's.
+pub fn engine_root() -> Option<PathBuf> {
+    std::env::var_os("DOCKER_RECLAIM_TEST_ENGINE")
+        .filter(|root| !root.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Whether the engine runs with the containerd image store.
+pub fn containerd_store() -> bool {
+    std::env::var("DOCKER_RECLAIM_TEST_STORE").is_ok_and(|store| store == "containerd")
+}
+
+/// The dockerd binary of the engine under test.
+fn dockerd_binary() -> Option<PathBuf> {
+    match engine_root() {
+        Some(root) => Some(root.join("usr/sbin/dockerd")).filter(|path| path.is_file()),
+        None => which("dockerd"),
     }
 }
 
