@@ -1,7 +1,8 @@
-//! Applying: plan (or load a saved plan), show, confirm, apply, report.
+//! Applying: prepare (check the input, lock, plan or load a saved plan, show),
+//! confirm, execute (delete with re-checks), measure after, report.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -50,8 +51,61 @@ pub async fn run(
         _ => None,
     };
     let _lock = lock::acquire(engine.info(), socket)?;
-    let stop = signals.stop();
 
+    let (inventory, plan) = prepare(engine, settings, saved, out).await?;
+    if plan.is_empty() {
+        return Ok(ExitStatus::Success);
+    }
+    let chosen = confirm::confirm(&plan, settings.yes, settings.select)?;
+    let plan = if chosen.len() == plan.items.len() {
+        plan
+    } else {
+        plan.only(&chosen, &inventory)
+    };
+    if plan.is_empty() {
+        note("Nothing selected: nothing was removed.");
+        return Ok(ExitStatus::Success);
+    }
+
+    let before = Before::measure(settings, &inventory, &plan);
+    signals.start_applying();
+    let gone = AtomicBool::new(false);
+    let results = execute(
+        engine,
+        settings,
+        &plan,
+        &inventory,
+        apply::Flags {
+            stop: signals.stop(),
+            gone: &gone,
+        },
+        audit.as_mut(),
+    )
+    .await;
+    let engine_gone = gone.load(Ordering::SeqCst);
+    if engine_gone {
+        say_engine_gone(settings, &results);
+    }
+    if let Some(err) = audit.and_then(|log| log.error) {
+        note(&format!(
+            "docker-reclaim: warning: the audit log is incomplete: {err}"
+        ));
+    }
+    let report = measure_after(engine, &inventory, &plan, before, engine_gone)
+        .await
+        .report(results, signals.stop().load(Ordering::SeqCst), engine_gone);
+    write_report(out, settings, &inventory, &report)
+}
+
+/// Takes the inventory, makes the plan (a saved plan: the part of it a plan
+/// made now would take), measures it and shows it. A person about to be asked
+/// sees the plan on the terminal wherever stdout goes.
+async fn prepare(
+    engine: &impl Engine,
+    settings: &Settings,
+    saved: Option<planfile::SavedPlan>,
+    out: &mut impl Write,
+) -> Result<(Inventory, Plan)> {
     let (inventory, walked) = measure::inventory_and_walk(engine).await?;
     let plan = match saved {
         Some(saved) => plan::plan_saved(
@@ -69,78 +123,123 @@ pub async fn run(
         verbose: settings.verbose,
         now: unix_now(),
     };
-    if plan.is_empty() {
-        show_plan(out, settings.format, &inventory, &plan, &show).context("writing the plan")?;
-        return Ok(ExitStatus::Success);
-    }
+    let asking = !settings.yes && !plan.is_empty();
     match settings.format {
-        Format::Human => show_plan(out, Format::Human, &inventory, &plan, &show),
+        Format::Human => {
+            show_plan(out, Format::Human, &inventory, &plan, &show)?;
+            if asking && !std::io::stdout().is_terminal() {
+                show_plan(
+                    &mut std::io::stderr(),
+                    Format::Human,
+                    &inventory,
+                    &plan,
+                    &show,
+                )?;
+            }
+        }
         // stdout carries only the JSON report; a person at the prompt still sees the plan.
-        Format::Json if !settings.yes => show_plan(
+        Format::Json if asking => show_plan(
             &mut std::io::stderr(),
             Format::Human,
             &inventory,
             &plan,
             &show,
-        ),
-        Format::Json => Ok(()),
+        )?,
+        Format::Json if plan.is_empty() => show_plan(out, Format::Json, &inventory, &plan, &show)?,
+        Format::Json => {}
     }
-    .context("writing the plan")?;
+    Ok((inventory, plan))
+}
 
-    let chosen = confirm::confirm(&plan, settings.yes, settings.select)?;
-    let plan = if chosen.len() == plan.items.len() {
-        plan
-    } else {
-        plan.only(&chosen, &inventory)
-    };
-    if plan.is_empty() {
-        note("Nothing selected: nothing was removed.");
-        return Ok(ExitStatus::Success);
-    }
+/// What is measured just before deleting.
+struct Before {
+    data_root: Option<std::path::PathBuf>,
+    free_space: Option<u64>,
+    disk: Option<u64>,
+}
 
-    let data_root = local_data_root(&settings.host, &inventory);
-    let free_before = data_root.as_deref().and_then(disk::fs::free_space);
-    // Measured at planning time; after a prompt, again, since time has passed.
-    let disk_before = if settings.yes {
-        plan.data_root.map(|root| root.bytes.allocated)
-    } else {
-        measure::walk_data_root(&inventory.engine)
-    };
-    signals.start_applying();
-    let gone = AtomicBool::new(false);
-    let results = execute(
-        engine,
-        settings,
-        &plan,
-        &inventory,
-        stop,
-        &gone,
-        audit.as_mut(),
-    )
-    .await;
-    let engine_gone = gone.load(Ordering::SeqCst);
-    if engine_gone {
-        let count =
-            |done: fn(&Outcome) -> bool| results.iter().filter(|r| done(&r.outcome)).count();
-        note(&format!(
-            "docker-reclaim: error: the engine at {} stopped answering during the apply: {} removed, {} skipped, {} failed, {} not started",
-            settings.host,
-            count(|o| o.is_done()),
-            count(|o| matches!(o, Outcome::Skipped(_))),
-            count(|o| matches!(o, Outcome::Failed(_))),
-            count(|o| *o == Outcome::NotStarted),
-        ));
+impl Before {
+    fn measure(settings: &Settings, inventory: &Inventory, plan: &Plan) -> Before {
+        let data_root = local_data_root(&settings.host, inventory);
+        Before {
+            free_space: data_root.as_deref().and_then(disk::fs::free_space),
+            // Measured at planning time; after a prompt, again, since time has passed.
+            disk: if settings.yes {
+                plan.data_root.map(|root| root.bytes.allocated)
+            } else {
+                measure::walk_data_root(&inventory.engine)
+            },
+            data_root,
+        }
     }
-    if let Some(err) = audit.and_then(|log| log.error) {
-        note(&format!(
-            "docker-reclaim: warning: the audit log is incomplete: {err}"
-        ));
-    }
+}
 
-    // The data root is walked while the engine works out its own figures.
+/// Removes the plan's items, telling the progress display and the audit log.
+async fn execute(
+    engine: &impl Engine,
+    settings: &Settings,
+    plan: &Plan,
+    inventory: &Inventory,
+    flags: apply::Flags<'_>,
+    audit: Option<&mut AuditLog<File>>,
+) -> Vec<ItemResult> {
+    let mut display = progress::for_stderr(false);
+    let mut reporters: Vec<&mut dyn Progress> = vec![display.as_mut()];
+    if let Some(audit) = audit {
+        reporters.push(audit);
+    }
+    let mut progress = Fanout(reporters);
+    progress.start(plan.items.len(), plan.total.predicted_bytes);
+    let results = apply::apply(engine, plan, inventory, settings.jobs, flags, &mut progress).await;
+    progress.finish();
+    results
+}
+
+/// One line for an engine that stopped answering, with what got done.
+fn say_engine_gone(settings: &Settings, results: &[ItemResult]) {
+    let count = |done: fn(&Outcome) -> bool| results.iter().filter(|r| done(&r.outcome)).count();
+    note(&format!(
+        "docker-reclaim: error: the engine at {} stopped answering during the apply: {} removed, {} skipped, {} failed, {} not started",
+        settings.host,
+        count(|o| o.is_done()),
+        count(|o| matches!(o, Outcome::Skipped(_))),
+        count(|o| matches!(o, Outcome::Failed(_))),
+        count(|o| *o == Outcome::NotStarted),
+    ));
+}
+
+/// Before and after, as far as they could be measured.
+struct Figures {
+    engine_usage: Option<BeforeAfter>,
+    free_space: Option<BeforeAfter>,
+    data_root: Option<BeforeAfter>,
+}
+
+impl Figures {
+    fn report(self, results: Vec<ItemResult>, interrupted: bool, engine_gone: bool) -> Report {
+        Report {
+            results,
+            interrupted,
+            engine_gone,
+            engine_usage: self.engine_usage,
+            free_space: self.free_space,
+            data_root: self.data_root,
+        }
+    }
+}
+
+/// The engine's usage figures and the data root on disk, after: the walk runs
+/// while the engine works out its own figures. An engine that went away is not
+/// asked again.
+async fn measure_after(
+    engine: &impl Engine,
+    inventory: &Inventory,
+    plan: &Plan,
+    before: Before,
+    engine_gone: bool,
+) -> Figures {
     let engine_info = inventory.engine.clone();
     let walk_after = tokio::task::spawn_blocking(move || measure::walk_data_root(&engine_info));
-    // An engine that went away is not asked again.
     let usage_after = if engine_gone {
         None
     } else {
@@ -154,62 +253,39 @@ pub async fn run(
             .ok()
     };
     let disk_after = walk_after.await.ok().flatten();
-    let report = Report {
-        results,
-        interrupted: stop.load(Ordering::SeqCst),
-        engine_gone,
-        engine_usage: usage_after.map(|after| BeforeAfter {
-            before: plan.engine_current_bytes(),
-            after,
-        }),
-        free_space: free_before
-            .zip(data_root.as_deref().and_then(disk::fs::free_space))
-            .map(|(before, after)| BeforeAfter { before, after }),
-        data_root: disk_before
-            .zip(disk_after)
-            .map(|(before, after)| BeforeAfter { before, after }),
+    let pair = |before: Option<u64>, after: Option<u64>| {
+        before
+            .zip(after)
+            .map(|(before, after)| BeforeAfter { before, after })
     };
+    Figures {
+        engine_usage: pair(Some(plan.engine_current_bytes()), usage_after),
+        free_space: pair(
+            before.free_space,
+            before.data_root.as_deref().and_then(disk::fs::free_space),
+        ),
+        data_root: pair(before.disk, disk_after),
+    }
+}
+
+/// The report on stdout. Nobody reading it any more (a closed pipe) does not
+/// change the exit status: what was done decides it.
+fn write_report(
+    out: &mut impl Write,
+    settings: &Settings,
+    inventory: &Inventory,
+    report: &Report,
+) -> Result<ExitStatus> {
     let written = match settings.format {
-        Format::Human => writeln!(out).and_then(|()| render::report_human(out, &report)),
-        Format::Json => render::report_json(out, &inventory.engine, &report, unix_now()),
+        Format::Human => writeln!(out).and_then(|()| render::report_human(out, report)),
+        Format::Json => render::report_json(out, &inventory.engine, report, unix_now()),
     }
     .and_then(|()| out.flush());
     match written {
         Ok(()) => Ok(report.status()),
-        // Nobody reads the report any more; what was done still decides the exit.
         Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(report.status()),
         Err(err) => Err(err).context("writing the report"),
     }
-}
-
-/// Removes the plan's items, telling the progress display and the audit log.
-async fn execute(
-    engine: &impl Engine,
-    settings: &Settings,
-    plan: &Plan,
-    inventory: &Inventory,
-    stop: &AtomicBool,
-    gone: &AtomicBool,
-    audit: Option<&mut AuditLog<File>>,
-) -> Vec<ItemResult> {
-    let mut display = progress::for_stderr(false);
-    let mut reporters: Vec<&mut dyn Progress> = vec![display.as_mut()];
-    if let Some(audit) = audit {
-        reporters.push(audit);
-    }
-    let mut progress = Fanout(reporters);
-    progress.start(plan.items.len(), plan.total.predicted_bytes);
-    let results = apply::apply(
-        engine,
-        plan,
-        inventory,
-        settings.jobs,
-        apply::Flags { stop, gone },
-        &mut progress,
-    )
-    .await;
-    progress.finish();
-    results
 }
 
 fn open_audit_log(path: &Path) -> Result<File> {

@@ -376,11 +376,7 @@ impl Engine for DockerEngine {
             v: false,
             link: false,
         };
-        match self.docker.remove_container(id, Some(options)).await {
-            Ok(()) => Ok(Removal::Removed),
-            Err(err) if is_not_found(&err) => Ok(Removal::AlreadyGone),
-            Err(err) => Err(self.error(err)),
-        }
+        self.removal(self.docker.remove_container(id, Some(options)).await)
     }
 
     async fn containers_using_volume(&self, name: &str) -> Result<Vec<String>> {
@@ -395,11 +391,7 @@ impl Engine for DockerEngine {
 
     async fn remove_volume(&self, name: &str) -> Result<Removal> {
         let options = bollard::query_parameters::RemoveVolumeOptions { force: false };
-        match self.docker.remove_volume(name, Some(options)).await {
-            Ok(()) => Ok(Removal::Removed),
-            Err(err) if is_not_found(&err) => Ok(Removal::AlreadyGone),
-            Err(err) => Err(self.error(err)),
-        }
+        self.removal(self.docker.remove_volume(name, Some(options)).await)
     }
 
     async fn containers_using_network(&self, id: &str, name: &str) -> Result<Option<Vec<String>>> {
@@ -429,11 +421,7 @@ impl Engine for DockerEngine {
     }
 
     async fn remove_network(&self, id: &str) -> Result<Removal> {
-        match self.docker.remove_network(id).await {
-            Ok(()) => Ok(Removal::Removed),
-            Err(err) if is_not_found(&err) => Ok(Removal::AlreadyGone),
-            Err(err) => Err(self.error(err)),
-        }
+        self.removal(self.docker.remove_network(id).await)
     }
 
     async fn prune_build_cache(&self, ids: &[&str]) -> Result<Vec<String>> {
@@ -469,15 +457,11 @@ impl Engine for DockerEngine {
             noprune: true,
             ..Default::default()
         };
-        match self
-            .docker
-            .remove_image(reference, Some(options), None)
-            .await
-        {
-            Ok(_) => Ok(Removal::Removed),
-            Err(err) if is_not_found(&err) => Ok(Removal::AlreadyGone),
-            Err(err) => Err(self.error(err)),
-        }
+        self.removal(
+            self.docker
+                .remove_image(reference, Some(options), None)
+                .await,
+        )
     }
 
     async fn remove_image(&self, id: &str) -> Result<Removal> {
@@ -486,15 +470,20 @@ impl Engine for DockerEngine {
             noprune: false,
             ..Default::default()
         };
-        match self.docker.remove_image(id, Some(options), None).await {
+        self.removal(self.docker.remove_image(id, Some(options), None).await)
+    }
+}
+
+impl DockerEngine {
+    /// What a delete call did: removed, gone already (404), or the error.
+    fn removal<T>(&self, answer: std::result::Result<T, BollardError>) -> Result<Removal> {
+        match answer {
             Ok(_) => Ok(Removal::Removed),
             Err(err) if is_not_found(&err) => Ok(Removal::AlreadyGone),
             Err(err) => Err(self.error(err)),
         }
     }
-}
 
-impl DockerEngine {
     /// An error from a request: the engine's refusal ([`Refused`]), or the
     /// engine not answering in time ([`EngineUnreachable`]), or the transport's own.
     fn error(&self, err: BollardError) -> anyhow::Error {

@@ -47,6 +47,10 @@ pub fn trials() -> Vec<Trial> {
             refuses_foreign_stale_and_broken_plans,
         ),
         trial(
+            "apply_plan_is_shown_before_the_prompt_with_stdout_piped",
+            plan_is_shown_before_the_prompt_with_stdout_piped,
+        ),
+        trial(
             "apply_second_apply_is_locked_out",
             second_apply_is_locked_out,
         ),
@@ -792,5 +796,32 @@ fn saved_plan_is_an_upper_bound() -> Result<()> {
         "keep in the config file did not protect prod-db"
     );
     check!(!exists_container(&d, &stopped[1])?, "old-2 was not removed");
+    Ok(())
+}
+
+/// `docker-reclaim > plan.txt`: the person at the terminal still sees the plan
+/// before being asked, and the file gets it too.
+fn plan_is_shown_before_the_prompt_with_stdout_piped() -> Result<()> {
+    let (d, stopped, _) = small_engine()?;
+    let path = d.dir().join("plan.txt");
+    let file = std::fs::File::create(&path).map_err(|e| e.to_string())?;
+    let mut command = reclaim_command();
+    command.arg("-H").arg(d.host());
+    let mut pty = Pty::spawn_with_stdout(command, Some(file))?;
+    pty.expect(PROMPT, PATIENCE)?;
+    let screen = pty.output();
+    let prompt_at = screen.find(PROMPT).unwrap_or(0);
+    check!(
+        screen[..prompt_at].contains("old-1") && screen[..prompt_at].contains("RECLAIM"),
+        "the plan was not on the terminal before the prompt:\n{screen}"
+    );
+    pty.answer(b"n\r")?;
+    pty.wait(PATIENCE)?;
+    let saved = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+    check!(
+        saved.contains("old-1"),
+        "the file did not get the plan: {saved}"
+    );
+    check!(exists_container(&d, &stopped[0])?, "something was removed");
     Ok(())
 }

@@ -490,7 +490,13 @@ pub struct Pty {
 }
 
 impl Pty {
-    pub fn spawn(mut command: Command) -> Result<Pty> {
+    pub fn spawn(command: Command) -> Result<Pty> {
+        Pty::spawn_with_stdout(command, None)
+    }
+
+    /// Spawns on a pty for stdin and stderr, with stdout to `stdout` when
+    /// given (`docker-reclaim | tee plan.txt`, say).
+    pub fn spawn_with_stdout(mut command: Command, stdout: Option<std::fs::File>) -> Result<Pty> {
         use std::os::fd::{FromRawFd, OwnedFd};
         let mut master: libc::c_int = -1;
         let mut slave: libc::c_int = -1;
@@ -523,9 +529,13 @@ impl Pty {
         let (master, slave) =
             unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
         let clone = |fd: &OwnedFd| fd.try_clone().map_err(|e| e.to_string());
+        let out = match stdout {
+            Some(file) => Stdio::from(file),
+            None => Stdio::from(clone(&slave)?),
+        };
         command
             .stdin(Stdio::from(clone(&slave)?))
-            .stdout(Stdio::from(clone(&slave)?))
+            .stdout(out)
             .stderr(Stdio::from(slave))
             .env("TERM", "xterm");
         let child = command
