@@ -2,6 +2,9 @@
 # The whole test suite, on a fresh Debian or Ubuntu machine: installs what the
 # integration tests need (Debian's docker.io for dockerd, busybox-static for the
 # fixture images) when it is missing, then runs rustfmt, clippy and every test.
+# The engine tests run once per engine of the matrix: the system's Docker 20.10
+# (overlay2), then Debian trixie's Docker 26.1 fetched into a cache by
+# scripts/engines.sh, with overlay2 and with the containerd image store.
 # The integration tests start their own private dockerd; they never touch
 # /var/run/docker.sock. Run as root (dockerd needs it).
 set -euo pipefail
@@ -25,4 +28,14 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
-DOCKER_RECLAIM_ENGINE_TESTS=1 cargo test --all-targets --locked
+export DOCKER_RECLAIM_ENGINE_TESTS=1
+echo "== engine: system $(dockerd --version 2>/dev/null || /usr/sbin/dockerd --version), overlay2"
+cargo test --all-targets --locked
+
+engine=$(bash scripts/engines.sh)
+version=$("$engine/usr/sbin/dockerd" --version)
+echo "== engine: $version, overlay2"
+DOCKER_RECLAIM_TEST_ENGINE="$engine" cargo test --locked --test engine
+echo "== engine: $version, containerd image store"
+DOCKER_RECLAIM_TEST_ENGINE="$engine" DOCKER_RECLAIM_TEST_STORE=containerd \
+  cargo test --locked --test engine

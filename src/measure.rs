@@ -7,9 +7,9 @@ use std::collections::{HashMap, HashSet};
 use anyhow::{Context, Result};
 
 use crate::disk::{self, Bytes, Index, Layout};
-use crate::engine::Engine;
+use crate::engine::{Engine, Host};
 use crate::inventory::Inventory;
-use crate::model::{EngineInfo, Measured};
+use crate::model::{EngineInfo, Measured, Unmeasured};
 use crate::plan::{Kind, Plan, images_used_by_remaining};
 
 /// What the plan's items take on disk, each measured once.
@@ -132,14 +132,31 @@ pub fn measure_plan(
     }
 }
 
-/// Takes the inventory and, at the same time, walks the data root when it is
-/// readable here: the walk is local disk work, the inventory waits on the engine.
-pub async fn inventory_and_walk(
-    engine: &impl Engine,
-) -> Result<(Inventory, Option<(disk::Layout, disk::Index)>)> {
+/// The data root walked alongside the inventory, or why it was not.
+pub struct Walked(pub Result<(disk::Layout, disk::Index), Unmeasured>);
+
+impl Walked {
+    pub fn get(&self) -> Option<&(disk::Layout, disk::Index)> {
+        self.0.as_ref().ok()
+    }
+
+    /// Why the plan's sizes are the engine's, when they are.
+    pub fn unmeasured(&self) -> Option<&Unmeasured> {
+        self.0.as_ref().err()
+    }
+}
+
+/// Takes the inventory and, at the same time, walks the data root when the
+/// engine is local and the directory can be read here: the walk is local disk
+/// work, the inventory waits on the engine. The walk is kept only if the
+/// engine's containers and layers are in it.
+pub async fn inventory_and_walk(engine: &impl Engine, host: &Host) -> Result<(Inventory, Walked)> {
     let info = engine.info();
-    let layout = disk::Layout::open(&info.data_root, &info.storage_driver);
-    let saved = layout.clone();
+    let layout = match host {
+        Host::Unix(_) => disk::Layout::open(&info.data_root, &info.storage_driver),
+        _ => Err(Unmeasured::Remote(host.to_string())),
+    };
+    let saved = layout.as_ref().ok().cloned();
     let saved_finish = move |id: &str| saved.as_ref().and_then(|layout| layout.finished_at(id));
     let walk = layout.map(|layout| {
         tokio::task::spawn_blocking(move || {
@@ -149,28 +166,39 @@ pub async fn inventory_and_walk(
     });
     let inventory = Inventory::collect(engine, &saved_finish).await?;
     let walked = match walk {
-        Some(handle) => Some(handle.await.context("walking the data root")?),
-        None => None,
+        Ok(handle) => {
+            let (layout, index) = handle.await.context("walking the data root")?;
+            let containers: Vec<&str> =
+                inventory.containers.iter().map(|c| c.id.as_str()).collect();
+            let chains: Vec<&str> = inventory
+                .images
+                .iter()
+                .flat_map(|image| image.layers.iter().map(|layer| layer.chain_id.as_str()))
+                .collect();
+            if layout.holds(&index, &containers, &chains) {
+                Ok((layout, index))
+            } else {
+                Err(Unmeasured::NotTheEngines(info.data_root.clone()))
+            }
+        }
+        Err(why) => Err(why),
     };
-    Ok((inventory, walked))
+    Ok((inventory, Walked(walked)))
 }
 
-/// The plan with sizes measured on disk, when the data root was walked, and
-/// the orphaned overlay2 directories found there.
-pub fn measure(
-    plan: Plan,
-    inventory: &Inventory,
-    walked: Option<&(disk::Layout, disk::Index)>,
-) -> Plan {
+/// The plan with sizes measured on disk, when the data root was walked (else
+/// the reason it was not), and the orphaned overlay2 directories found there.
+pub fn measure(plan: Plan, inventory: &Inventory, walked: &Walked) -> Plan {
     measure_and_find_orphans(plan, inventory, walked).0
 }
 
 pub fn measure_and_find_orphans(
-    plan: Plan,
+    mut plan: Plan,
     inventory: &Inventory,
-    walked: Option<&(disk::Layout, disk::Index)>,
+    walked: &Walked,
 ) -> (Plan, Vec<disk::Orphan>) {
-    let Some((layout, index)) = walked else {
+    let Some((layout, index)) = walked.get() else {
+        plan.unmeasured = walked.unmeasured().cloned();
         return (plan, Vec::new());
     };
     let on_disk = measure_plan(layout, index, &plan, inventory);
@@ -188,8 +216,9 @@ pub fn measure_and_find_orphans(
     (plan, orphans)
 }
 
-/// The data root's allocated bytes, walked now.
+/// The data root's allocated bytes, walked now (only when it was measured for
+/// the plan: see [`inventory_and_walk`]).
 pub fn walk_data_root(engine: &EngineInfo) -> Option<u64> {
-    let layout = disk::Layout::open(&engine.data_root, &engine.storage_driver)?;
+    let layout = disk::Layout::open(&engine.data_root, &engine.storage_driver).ok()?;
     Some(layout.index().total.allocated)
 }

@@ -139,9 +139,16 @@ impl Image {
         self.tags.iter().all(|tag| tag == "<none>:<none>")
     }
 
-    /// Whether this image is built on `parent`: its layer chain starts with all of
-    /// the parent's, and it is longer, or as long and newer (a metadata-only child).
+    /// Whether this image is built on `parent`. When the engine names this
+    /// image's parent (the classic builder records one), that is the answer: a
+    /// rebuild that changed only metadata has the same layers as the image it
+    /// replaced but another parent. Otherwise (BuildKit, pulled images): its layer
+    /// chain starts with all of the parent's, and it is longer, or as long and
+    /// newer (a metadata-only child).
     pub fn is_built_on(&self, parent: &Image) -> bool {
+        if let Some(parent_id) = &self.parent_id {
+            return *parent_id == parent.id;
+        }
         if parent.layers.is_empty() || self.layers.len() < parent.layers.len() {
             return false;
         }
@@ -298,6 +305,46 @@ impl Kind {
             Kind::Volume => "Volumes",
             Kind::Network => "Networks",
             Kind::BuildCache => "Build cache",
+        }
+    }
+}
+
+/// Why sizes are the engine's figures and not measured on disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", content = "detail", rename_all = "snake_case")]
+pub enum Unmeasured {
+    /// The engine is reached over the network (or a forwarded socket): its
+    /// disk is not this machine's.
+    Remote(String),
+    /// A storage driver whose layout is not measured here.
+    Driver(String),
+    /// The data root cannot be read as this user.
+    NotReadable(String),
+    /// A directory with the data root's path exists here, but the engine's
+    /// containers and layers are not in it.
+    NotTheEngines(String),
+}
+
+impl std::fmt::Display for Unmeasured {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unmeasured::Remote(host) => {
+                write!(
+                    f,
+                    "the engine at {host} is not local: its disk is not measured from here"
+                )
+            }
+            Unmeasured::Driver(driver) => write!(
+                f,
+                "the storage driver {driver} is not measured on disk (overlay2 is)"
+            ),
+            Unmeasured::NotReadable(root) => {
+                write!(f, "the data root {root} is not readable as this user")
+            }
+            Unmeasured::NotTheEngines(root) => write!(
+                f,
+                "{root} here is not this engine's data root (its containers and layers are not in it)"
+            ),
         }
     }
 }

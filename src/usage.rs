@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use crate::disk::Orphan;
 use crate::inventory::Inventory;
-use crate::model::Measured;
 use crate::model::short_id;
+use crate::model::{Measured, Unmeasured};
 use crate::plan::{Kind, Plan};
 
 /// What was measured on disk for `df`, by item.
@@ -90,6 +90,8 @@ pub struct Usage {
     pub shared_layer_bytes: u64,
     pub orphans: Vec<Orphan>,
     pub data_root: Option<Measured>,
+    /// Why sizes are the engine's, when the data root was not measured.
+    pub unmeasured: Option<Unmeasured>,
     /// What `docker-reclaim --dry-run` would free: the plan's predicted total.
     pub reclaimable_bytes: u64,
     /// Largest first within each kind.
@@ -285,6 +287,7 @@ pub fn usage(inventory: &Inventory, plan: &Plan, on_disk: Option<&OnDisk>) -> Us
         shared_layer_bytes,
         orphans,
         data_root: on_disk.map(|disk| disk.data_root),
+        unmeasured: plan.unmeasured.clone(),
         reclaimable_bytes: plan.total.predicted_bytes,
         items: all,
     }

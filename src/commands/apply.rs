@@ -106,7 +106,7 @@ async fn prepare(
     saved: Option<planfile::SavedPlan>,
     out: &mut impl Write,
 ) -> Result<(Inventory, Plan)> {
-    let (inventory, walked) = measure::inventory_and_walk(engine).await?;
+    let (inventory, walked) = measure::inventory_and_walk(engine, &settings.host).await?;
     let plan = match saved {
         Some(saved) => plan::plan_saved(
             &inventory,
@@ -117,7 +117,7 @@ async fn prepare(
         ),
         None => make_plan(&inventory, settings)?,
     };
-    let plan = measure::measure(plan, &inventory, walked.as_ref());
+    let plan = measure::measure(plan, &inventory, &walked);
     let show = render::Show {
         dry_run: false,
         verbose: settings.verbose,

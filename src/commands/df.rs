@@ -19,13 +19,10 @@ pub async fn run(
     settings: &Settings,
     out: &mut impl Write,
 ) -> Result<ExitStatus> {
-    let (inventory, walked) = measure::inventory_and_walk(engine).await?;
-    let (plan, orphans) = measure::measure_and_find_orphans(
-        make_plan(&inventory, settings)?,
-        &inventory,
-        walked.as_ref(),
-    );
-    let on_disk = walked.as_ref().map(|(layout, index)| {
+    let (inventory, walked) = measure::inventory_and_walk(engine, &settings.host).await?;
+    let (plan, orphans) =
+        measure::measure_and_find_orphans(make_plan(&inventory, settings)?, &inventory, &walked);
+    let on_disk = walked.get().map(|(layout, index)| {
         let chains: HashSet<&str> = inventory
             .images
             .iter()

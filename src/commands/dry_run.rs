@@ -19,12 +19,8 @@ pub async fn run(
     plan_out: Option<&Path>,
     out: &mut impl Write,
 ) -> Result<ExitStatus> {
-    let (inventory, walked) = measure::inventory_and_walk(engine).await?;
-    let plan = measure::measure(
-        make_plan(&inventory, settings)?,
-        &inventory,
-        walked.as_ref(),
-    );
+    let (inventory, walked) = measure::inventory_and_walk(engine, &settings.host).await?;
+    let plan = measure::measure(make_plan(&inventory, settings)?, &inventory, &walked);
     let now = unix_now();
     let show = render::Show {
         dry_run: true,

@@ -19,12 +19,12 @@ pub async fn run(
     references: &[String],
     out: &mut impl Write,
 ) -> Result<ExitStatus> {
-    let (inventory, walked) = measure::inventory_and_walk(engine).await?;
+    let (inventory, walked) = measure::inventory_and_walk(engine, &settings.host).await?;
     let images = references
         .iter()
         .map(|reference| layers::resolve(&inventory, reference))
         .collect::<Result<Vec<_>, _>>()?;
-    let sizes: Option<HashMap<String, u64>> = walked.as_ref().map(|(layout, index)| {
+    let sizes: Option<HashMap<String, u64>> = walked.get().map(|(layout, index)| {
         images
             .iter()
             .flat_map(|image| image.layers.iter())

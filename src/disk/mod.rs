@@ -192,7 +192,10 @@ mod tests {
         std::fs::write(layerdb.join("mounts/c1/mount-id"), "m1").unwrap();
         std::fs::write(layerdb.join("mounts/c1/init-id"), "m1-init").unwrap();
         let layout = Layout::open(base.to_str().unwrap(), "overlay2").unwrap();
-        assert!(Layout::open(base.to_str().unwrap(), "btrfs").is_none());
+        assert_eq!(
+            Layout::open(base.to_str().unwrap(), "btrfs").unwrap_err(),
+            crate::model::Unmeasured::Driver("btrfs".into())
+        );
         assert_eq!(
             Layout::layer_keys(&layout.refs(), "sha256:abc"),
             [

@@ -11,7 +11,7 @@ use std::os::unix::fs::MetadataExt;
 
 use super::Index;
 use super::walk::entries;
-use crate::model::Bytes;
+use crate::model::{Bytes, Unmeasured};
 
 /// How the engine's records point at each other on disk, read once: which
 /// overlay2 directories a container's mount record and a layer's entry name,
@@ -22,7 +22,7 @@ pub struct Refs {
     /// (`layerdb/mounts/<id>/mount-id`, `init-id`).
     mounts: HashMap<String, Vec<String>>,
     /// Layer chain ID (hex) → its cache ID (`layerdb/sha256/<chain>/cache-id`).
-    layers: HashMap<String, String>,
+    pub(crate) layers: HashMap<String, String>,
     /// Cache ID → its short name (the `overlay2/l/<short>` symlink to it).
     links: HashMap<String, String>,
     /// Image ID → its parent's (`imagedb/metadata/sha256/<id>/parent`).
@@ -40,16 +40,38 @@ pub struct Layout {
 
 impl Layout {
     /// The layout of a data root this process can read, or `None`.
-    pub fn open(data_root: &str, storage_driver: &str) -> Option<Layout> {
-        if storage_driver != "overlay2" || data_root.is_empty() {
-            return None;
+    pub fn open(data_root: &str, storage_driver: &str) -> Result<Layout, Unmeasured> {
+        if storage_driver != "overlay2" {
+            return Err(Unmeasured::Driver(storage_driver.to_string()));
         }
         let layout = Layout {
             root: PathBuf::from(data_root),
         };
+        if data_root.is_empty() || !layout.root.is_dir() {
+            return Err(Unmeasured::NotTheEngines(data_root.to_string()));
+        }
         // Reading the layer database is what measurement needs; it is root-only.
-        std::fs::read_dir(layout.layerdb().join("sha256")).ok()?;
-        Some(layout)
+        match std::fs::read_dir(layout.layerdb().join("sha256")) {
+            Ok(_) => Ok(layout),
+            Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {
+                Err(Unmeasured::NotReadable(data_root.to_string()))
+            }
+            Err(_) => Err(Unmeasured::NotTheEngines(data_root.to_string())),
+        }
+    }
+
+    /// Whether the engine's containers and image layers are here: every
+    /// container it lists has its directory, every layer of its images its
+    /// layer record. A directory that only has the data root's path (another
+    /// host's engine behind a forwarded socket, a copy) is not measured.
+    pub fn holds(&self, index: &Index, containers: &[&str], chains: &[&str]) -> bool {
+        containers
+            .iter()
+            .all(|id| index.owner(&format!("containers/{id}")).is_some())
+            && chains.iter().all(|chain| {
+                let hex = chain.strip_prefix("sha256:").unwrap_or(chain);
+                index.refs.layers.contains_key(hex)
+            })
     }
 
     fn image_dir(&self) -> PathBuf {

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::inventory::Inventory;
 pub use crate::model::Kind;
-use crate::model::{Measured, short_id};
+use crate::model::{Measured, Unmeasured, short_id};
 use crate::rules::{Rules, Scope};
 
 pub use target::plan_to_target;
@@ -149,6 +149,8 @@ pub struct Plan {
     pub scope: Scope,
     /// When a saved plan is applied: what of it the plan made now does not take.
     pub saved: Option<SavedPlanNote>,
+    /// Why sizes are the engine's figures, when they were not measured.
+    pub unmeasured: Option<Unmeasured>,
 }
 
 /// A saved plan is an upper bound: what of it is no longer there, and what a
@@ -208,6 +210,7 @@ impl Plan {
         plan.target = self.target.clone();
         plan.scope = self.scope;
         plan.saved = self.saved.clone();
+        plan.unmeasured = self.unmeasured.clone();
         plan
     }
 
@@ -446,6 +449,7 @@ pub fn summarize(items: Vec<Item>, inventory: &Inventory) -> Plan {
         target: None,
         scope: Scope::default(),
         saved: None,
+        unmeasured: None,
     }
 }
 
@@ -867,6 +871,24 @@ mod tests {
         assert_eq!(ids(&plan, Kind::Image), vec!["sha256:other"]);
         assert_eq!(plan.kept[0].id, "sha256:base");
         assert_eq!(plan.kept[0].rule, "an image that stays is built on it");
+    }
+
+    #[test]
+    fn a_metadata_only_rebuild_leaves_the_old_image_dangling_and_planned() {
+        // The classic builder: COPY made `step`; LABEL v=1 made `old`, then a
+        // rebuild with LABEL v=2 made `new` on the same step. Same layers, but
+        // `new`'s parent is `step`, not `old`.
+        let mut step = image("step", &["<none>:<none>"], &[1], &[100]);
+        step.listed = false;
+        let mut old = image("old", &["<none>:<none>"], &[1], &[100]);
+        old.parent_id = Some("sha256:step".into());
+        let mut new = image("new", &["app:1"], &[1], &[100]);
+        new.parent_id = Some("sha256:step".into());
+        new.created = old.created + 1;
+        let inv = inventory(vec![], vec![step, old, new]);
+        let plan = plan(&inv, &Rules::default(), 0);
+        assert_eq!(ids(&plan, Kind::Image), vec!["sha256:old"]);
+        assert!(plan.kept.is_empty(), "{:?}", plan.kept);
     }
 
     #[test]

@@ -87,9 +87,13 @@ pub fn df_human(
             "Containers, logs, images, layers and orphans are measured on disk (allocated blocks); volumes and build cache are the engine's figures."
         )?;
     } else {
+        let why = usage.unmeasured.as_ref().map_or_else(
+            || "the data root was not measured".to_string(),
+            ToString::to_string,
+        );
         writeln!(
             out,
-            "The data root is not readable from here: sizes are the engine's estimates (~); logs and orphaned directories are unknown."
+            "Not measured on disk ({why}): sizes are the engine's estimates (~); logs and orphaned directories are unknown."
         )?;
     }
     writeln!(

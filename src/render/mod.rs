@@ -152,6 +152,7 @@ mod tests {
             target: None,
             scope: Default::default(),
             saved: None,
+            unmeasured: None,
         }
     }
 
@@ -182,7 +183,7 @@ Containers       1.05 MB     1.05 MB         0 B
 Images           7.29 MB     2.58 MB     4.71 MB
 Total            8.34 MB     3.63 MB     4.71 MB
 
-Sizes are the engine's own figures (estimates: the data root is not readable from here); image sizes count each shared layer once.
+Sizes are the engine's own figures, not measured on disk: the data root was not measured. Image sizes count each shared layer once.
 Dry run: nothing was removed.
 ";
         assert_eq!(text, expected);

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::{KEPT_SHOWN, SCHEMA_VERSION, age, bytes, truncate, unix_to_rfc3339};
-use crate::model::{EngineInfo, Measured, short_id};
+use crate::model::{EngineInfo, Measured, Unmeasured, short_id};
 use crate::plan::{
     Figures, FreedLayer, Item, Kept, KeptLayer, Kind, Plan, Reason, SavedPlanNote, TargetNote,
 };
@@ -208,9 +208,13 @@ pub fn human(
         None => {
             totals_row(out, "Total", &plan.total)?;
             writeln!(out)?;
+            let why = plan.unmeasured.as_ref().map_or_else(
+                || "the data root was not measured".to_string(),
+                ToString::to_string,
+            );
             writeln!(
                 out,
-                "Sizes are the engine's own figures (estimates: the data root is not readable from here); image sizes count each shared layer once."
+                "Sizes are the engine's own figures, not measured on disk: {why}. Image sizes count each shared layer once."
             )?;
         }
     }
@@ -299,7 +303,7 @@ struct JsonPlan<'a> {
     /// When a saved plan is applied: what of it is gone, and what is not taken now.
     #[serde(skip_serializing_if = "Option::is_none")]
     saved_plan: Option<&'a SavedPlanNote>,
-    totals: JsonTotals,
+    totals: JsonTotals<'a>,
 }
 
 #[derive(Serialize)]
@@ -333,11 +337,14 @@ struct JsonFigures {
 }
 
 #[derive(Serialize)]
-struct JsonTotals {
+struct JsonTotals<'a> {
     /// True when every item's predicted bytes were measured on disk.
     measured: bool,
     /// The data root measured on disk, or null when it is not readable here.
     data_root: Option<Measured>,
+    /// Why sizes are the engine's figures: `{reason, detail}` with reason
+    /// `remote`, `driver`, `not_readable` or `not_the_engines`; null when measured.
+    unmeasured: Option<&'a Unmeasured>,
     /// Orphaned overlay2 directories: not reclaimable by the engine.
     orphaned_overlay2: Option<serde_json::Value>,
     count: usize,
@@ -380,6 +387,7 @@ pub fn json(out: &mut impl Write, engine: &EngineInfo, plan: &Plan, show: &Show)
         totals: JsonTotals {
             measured: plan.all_measured(),
             data_root: plan.data_root,
+            unmeasured: plan.unmeasured.as_ref(),
             orphaned_overlay2: plan
                 .orphaned
                 .map(|(count, bytes)| serde_json::json!({"count": count, "bytes": bytes})),

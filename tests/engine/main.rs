@@ -223,6 +223,22 @@ fn main() -> ExitCode {
             empty_engine_has_nothing_to_reclaim,
         ),
     ];
+    // On the containerd image store the data root is not measured yet (its
+    // blobs and snapshots are another layout); these tests check measurements
+    // on disk and stay ignored there, said out loud, until that lands.
+    let unmeasured = [
+        "dry_run_predicts_bytes_from_layers",
+        "human_dry_run_reads_well",
+        "measure_prediction_matches_du_within_2_percent",
+        "space_df_reports_layout_logs_orphans_and_agrees_with_the_plan",
+    ];
+    let store = support::containerd_store();
+    if store && !args.list {
+        eprintln!(
+            "containerd image store: not measured on disk yet; ignored here: {}",
+            unmeasured.join(", ")
+        );
+    }
     let trials = trials
         .into_iter()
         .chain(apply::trials())
@@ -230,7 +246,10 @@ fn main() -> ExitCode {
         .chain(measure::trials())
         .chain(space::trials())
         .chain(rules::trials())
-        .map(|trial| trial.with_ignored_flag(skip))
+        .map(|trial| {
+            let unmeasured = store && unmeasured.contains(&trial.name());
+            trial.with_ignored_flag(skip || unmeasured)
+        })
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);
     // The trials held the other references; this stops the shared daemon by its pid.
