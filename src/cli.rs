@@ -77,6 +77,17 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "2m", global = true)]
     pub timeout: String,
 
+    /// Colour on a terminal: auto (when stdout is a terminal and NO_COLOR is
+    /// not set), always, or never.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN", global = true)]
+    pub color: ColorChoice,
+
+    /// Say less. With --dry-run: only the planned IDs, one per line. When
+    /// applying: no plan and no progress, only problems and a one-line summary
+    /// (needs --yes, since nothing is shown to confirm).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
     /// Output format: `human` for a terminal or a log file, `json` for the
     /// documented machine-readable plan and report (see the README for the contract).
     #[arg(long, value_enum, default_value_t = Format::Human, value_name = "FORMAT", global = true)]
@@ -240,6 +251,13 @@ pub enum Command {
     /// Print the man page (roff) to stdout: how man/docker-reclaim.1 is made.
     #[command(hide = true)]
     Man,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

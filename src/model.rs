@@ -139,15 +139,17 @@ impl Image {
         self.tags.iter().all(|tag| tag == "<none>:<none>")
     }
 
-    /// Whether this image is built on `parent`. When the engine names this
-    /// image's parent (the classic builder records one), that is the answer: a
+    /// Whether this image is built on `parent`: the engine names it as the
+    /// parent, or this image's layer chain starts with all of the parent's and
+    /// is longer (the engine often lists only the top of a chain of classic
+    /// builds, not the intermediate images between). An image with the same
+    /// layers is built on it only as a metadata-only child: when the engine
+    /// names parents (the classic builder), only if it names this one, since a
     /// rebuild that changed only metadata has the same layers as the image it
-    /// replaced but another parent. Otherwise (BuildKit, pulled images): its layer
-    /// chain starts with all of the parent's, and it is longer, or as long and
-    /// newer (a metadata-only child).
+    /// replaced but another parent; otherwise (BuildKit) if it is newer.
     pub fn is_built_on(&self, parent: &Image) -> bool {
-        if let Some(parent_id) = &self.parent_id {
-            return *parent_id == parent.id;
+        if self.parent_id.as_deref() == Some(parent.id.as_str()) {
+            return true;
         }
         if parent.layers.is_empty() || self.layers.len() < parent.layers.len() {
             return false;
@@ -157,7 +159,13 @@ impl Image {
             .iter()
             .zip(&parent.layers)
             .all(|(a, b)| a.chain_id == b.chain_id);
-        prefix && (self.layers.len() > parent.layers.len() || self.created > parent.created)
+        if !prefix {
+            return false;
+        }
+        if self.layers.len() > parent.layers.len() {
+            return true;
+        }
+        self.parent_id.is_none() && self.created > parent.created
     }
 
     /// By its first tag, else its short ID: how messages name an image.

@@ -28,6 +28,8 @@ pub fn write(path: &Path, engine: &EngineInfo, plan: &Plan, now: i64) -> Result<
         dry_run: true,
         verbose: false,
         now,
+        width: None,
+        color: false,
     };
     render::json(&mut body, engine, plan, &show)?;
     files::write_output(path, &body, "the plan")?;
@@ -263,6 +265,8 @@ mod tests {
             dry_run: true,
             verbose: false,
             now: made,
+            width: None,
+            color: false,
         };
         render::json(&mut out, &engine("E1"), &plan, &show).unwrap();
         out

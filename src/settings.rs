@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{Cli, Command, Format};
+use crate::cli::{Cli, ColorChoice, Command, Format};
 use crate::config::Config;
 use crate::engine::Host;
 use crate::exit::UsageError;
@@ -35,6 +35,10 @@ pub const MAX_JOBS: usize = 32;
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub host: Host,
+    /// `--color`.
+    pub color: ColorChoice,
+    /// `-q/--quiet`.
+    pub quiet: bool,
     /// `--timeout`: the longest wait for any one engine request.
     pub timeout: Duration,
     pub format: Format,
@@ -171,8 +175,15 @@ impl Settings {
                     cli.timeout
                 ))
             })?;
+        if cli.quiet && !cli.apply.yes && matches!(mode, Mode::Apply | Mode::ApplyFile { .. }) {
+            return Err(UsageError(
+                "--quiet shows no plan to confirm: pass --yes to apply, or --dry-run to list the planned IDs".into(),
+            ));
+        }
         Ok(Settings {
             host,
+            color: cli.color,
+            quiet: cli.quiet,
             timeout,
             format: cli.format,
             mode,

@@ -236,6 +236,8 @@ fn show(verbose: bool) -> Show {
         dry_run: true,
         verbose,
         now: NOW,
+        width: None,
+        color: false,
     }
 }
 

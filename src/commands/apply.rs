@@ -118,13 +118,12 @@ async fn prepare(
         None => make_plan(&inventory, settings)?,
     };
     let plan = measure::measure(plan, &inventory, &walked);
-    let show = render::Show {
-        dry_run: false,
-        verbose: settings.verbose,
-        now: unix_now(),
-    };
+    let show = super::show(settings, false, false);
+    let on_terminal = super::show(settings, false, true);
     let asking = !settings.yes && !plan.is_empty();
     match settings.format {
+        // --quiet: no plan; the summary says what was done.
+        _ if settings.quiet => {}
         Format::Human => {
             show_plan(out, Format::Human, &inventory, &plan, &show)?;
             if asking && !std::io::stdout().is_terminal() {
@@ -133,7 +132,7 @@ async fn prepare(
                     Format::Human,
                     &inventory,
                     &plan,
-                    &show,
+                    &on_terminal,
                 )?;
             }
         }
@@ -143,7 +142,7 @@ async fn prepare(
             Format::Human,
             &inventory,
             &plan,
-            &show,
+            &on_terminal,
         )?,
         Format::Json if plan.is_empty() => show_plan(out, Format::Json, &inventory, &plan, &show)?,
         Format::Json => {}

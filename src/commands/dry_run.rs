@@ -10,7 +10,7 @@ use super::{make_plan, show_plan};
 use crate::engine::Engine;
 use crate::exit::ExitStatus;
 use crate::settings::Settings;
-use crate::{measure, note, planfile, render, unix_now};
+use crate::{measure, note, planfile, render};
 
 /// Inventory, plan, show; optionally save the plan.
 pub async fn run(
@@ -21,15 +21,16 @@ pub async fn run(
 ) -> Result<ExitStatus> {
     let (inventory, walked) = measure::inventory_and_walk(engine, &settings.host).await?;
     let plan = measure::measure(make_plan(&inventory, settings)?, &inventory, &walked);
-    let now = unix_now();
-    let show = render::Show {
-        dry_run: true,
-        verbose: settings.verbose,
-        now,
-    };
-    show_plan(out, settings.format, &inventory, &plan, &show).context("writing the plan")?;
+    let show = super::show(settings, true, false);
+    if settings.quiet {
+        render::quiet_ids(out, &plan)
+            .and_then(|()| out.flush())
+            .context("writing the plan")?;
+    } else {
+        show_plan(out, settings.format, &inventory, &plan, &show).context("writing the plan")?;
+    }
     if let Some(path) = plan_out {
-        planfile::write(path, &inventory.engine, &plan, now)?;
+        planfile::write(path, &inventory.engine, &plan, show.now)?;
         note(&format!(
             "Plan saved to {}; apply it with: docker-reclaim apply {}",
             path.display(),

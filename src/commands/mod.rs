@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::cli::Format;
+use crate::cli::{ColorChoice, Format};
 use crate::disk;
 use crate::engine::Host;
 use crate::exit::UsageError;
@@ -65,4 +65,37 @@ pub(crate) fn make_plan(inventory: &Inventory, settings: &Settings) -> Result<Pl
 pub(crate) fn local_data_root(host: &Host, inventory: &Inventory) -> Option<PathBuf> {
     let root = PathBuf::from(&inventory.engine.data_root);
     (matches!(host, Host::Unix(_)) && root.is_dir()).then_some(root)
+}
+
+/// How to show a plan on stdout (or, with `on_stderr`, on stderr): fitted to
+/// the terminal's width and in colour when it is a terminal.
+pub(crate) fn show(settings: &Settings, dry_run: bool, on_stderr: bool) -> render::Show {
+    use std::io::IsTerminal;
+    let (terminal, term) = if on_stderr {
+        (
+            std::io::stderr().is_terminal(),
+            dialoguer::console::Term::stderr(),
+        )
+    } else {
+        (
+            std::io::stdout().is_terminal(),
+            dialoguer::console::Term::stdout(),
+        )
+    };
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+    render::Show {
+        dry_run,
+        verbose: settings.verbose,
+        now: crate::unix_now(),
+        width: if terminal {
+            term.size_checked().map(|(_, columns)| usize::from(columns))
+        } else {
+            None
+        },
+        color: match settings.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => terminal && !no_color,
+        },
+    }
 }

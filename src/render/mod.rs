@@ -14,7 +14,7 @@ use humansize::{DECIMAL, format_size};
 
 pub use df::{df_human, df_json};
 pub use layers::{layers_human, layers_json};
-pub use plan::{Show, human, json};
+pub use plan::{Show, human, json, quiet_ids};
 pub use report::{audit_line, report_human, report_json};
 
 /// The JSON contract's version; bump it on any incompatible change.
@@ -40,6 +40,48 @@ pub fn age(seconds: i64) -> String {
         .find(|unit| seconds >= *unit)
         .unwrap_or(1);
     humantime::format_duration(Duration::from_secs(seconds / unit * unit)).to_string()
+}
+
+/// `name` cut to at most `max` characters by taking out its middle, where names
+/// differ least (`nightly-bui…container-7`).
+pub fn shorten(name: &str, max: usize) -> String {
+    let count = name.chars().count();
+    if count <= max {
+        return name.to_string();
+    }
+    if max <= 1 {
+        return "…".chars().take(max).collect();
+    }
+    let head = (max - 1) / 2;
+    let tail = max - 1 - head;
+    let start: String = name.chars().take(head).collect();
+    let end: String = name.chars().skip(count - tail).collect();
+    format!("{start}…{end}")
+}
+
+/// `text` cut at its end to at most `max` characters.
+pub fn cut_end(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let kept: String = text.chars().take(max.saturating_sub(1)).collect();
+    format!("{kept}…")
+}
+
+/// Bold, when colour is on.
+pub fn bold(text: &str, color: bool) -> String {
+    dialoguer::console::style(text)
+        .bold()
+        .force_styling(color)
+        .to_string()
+}
+
+/// Dim, when colour is on.
+pub fn dim(text: &str, color: bool) -> String {
+    dialoguer::console::style(text)
+        .dim()
+        .force_styling(color)
+        .to_string()
 }
 
 fn truncate(name: &str) -> String {
@@ -163,6 +205,8 @@ mod tests {
             dry_run: true,
             verbose: false,
             now: 1_000_000,
+            width: None,
+            color: false,
         };
         human(&mut out, &engine(), &sample(), &show).unwrap();
         let text = String::from_utf8(out).unwrap();
@@ -196,6 +240,8 @@ Dry run: nothing was removed.
             dry_run: true,
             verbose: false,
             now: 1_000_000,
+            width: None,
+            color: false,
         };
         json(&mut out, &engine(), &sample(), &show).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::{KEPT_SHOWN, SCHEMA_VERSION, age, bytes, truncate, unix_to_rfc3339};
+use super::{KEPT_SHOWN, SCHEMA_VERSION, age, bold, bytes, cut_end, shorten, unix_to_rfc3339};
 use crate::model::{EngineInfo, Measured, Unmeasured, short_id};
 use crate::plan::{
     Figures, FreedLayer, Item, Kept, KeptLayer, Kind, Plan, Reason, SavedPlanNote, TargetNote,
@@ -21,7 +21,6 @@ fn reason_text(item: &Item, now: i64) -> String {
     }
 }
 
-/// The plan for people: grouped by kind, then the totals table.
 /// How to show a plan.
 #[derive(Debug, Clone, Copy)]
 pub struct Show {
@@ -31,8 +30,53 @@ pub struct Show {
     pub verbose: bool,
     /// Unix seconds, for ages.
     pub now: i64,
+    /// The terminal's width: rows are fitted to it. `None` (a pipe, a log file):
+    /// nothing is cut.
+    pub width: Option<usize>,
+    /// Bold headings and dim notes.
+    pub color: bool,
 }
 
+/// The width taken by a row's ID, AGE and SIZE columns and the gaps.
+const FIXED_COLUMNS: usize = 2 + 12 + 2 + 2 + 8 + 2 + 10 + 2;
+
+/// How an item is named in the plan: an image by every tag it has.
+fn item_name(item: &Item) -> String {
+    let tags: Vec<&str> = item
+        .tags
+        .iter()
+        .map(String::as_str)
+        .filter(|tag| *tag != "<none>:<none>")
+        .collect();
+    if item.kind == Kind::Image && tags.len() > 1 {
+        tags.join(", ")
+    } else {
+        item.name.clone()
+    }
+}
+
+/// The NAME and REASON column widths for these rows within `width`: names get
+/// what they need as long as reasons keep at least half the room (and names at
+/// least 12 characters); reasons what is left.
+fn column_widths(names: usize, reasons: usize, width: Option<usize>) -> (usize, usize) {
+    let Some(width) = width else {
+        return (names, reasons);
+    };
+    let room = width.saturating_sub(FIXED_COLUMNS);
+    let name = names.min(room.saturating_sub(reasons.min(room / 2)).max(12));
+    let reason = room.saturating_sub(name).max(10);
+    (name.max(4), reason)
+}
+
+/// Only the planned IDs, one per line (`--dry-run -q`): for scripts.
+pub fn quiet_ids(out: &mut impl Write, plan: &Plan) -> io::Result<()> {
+    for item in &plan.items {
+        writeln!(out, "{}", item.id)?;
+    }
+    Ok(())
+}
+
+/// The plan for people: grouped by kind, then the totals table.
 pub fn human(
     out: &mut impl Write,
     engine: &EngineInfo,
@@ -59,26 +103,31 @@ pub fn human(
         )?;
     }
 
-    let name_width = plan
-        .items
-        .iter()
-        .map(|item| truncate(&item.name).chars().count())
-        .max()
-        .unwrap_or(4)
-        .max(4);
+    let longest = |text: fn(&Item, i64) -> String| {
+        plan.items
+            .iter()
+            .map(|item| text(item, now).chars().count())
+            .max()
+            .unwrap_or(4)
+    };
+    let (name_width, reason_width) = column_widths(
+        longest(|item, _| item_name(item)).max(4),
+        longest(reason_text),
+        show.width,
+    );
     for kind in Kind::ALL {
         let items: Vec<&Item> = plan.items_of(kind).collect();
         if items.is_empty() {
             continue;
         }
         let bytes_of_kind: u64 = items.iter().map(|item| item.predicted_bytes).sum();
-        writeln!(
-            out,
+        let heading = format!(
             "{}: {} to remove, {}",
             kind.heading(),
             items.len(),
             bytes(bytes_of_kind)
-        )?;
+        );
+        writeln!(out, "{}", bold(&heading, show.color))?;
         writeln!(
             out,
             "  {:<12}  {:<name_width$}  {:>8}  {:>10}  REASON",
@@ -89,13 +138,17 @@ pub fn human(
                 out,
                 "  {:<12}  {:<name_width$}  {:>8}  {:>10}  {}",
                 short_id(&item.id),
-                truncate(&item.name),
-                age(now - item.created),
+                shorten(&item_name(item), name_width),
+                if item.created > 0 {
+                    age(now - item.created)
+                } else {
+                    "-".to_string()
+                },
                 bytes(item.predicted_bytes),
-                reason_text(item, now)
+                cut_end(&reason_text(item, now), reason_width)
             )?;
             if show.verbose {
-                layer_lines(out, item)?;
+                layer_lines(out, item, show.width)?;
             }
         }
         writeln!(out)?;
@@ -131,7 +184,7 @@ pub fn human(
     }
     if !plan.kept.is_empty() {
         writeln!(out, "Kept by rules: {}", plan.kept.len())?;
-        kept_lines(out, &plan.kept, show.verbose)?;
+        kept_lines(out, &plan.kept, show)?;
         writeln!(out)?;
     }
     if let Some(saved) = &plan.saved {
@@ -145,11 +198,18 @@ pub fn human(
         )?;
         if !saved.not_taken.is_empty() {
             writeln!(out, "Not taken now:")?;
-            kept_lines(out, &saved.not_taken, show.verbose)?;
+            kept_lines(out, &saved.not_taken, show)?;
         }
         if !saved.gone.is_empty() && show.verbose {
             writeln!(out, "Gone already:")?;
-            kept_lines(out, &saved.gone, true)?;
+            kept_lines(
+                out,
+                &saved.gone,
+                &Show {
+                    verbose: true,
+                    ..*show
+                },
+            )?;
         }
         writeln!(out)?;
     }
@@ -232,17 +292,17 @@ pub fn human(
 }
 
 /// Kept or left-out items, a line each: all of them with -v, else the first few.
-fn kept_lines(out: &mut impl Write, kept: &[Kept], verbose: bool) -> io::Result<()> {
-    let shown = if verbose { kept.len() } else { KEPT_SHOWN };
+fn kept_lines(out: &mut impl Write, kept: &[Kept], show: &Show) -> io::Result<()> {
+    let shown = if show.verbose { kept.len() } else { KEPT_SHOWN };
     for kept in kept.iter().take(shown) {
-        writeln!(
-            out,
+        let line = format!(
             "  {} {} ({}): {}",
             kept.kind.word(),
             short_id(&kept.id),
             kept.name,
             kept.rule
-        )?;
+        );
+        writeln!(out, "{}", fit(&line, show.width))?;
     }
     if kept.len() > shown {
         writeln!(
@@ -254,8 +314,16 @@ fn kept_lines(out: &mut impl Write, kept: &[Kept], verbose: bool) -> io::Result<
     Ok(())
 }
 
+/// A line cut to the terminal's width, when there is one.
+fn fit(line: &str, width: Option<usize>) -> String {
+    match width {
+        Some(width) => cut_end(line, width),
+        None => line.to_string(),
+    }
+}
+
 /// Under an image, with -v: the layers its removal frees and those it leaves.
-fn layer_lines(out: &mut impl Write, item: &Item) -> io::Result<()> {
+fn layer_lines(out: &mut impl Write, item: &Item, width: Option<usize>) -> io::Result<()> {
     for layer in &item.frees_layers {
         writeln!(
             out,
@@ -265,13 +333,13 @@ fn layer_lines(out: &mut impl Write, item: &Item) -> io::Result<()> {
         )?;
     }
     for layer in &item.keeps_layers {
-        writeln!(
-            out,
+        let line = format!(
             "      keeps layer {}  {:>10}  held by {}",
             short_id(&layer.chain_id),
             bytes(layer.bytes),
             layer.held_by
-        )?;
+        );
+        writeln!(out, "{}", fit(&line, width))?;
     }
     Ok(())
 }

@@ -16,6 +16,10 @@ pub fn trials() -> Vec<Trial> {
         Trial::test("rules_filters_and_keep_rules_protect_and_say_why", || {
             rules_protect_and_say_why().map_err(Failed::from)
         }),
+        Trial::test(
+            "rules_metadata_only_rebuild_leaves_a_planned_dangling_image",
+            || metadata_only_rebuild().map_err(Failed::from),
+        ),
         Trial::test("rules_all_images_and_keep_last", || {
             all_images_and_keep_last().map_err(Failed::from)
         }),
@@ -783,5 +787,28 @@ fn target_free() -> Result<()> {
         "exit {:?}",
         output.status.code()
     );
+    Ok(())
+}
+
+/// The classic builder rebuilding a tag with only a LABEL changed: the old
+/// image has the same layers as the new one, but is dangling, and goes.
+fn metadata_only_rebuild() -> Result<()> {
+    let d = Daemon::start()?;
+    let old = d.build(
+        "meta:latest",
+        "FROM scratch\nCOPY busybox /bin/busybox\nLABEL v=1\n",
+    )?;
+    let new = d.build(
+        "meta:latest",
+        "FROM scratch\nCOPY busybox /bin/busybox\nLABEL v=2\n",
+    )?;
+    check!(old != new, "the rebuild made the same image");
+    let plan = d.dry_run_json(&[])?;
+    let planned = ids(&plan, "items");
+    check!(
+        planned.contains(&old),
+        "the old image is not planned: {plan}"
+    );
+    check!(!planned.contains(&new), "the tagged image is planned");
     Ok(())
 }
