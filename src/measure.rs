@@ -120,7 +120,9 @@ pub fn measure_plan(
                     }
                     bytes += owned(format!("overlay2/{}", item.id));
                 }
-                _ => return None,
+                // A network keeps nothing of its own in the data root: removing
+                // it frees nothing there, measured or not.
+                Kind::Network => {}
             }
             Some(measured(bytes, index.incomplete))
         })

@@ -188,6 +188,8 @@ impl Image {
 pub struct Volume {
     pub name: String,
     pub driver: String,
+    /// Unix seconds, when the engine says.
+    pub created: Option<i64>,
     pub labels: BTreeMap<String, String>,
     /// Bytes, when the engine measured them (local driver only).
     pub size: Option<u64>,

@@ -18,10 +18,12 @@ pub trait Progress {
     fn finish(&mut self);
 }
 
-/// The right progress for where stderr goes; none with `quiet`.
+/// The right progress for where stderr goes; with `quiet`, only problems.
 pub fn for_stderr(quiet: bool) -> Box<dyn Progress> {
     if quiet {
-        Box::new(Silent)
+        Box::new(Problems {
+            out: Box::new(std::io::stderr()),
+        })
     } else if std::io::stderr().is_terminal() {
         Box::new(Bar::new())
     } else {
@@ -103,6 +105,25 @@ impl Progress for Bar {
             elapsed.as_secs_f64()
         );
     }
+}
+
+/// A line for each item skipped or failed, nothing else (`--quiet`).
+pub struct Problems {
+    pub out: Box<dyn Write + Send>,
+}
+
+impl Progress for Problems {
+    fn start(&mut self, _items: usize, _bytes: u64) {}
+
+    fn item(&mut self, result: &ItemResult) {
+        if matches!(result.outcome, Outcome::Skipped(_) | Outcome::Failed(_))
+            && let Some(line) = line_for(result)
+        {
+            let _ = writeln!(self.out, "{line}");
+        }
+    }
+
+    fn finish(&mut self) {}
 }
 
 /// One line per item, for log files and journals.

@@ -159,6 +159,7 @@ fn inventory() -> Inventory {
         images: vec![app, dangling, tool],
         volumes: vec![
             Volume {
+                created: Some(NOW - 6 * DAY),
                 name: hex("anonymous"),
                 driver: "local".into(),
                 labels: BTreeMap::new(),
@@ -166,6 +167,7 @@ fn inventory() -> Inventory {
                 ref_count: Some(0),
             },
             Volume {
+                created: Some(NOW - 40 * DAY),
                 name: "pgdata".into(),
                 driver: "local".into(),
                 labels: BTreeMap::new(),
@@ -415,4 +417,37 @@ fn layers_json() {
     let inventory = inventory();
     let reports = layer_reports(&inventory);
     insta::assert_snapshot!(text(|out| render::layers_json(out, &reports, NOW)));
+}
+
+#[test]
+fn plan_human_at_80_columns() {
+    let inventory = inventory();
+    let plan = measured_plan(&inventory);
+    let show = Show {
+        width: Some(80),
+        ..show(true)
+    };
+    let text = text(|out| render::human(out, &engine(), &plan, &show));
+    // Table rows and item lines fit; only prose notes may wrap.
+    for line in text.lines().filter(|line| line.starts_with("  ")) {
+        assert!(line.chars().count() <= 80, "wraps at 80 columns: {line:?}");
+    }
+    assert!(text.contains("nightly-bui…a-container"), "{text}");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn plan_quiet_lists_ids_only() {
+    let inventory = inventory();
+    let plan = measured_plan(&inventory);
+    let text = text(|out| render::quiet_ids(out, &plan));
+    assert_eq!(text.lines().count(), plan.items.len());
+    assert!(text.lines().all(|line| !line.contains(' ')), "{text}");
+}
+
+#[test]
+fn report_summary_line() {
+    let inventory = inventory();
+    let report = report(&inventory);
+    insta::assert_snapshot!(text(|out| render::report_summary(out, &report)));
 }

@@ -182,7 +182,7 @@ async fn execute(
     flags: apply::Flags<'_>,
     audit: Option<&mut AuditLog<File>>,
 ) -> Vec<ItemResult> {
-    let mut display = progress::for_stderr(false);
+    let mut display = progress::for_stderr(settings.quiet);
     let mut reporters: Vec<&mut dyn Progress> = vec![display.as_mut()];
     if let Some(audit) = audit {
         reporters.push(audit);
@@ -276,6 +276,7 @@ fn write_report(
     report: &Report,
 ) -> Result<ExitStatus> {
     let written = match settings.format {
+        Format::Human if settings.quiet => render::report_summary(out, report),
         Format::Human => writeln!(out).and_then(|()| render::report_human(out, report)),
         Format::Json => render::report_json(out, &inventory.engine, report, unix_now()),
     }

@@ -91,6 +91,7 @@ struct RawMount {
 struct RawVolume {
     name: String,
     driver: String,
+    created_at: Option<String>,
     labels: Option<BTreeMap<String, String>>,
     usage_data: Option<RawVolumeUsage>,
 }
@@ -222,6 +223,10 @@ fn volume(raw: RawVolume) -> Volume {
     Volume {
         name: raw.name,
         driver: raw.driver,
+        created: raw
+            .created_at
+            .as_deref()
+            .and_then(crate::model::unix_seconds),
         labels: raw.labels.unwrap_or_default(),
         size: usage
             .as_ref()

@@ -175,11 +175,11 @@ pub(super) fn volumes(
         if !anonymous && scope != VolumeScope::All {
             continue;
         }
-        // Volumes carry no creation time here, so `until` leaves them be.
+        // A volume without a creation time is older than any `until`.
         let rule = cx
             .left_out(&volume.name)
             .or_else(|| rules.kept_by(std::slice::from_ref(&volume.name), &volume.labels))
-            .or_else(|| rules.filtered_out_by(i64::MIN, &volume.labels));
+            .or_else(|| rules.filtered_out_by(volume.created.unwrap_or(i64::MIN), &volume.labels));
         if let Some(rule) = rule {
             kept.push(Kept {
                 kind: Kind::Volume,
@@ -190,6 +190,7 @@ pub(super) fn volumes(
             continue;
         }
         items.push(Item {
+            created: volume.created.unwrap_or(0),
             predicted_bytes: volume.size.unwrap_or(0),
             ..Item::new(
                 Kind::Volume,

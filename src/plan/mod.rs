@@ -255,6 +255,12 @@ impl Plan {
         self.by_kind.iter().map(|(_, f)| f.current_bytes).sum()
     }
 
+    /// Whether the predictions of this kind's items were all measured on disk
+    /// (a kind with no items counts as measured).
+    pub fn kind_measured(&self, kind: Kind) -> bool {
+        self.items_of(kind).all(|item| item.measured)
+    }
+
     /// Whether every item's prediction was measured on disk.
     pub fn all_measured(&self) -> bool {
         !self.items.is_empty() && self.items.iter().all(|item| item.measured)
@@ -895,6 +901,7 @@ mod tests {
     fn volumes_no_remaining_container_mounts_go_anonymous_first() {
         use crate::model::{Mount, Volume};
         let volume = |name: &str| Volume {
+            created: None,
             name: name.into(),
             driver: "local".into(),
             labels: BTreeMap::new(),

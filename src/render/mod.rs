@@ -15,7 +15,7 @@ use humansize::{DECIMAL, format_size};
 pub use df::{df_human, df_json};
 pub use layers::{layers_human, layers_json};
 pub use plan::{Show, human, json, quiet_ids};
-pub use report::{audit_line, report_human, report_json};
+pub use report::{audit_line, report_human, report_json, report_summary};
 
 /// The JSON contract's version; bump it on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;

@@ -12,6 +12,22 @@ use crate::plan::{
 };
 use crate::rules::Scope;
 
+/// The reason in a few words, for a narrow terminal.
+fn short_reason_text(item: &Item, now: i64) -> String {
+    match (item.reason, item.finished_at) {
+        (Reason::Exited, Some(finished)) => format!("exited {} ago", age(now - finished)),
+        (Reason::Exited, None) => "exited".into(),
+        (Reason::NeverStarted, _) => "never started".into(),
+        (Reason::Dead, _) => "dead".into(),
+        (Reason::Dangling, _) => "dangling".into(),
+        (Reason::Unused, _) => "unused (--all)".into(),
+        (Reason::AnonymousVolume, _) => "anonymous, unused".into(),
+        (Reason::NamedVolume, _) => "named, unused".into(),
+        (Reason::UnusedNetwork, _) => "no containers".into(),
+        (Reason::UnusedBuildCache, _) => "not in use".into(),
+    }
+}
+
 fn reason_text(item: &Item, now: i64) -> String {
     match (item.reason, item.finished_at) {
         (Reason::Exited, Some(finished)) => {
@@ -110,11 +126,18 @@ pub fn human(
             .max()
             .unwrap_or(4)
     };
-    let (name_width, reason_width) = column_widths(
-        longest(|item, _| item_name(item)).max(4),
-        longest(reason_text),
-        show.width,
-    );
+    // On a narrow terminal the reasons are said in a few words, so that names
+    // keep their room.
+    let names = longest(|item, _| item_name(item)).max(4);
+    let long_fits = show
+        .width
+        .is_none_or(|width| FIXED_COLUMNS + names.min(40) + longest(reason_text) <= width);
+    let reason_of: fn(&Item, i64) -> String = if long_fits {
+        reason_text
+    } else {
+        short_reason_text
+    };
+    let (name_width, reason_width) = column_widths(names, longest(reason_of), show.width);
     for kind in Kind::ALL {
         let items: Vec<&Item> = plan.items_of(kind).collect();
         if items.is_empty() {
@@ -145,7 +168,7 @@ pub fn human(
                     "-".to_string()
                 },
                 bytes(item.predicted_bytes),
-                cut_end(&reason_text(item, now), reason_width)
+                cut_end(&reason_of(item, now), reason_width)
             )?;
             if show.verbose {
                 layer_lines(out, item, show.width)?;
@@ -219,40 +242,59 @@ pub fn human(
         "{:<12}  {:>10}  {:>10}  {:>10}",
         "", "CURRENT", "RECLAIM", "AFTER"
     )?;
-    let measured = plan.all_measured();
-    for (kind, figures) in &plan.by_kind {
-        if figures.current_bytes == 0 && plan.items_of(*kind).next().is_none() {
-            continue;
-        }
-        if measured && plan.data_root.is_some() {
-            // Per kind, CURRENT is the engine's estimate and RECLAIM a measurement:
-            // no AFTER from the two.
+    let shown: Vec<&(Kind, Figures)> = plan
+        .by_kind
+        .iter()
+        .filter(|(kind, figures)| {
+            figures.current_bytes > 0 || plan.items_of(*kind).next().is_some()
+        })
+        .collect();
+    for (kind, figures) in &shown {
+        if plan.data_root.is_some() {
+            // Per kind, CURRENT is the engine's estimate and RECLAIM a measurement
+            // (or, marked ~, the engine's estimate too): no AFTER from the two.
+            let reclaim = if plan.kind_measured(*kind) {
+                bytes(figures.predicted_bytes)
+            } else {
+                format!("~{}", bytes(figures.predicted_bytes))
+            };
             writeln!(
                 out,
                 "{:<12}  {:>10}  {:>10}",
                 kind.heading(),
                 format!("~{}", bytes(figures.current_bytes)),
-                bytes(figures.predicted_bytes)
+                reclaim
             )?;
         } else {
             totals_row(out, kind.heading(), figures)?;
         }
     }
+    let words = |measured: bool| {
+        shown
+            .iter()
+            .filter(|(kind, _)| plan.items_of(*kind).next().is_some())
+            .filter(|(kind, _)| plan.kind_measured(*kind) == measured)
+            .map(|(kind, _)| kind.heading().to_lowercase())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     match plan.data_root {
         Some(root) => totals_row(out, "Data root", &plan.total).and_then(|()| {
             writeln!(out)?;
-            if measured {
+            let (on_disk, estimated) = (words(true), words(false));
+            if !on_disk.is_empty() {
                 writeln!(
                     out,
-                    "RECLAIM: measured on disk (allocated blocks; shared layers and hard links counted once)."
-                )?;
-                writeln!(out, "CURRENT per kind (~): the engine's estimate.")?;
-            } else {
-                writeln!(
-                    out,
-                    "RECLAIM: the engine's estimate (items could not be measured on disk)."
+                    "RECLAIM: measured on disk for {on_disk} (allocated blocks; shared layers and hard links counted once)."
                 )?;
             }
+            if !estimated.is_empty() {
+                writeln!(
+                    out,
+                    "RECLAIM (~): the engine's estimate for {estimated}, which are not measured on disk."
+                )?;
+            }
+            writeln!(out, "CURRENT per kind (~): the engine's estimate.")?;
             writeln!(
                 out,
                 "Data root: {}, measured on disk ({} apparent){}.",
@@ -397,6 +439,8 @@ struct JsonItem<'a> {
 #[derive(Serialize)]
 struct JsonFigures {
     count: usize,
+    /// Whether `predicted_bytes` of this kind was measured on disk.
+    measured: bool,
     /// The engine's figure: never a measurement on disk.
     current_bytes: u64,
     current_measured: bool,
@@ -471,6 +515,7 @@ pub fn json(out: &mut impl Write, engine: &EngineInfo, plan: &Plan, show: &Show)
                         *kind,
                         JsonFigures {
                             count: plan.items_of(*kind).count(),
+                            measured: plan.data_root.is_some() && plan.kind_measured(*kind),
                             current_bytes: figures.current_bytes,
                             current_measured: false,
                             predicted_bytes: figures.predicted_bytes,

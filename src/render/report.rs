@@ -10,6 +10,39 @@ use crate::plan::{Kind, Reason};
 use crate::report::{BeforeAfter, ItemResult, Report, Tally};
 
 /// What an apply did, for people.
+/// What an apply did, in one line (`--quiet`): for logs and mail from cron.
+pub fn report_summary(out: &mut impl Write, report: &Report) -> io::Result<()> {
+    let total = report.total();
+    let mut line = format!(
+        "Removed {} of {} items ({} predicted)",
+        total.removed,
+        total.planned,
+        bytes(total.predicted_bytes)
+    );
+    if let Some(root) = report.data_root {
+        line.push_str(&format!(
+            ", {} freed on disk",
+            bytes(root.before.saturating_sub(root.after))
+        ));
+    }
+    for (count, word) in [
+        (total.skipped, "skipped"),
+        (total.failed, "failed"),
+        (total.not_started, "not started"),
+    ] {
+        if count > 0 {
+            line.push_str(&format!(", {count} {word}"));
+        }
+    }
+    if report.engine_gone {
+        line.push_str("; the engine stopped answering");
+    } else if report.interrupted {
+        line.push_str("; interrupted");
+    }
+    writeln!(out, "{line}.")
+}
+
+/// What an apply did, for people.
 pub fn report_human(out: &mut impl Write, report: &Report) -> io::Result<()> {
     writeln!(
         out,

@@ -50,6 +50,7 @@ pub fn trials() -> Vec<Trial> {
             "apply_plan_is_shown_before_the_prompt_with_stdout_piped",
             plan_is_shown_before_the_prompt_with_stdout_piped,
         ),
+        trial("apply_quiet_and_colour", quiet_and_colour),
         trial(
             "apply_second_apply_is_locked_out",
             second_apply_is_locked_out,
@@ -823,5 +824,51 @@ fn plan_is_shown_before_the_prompt_with_stdout_piped() -> Result<()> {
         "the file did not get the plan: {saved}"
     );
     check!(exists_container(&d, &stopped[0])?, "something was removed");
+    Ok(())
+}
+
+/// `-q`: a dry run prints the planned IDs and nothing else; an apply prints one
+/// summary line and no progress; without --yes it is refused. Colour only when
+/// asked for (NO_COLOR is set for every test, and stdout is a pipe).
+fn quiet_and_colour() -> Result<()> {
+    let (d, stopped, dangling) = small_engine()?;
+    let output = d.reclaim(&["--dry-run", "-q"]);
+    check!(output.status.success(), "{output:?}");
+    let ids: BTreeSet<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let mut expected: BTreeSet<String> = stopped.iter().cloned().collect();
+    expected.insert(dangling.clone());
+    check!(ids == expected, "-q listed {ids:?}, expected {expected:?}");
+
+    let plain = d.reclaim(&["--dry-run"]);
+    check!(
+        !String::from_utf8_lossy(&plain.stdout).contains('\x1b'),
+        "colour without a terminal"
+    );
+    let coloured = d.reclaim(&["--dry-run", "--color", "always"]);
+    check!(
+        String::from_utf8_lossy(&coloured.stdout).contains("\x1b["),
+        "no colour with --color always"
+    );
+
+    let refused = d.reclaim(&["-q"]);
+    check!(
+        refused.status.code() == Some(2),
+        "-q without --yes: {refused:?}"
+    );
+    let output = d.reclaim(&["--yes", "-q"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    check!(output.status.success(), "{output:?}");
+    check!(
+        stdout.lines().count() == 1 && stdout.starts_with("Removed 3 of 3 items"),
+        "summary: {stdout}"
+    );
+    check!(
+        output.stderr.is_empty(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     Ok(())
 }
