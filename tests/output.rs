@@ -451,3 +451,17 @@ fn report_summary_line() {
     let report = report(&inventory);
     insta::assert_snapshot!(text(|out| render::report_summary(out, &report)));
 }
+
+#[test]
+fn target_already_met_is_said_first() {
+    let inventory = inventory();
+    let mut rules = Rules::default();
+    rules.target = docker_reclaim::rules::Target::parse(Some("20G"), None).unwrap();
+    let plan = plan::plan_to_target(&inventory, &rules, NOW, 0);
+    let text = text(|out| render::human(out, &engine(), &plan, &show(false)));
+    let met = text.find("already met").expect("no 'already met'");
+    assert!(
+        text.find("Nothing to reclaim").is_none_or(|nothing| met < nothing),
+        "{text}"
+    );
+}

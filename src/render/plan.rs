@@ -112,7 +112,15 @@ pub fn human(
     )?;
     writeln!(out)?;
 
-    if plan.is_empty() {
+    // A target already met is said first: it is why nothing is planned.
+    let met_already = plan
+        .target
+        .as_ref()
+        .is_some_and(|target| target.needed_bytes == 0);
+    if met_already {
+        target_lines(out, plan)?;
+    }
+    if plan.is_empty() && !met_already {
         writeln!(
             out,
             "Nothing to reclaim: nothing in the chosen scope can go (by default: stopped containers and dangling images)."
@@ -177,33 +185,8 @@ pub fn human(
         writeln!(out)?;
     }
 
-    if let Some(target) = &plan.target {
-        if target.needed_bytes == 0 {
-            writeln!(
-                out,
-                "Target {}: already met, nothing needs to go.",
-                target.rule
-            )?;
-        } else if target.met {
-            writeln!(
-                out,
-                "Target {}: {} to free; the plan stops after {} of {} candidates (predicted {}).",
-                target.rule,
-                bytes(target.needed_bytes),
-                target.taken,
-                target.candidates,
-                bytes(plan.total.predicted_bytes)
-            )?;
-        } else {
-            writeln!(
-                out,
-                "Target {}: {} to free, but everything allowed frees only {}: planning all of it.",
-                target.rule,
-                bytes(target.needed_bytes),
-                bytes(plan.total.predicted_bytes)
-            )?;
-        }
-        writeln!(out)?;
+    if !met_already {
+        target_lines(out, plan)?;
     }
     if !plan.kept.is_empty() {
         writeln!(out, "Kept by rules: {}", plan.kept.len())?;
@@ -329,6 +312,39 @@ pub fn human(
     }
     if show.dry_run {
         writeln!(out, "Dry run: nothing was removed.")?;
+    }
+    Ok(())
+}
+
+/// Where a target plan stopped, and why.
+fn target_lines(out: &mut impl Write, plan: &Plan) -> io::Result<()> {
+    if let Some(target) = &plan.target {
+        if target.needed_bytes == 0 {
+            writeln!(
+                out,
+                "Target {}: already met, nothing needs to go.",
+                target.rule
+            )?;
+        } else if target.met {
+            writeln!(
+                out,
+                "Target {}: {} to free; the plan stops after {} of {} candidates (predicted {}).",
+                target.rule,
+                bytes(target.needed_bytes),
+                target.taken,
+                target.candidates,
+                bytes(plan.total.predicted_bytes)
+            )?;
+        } else {
+            writeln!(
+                out,
+                "Target {}: {} to free, but everything allowed frees only {}: planning all of it.",
+                target.rule,
+                bytes(target.needed_bytes),
+                bytes(plan.total.predicted_bytes)
+            )?;
+        }
+        writeln!(out)?;
     }
     Ok(())
 }
