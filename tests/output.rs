@@ -461,7 +461,8 @@ fn target_already_met_is_said_first() {
     let text = text(|out| render::human(out, &engine(), &plan, &show(false)));
     let met = text.find("already met").expect("no 'already met'");
     assert!(
-        text.find("Nothing to reclaim").is_none_or(|nothing| met < nothing),
+        text.find("Nothing to reclaim")
+            .is_none_or(|nothing| met < nothing),
         "{text}"
     );
 }
