@@ -14,7 +14,17 @@
 #                                    mixed fixture per N (default: 20 200).
 #   bash bench/bench.sh plantime [N] planning time (`--dry-run`, sizes measured on
 #                                    disk) against `docker system df -v` on the
-#                                    predict fixture with N containers (default 1000).
+#                                    predict fixture with N containers (default 1000),
+#                                    in three conditions: warm (page cache as left by
+#                                    the previous run), cold (echo 3 >
+#                                    /proc/sys/vm/drop_caches before each run) and busy
+#                                    (one busy loop per core at normal priority,
+#                                    bounded by `timeout`). CONDITIONS="warm cold busy"
+#                                    picks some.
+#
+# Which engine: the system's dockerd (Docker 20.10, overlay2); with
+# BENCH_ENGINE=DIR the one scripts/engines.sh unpacked there (Docker 26.1), and
+# BENCH_STORE=containerd for its containerd image store.
 #
 # Needs root, Debian's docker.io and busybox-static (scripts/test.sh installs them).
 # Prints one line per measurement; numbers, not impressions.
@@ -48,9 +58,20 @@ trap cleanup EXIT
 start_daemon() {
   local dir=$1
   mkdir -p "$dir"
-  dockerd --data-root "$dir/root" --exec-root "$dir/exec" --pidfile "$dir/dockerd.pid" \
+  local path=$PATH driver=(--storage-driver=overlay2)
+  if [ -n "${BENCH_ENGINE:-}" ]; then
+    path="$BENCH_ENGINE/usr/bin:$BENCH_ENGINE/usr/sbin:$PATH"
+  fi
+  if [ "${BENCH_STORE:-}" = containerd ]; then
+    echo '{"features":{"containerd-snapshotter":true}}' >"$dir/daemon.json"
+    driver=()
+  else
+    echo '{}' >"$dir/daemon.json"
+  fi
+  PATH=$path dockerd --config-file "$dir/daemon.json" --data-root "$dir/root" \
+    --exec-root "$dir/exec" --pidfile "$dir/dockerd.pid" \
     --host "unix://$dir/docker.sock" --bridge=none --iptables=false --ip-masq=false \
-    --ip6tables=false --storage-driver=overlay2 >"$dir/dockerd.log" 2>&1 &
+    --ip6tables=false "${driver[@]}" >"$dir/dockerd.log" 2>&1 &
   pid=$!
   export DOCKER_HOST="unix://$dir/docker.sock" DOCKER_BUILDKIT=0 DOCKER_CONFIG="$dir/cli"
   for _ in $(seq 1 300); do
@@ -218,24 +239,54 @@ bench_predict() {
   done
 }
 
+# Runs "$@" with one bounded busy loop per core at normal priority.
+with_busy_cores() {
+  local loops=() n
+  for n in $(seq 1 "$(nproc)"); do
+    timeout 900 sh -c 'while :; do :; done' &
+    loops+=($!)
+  done
+  "$@"
+  local status=$?
+  kill "${loops[@]}" 2>/dev/null || true
+  wait "${loops[@]}" 2>/dev/null || true
+  return $status
+}
+
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+
+# Alternating timed runs of the dry run and of `docker system df -v` in one
+# condition; prints the medians and their ratio.
+plantime_in() {
+  local condition=$1 rounds=${ROUNDS:-5} t0 t1
+  : >"$work/plan-$condition.times"
+  : >"$work/df-$condition.times"
+  for _ in $(seq 1 "$rounds"); do
+    [ "$condition" = cold ] && drop_caches
+    t0=$(now); "$reclaim" --dry-run --format json >/dev/null; t1=$(now)
+    echo "$t1 - $t0" | bc >>"$work/plan-$condition.times"
+    [ "$condition" = cold ] && drop_caches
+    t0=$(now); "$docker" system df -v >/dev/null; t1=$(now)
+    echo "$t1 - $t0" | bc >>"$work/df-$condition.times"
+  done
+  local p d
+  p=$(median <"$work/plan-$condition.times")
+  d=$(median <"$work/df-$condition.times")
+  echo "$condition: docker-reclaim --dry-run $(sort -n "$work/plan-$condition.times" | tr '\n' ' ')"
+  echo "$condition: docker system df -v      $(sort -n "$work/df-$condition.times" | tr '\n' ' ')"
+  echo "$condition, N=$count, $rounds alternating runs: median docker-reclaim --dry-run ${p}s, median docker system df -v ${d}s, ratio $(echo "scale=3; $p / $d" | bc)"
+}
+
 bench_plantime() {
   start_daemon "$work/plantime"
   make_mixed_fixture "$count"
-  local rounds=${ROUNDS:-5} t0 t1
-  : >"$work/plan.times"
-  : >"$work/df.times"
-  for _ in $(seq 1 "$rounds"); do
-    t0=$(now); "$reclaim" --dry-run --format json >/dev/null; t1=$(now)
-    echo "$t1 - $t0" | bc >>"$work/plan.times"
-    t0=$(now); "$docker" system df -v >/dev/null; t1=$(now)
-    echo "$t1 - $t0" | bc >>"$work/df.times"
+  local condition
+  for condition in ${CONDITIONS:-warm cold busy}; do
+    case "$condition" in
+      busy) with_busy_cores plantime_in busy ;;
+      *) plantime_in "$condition" ;;
+    esac
   done
-  local p d
-  echo "docker-reclaim --dry-run: $(sort -n "$work/plan.times" | tr '\n' ' ')"
-  echo "docker system df -v:      $(sort -n "$work/df.times" | tr '\n' ' ')"
-  p=$(median <"$work/plan.times")
-  d=$(median <"$work/df.times")
-  echo "N=$count containers, $rounds alternating runs: median docker-reclaim --dry-run ${p}s, median docker system df -v ${d}s, ratio $(echo "scale=3; $p / $d" | bc)"
   stop_daemon
 }
 

@@ -484,6 +484,7 @@ mod tests {
                 storage_driver: "overlay2".into(),
                 backing_filesystem: String::new(),
                 host: "unix:///x".into(),
+                context: None,
             },
             containers: vec![],
             images,

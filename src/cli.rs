@@ -60,16 +60,21 @@ pub struct Cli {
     pub config: Option<PathBuf>,
 
     /// Docker engine to talk to: unix:///path/to/docker.sock or tcp://host:port.
-    /// Defaults to $DOCKER_HOST, then unix:///var/run/docker.sock.
-    #[arg(
-        short = 'H',
-        long,
-        value_name = "HOST",
-        env = "DOCKER_HOST",
-        hide_env_values = true,
-        global = true
-    )]
+    /// Without it (or --context): $DOCKER_HOST, then $DOCKER_CONTEXT, then the
+    /// config file's host, then the docker CLI's current context, then
+    /// unix:///var/run/docker.sock, as the docker CLI resolves them.
+    #[arg(short = 'H', long, value_name = "HOST", global = true)]
     pub host: Option<String>,
+
+    /// The docker CLI context to use (`docker context ls`), from
+    /// $DOCKER_CONFIG/contexts (default ~/.docker). Not with --host.
+    #[arg(short = 'c', long, value_name = "NAME", global = true)]
+    pub context: Option<String>,
+
+    /// The docker CLI's config directory, as docker's own `--config` gives it
+    /// when docker runs us as its `reclaim` plugin.
+    #[arg(long, value_name = "DIR", global = true, hide = true)]
+    pub docker_config: Option<PathBuf>,
 
     /// How long to wait for the engine to answer any one request before giving
     /// up with exit 3 (`/system/df` on a host with many containers can take a

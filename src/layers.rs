@@ -169,6 +169,7 @@ mod tests {
                 storage_driver: String::new(),
                 backing_filesystem: String::new(),
                 host: String::new(),
+                context: None,
             },
             containers: vec![],
             images: vec![

@@ -22,6 +22,7 @@ pub mod measure;
 pub mod model;
 pub mod plan;
 pub mod planfile;
+pub mod plugin;
 pub mod progress;
 pub mod render;
 pub mod report;
@@ -45,7 +46,19 @@ use crate::signals::{Interrupt, Signals};
 
 /// The whole program: parse, run, print any error once, and map it to an exit code.
 pub fn run() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if plugin::wants_metadata(&args) {
+        let _ = writeln!(std::io::stdout(), "{}", plugin::metadata());
+        return ExitStatus::Success.into();
+    }
+    let args = match plugin::command_line(args) {
+        Ok(args) => args,
+        Err(err) => {
+            note(&format!("docker-reclaim: error: {err}"));
+            return ExitStatus::Usage.into();
+        }
+    };
+    let cli = Cli::parse_from(args);
     // Buffered: a plan of thousands of lines is written in a few large writes.
     // Every mode flushes what it wrote before it prompts or returns.
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
@@ -75,7 +88,15 @@ fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
         _ => {}
     }
     let config = config::load(cli.config.as_deref())?;
-    let settings = Settings::from_cli(cli, config, unix_now())?;
+    let endpoint = engine::context::resolve(
+        &engine::context::Request::from_env(
+            cli.host.clone(),
+            cli.context.clone(),
+            config.host.clone(),
+        )
+        .with_docker_config(cli.docker_config.clone()),
+    )?;
+    let settings = Settings::from_cli(cli, config, endpoint, unix_now())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -83,7 +104,9 @@ fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
     runtime.block_on(async {
         let signals = Signals::install()?;
         let work = async {
-            let engine = DockerEngine::connect(&settings.host, settings.timeout).await?;
+            let engine = DockerEngine::connect(&settings.host, settings.timeout)
+                .await?
+                .named_by(settings.context.clone());
             match &settings.mode {
                 Mode::DryRun { plan_out } => {
                     commands::dry_run::run(&engine, &settings, plan_out.as_deref(), out).await

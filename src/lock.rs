@@ -182,6 +182,7 @@ mod tests {
             storage_driver: "overlay2".into(),
             backing_filesystem: String::new(),
             host: "unix:///var/run/docker.sock".into(),
+            context: None,
         }
     }
 

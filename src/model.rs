@@ -18,6 +18,9 @@ pub struct EngineInfo {
     pub backing_filesystem: String,
     /// The host we connected to, as `unix://…` or `tcp://…`.
     pub host: String,
+    /// The docker CLI context that named the engine, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]

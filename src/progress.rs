@@ -241,6 +241,7 @@ mod tests {
             storage_driver: "overlay2".into(),
             backing_filesystem: "extfs".into(),
             host: "unix:///var/run/docker.sock".into(),
+            context: None,
         };
         let mut audit = AuditLog {
             out: Vec::new(),

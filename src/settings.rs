@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::cli::{Cli, ColorChoice, Command, Format};
 use crate::config::Config;
-use crate::engine::Host;
+use crate::engine::{Endpoint, Host};
 use crate::exit::UsageError;
 use crate::rules::{CacheScope, Rules, Target, VolumeScope};
 
@@ -35,6 +35,8 @@ pub const MAX_JOBS: usize = 32;
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub host: Host,
+    /// The docker CLI context that named the engine, if one did.
+    pub context: Option<String>,
     /// `--color`.
     pub color: ColorChoice,
     /// `-q/--quiet`.
@@ -55,7 +57,12 @@ pub struct Settings {
 
 impl Settings {
     /// Flags over the config file's defaults; `now` is for `until=24h`.
-    pub fn from_cli(cli: Cli, config: Config, now: i64) -> Result<Settings, UsageError> {
+    pub fn from_cli(
+        cli: Cli,
+        config: Config,
+        endpoint: Endpoint,
+        now: i64,
+    ) -> Result<Settings, UsageError> {
         let or_config = |flag: Vec<String>, file: Option<Vec<String>>| {
             if flag.is_empty() {
                 file.unwrap_or_default()
@@ -83,8 +90,6 @@ impl Settings {
         let jobs = cli.apply.jobs.or(config.jobs).unwrap_or(DEFAULT_JOBS);
         let log_file = cli.apply.log_file.or(config.log_file);
         let all_images = cli.rules.all || config.all.unwrap_or(false);
-        let config_host = config.host.clone();
-        let cli_host = cli.host.or(config.host);
         if keep_last == Some(0) {
             return Err(UsageError(
                 "invalid --keep-last 0: give how many images of each repository to keep (1 or more)".into(),
@@ -109,13 +114,7 @@ impl Settings {
                 )));
             }
         };
-        // The config file's host is checked even when a flag or DOCKER_HOST wins,
-        // so that a broken config is found before the day it is used.
-        if let Some(configured) = &config_host {
-            Host::parse(configured)
-                .map_err(|err| UsageError(format!("in the config file: {}", err.0)))?;
-        }
-        let host = Host::parse(cli_host.as_deref().unwrap_or(Host::DEFAULT))?;
+        let Endpoint { host, context } = endpoint;
         // Flags that widen or cut the scope: a saved plan carries its own.
         let scope_flag = [
             (cli.rules.all, "--all"),
@@ -182,6 +181,7 @@ impl Settings {
         }
         Ok(Settings {
             host,
+            context,
             color: cli.color,
             quiet: cli.quiet,
             timeout,
@@ -245,6 +245,13 @@ mod tests {
         }
     }
 
+    fn default_endpoint() -> Endpoint {
+        Endpoint {
+            host: Host::parse(Host::DEFAULT).unwrap(),
+            context: None,
+        }
+    }
+
     fn settings(args: &[&str]) -> Result<Settings, UsageError> {
         use clap::Parser;
         let mut argv = vec!["docker-reclaim"];
@@ -252,6 +259,7 @@ mod tests {
         Settings::from_cli(
             Cli::try_parse_from(argv).expect("clap accepts"),
             Config::default(),
+            default_endpoint(),
             0,
         )
     }
@@ -303,7 +311,7 @@ mod tests {
             ..Config::default()
         };
         let cli = Cli::try_parse_from(["docker-reclaim", "--dry-run", "--jobs", "2"]).unwrap();
-        let settings = Settings::from_cli(cli, config.clone(), 0).unwrap();
+        let settings = Settings::from_cli(cli, config.clone(), default_endpoint(), 0).unwrap();
         assert_eq!(settings.jobs, 2);
         assert_eq!(settings.rules.stopped_for, Some(Duration::from_secs(3600)));
         assert_eq!(settings.rules.volumes, Some(VolumeScope::All));
@@ -313,7 +321,7 @@ mod tests {
         };
         let cli = Cli::try_parse_from(["docker-reclaim", "--dry-run"]).unwrap();
         assert!(
-            Settings::from_cli(cli, bad, 0)
+            Settings::from_cli(cli, bad, default_endpoint(), 0)
                 .unwrap_err()
                 .0
                 .contains("volumes")

@@ -48,6 +48,7 @@ fn engine() -> EngineInfo {
         storage_driver: "overlay2".into(),
         backing_filesystem: "extfs".into(),
         host: "unix:///var/run/docker.sock".into(),
+        context: None,
     }
 }
 

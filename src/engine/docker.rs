@@ -113,12 +113,19 @@ impl DockerEngine {
                     .and_then(|pair| pair.get(1).cloned())
                     .unwrap_or_default(),
                 host: host.to_string(),
+                context: None,
             },
         })
     }
 }
 
 impl DockerEngine {
+    /// Records the docker CLI context that named this engine.
+    pub fn named_by(mut self, context: Option<String>) -> DockerEngine {
+        self.info.context = context;
+        self
+    }
+
     /// Containers in any state that match one list filter.
     async fn list_all_containers(
         &self,

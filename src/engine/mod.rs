@@ -2,6 +2,7 @@
 //! program sees, and its implementation over bollard ([`DockerEngine`]).
 //! Nothing here decides what to remove; it only reads and, later, deletes.
 
+pub mod context;
 mod df;
 mod docker;
 mod host;
@@ -11,6 +12,7 @@ use std::collections::HashMap;
 
 use anyhow::Result;
 
+pub use context::Endpoint;
 pub use df::parse_disk_usage;
 pub use docker::DockerEngine;
 pub use host::Host;

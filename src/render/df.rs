@@ -17,8 +17,15 @@ pub fn df_human(
 ) -> io::Result<()> {
     writeln!(
         out,
-        "Docker {} (API {}) at {}",
-        engine.version, engine.api_version, engine.host
+        "Docker {} (API {}) at {}{}",
+        engine.version,
+        engine.api_version,
+        engine.host,
+        engine
+            .context
+            .as_deref()
+            .map(|name| format!(" (context {name})"))
+            .unwrap_or_default()
     )?;
     let backing = if engine.backing_filesystem.is_empty() {
         String::new()

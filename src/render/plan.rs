@@ -102,8 +102,15 @@ pub fn human(
     let now = show.now;
     writeln!(
         out,
-        "Docker {} (API {}) at {}",
-        engine.version, engine.api_version, engine.host
+        "Docker {} (API {}) at {}{}",
+        engine.version,
+        engine.api_version,
+        engine.host,
+        engine
+            .context
+            .as_deref()
+            .map(|name| format!(" (context {name})"))
+            .unwrap_or_default()
     )?;
     writeln!(
         out,

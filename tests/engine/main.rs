@@ -222,6 +222,14 @@ fn main() -> ExitCode {
             "empty_engine_has_nothing_to_reclaim",
             empty_engine_has_nothing_to_reclaim,
         ),
+        with(
+            "contexts_select_the_engine_as_docker_does",
+            contexts_select_the_engine_as_docker_does,
+        ),
+        with(
+            "docker_reclaim_runs_as_a_docker_cli_plugin",
+            runs_as_a_docker_cli_plugin,
+        ),
     ];
     // On the containerd image store the data root is not measured yet (its
     // blobs and snapshots are another layout); these tests check measurements
@@ -490,5 +498,166 @@ fn empty_engine_has_nothing_to_reclaim(_shared: &Shared) -> Result<()> {
         "{plan}"
     );
     check!(plan["totals"]["predicted_bytes"] == 0, "{plan}");
+    Ok(())
+}
+
+/// A docker CLI config directory with one context, `private`, for `d`.
+fn context_store(d: &Daemon, current: Option<&str>) -> Result<tempfile::TempDir> {
+    use sha2::{Digest, Sha256};
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let id = hex::encode(Sha256::digest(b"private"));
+    let meta = dir.path().join("contexts/meta").join(id);
+    std::fs::create_dir_all(&meta).map_err(|e| e.to_string())?;
+    let body = serde_json::json!({
+        "Name": "private",
+        "Metadata": {},
+        "Endpoints": {"docker": {"Host": d.host(), "SkipTLSVerify": false}}
+    });
+    std::fs::write(meta.join("meta.json"), body.to_string()).map_err(|e| e.to_string())?;
+    let config = match current {
+        Some(name) => serde_json::json!({"currentContext": name}),
+        None => serde_json::json!({}),
+    };
+    std::fs::write(dir.path().join("config.json"), config.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok(dir)
+}
+
+/// `--context`, `DOCKER_CONTEXT` and `currentContext` each select the engine,
+/// with no `DOCKER_HOST`; the plan names the context; `--host` with
+/// `--context` is an error, as with docker.
+fn contexts_select_the_engine_as_docker_does(shared: &Shared) -> Result<()> {
+    let d = shared.daemon()?;
+    let data_root = d.data_root.to_string_lossy().into_owned();
+    let plain = context_store(d, None)?;
+    let current = context_store(d, Some("private"))?;
+    let cases: [(&str, &std::path::Path, &[&str], Option<&str>); 3] = [
+        ("--context", plain.path(), &["--context", "private"], None),
+        ("DOCKER_CONTEXT", plain.path(), &[], Some("private")),
+        ("currentContext", current.path(), &[], None),
+    ];
+    for (what, config, args, env_context) in cases {
+        let mut command = reclaim_command();
+        command
+            .env("DOCKER_CONFIG", config)
+            .args(["--dry-run", "--format", "json"])
+            .args(args);
+        if let Some(name) = env_context {
+            command.env("DOCKER_CONTEXT", name);
+        }
+        let output = command.output().map_err(|e| e.to_string())?;
+        let plan = stdout_json(&output).map_err(|e| format!("{what}: {e}"))?;
+        check!(
+            plan["engine"]["data_root"] == data_root.as_str(),
+            "{what}: engine {}",
+            plan["engine"]
+        );
+        check!(
+            plan["engine"]["context"] == "private",
+            "{what}: context {}",
+            plan["engine"]["context"]
+        );
+    }
+    let both = reclaim_command()
+        .env("DOCKER_CONFIG", plain.path())
+        .args(["--dry-run", "--context", "private", "-H", &d.host()])
+        .output()
+        .map_err(|e| e.to_string())?;
+    check!(
+        both.status.code() == Some(2),
+        "--host with --context: {both:?}"
+    );
+    let missing = reclaim_command()
+        .env("DOCKER_CONFIG", plain.path())
+        .args(["--dry-run", "--context", "nope"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    check!(
+        missing.status.code() == Some(2)
+            && String::from_utf8_lossy(&missing.stderr).contains("not found"),
+        "unknown context: {missing:?}"
+    );
+    Ok(())
+}
+
+/// Through the docker CLI 28 at /usr/local/bin/docker, with the binary linked
+/// into a temporary DOCKER_CONFIG's cli-plugins: `docker reclaim`, with
+/// docker's own `--context` and `-H`, and no invalid-plugin warning.
+fn runs_as_a_docker_cli_plugin(shared: &Shared) -> Result<()> {
+    let docker = std::path::Path::new("/usr/local/bin/docker");
+    if !docker.exists() {
+        return Err("no docker CLI at /usr/local/bin/docker to run the plugin through".into());
+    }
+    let d = shared.daemon()?;
+    let store = context_store(d, None)?;
+    let plugins = store.path().join("cli-plugins");
+    std::fs::create_dir_all(&plugins).map_err(|e| e.to_string())?;
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_docker-reclaim"),
+        plugins.join("docker-reclaim"),
+    )
+    .map_err(|e| e.to_string())?;
+    let data_root = d.data_root.to_string_lossy().into_owned();
+    let run = |args: &[&str], host_env: bool| -> Result<Output> {
+        let mut command = std::process::Command::new(docker);
+        command
+            .args(args)
+            .env("DOCKER_CONFIG", store.path())
+            .env("XDG_CONFIG_HOME", "/nonexistent/docker-reclaim-tests")
+            .env("NO_COLOR", "1")
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_CONTEXT")
+            .stdin(std::process::Stdio::null());
+        if host_env {
+            command.env("DOCKER_HOST", d.host());
+        }
+        command.output().map_err(|e| e.to_string())
+    };
+    for (what, args, host_env) in [
+        (
+            "DOCKER_HOST",
+            vec!["reclaim", "--dry-run", "--format", "json"],
+            true,
+        ),
+        (
+            "docker --context",
+            vec![
+                "--context",
+                "private",
+                "reclaim",
+                "--dry-run",
+                "--format",
+                "json",
+            ],
+            false,
+        ),
+        (
+            "docker -H",
+            vec!["-H", &d.host(), "reclaim", "--dry-run", "--format", "json"],
+            false,
+        ),
+    ] {
+        let output = run(&args, host_env)?;
+        let plan = stdout_json(&output).map_err(|e| format!("{what}: {e}"))?;
+        check!(
+            plan["engine"]["data_root"] == data_root.as_str(),
+            "{what}: engine {}",
+            plan["engine"]
+        );
+    }
+    let info = run(&["info"], true)?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&info.stdout),
+        String::from_utf8_lossy(&info.stderr)
+    );
+    check!(
+        text.contains("reclaim"),
+        "docker info does not list the plugin:\n{text}"
+    );
+    check!(
+        !text.to_lowercase().contains("invalid plugin"),
+        "docker info warns about the plugin:\n{text}"
+    );
     Ok(())
 }

@@ -391,6 +391,10 @@ pub fn reclaim_command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_docker-reclaim"));
     command
         .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND")
+        // No docker CLI config or contexts from this machine.
+        .env("DOCKER_CONFIG", "/nonexistent/docker-reclaim-tests")
         .env_remove("DOCKER_RECLAIM_CONFIG")
         // No user config file: only what a test passes with --config counts.
         .env("XDG_CONFIG_HOME", "/nonexistent/docker-reclaim-tests")

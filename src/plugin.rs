@@ -1,0 +1,154 @@
+//! `docker reclaim`: docker-reclaim as a Docker CLI plugin. Installed as
+//! `~/.docker/cli-plugins/docker-reclaim` (a symlink to the binary), the docker
+//! CLI asks it `docker-cli-plugin-metadata` for a JSON description, then runs
+//! it with the whole original command line: docker's global options, then
+//! `reclaim`, then ours (docker/cli v28 `cli-plugins/manager/manager.go`
+//! `PluginRunCommand`, which passes `os.Args[1:]`). Docker's global options
+//! that choose the engine are turned into ours here; TLS options are refused
+//! (never a silent downgrade to cleartext).
+
+use std::ffi::{OsStr, OsString};
+
+use crate::exit::UsageError;
+
+/// The argument the docker CLI asks a plugin candidate for its metadata with.
+pub const METADATA: &str = "docker-cli-plugin-metadata";
+
+/// The environment variable the docker CLI sets when it runs a plugin.
+const RUN_BY_DOCKER: &str = "DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND";
+
+/// The plugin's metadata, as `cli-plugins/metadata.Metadata` reads it.
+pub fn metadata() -> String {
+    serde_json::json!({
+        "SchemaVersion": "0.1.0",
+        "Vendor": "docker-reclaim",
+        "Version": env!("CARGO_PKG_VERSION"),
+        "ShortDescription": "Reclaim disk space safely: plan, show, then remove exactly the plan",
+    })
+    .to_string()
+}
+
+/// The command line to parse: as given, or, when the docker CLI runs us as
+/// its `reclaim` plugin, docker's global options turned into ours.
+pub fn command_line(args: Vec<OsString>) -> Result<Vec<OsString>, UsageError> {
+    if std::env::var_os(RUN_BY_DOCKER).is_none() {
+        return Ok(args);
+    }
+    from_docker(args)
+}
+
+/// `[exe, docker options…, reclaim, our arguments…]` → `[exe, ours…]`.
+pub fn from_docker(args: Vec<OsString>) -> Result<Vec<OsString>, UsageError> {
+    let mut args = args.into_iter();
+    let mut out: Vec<OsString> = args.next().into_iter().collect();
+    let mut translated = Vec::new();
+    let mut rest = Vec::new();
+    while let Some(arg) = args.next() {
+        let text = arg.to_string_lossy().into_owned();
+        if text == "reclaim" {
+            rest.extend(args.by_ref());
+            break;
+        }
+        let (flag, inline) = match text.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value)),
+            _ => (text.clone(), None),
+        };
+        let mut value = |name: &str| -> Result<OsString, UsageError> {
+            match inline {
+                Some(value) => Ok(OsString::from(value)),
+                None => args
+                    .next()
+                    .ok_or_else(|| UsageError(format!("docker option {name} needs a value"))),
+            }
+        };
+        match flag.as_str() {
+            "-H" | "--host" => {
+                translated.push(OsString::from("--host"));
+                translated.push(value("--host")?);
+            }
+            "-c" | "--context" => {
+                translated.push(OsString::from("--context"));
+                translated.push(value("--context")?);
+            }
+            "--config" => {
+                translated.push(OsString::from("--docker-config"));
+                translated.push(value("--config")?);
+            }
+            "-l" | "--log-level" => {
+                value("--log-level")?;
+            }
+            "-D" | "--debug" => {}
+            "--tls" | "--tlsverify" | "--tlscacert" | "--tlscert" | "--tlskey" => {
+                return Err(UsageError(format!(
+                    "docker option {flag}: docker-reclaim does not speak TLS yet and will not connect without it"
+                )));
+            }
+            _ if flag.starts_with("-H") && flag.len() > 2 => {
+                translated.push(OsString::from("--host"));
+                translated.push(OsString::from(&flag[2..]));
+            }
+            other => {
+                return Err(UsageError(format!(
+                    "docker option {other} is not understood by docker-reclaim"
+                )));
+            }
+        }
+    }
+    out.extend(translated);
+    out.extend(rest);
+    Ok(out)
+}
+
+/// Whether the command line asks for the plugin metadata.
+pub fn wants_metadata(args: &[OsString]) -> bool {
+    args.get(1).map(OsString::as_os_str) == Some(OsStr::new(METADATA))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(raw: &[&str]) -> Vec<OsString> {
+        raw.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn docker_global_options_become_ours() {
+        let got = from_docker(args(&[
+            "docker-reclaim",
+            "--context",
+            "rootless",
+            "-D",
+            "--config=/tmp/cfg",
+            "reclaim",
+            "--dry-run",
+            "-H",
+            "x",
+        ]))
+        .unwrap();
+        assert_eq!(
+            got,
+            args(&[
+                "docker-reclaim",
+                "--context",
+                "rootless",
+                "--docker-config",
+                "/tmp/cfg",
+                "--dry-run",
+                "-H",
+                "x"
+            ])
+        );
+        let host = from_docker(args(&["p", "-H", "unix:///s.sock", "reclaim", "df"])).unwrap();
+        assert_eq!(host, args(&["p", "--host", "unix:///s.sock", "df"]));
+        assert!(from_docker(args(&["p", "--tlsverify", "reclaim"])).is_err());
+    }
+
+    #[test]
+    fn metadata_is_what_the_cli_checks() {
+        let value: serde_json::Value = serde_json::from_str(&metadata()).unwrap();
+        assert_eq!(value["SchemaVersion"], "0.1.0");
+        assert!(value["Vendor"].as_str().is_some_and(|v| !v.is_empty()));
+        assert!(wants_metadata(&args(&["docker-reclaim", METADATA])));
+    }
+}
