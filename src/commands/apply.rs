@@ -94,7 +94,13 @@ pub async fn run(
     let report = measure_after(engine, &inventory, &plan, before, engine_gone)
         .await
         .report(results, signals.stop().load(Ordering::SeqCst), engine_gone);
-    write_report(out, settings, &inventory, &report)
+    write_report(
+        out,
+        settings.format,
+        settings.quiet,
+        &inventory.engine,
+        &report,
+    )
 }
 
 /// Takes the inventory, makes the plan (a saved plan: the part of it a plan
@@ -271,14 +277,15 @@ async fn measure_after(
 /// change the exit status: what was done decides it.
 fn write_report(
     out: &mut impl Write,
-    settings: &Settings,
-    inventory: &Inventory,
+    format: Format,
+    quiet: bool,
+    engine: &crate::model::EngineInfo,
     report: &Report,
 ) -> Result<ExitStatus> {
-    let written = match settings.format {
-        Format::Human if settings.quiet => render::report_summary(out, report),
+    let written = match format {
+        Format::Human if quiet => render::report_summary(out, report),
         Format::Human => writeln!(out).and_then(|()| render::report_human(out, report)),
-        Format::Json => render::report_json(out, &inventory.engine, report, unix_now()),
+        Format::Json => render::report_json(out, engine, report, unix_now()),
     }
     .and_then(|()| out.flush());
     match written {
@@ -290,4 +297,52 @@ fn write_report(
 
 fn open_audit_log(path: &Path) -> Result<File> {
     Ok(files::open_append(path, 0o600, "--log-file")?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::EngineInfo;
+    use crate::plan::{Item, Kind, Reason};
+
+    /// stdout closed under us (`docker-reclaim --yes | head -1`).
+    struct BrokenPipe;
+
+    impl Write for BrokenPipe {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+    }
+
+    #[test]
+    fn a_broken_stdout_keeps_a_partial_failure() {
+        let report = Report {
+            results: vec![ItemResult {
+                item: Item::new(Kind::Image, "sha256:x", "x", Reason::Dangling),
+                outcome: Outcome::Failed("refused".into()),
+            }],
+            interrupted: false,
+            engine_gone: false,
+            engine_usage: None,
+            free_space: None,
+            data_root: None,
+        };
+        let engine = EngineInfo {
+            id: String::new(),
+            version: String::new(),
+            api_version: String::new(),
+            data_root: String::new(),
+            storage_driver: String::new(),
+            backing_filesystem: String::new(),
+            host: String::new(),
+            context: None,
+        };
+        for format in [Format::Human, Format::Json] {
+            let status = write_report(&mut BrokenPipe, format, false, &engine, &report).unwrap();
+            assert_eq!(status, ExitStatus::PartialFailure);
+        }
+    }
 }

@@ -297,6 +297,18 @@ mod tests {
     }
 
     #[test]
+    fn the_config_files_host_is_checked_even_when_the_environment_wins() {
+        let dir = store(&[], None);
+        let request = Request {
+            env_host: Some("unix:///run/env.sock".into()),
+            config_host: Some("unix://relative".into()),
+            ..request(&dir)
+        };
+        let err = resolve(&request).unwrap_err();
+        assert!(err.0.starts_with("in the config file"), "{}", err.0);
+    }
+
+    #[test]
     fn missing_tls_and_ssh_contexts_are_refused_with_a_reason() {
         let dir = store(
             &[("remote", "ssh://me@box"), ("tls", "tcp://box:2376")],
