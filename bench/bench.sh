@@ -21,6 +21,15 @@
 #                                    (one busy loop per core at normal priority,
 #                                    bounded by `timeout`). CONDITIONS="warm cold busy"
 #                                    picks some.
+#   bash bench/bench.sh floor [N]    why deleting cannot go faster: the engine's
+#                                    floor (bare DELETE by ID, bench/api_floor.py) at
+#                                    1 and 16 connections, with the data root on this
+#                                    machine's disk and on a tmpfs (no journal, no
+#                                    discard), N stopped containers that each wrote
+#                                    64 KiB (default 300); and, during a 16-connection
+#                                    run on disk, goroutine dumps of dockerd (SIGUSR1)
+#                                    summarised by where container removals wait
+#                                    (bench/stacks.py).
 #
 # Which engine: the system's dockerd (Docker 20.10, overlay2); with
 # BENCH_ENGINE=DIR the one scripts/engines.sh unpacked there (Docker 26.1), and
@@ -290,9 +299,62 @@ bench_plantime() {
   stop_daemon
 }
 
+# N stopped containers that ran and wrote 64 KiB each: every removal deletes
+# a real writable layer.
+make_written_fixture() {
+  local n=$1
+  build_base
+  seq 1 "$n" | xargs -P 8 -I{} sh -c \
+    "$docker"' run --network none --name bench-{} bench/base sh -c "dd if=/dev/zero of=/w bs=1024 count=64 2>/dev/null" >/dev/null'
+}
+
+floor_run() {
+  local where=$1 jobs=$2 dir=$work/floor-$1-$2
+  mkdir -p "$dir"
+  if [ "$where" = tmpfs ]; then
+    mount -t tmpfs -o size=4g tmpfs "$dir"
+  fi
+  start_daemon "$dir"
+  make_written_fixture "$count"
+  "$docker" ps -aq --no-trunc --filter status=exited >"$dir.targets"
+  sync
+  local t0 t1
+  t0=$(now)
+  python3 bench/api_floor.py "$dir/docker.sock" "$jobs" <"$dir.targets" >"$dir.out" &
+  local floor=$!
+  if [ "$where" = disk ] && [ "$jobs" -gt 1 ]; then
+    # Three goroutine dumps while the removals run.
+    for _ in 1 2 3; do
+      sleep 0.3
+      kill -USR1 "$pid" 2>/dev/null || true
+    done
+  fi
+  wait "$floor"
+  t1=$(now)
+  echo "floor, data root on $where, $jobs connection(s), $count containers: $(echo "$t1 - $t0" | bc)s"
+  if [ "$where" = disk ] && [ "$jobs" -gt 1 ]; then
+    sleep 1
+    python3 bench/stacks.py "$dir"/exec/goroutine-stacks-*.log
+  fi
+  stop_daemon
+  if [ "$where" = tmpfs ]; then
+    umount "$dir"
+  fi
+}
+
+bench_floor() {
+  local where jobs
+  for where in disk tmpfs; do
+    for jobs in 1 16; do
+      floor_run "$where" "$jobs"
+    done
+  done
+}
+
 case "$mode" in
   apply) bench_apply ;;
   predict) shift; bench_predict "$@" ;;
   plantime) bench_plantime ;;
-  *) echo "usage: bash bench/bench.sh apply [N] | predict [N…] | plantime [N]" >&2; exit 2 ;;
+  floor) count=${2:-300}; bench_floor ;;
+  *) echo "usage: bash bench/bench.sh apply [N] | predict [N…] | plantime [N] | floor [N]" >&2; exit 2 ;;
 esac
