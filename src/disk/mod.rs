@@ -88,6 +88,31 @@ mod tests {
     }
 
     #[test]
+    fn a_hard_link_shared_by_two_owners_counts_once_in_the_parallel_walk() {
+        let root = tempfile::tempdir().unwrap();
+        let base = root.path();
+        for n in 0..40 {
+            let dir = base.join(format!("overlay2/layer{n:02}/diff"));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("own"), vec![3u8; 4096 * (n + 1)]).unwrap();
+        }
+        let shared = base.join("overlay2/layer00/diff/shared");
+        std::fs::write(&shared, vec![4u8; 100_000]).unwrap();
+        std::fs::hard_link(&shared, base.join("overlay2/layer39/diff/shared")).unwrap();
+        let index = Index::build(base);
+        assert_eq!(index.total, Walk::new().measure(base));
+        let first = index.owned(base, &base.join("overlay2/layer00"));
+        let last = index.owned(base, &base.join("overlay2/layer39"));
+        // The shared file counts for one of the two layers, not both.
+        let with_it = |bytes: Bytes, own: u64| bytes.apparent >= own + 100_000;
+        assert!(
+            with_it(first, 4096) != with_it(last, 4096 * 40),
+            "{first:?} {last:?}"
+        );
+        assert!(!index.incomplete);
+    }
+
+    #[test]
     fn the_index_walks_trees_deeper_than_it_keeps_handles_for() {
         let root = tempfile::tempdir().unwrap();
         let base = root.path();

@@ -160,6 +160,125 @@ fn open_dir(root: &Path, parent: Option<&DirNode>, name: &CStr) -> Option<Dir> {
     Dir::new(fd).ok()
 }
 
+/// A directory whose whole subtree belongs to one owner (a container's
+/// directory, a layer's): walked on its own, by one of several threads.
+struct Task {
+    path: PathBuf,
+    owner: usize,
+}
+
+/// What one subtree holds (not counting its top directory, which the parent's
+/// walk counted), and its inodes with more than one link, to be counted once
+/// across subtrees.
+#[derive(Default)]
+struct Subtree {
+    bytes: Bytes,
+    links: Vec<((u64, u64), Bytes)>,
+    incomplete: bool,
+}
+
+/// How many threads walk subtrees at once. A cold page cache makes the walk
+/// wait on the disk for each directory and inode; several walkers keep several
+/// reads in flight (measured on 37,000 entries with the cache dropped: `du -s`
+/// 1.2 s, 8 parallel walkers 0.6 s, 16 walkers 0.5 s).
+const WALKERS: usize = 8;
+
+/// Walks `tasks` on [`WALKERS`] threads; the results are in the tasks' order.
+fn walk_in_parallel(tasks: &[Task], device: u64) -> Vec<Subtree> {
+    if tasks.is_empty() {
+        return Vec::new();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Subtree>>> =
+        tasks.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..WALKERS.min(tasks.len()) {
+            scope.spawn(|| {
+                loop {
+                    let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(task) = tasks.get(at) else { break };
+                    let subtree = walk_subtree(&task.path, device);
+                    if let Ok(mut slot) = results[at].lock() {
+                        *slot = Some(subtree);
+                    }
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|slot| {
+            slot.into_inner().ok().flatten().unwrap_or(Subtree {
+                incomplete: true,
+                ..Subtree::default()
+            })
+        })
+        .collect()
+}
+
+/// Everything below `top`, as `du -s -x` counts it, through directory handles.
+fn walk_subtree(top: &Path, device: u64) -> Subtree {
+    let mut subtree = Subtree::default();
+    let mut seen: HashSet<(u64, u64)> = HashSet::new();
+    let mut stack: Vec<(CString, Option<Rc<DirNode>>)> = vec![(CString::default(), None)];
+    let mut subdirs: Vec<CString> = Vec::new();
+    while let Some((name, parent)) = stack.pop() {
+        let Some(mut dir) = open_dir(top, parent.as_deref(), &name) else {
+            subtree.incomplete = true;
+            continue;
+        };
+        let depth = parent.as_ref().map_or(0, |parent| parent.depth + 1);
+        while let Some(entry) = dir.read() {
+            let Ok(entry) = entry else {
+                subtree.incomplete = true;
+                break;
+            };
+            let name = entry.file_name();
+            if name == c"." || name == c".." {
+                continue;
+            }
+            let Ok(stat) = dir
+                .fd()
+                .and_then(|fd| rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW))
+            else {
+                subtree.incomplete = true;
+                continue;
+            };
+            if stat.st_dev != device {
+                continue;
+            }
+            let is_dir = FileType::from_raw_mode(stat.st_mode) == FileType::Directory;
+            let inode = (stat.st_dev, stat.st_ino);
+            if (is_dir || stat.st_nlink > 1) && !seen.insert(inode) {
+                continue;
+            }
+            let bytes = Bytes {
+                allocated: u64::try_from(stat.st_blocks).unwrap_or(0) * 512,
+                apparent: u64::try_from(stat.st_size).unwrap_or(0),
+            };
+            subtree.bytes += bytes;
+            if is_dir {
+                subdirs.push(name.to_owned());
+            } else if stat.st_nlink > 1 {
+                subtree.links.push((inode, bytes));
+            }
+        }
+        if subdirs.is_empty() {
+            continue;
+        }
+        let node = Rc::new(DirNode {
+            name,
+            parent,
+            depth,
+            dir: (depth < HANDLE_DEPTH).then_some(dir),
+        });
+        for name in subdirs.drain(..) {
+            stack.push((name, Some(Rc::clone(&node))));
+        }
+    }
+    subtree
+}
+
 /// A subdirectory still to visit: its name, its parent, and the owner it hands
 /// down when that is settled.
 struct Pending {
@@ -199,6 +318,7 @@ impl Index {
             owner: None,
         }];
         let mut subdirs: Vec<(CString, Option<usize>)> = Vec::new();
+        let mut tasks: Vec<Task> = Vec::new();
         while let Some(Pending {
             name,
             parent,
@@ -262,7 +382,14 @@ impl Index {
                     apparent: u64::try_from(stat.st_size).unwrap_or(0),
                 };
                 if is_dir {
-                    subdirs.push((name.to_owned(), settled.then_some(owner)));
+                    match (&relative, settled) {
+                        // A whole subtree with one owner: walked in parallel below.
+                        (Some(relative), true) => tasks.push(Task {
+                            path: root.join(relative).join(OsStr::from_bytes(name.to_bytes())),
+                            owner,
+                        }),
+                        _ => subdirs.push((name.to_owned(), settled.then_some(owner))),
+                    }
                 }
             }
             if subdirs.is_empty() {
@@ -279,6 +406,20 @@ impl Index {
                     owner,
                 });
             }
+        }
+        // Hard links count once across subtrees too: the first subtree (in
+        // the order they were found) keeps an inode's bytes.
+        let mut links: HashSet<(u64, u64)> = seen;
+        for (task, subtree) in tasks.iter().zip(walk_in_parallel(&tasks, device)) {
+            index.incomplete |= subtree.incomplete;
+            let mut bytes = subtree.bytes;
+            for (inode, linked) in subtree.links {
+                if !links.insert(inode) {
+                    bytes.allocated -= linked.allocated.min(bytes.allocated);
+                    bytes.apparent -= linked.apparent.min(bytes.apparent);
+                }
+            }
+            slots[task.owner].1 += bytes;
         }
         for (owner, bytes) in slots {
             index.total += bytes;
