@@ -99,7 +99,6 @@ pub fn human(
     plan: &Plan,
     show: &Show,
 ) -> io::Result<()> {
-    let now = show.now;
     writeln!(
         out,
         "Docker {} (API {}) at {}{}",
@@ -134,6 +133,14 @@ pub fn human(
         )?;
     }
 
+    items_lines(out, plan, show)?;
+    notes_lines(out, plan, show, met_already)?;
+    totals_lines(out, engine, plan, show)
+}
+
+/// The items, grouped by kind, in a table fitted to the terminal.
+fn items_lines(out: &mut impl Write, plan: &Plan, show: &Show) -> io::Result<()> {
+    let now = show.now;
     let longest = |text: fn(&Item, i64) -> String| {
         plan.items
             .iter()
@@ -192,6 +199,16 @@ pub fn human(
         writeln!(out)?;
     }
 
+    Ok(())
+}
+
+/// Where a target stopped, what rules kept, and what of a saved plan is not taken.
+fn notes_lines(
+    out: &mut impl Write,
+    plan: &Plan,
+    show: &Show,
+    met_already: bool,
+) -> io::Result<()> {
     if !met_already {
         target_lines(out, plan)?;
     }
@@ -227,6 +244,16 @@ pub fn human(
         writeln!(out)?;
     }
 
+    Ok(())
+}
+
+/// The totals table and what its figures are.
+fn totals_lines(
+    out: &mut impl Write,
+    engine: &EngineInfo,
+    plan: &Plan,
+    show: &Show,
+) -> io::Result<()> {
     writeln!(
         out,
         "{:<12}  {:>10}  {:>10}  {:>10}",
