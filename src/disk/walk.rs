@@ -160,6 +160,64 @@ fn open_dir(root: &Path, parent: Option<&DirNode>, name: &CStr) -> Option<Dir> {
     Dir::new(fd).ok()
 }
 
+/// One entry of a directory as the walk counts it.
+struct Entry<'a> {
+    name: &'a CStr,
+    bytes: Bytes,
+    is_dir: bool,
+    /// Its inode, when it has more than one link.
+    linked: Option<(u64, u64)>,
+}
+
+/// Reads `dir` and calls `each` for every entry the walk counts: on this
+/// filesystem (`du -x`), each directory and multiply-linked inode once
+/// (`seen`). Sets `incomplete` when something could not be read.
+fn each_entry(
+    dir: &mut Dir,
+    device: u64,
+    seen: &mut HashSet<(u64, u64)>,
+    incomplete: &mut bool,
+    mut each: impl FnMut(Entry<'_>),
+) {
+    while let Some(entry) = dir.read() {
+        let Ok(entry) = entry else {
+            *incomplete = true;
+            break;
+        };
+        let name = entry.file_name();
+        if name == c"." || name == c".." {
+            continue;
+        }
+        let Ok(stat) = dir
+            .fd()
+            .and_then(|fd| rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW))
+        else {
+            *incomplete = true;
+            continue;
+        };
+        // Another filesystem (a mount point): `du -x` leaves it out.
+        if stat.st_dev != device {
+            continue;
+        }
+        let is_dir = FileType::from_raw_mode(stat.st_mode) == FileType::Directory;
+        let inode = (stat.st_dev, stat.st_ino);
+        // Hard links count once; a directory seen twice (a bind mount within
+        // the same filesystem) is not entered again.
+        if (is_dir || stat.st_nlink > 1) && !seen.insert(inode) {
+            continue;
+        }
+        each(Entry {
+            name,
+            bytes: Bytes {
+                allocated: u64::try_from(stat.st_blocks).unwrap_or(0) * 512,
+                apparent: u64::try_from(stat.st_size).unwrap_or(0),
+            },
+            is_dir,
+            linked: (!is_dir && stat.st_nlink > 1).then_some(inode),
+        });
+    }
+}
+
 /// A directory whose whole subtree belongs to one owner (a container's
 /// directory, a layer's): walked on its own, by one of several threads.
 struct Task {
@@ -228,41 +286,20 @@ fn walk_subtree(top: &Path, device: u64) -> Subtree {
             continue;
         };
         let depth = parent.as_ref().map_or(0, |parent| parent.depth + 1);
-        while let Some(entry) = dir.read() {
-            let Ok(entry) = entry else {
-                subtree.incomplete = true;
-                break;
-            };
-            let name = entry.file_name();
-            if name == c"." || name == c".." {
-                continue;
-            }
-            let Ok(stat) = dir
-                .fd()
-                .and_then(|fd| rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW))
-            else {
-                subtree.incomplete = true;
-                continue;
-            };
-            if stat.st_dev != device {
-                continue;
-            }
-            let is_dir = FileType::from_raw_mode(stat.st_mode) == FileType::Directory;
-            let inode = (stat.st_dev, stat.st_ino);
-            if (is_dir || stat.st_nlink > 1) && !seen.insert(inode) {
-                continue;
-            }
-            let bytes = Bytes {
-                allocated: u64::try_from(stat.st_blocks).unwrap_or(0) * 512,
-                apparent: u64::try_from(stat.st_size).unwrap_or(0),
-            };
-            subtree.bytes += bytes;
-            if is_dir {
-                subdirs.push(name.to_owned());
-            } else if stat.st_nlink > 1 {
-                subtree.links.push((inode, bytes));
-            }
-        }
+        each_entry(
+            &mut dir,
+            device,
+            &mut seen,
+            &mut subtree.incomplete,
+            |entry| {
+                subtree.bytes += entry.bytes;
+                if entry.is_dir {
+                    subdirs.push(entry.name.to_owned());
+                } else if let Some(inode) = entry.linked {
+                    subtree.links.push((inode, entry.bytes));
+                }
+            },
+        );
         if subdirs.is_empty() {
             continue;
         }
@@ -338,60 +375,40 @@ impl Index {
             };
             // Only needed to find owners, near the top.
             let relative = inherited.is_none().then(|| node.relative());
-            while let Some(entry) = dir.read() {
-                let Ok(entry) = entry else {
-                    index.incomplete = true;
-                    break;
-                };
-                let name = entry.file_name();
-                if name == c"." || name == c".." {
-                    continue;
-                }
-                let Ok(stat) = dir
-                    .fd()
-                    .and_then(|fd| rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW))
-                else {
-                    index.incomplete = true;
-                    continue;
-                };
-                // Another filesystem (a mount point): `du -x` leaves it out.
-                if stat.st_dev != device {
-                    continue;
-                }
-                let is_dir = FileType::from_raw_mode(stat.st_mode) == FileType::Directory;
-                // Hard links count once; a directory seen twice (a bind mount
-                // within the same filesystem) is not entered again.
-                if (is_dir || stat.st_nlink > 1) && !seen.insert((stat.st_dev, stat.st_ino)) {
-                    continue;
-                }
-                let (owner, settled) = match (inherited, &relative) {
-                    (Some(owner), _) => (owner, true),
-                    (None, relative) => {
-                        let child = relative
-                            .as_deref()
-                            .unwrap_or(Path::new(""))
-                            .join(OsStr::from_bytes(name.to_bytes()));
-                        let parts: Vec<&str> =
-                            child.iter().filter_map(|part| part.to_str()).collect();
-                        let (owner, settled) = owner_of(&parts);
-                        (slot(owner, &mut slots), settled)
+            each_entry(
+                &mut dir,
+                device,
+                &mut seen,
+                &mut index.incomplete,
+                |entry| {
+                    let (owner, settled) = match (inherited, &relative) {
+                        (Some(owner), _) => (owner, true),
+                        (None, relative) => {
+                            let child = relative
+                                .as_deref()
+                                .unwrap_or(Path::new(""))
+                                .join(OsStr::from_bytes(entry.name.to_bytes()));
+                            let parts: Vec<&str> =
+                                child.iter().filter_map(|part| part.to_str()).collect();
+                            let (owner, settled) = owner_of(&parts);
+                            (slot(owner, &mut slots), settled)
+                        }
+                    };
+                    slots[owner].1 += entry.bytes;
+                    if entry.is_dir {
+                        match (&relative, settled) {
+                            // A whole subtree with one owner: walked in parallel below.
+                            (Some(relative), true) => tasks.push(Task {
+                                path: root
+                                    .join(relative)
+                                    .join(OsStr::from_bytes(entry.name.to_bytes())),
+                                owner,
+                            }),
+                            _ => subdirs.push((entry.name.to_owned(), settled.then_some(owner))),
+                        }
                     }
-                };
-                slots[owner].1 += Bytes {
-                    allocated: u64::try_from(stat.st_blocks).unwrap_or(0) * 512,
-                    apparent: u64::try_from(stat.st_size).unwrap_or(0),
-                };
-                if is_dir {
-                    match (&relative, settled) {
-                        // A whole subtree with one owner: walked in parallel below.
-                        (Some(relative), true) => tasks.push(Task {
-                            path: root.join(relative).join(OsStr::from_bytes(name.to_bytes())),
-                            owner,
-                        }),
-                        _ => subdirs.push((name.to_owned(), settled.then_some(owner))),
-                    }
-                }
-            }
+                },
+            );
             if subdirs.is_empty() {
                 continue;
             }

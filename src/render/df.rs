@@ -15,18 +15,7 @@ pub fn df_human(
     verbose: bool,
     now: i64,
 ) -> io::Result<()> {
-    writeln!(
-        out,
-        "Docker {} (API {}) at {}{}",
-        engine.version,
-        engine.api_version,
-        engine.host,
-        engine
-            .context
-            .as_deref()
-            .map(|name| format!(" (context {name})"))
-            .unwrap_or_default()
-    )?;
+    writeln!(out, "{}", super::engine_line(engine))?;
     let backing = if engine.backing_filesystem.is_empty() {
         String::new()
     } else {

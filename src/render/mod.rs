@@ -42,6 +42,19 @@ pub fn age(seconds: i64) -> String {
     humantime::format_duration(Duration::from_secs(seconds / unit * unit)).to_string()
 }
 
+/// The header's first line: which engine, at which host, through which context.
+pub fn engine_line(engine: &crate::model::EngineInfo) -> String {
+    let context = engine
+        .context
+        .as_deref()
+        .map(|name| format!(" (context {name})"))
+        .unwrap_or_default();
+    format!(
+        "Docker {} (API {}) at {}{context}",
+        engine.version, engine.api_version, engine.host
+    )
+}
+
 /// `name` cut to at most `max` characters by taking out its middle, where names
 /// differ least (`nightly-bui…container-7`).
 pub fn shorten(name: &str, max: usize) -> String {

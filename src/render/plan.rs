@@ -99,18 +99,7 @@ pub fn human(
     plan: &Plan,
     show: &Show,
 ) -> io::Result<()> {
-    writeln!(
-        out,
-        "Docker {} (API {}) at {}{}",
-        engine.version,
-        engine.api_version,
-        engine.host,
-        engine
-            .context
-            .as_deref()
-            .map(|name| format!(" (context {name})"))
-            .unwrap_or_default()
-    )?;
+    writeln!(out, "{}", super::engine_line(engine))?;
     writeln!(
         out,
         "data root {}, storage driver {}",
