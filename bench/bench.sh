@@ -139,7 +139,8 @@ timed_run() {
   local t0 t1
   t0=$(now)
   case "$tool" in
-    reclaim) "$reclaim" --yes --format json >"$dir.report" 2>"$dir.stderr" ;;
+    # shellcheck disable=SC2086 # RECLAIM_ARGS is a list of flags, split on purpose.
+    reclaim) "$reclaim" --yes --format json ${RECLAIM_ARGS:-} >"$dir.report" 2>"$dir.stderr" ;;
     prune) "$docker" system prune -f >"$dir.out" ;;
     # The same objects deleted by ID with bare API calls, 16 at a time: what
     # any tool that deletes by ID through the engine's API cannot go below.
