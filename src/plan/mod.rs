@@ -366,19 +366,57 @@ pub fn plan_saved(
     saved: &[Item],
     scope: Scope,
 ) -> Plan {
+    // An image whose tags are not the ones the file shows changed since: the
+    // person reviewed other tags. It stays.
+    let tagged = |tags: &[String]| {
+        let mut tags: Vec<String> = tags
+            .iter()
+            .filter(|tag| *tag != "<none>:<none>")
+            .cloned()
+            .collect();
+        tags.sort();
+        tags
+    };
+    let changed: Vec<Kept> = saved
+        .iter()
+        .filter(|item| item.kind == Kind::Image)
+        .filter_map(|item| {
+            let image = inventory.image(&item.id)?;
+            let now = tagged(&image.tags);
+            (now != tagged(&item.tags)).then(|| Kept {
+                kind: Kind::Image,
+                id: item.id.clone(),
+                name: image.display_name(),
+                rule: format!(
+                    "tags changed since the plan was saved: now {}",
+                    if now.is_empty() {
+                        "none".to_string()
+                    } else {
+                        now.join(", ")
+                    }
+                ),
+            })
+        })
+        .collect();
+    let changed_ids: HashSet<&str> = changed.iter().map(|kept| kept.id.as_str()).collect();
     let allowed = Allowed {
-        ids: saved.iter().map(|item| item.id.clone()).collect(),
+        ids: saved
+            .iter()
+            .filter(|item| !changed_ids.contains(item.id.as_str()))
+            .map(|item| item.id.clone())
+            .collect(),
         why: "not in the saved plan".into(),
     };
     let mut plan = plan_within(inventory, &rules.with_scope(scope), now, Some(&allowed));
     let taken: HashSet<&str> = plan.items.iter().map(|item| item.id.as_str()).collect();
     let mut note = SavedPlanNote {
         items: saved.len(),
+        not_taken: changed.clone(),
         ..SavedPlanNote::default()
     };
     for item in saved
         .iter()
-        .filter(|item| !taken.contains(item.id.as_str()))
+        .filter(|item| !taken.contains(item.id.as_str()) && !changed_ids.contains(item.id.as_str()))
     {
         let Some(name) = inventory.name_of(item.kind, &item.id) else {
             note.gone.push(Kept {
@@ -878,6 +916,49 @@ mod tests {
         assert_eq!(ids(&plan, Kind::Image), vec!["sha256:other"]);
         assert_eq!(plan.kept[0].id, "sha256:base");
         assert_eq!(plan.kept[0].rule, "an image that stays is built on it");
+    }
+
+    #[test]
+    fn a_saved_plan_takes_nothing_a_fresh_plan_would_not() {
+        use crate::rules::Scope;
+        let inv = inventory(
+            vec![
+                container("gone-running", ContainerState::Running, "base", 1),
+                container("old", ContainerState::Exited, "base", 1),
+            ],
+            vec![
+                image("base", &["base:1"], &[1], &[100]),
+                image("retagged", &["app:1", "app:2"], &[2], &[10]),
+                image("dangling", &["<none>:<none>"], &[3], &[10]),
+            ],
+        );
+        let saved = vec![
+            Item::new(Kind::Container, "old", "old", Reason::Exited),
+            Item::new(Kind::Container, "gone-running", "x", Reason::Exited),
+            Item::new(Kind::Container, "no-such", "ghost", Reason::Exited),
+            Item {
+                tags: vec!["app:1".into()],
+                ..Item::new(Kind::Image, "sha256:retagged", "app:1", Reason::Unused)
+            },
+            Item::new(Kind::Image, "sha256:dangling", "<none>", Reason::Dangling),
+        ];
+        let scope = Scope {
+            all_images: true,
+            ..Scope::default()
+        };
+        let plan = plan_saved(&inv, &Rules::default(), 0, &saved, scope);
+        assert_eq!(ids(&plan, Kind::Container), vec!["old"]);
+        assert_eq!(ids(&plan, Kind::Image), vec!["sha256:dangling"]);
+        let note = plan.saved.unwrap();
+        assert_eq!(note.gone.len(), 1);
+        let reasons: Vec<&str> = note.not_taken.iter().map(|k| k.rule.as_str()).collect();
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.starts_with("tags changed since the plan was saved")),
+            "{reasons:?}"
+        );
+        assert_eq!(note.not_taken.len(), 2, "{reasons:?}");
     }
 
     #[test]
