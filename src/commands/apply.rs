@@ -164,15 +164,19 @@ struct Before {
 }
 
 impl Before {
+    /// Only what planning measured is measured again: a data root that was not
+    /// walked then (a remote engine, a directory that is not the engine's) is
+    /// not walked, nor its filesystem read, now either.
     fn measure(settings: &Settings, inventory: &Inventory, plan: &Plan) -> Before {
-        let data_root = local_data_root(&settings.host, inventory);
+        let measured = plan.data_root.is_some();
+        let data_root = local_data_root(&settings.host, inventory).filter(|_| measured);
         Before {
             free_space: data_root.as_deref().and_then(disk::fs::free_space),
             // Measured at planning time; after a prompt, again, since time has passed.
-            disk: if settings.yes {
-                plan.data_root.map(|root| root.bytes.allocated)
-            } else {
-                measure::walk_data_root(&inventory.engine)
+            disk: match (measured, settings.yes) {
+                (false, _) => None,
+                (true, true) => plan.data_root.map(|root| root.bytes.allocated),
+                (true, false) => measure::walk_data_root(&inventory.engine),
             },
             data_root,
         }
@@ -244,7 +248,11 @@ async fn measure_after(
     engine_gone: bool,
 ) -> Figures {
     let engine_info = inventory.engine.clone();
-    let walk_after = tokio::task::spawn_blocking(move || measure::walk_data_root(&engine_info));
+    let walk = before.disk.is_some();
+    let walk_after = tokio::task::spawn_blocking(move || {
+        walk.then(|| measure::walk_data_root(&engine_info))
+            .flatten()
+    });
     let usage_after = if engine_gone {
         None
     } else {
