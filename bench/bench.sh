@@ -20,7 +20,9 @@
 #                                    /proc/sys/vm/drop_caches before each run) and busy
 #                                    (one busy loop per core at normal priority,
 #                                    bounded by `timeout`). CONDITIONS="warm cold busy"
-#                                    picks some.
+#                                    picks some; "uncached" and "uncached-cold" run
+#                                    without the layer sizes kept between runs (the
+#                                    first run on a host).
 #   bash bench/bench.sh floor [N]    why deleting cannot go faster: the engine's
 #                                    floor (bare DELETE by ID, bench/api_floor.py) at
 #                                    1 and 16 connections, with the data root on this
@@ -270,14 +272,16 @@ drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 # Alternating timed runs of the dry run and of `docker system df -v` in one
 # condition; prints the medians and their ratio.
 plantime_in() {
-  local condition=$1 rounds=${ROUNDS:-5} t0 t1
+  local condition=$1 rounds=${ROUNDS:-5} t0 t1 cache=$work/size-cache
+  # uncached*: without the sizes kept between runs (as on a first run).
+  case "$condition" in uncached*) cache= ;; esac
   : >"$work/plan-$condition.times"
   : >"$work/df-$condition.times"
   for _ in $(seq 1 "$rounds"); do
-    [ "$condition" = cold ] && drop_caches
-    t0=$(now); "$reclaim" --dry-run --format json >/dev/null; t1=$(now)
+    case "$condition" in *cold) drop_caches ;; esac
+    t0=$(now); DOCKER_RECLAIM_CACHE_DIR=$cache "$reclaim" --dry-run --format json >/dev/null; t1=$(now)
     echo "$t1 - $t0" | bc >>"$work/plan-$condition.times"
-    [ "$condition" = cold ] && drop_caches
+    case "$condition" in *cold) drop_caches ;; esac
     t0=$(now); "$docker" system df -v >/dev/null; t1=$(now)
     echo "$t1 - $t0" | bc >>"$work/df-$condition.times"
   done
@@ -293,7 +297,7 @@ bench_plantime() {
   start_daemon "$work/plantime"
   make_mixed_fixture "$count"
   local condition
-  for condition in ${CONDITIONS:-warm cold busy}; do
+  for condition in ${CONDITIONS:-warm cold busy uncached uncached-cold}; do
     case "$condition" in
       busy) with_busy_cores plantime_in busy ;;
       *) plantime_in "$condition" ;;

@@ -96,7 +96,11 @@ fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
         )
         .with_docker_config(cli.docker_config.clone()),
     )?;
-    let settings = Settings::from_cli(cli, config, endpoint, unix_now())?;
+    let mut settings = Settings::from_cli(cli, config, endpoint, unix_now())?;
+    settings.size_cache = disk::cache::default_dir(
+        |key| std::env::var_os(key),
+        rustix::process::geteuid().is_root(),
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -3,6 +3,7 @@
 //! [`crate::disk`] for the bytes and the planner's records for what goes.
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 
@@ -152,7 +153,11 @@ impl Walked {
 /// engine is local and the directory can be read here: the walk is local disk
 /// work, the inventory waits on the engine. The walk is kept only if the
 /// engine's containers and layers are in it.
-pub async fn inventory_and_walk(engine: &impl Engine, host: &Host) -> Result<(Inventory, Walked)> {
+pub async fn inventory_and_walk(
+    engine: &impl Engine,
+    host: &Host,
+    size_cache: Option<&Path>,
+) -> Result<(Inventory, Walked)> {
     let info = engine.info();
     let layout = match host {
         Host::Unix(_) => disk::Layout::open(&info.data_root, &info.storage_driver),
@@ -160,9 +165,10 @@ pub async fn inventory_and_walk(engine: &impl Engine, host: &Host) -> Result<(In
     };
     let saved = layout.as_ref().ok().cloned();
     let saved_finish = move |id: &str| saved.as_ref().and_then(|layout| layout.finished_at(id));
+    let size_cache = size_cache.map(Path::to_path_buf);
     let walk = layout.map(|layout| {
         tokio::task::spawn_blocking(move || {
-            let index = layout.index();
+            let index = layout.index_cached(size_cache.as_deref());
             (layout, index)
         })
     });
@@ -220,7 +226,7 @@ pub fn measure_and_find_orphans(
 
 /// The data root's allocated bytes, walked now (only when it was measured for
 /// the plan: see [`inventory_and_walk`]).
-pub fn walk_data_root(engine: &EngineInfo) -> Option<u64> {
+pub fn walk_data_root(engine: &EngineInfo, size_cache: Option<&Path>) -> Option<u64> {
     let layout = disk::Layout::open(&engine.data_root, &engine.storage_driver).ok()?;
-    Some(layout.index().total.allocated)
+    Some(layout.index_cached(size_cache).total.allocated)
 }

@@ -53,6 +53,9 @@ pub struct Settings {
     pub rules: Rules,
     /// Unix seconds when the command line was read: `until=24h` counts from here.
     pub now: i64,
+    /// Where sizes that cannot change are kept between runs (see
+    /// [`crate::disk::cache`]); `None`: measured in full every time.
+    pub size_cache: Option<PathBuf>,
 }
 
 impl Settings {
@@ -194,6 +197,7 @@ impl Settings {
             verbose: cli.verbose,
             rules,
             now,
+            size_cache: None,
         })
     }
 }

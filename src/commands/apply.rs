@@ -91,9 +91,16 @@ pub async fn run(
             "docker-reclaim: warning: the audit log is incomplete: {err}"
         ));
     }
-    let report = measure_after(engine, &inventory, &plan, before, engine_gone)
-        .await
-        .report(results, signals.stop().load(Ordering::SeqCst), engine_gone);
+    let report = measure_after(
+        engine,
+        &inventory,
+        &plan,
+        before,
+        engine_gone,
+        settings.size_cache.as_deref(),
+    )
+    .await
+    .report(results, signals.stop().load(Ordering::SeqCst), engine_gone);
     write_report(
         out,
         settings.format,
@@ -112,7 +119,8 @@ async fn prepare(
     saved: Option<planfile::SavedPlan>,
     out: &mut impl Write,
 ) -> Result<(Inventory, Plan)> {
-    let (inventory, walked) = measure::inventory_and_walk(engine, &settings.host).await?;
+    let (inventory, walked) =
+        measure::inventory_and_walk(engine, &settings.host, settings.size_cache.as_deref()).await?;
     let plan = match saved {
         Some(saved) => plan::plan_saved(
             &inventory,
@@ -176,7 +184,9 @@ impl Before {
             disk: match (measured, settings.yes) {
                 (false, _) => None,
                 (true, true) => plan.data_root.map(|root| root.bytes.allocated),
-                (true, false) => measure::walk_data_root(&inventory.engine),
+                (true, false) => {
+                    measure::walk_data_root(&inventory.engine, settings.size_cache.as_deref())
+                }
             },
             data_root,
         }
@@ -246,11 +256,13 @@ async fn measure_after(
     plan: &Plan,
     before: Before,
     engine_gone: bool,
+    size_cache: Option<&std::path::Path>,
 ) -> Figures {
     let engine_info = inventory.engine.clone();
     let walk = before.disk.is_some();
+    let size_cache = size_cache.map(std::path::Path::to_path_buf);
     let walk_after = tokio::task::spawn_blocking(move || {
-        walk.then(|| measure::walk_data_root(&engine_info))
+        walk.then(|| measure::walk_data_root(&engine_info, size_cache.as_deref()))
             .flatten()
     });
     let usage_after = if engine_gone {

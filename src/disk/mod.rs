@@ -10,6 +10,7 @@
 //! root this process cannot read (a remote engine, not root), there is no
 //! [`Layout`] and every figure stays the engine's estimate.
 
+pub mod cache;
 pub mod fs;
 pub mod overlay2;
 mod walk;
@@ -85,6 +86,65 @@ mod tests {
         );
         assert!(index.owned(base, &base.join("overlay2/l/SHORT")).apparent > 0);
         assert!(!index.incomplete);
+    }
+
+    #[test]
+    fn unchanging_subtrees_are_taken_from_the_cache_only_while_unchanged() {
+        use super::cache::Sizes;
+        use super::walk::Reuse;
+        let root = tempfile::tempdir().unwrap();
+        let base = root.path();
+        for layer in ["img", "rw", "linked"] {
+            std::fs::create_dir_all(base.join(format!("overlay2/{layer}/diff"))).unwrap();
+            std::fs::write(
+                base.join(format!("overlay2/{layer}/diff/f")),
+                vec![1u8; 20_000],
+            )
+            .unwrap();
+        }
+        std::fs::hard_link(
+            base.join("overlay2/rw/diff/f"),
+            base.join("overlay2/linked/diff/g"),
+        )
+        .unwrap();
+        let unchanging: HashSet<String> = ["overlay2/img", "overlay2/linked"]
+            .iter()
+            .map(|key| key.to_string())
+            .collect();
+        let walk = |known: &Sizes| {
+            Index::build_reusing(
+                base,
+                &Reuse {
+                    unchanging: &unchanging,
+                    known,
+                },
+            )
+        };
+        let (first, kept) = walk(&Sizes::default());
+        assert_eq!(first.total, Walk::new().measure(base));
+        // Kept: the unchanging layer; not the one that changes, nor one with a
+        // hard link (another owner may count that inode).
+        assert!(kept.entries.contains_key("overlay2/img"));
+        assert!(!kept.entries.contains_key("overlay2/rw"));
+        assert!(!kept.entries.contains_key("overlay2/linked"));
+        // Reused as kept: a second walk gives the same figures.
+        let (second, again) = walk(&kept);
+        assert_eq!(second.total, first.total);
+        assert_eq!(again, kept);
+        // A kept size is what is used while the directory is unchanged
+        // (doctored here to show it is not walked)…
+        let mut doctored = kept.clone();
+        if let Some(entry) = doctored.entries.get_mut("overlay2/img") {
+            entry.allocated += 4096;
+        }
+        let (reused, _) = walk(&doctored);
+        assert_eq!(reused.total.allocated, first.total.allocated + 4096);
+        // …and not once it changed: the directory made anew under the same name.
+        std::fs::remove_dir_all(base.join("overlay2/img")).unwrap();
+        std::fs::create_dir_all(base.join("overlay2/img/diff")).unwrap();
+        std::fs::write(base.join("overlay2/img/diff/f"), vec![1u8; 90_000]).unwrap();
+        let (changed, _) = walk(&doctored);
+        assert_eq!(changed.total, Walk::new().measure(base));
     }
 
     #[test]

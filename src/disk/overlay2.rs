@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::MetadataExt;
 
 use super::Index;
@@ -27,6 +28,33 @@ pub struct Refs {
     links: HashMap<String, String>,
     /// Image ID → its parent's (`imagedb/metadata/sha256/<id>/parent`).
     pub(crate) parents: HashMap<String, String>,
+}
+
+impl Refs {
+    /// Owner keys of what the engine never changes once written: committed
+    /// layers (their overlay2 directory and layer record), and the init layers
+    /// and mount records of containers whose mount record is complete.
+    fn unchanging(&self) -> HashSet<String> {
+        let committed = self.layers.iter().flat_map(|(chain, cache_id)| {
+            [
+                format!("overlay2/{cache_id}"),
+                format!("{IMAGE_DIR}/layerdb/sha256/{chain}"),
+            ]
+        });
+        // A mount record is written once the container's layers are made, and
+        // only its own small files are in it (so its stamp covers them too).
+        let mounts = self
+            .mounts
+            .iter()
+            .filter(|(_, ids)| ids.len() == 2)
+            .flat_map(|(container, ids)| {
+                ids.iter()
+                    .filter(|id| id.ends_with("-init"))
+                    .map(|id| format!("overlay2/{id}"))
+                    .chain([format!("{IMAGE_DIR}/layerdb/mounts/{container}")])
+            });
+        committed.chain(mounts).collect()
+    }
 }
 
 /// The image and layer records of the overlay2 driver, under the data root.
@@ -88,8 +116,39 @@ impl Layout {
 
     fn read_trimmed(path: &Path) -> Option<String> {
         let text = std::fs::read_to_string(path).ok()?;
+        Layout::trimmed(&text)
+    }
+
+    fn trimmed(text: &str) -> Option<String> {
         let text = text.trim();
         (!text.is_empty() && !text.contains('/') && text != "..").then(|| text.to_string())
+    }
+
+    /// A small file in `dir`, opened relative to it (no path lookup from the
+    /// root for each of thousands of records) and without following a symlink.
+    fn read_at(dir: &std::fs::File, name: &str) -> Option<String> {
+        use rustix::fs::{Mode, OFlags};
+        let fd = rustix::fs::openat(
+            dir,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        let mut buf = [0u8; 256];
+        let len = rustix::io::read(&fd, &mut buf).ok()?;
+        Layout::trimmed(std::str::from_utf8(buf.get(..len)?).ok()?)
+    }
+
+    fn open_dir(path: &Path) -> Option<std::fs::File> {
+        use rustix::fs::{Mode, OFlags};
+        rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()
+        .map(std::fs::File::from)
     }
 
     /// Reads the records' cross-references: a few small files per container and
@@ -98,9 +157,12 @@ impl Layout {
         let mut refs = Refs::default();
         let layerdb = self.layerdb();
         for (dir, name) in entries(&layerdb.join("mounts")) {
+            let Some(dir) = Layout::open_dir(&dir) else {
+                continue;
+            };
             let ids: Vec<String> = ["mount-id", "init-id"]
                 .iter()
-                .filter_map(|file| Layout::read_trimmed(&dir.join(file)))
+                .filter_map(|file| Layout::read_at(&dir, file))
                 .collect();
             refs.mounts.insert(name, ids);
         }
@@ -110,10 +172,16 @@ impl Layout {
             }
         }
         // overlay2/l/<short> -> ../<cache-id>/diff
-        for (link, short) in entries(&self.overlay().join("l")) {
-            let Ok(target) = std::fs::read_link(&link) else {
+        let links = self.overlay().join("l");
+        let links_dir = Layout::open_dir(&links);
+        for (_, short) in entries(&links) {
+            let Some(target) = links_dir
+                .as_ref()
+                .and_then(|dir| rustix::fs::readlinkat(dir, short.as_str(), Vec::new()).ok())
+            else {
                 continue;
             };
+            let target = PathBuf::from(std::ffi::OsString::from_vec(target.into_bytes()));
             let mut parts = target.iter().filter_map(|part| part.to_str());
             if let (Some(".."), Some(cache_id), Some("diff"), None) =
                 (parts.next(), parts.next(), parts.next(), parts.next())
@@ -286,8 +354,38 @@ impl Layout {
 
     /// The whole data root walked once, as `du -s -x` sees it, filed by owner.
     pub fn index(&self) -> Index {
-        let mut index = Index::build(&self.root);
-        index.refs = self.refs();
+        self.index_cached(None)
+    }
+
+    /// [`Layout::index`], taking the sizes of committed layers, init layers and
+    /// layer records from the cache in `cache_dir` (see [`super::cache`]) when
+    /// their directories are unchanged, and keeping what it measured there for
+    /// the next run.
+    pub fn index_cached(&self, cache_dir: Option<&Path>) -> Index {
+        // The records first: they say which directories are committed (a
+        // layer being extracted or a container being created is not yet).
+        let refs = self.refs();
+        let unchanging = refs.unchanging();
+        let root = super::cache::RootId::of(&self.root);
+        let known = match (cache_dir, &root) {
+            (Some(dir), Some(root)) => super::cache::Sizes::load(dir, root),
+            _ => super::cache::Sizes::default(),
+        };
+        let (mut index, fresh) = Index::build_reusing(
+            &self.root,
+            &super::walk::Reuse {
+                unchanging: &unchanging,
+                known: &known,
+            },
+        );
+        if let Some(dir) = cache_dir
+            && root.is_some()
+            && fresh.entries != known.entries
+        {
+            // A cache that cannot be written only costs the next run a full walk.
+            let _ = fresh.save(dir);
+        }
+        index.refs = refs;
         index
     }
 }

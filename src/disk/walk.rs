@@ -10,6 +10,7 @@ use std::rc::Rc;
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 
 use super::Refs;
+use super::cache::{self, Sizes, Stamp};
 use crate::model::Bytes;
 
 /// A walk that counts each inode once across all the paths it is given: the
@@ -167,6 +168,7 @@ struct Entry<'a> {
     is_dir: bool,
     /// Its inode, when it has more than one link.
     linked: Option<(u64, u64)>,
+    stamp: Stamp,
 }
 
 /// Reads `dir` and calls `each` for every entry the walk counts: on this
@@ -214,6 +216,11 @@ fn each_entry(
             },
             is_dir,
             linked: (!is_dir && stat.st_nlink > 1).then_some(inode),
+            stamp: Stamp {
+                ino: stat.st_ino,
+                ctime: i128::from(stat.st_ctime) * 1_000_000_000 + i128::from(stat.st_ctime_nsec),
+                mtime: i128::from(stat.st_mtime) * 1_000_000_000 + i128::from(stat.st_mtime_nsec),
+            },
         });
     }
 }
@@ -223,6 +230,8 @@ fn each_entry(
 struct Task {
     path: PathBuf,
     owner: usize,
+    /// Where its size is kept for the next run, when it cannot change.
+    keep: Option<(String, Stamp)>,
 }
 
 /// What one subtree holds (not counting its top directory, which the parent's
@@ -324,17 +333,45 @@ struct Pending {
     owner: Option<usize>,
 }
 
+/// Sizes the walk may take from an earlier run instead of walking.
+pub struct Reuse<'a> {
+    /// Owner keys of directories that cannot change while they exist.
+    pub unchanging: &'a HashSet<String>,
+    pub known: &'a Sizes,
+}
+
 impl Index {
     /// Walks the whole data root, as `du -s -x` would.
+    #[cfg(test)]
+    pub fn build(root: &Path) -> Index {
+        let nothing = HashSet::new();
+        let known = Sizes::default();
+        Index::build_reusing(
+            root,
+            &Reuse {
+                unchanging: &nothing,
+                known: &known,
+            },
+        )
+        .0
+    }
+
+    /// Walks the whole data root, as `du -s -x` would, except the subtrees of
+    /// `reuse.unchanging` owners whose size `reuse.known` has for the same
+    /// directory (same inode and times): those count with that size. Returns
+    /// the sizes of every unchanging owner found, reused or walked, for the next
+    /// run. A subtree with a hard-linked file is never kept, so that a link it
+    /// shares with another owner still counts once.
     ///
     /// Entries are looked at through their directory's open handle, and only
     /// directories and inodes with more than one link are remembered, so that a
     /// walk of tens of thousands of entries costs about what `du` does.
-    pub fn build(root: &Path) -> Index {
+    pub fn build_reusing(root: &Path, reuse: &Reuse<'_>) -> (Index, Sizes) {
         let mut index = Index::default();
+        let mut fresh = cache::RootId::of(root).map(Sizes::new).unwrap_or_default();
         let Ok(meta) = std::fs::symlink_metadata(root) else {
             index.incomplete = true;
-            return index;
+            return (index, fresh);
         };
         let device = meta.dev();
         // Owners as slots, so that each entry adds to a slot instead of hashing a path.
@@ -397,13 +434,34 @@ impl Index {
                     slots[owner].1 += entry.bytes;
                     if entry.is_dir {
                         match (&relative, settled) {
-                            // A whole subtree with one owner: walked in parallel below.
-                            (Some(relative), true) => tasks.push(Task {
-                                path: root
-                                    .join(relative)
-                                    .join(OsStr::from_bytes(entry.name.to_bytes())),
-                                owner,
-                            }),
+                            // A whole subtree with one owner: walked in parallel
+                            // below, unless it cannot have changed since a run
+                            // measured it.
+                            (Some(relative), true) => {
+                                let key = &slots[owner].0;
+                                let keep = reuse.unchanging.contains(key).then(|| key.clone());
+                                if let Some(key) = &keep
+                                    && let Some(bytes) = reuse.known.get(key, &entry.stamp)
+                                {
+                                    slots[owner].1 += bytes;
+                                    fresh.entries.insert(
+                                        key.clone(),
+                                        cache::Entry {
+                                            stamp: entry.stamp,
+                                            allocated: bytes.allocated,
+                                            apparent: bytes.apparent,
+                                        },
+                                    );
+                                    return;
+                                }
+                                tasks.push(Task {
+                                    path: root
+                                        .join(relative)
+                                        .join(OsStr::from_bytes(entry.name.to_bytes())),
+                                    owner,
+                                    keep: keep.map(|key| (key, entry.stamp)),
+                                });
+                            }
                             _ => subdirs.push((entry.name.to_owned(), settled.then_some(owner))),
                         }
                     }
@@ -429,6 +487,19 @@ impl Index {
         let mut links: HashSet<(u64, u64)> = seen;
         for (task, subtree) in tasks.iter().zip(walk_in_parallel(&tasks, device)) {
             index.incomplete |= subtree.incomplete;
+            if let Some((key, stamp)) = &task.keep
+                && subtree.links.is_empty()
+                && !subtree.incomplete
+            {
+                fresh.entries.insert(
+                    key.clone(),
+                    cache::Entry {
+                        stamp: *stamp,
+                        allocated: subtree.bytes.allocated,
+                        apparent: subtree.bytes.apparent,
+                    },
+                );
+            }
             let mut bytes = subtree.bytes;
             for (inode, linked) in subtree.links {
                 if !links.insert(inode) {
@@ -444,7 +515,7 @@ impl Index {
                 *index.owners.entry(owner).or_default() += bytes;
             }
         }
-        index
+        (index, fresh)
     }
 
     /// The bytes filed under the owner at `path` (absolute, under `root`): how

@@ -238,6 +238,7 @@ fn main() -> ExitCode {
         "dry_run_predicts_bytes_from_layers",
         "human_dry_run_reads_well",
         "measure_prediction_matches_du_within_2_percent",
+        "measure_kept_sizes_give_what_a_full_walk_gives",
         "space_df_reports_layout_logs_orphans_and_agrees_with_the_plan",
     ];
     let store = support::containerd_store();

@@ -15,6 +15,9 @@ pub fn trials() -> Vec<Trial> {
         Trial::test("measure_prediction_matches_du_within_2_percent", || {
             prediction_matches_du().map_err(Failed::from)
         }),
+        Trial::test("measure_kept_sizes_give_what_a_full_walk_gives", || {
+            kept_sizes_match_a_full_walk().map_err(Failed::from)
+        }),
         Trial::test("measure_verbose_lists_freed_and_kept_layers", || {
             verbose_lists_layers().map_err(Failed::from)
         }),
@@ -93,6 +96,72 @@ fn fixture(d: &Daemon) -> Result<()> {
         "base",
         "true",
     ])?;
+    Ok(())
+}
+
+/// A plan's items and totals, without the time it was made.
+fn figures(plan: &Value) -> (Value, Value) {
+    (plan["items"].clone(), plan["totals"].clone())
+}
+
+/// The sizes kept between runs (committed layers, init layers, mount records)
+/// give the plan a full walk gives, also after the engine changed things.
+fn kept_sizes_match_a_full_walk() -> Result<()> {
+    let d = Daemon::start()?;
+    fixture(&d)?;
+    let uncached = |d: &Daemon| -> Result<Value> {
+        let output = crate::support::reclaim_command()
+            .args(["-H", &d.host(), "--dry-run", "--format", "json", "-v"])
+            .output()
+            .map_err(|e| e.to_string())?;
+        check!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())
+    };
+    let first = d.dry_run_json(&["-v"])?;
+    let kept: Vec<_> = std::fs::read_dir(d.size_cache())
+        .map_err(|e| format!("no size cache written: {e}"))?
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("sizes-"))
+        .collect();
+    check!(kept.len() == 1, "size cache files: {kept:?}");
+    let second = d.dry_run_json(&["-v"])?;
+    check!(figures(&second) == figures(&first), "a second run differs");
+    check!(
+        figures(&second) == figures(&uncached(&d)?),
+        "the kept sizes differ from a full walk"
+    );
+    // Things change: a container goes, others come, a layer is committed.
+    d.docker(&["rm", "job-0"])?;
+    d.build(
+        "extra:latest",
+        "FROM base\nRUN dd if=/dev/zero of=/extra bs=1024 count=100 2>/dev/null\n",
+    )?;
+    let id = d.docker(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "late",
+        "extra:latest",
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/late bs=1024 count=80 2>/dev/null",
+    ])?;
+    d.docker(&["wait", &id])?;
+    let after = d.dry_run_json(&["-v"])?;
+    check!(
+        figures(&after) == figures(&uncached(&d)?),
+        "after changes, the kept sizes differ from a full walk"
+    );
+    check!(
+        figures(&after) != figures(&first),
+        "the changes were not seen"
+    );
     Ok(())
 }
 

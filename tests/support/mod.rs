@@ -150,6 +150,11 @@ impl Daemon {
         format!("unix://{}", self.socket.display())
     }
 
+    /// Where docker-reclaim keeps sizes between runs against this daemon.
+    pub fn size_cache(&self) -> PathBuf {
+        self.dir.path().join("size-cache")
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
@@ -216,6 +221,7 @@ impl Daemon {
     /// Runs docker-reclaim against this daemon with `-H`.
     pub fn reclaim(&self, args: &[&str]) -> Output {
         reclaim_command()
+            .env("DOCKER_RECLAIM_CACHE_DIR", self.size_cache())
             .arg("-H")
             .arg(self.host())
             .args(args)
@@ -399,6 +405,8 @@ pub fn reclaim_command() -> Command {
         // No user config file: only what a test passes with --config counts.
         .env("XDG_CONFIG_HOME", "/nonexistent/docker-reclaim-tests")
         .env("NO_COLOR", "1")
+        // No sizes kept between runs, unless a test asks (see Daemon::reclaim).
+        .env("DOCKER_RECLAIM_CACHE_DIR", "")
         .stdin(Stdio::null());
     command
 }
