@@ -244,32 +244,108 @@ struct Subtree {
     incomplete: bool,
 }
 
-/// How many threads walk subtrees at once. A cold page cache makes the walk
-/// wait on the disk for each directory and inode; several walkers keep several
-/// reads in flight (measured on 37,000 entries with the cache dropped: `du -s`
-/// 1.2 s, 8 parallel walkers 0.6 s, 16 walkers 0.5 s).
+/// At most how many threads walk subtrees at once. A cold page cache makes the
+/// walk wait on the disk for each directory and inode; several walkers keep
+/// several reads in flight (measured on 37,000 entries with the cache dropped:
+/// `du -s` 1.2 s, 8 parallel walkers 0.6 s, 16 walkers 0.5 s).
 const WALKERS: usize = 8;
 
-/// Walks `tasks` on [`WALKERS`] threads; the results are in the tasks' order.
+/// How often the walk looks at whether its walkers wait on the disk.
+const CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// How long this thread has run on a CPU and waited for one, in nanoseconds,
+/// from `/proc/thread-self/schedstat` (opened once per thread).
+struct SchedClock {
+    file: Option<std::os::fd::OwnedFd>,
+}
+
+impl SchedClock {
+    fn open() -> SchedClock {
+        let file = rustix::fs::open(
+            "/proc/thread-self/schedstat",
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok();
+        SchedClock { file }
+    }
+
+    /// (on a CPU, waiting for one). The first is the thread's CPU clock, exact
+    /// at any moment (schedstat's own figure lags by up to a scheduler tick);
+    /// the second schedstat's run delay, which changes only while the thread is
+    /// off a CPU; without schedstat, no wait.
+    fn read(&self) -> (u64, u64) {
+        let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        let on_cpu = u64::try_from(now.tv_sec).unwrap_or(0) * 1_000_000_000
+            + u64::try_from(now.tv_nsec).unwrap_or(0);
+        let mut buf = [0u8; 96];
+        let queued = self.file.as_ref().and_then(|file| {
+            let len = rustix::io::pread(file, &mut buf, 0).ok()?;
+            let text = std::str::from_utf8(buf.get(..len)?).ok()?;
+            text.split_whitespace().nth(1)?.parse::<u64>().ok()
+        });
+        (on_cpu, queued.unwrap_or(0))
+    }
+}
+
+/// Walks `tasks`; the results are in the tasks' order.
+///
+/// One walker starts. With a warm page cache the walk is CPU work, and more
+/// walkers only take the cores from the engine, which is computing
+/// `/system/df` at the same time (measured at 1,000 containers, warm: the dry
+/// run 0.149 s with 8 walkers, 0.122 s with one). Each walker notes, every
+/// [`CHECK_EVERY`], how long it ran, waited for a CPU and was blocked (the
+/// rest: waiting on the disk). While the walkers have been blocked for more
+/// than half as long as they ran (a cold cache: about as long; warm: a few
+/// percent), their number doubles, up to [`WALKERS`]. Waiting for a CPU (a
+/// busy host) does not add walkers.
 fn walk_in_parallel(tasks: &[Task], device: u64) -> Vec<Subtree> {
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     if tasks.is_empty() {
         return Vec::new();
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
+    let next = AtomicUsize::new(0);
+    let ran = AtomicU64::new(0);
+    let blocked = AtomicU64::new(0);
     let results: Vec<std::sync::Mutex<Option<Subtree>>> =
         tasks.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let walker = || {
+        let clock = SchedClock::open();
+        let mut since = (std::time::Instant::now(), clock.read());
+        let note = |since: &mut (std::time::Instant, (u64, u64))| {
+            let now = (std::time::Instant::now(), clock.read());
+            let took = u64::try_from(now.0.duration_since(since.0).as_nanos()).unwrap_or(0);
+            let on_cpu = now.1.0.saturating_sub(since.1.0);
+            let queued = now.1.1.saturating_sub(since.1.1);
+            ran.fetch_add(on_cpu, Ordering::Relaxed);
+            blocked.fetch_add(took.saturating_sub(on_cpu + queued), Ordering::Relaxed);
+            *since = now;
+        };
+        loop {
+            let at = next.fetch_add(1, Ordering::Relaxed);
+            let Some(task) = tasks.get(at) else { break };
+            let subtree = walk_subtree(&task.path, device);
+            if let Ok(mut slot) = results[at].lock() {
+                *slot = Some(subtree);
+            }
+            if since.0.elapsed() >= CHECK_EVERY {
+                note(&mut since);
+            }
+        }
+    };
     std::thread::scope(|scope| {
-        for _ in 0..WALKERS.min(tasks.len()) {
-            scope.spawn(|| {
-                loop {
-                    let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(task) = tasks.get(at) else { break };
-                    let subtree = walk_subtree(&task.path, device);
-                    if let Ok(mut slot) = results[at].lock() {
-                        *slot = Some(subtree);
-                    }
+        let mut walkers = 1;
+        scope.spawn(walker);
+        while walkers < WALKERS.min(tasks.len()) && next.load(Ordering::Relaxed) < tasks.len() {
+            std::thread::sleep(CHECK_EVERY);
+            // Over the whole walk so far, so that one slow moment does not count.
+            if 2 * blocked.load(Ordering::Relaxed) > ran.load(Ordering::Relaxed) {
+                let more = walkers.min(WALKERS - walkers);
+                for _ in 0..more {
+                    scope.spawn(walker);
                 }
-            });
+                walkers += more;
+            }
         }
     });
     results
