@@ -255,7 +255,11 @@ async fn prune_build_cache(
                 outcomes[index] = Some(Outcome::NotStarted);
                 continue;
             }
-            match engine.prune_build_cache(&[item.id.as_str()]).await {
+            let even_shared = item.reason != Reason::CacheOfRemovedImages;
+            match engine
+                .prune_build_cache(&[item.id.as_str()], even_shared)
+                .await
+            {
                 Ok(deleted) if deleted.contains(&item.id) => {
                     outcomes[index] = Some(Outcome::Removed);
                     progress = true;
@@ -274,10 +278,12 @@ async fn prune_build_cache(
         .map(|(item, outcome)| ItemResult {
             item: (*item).clone(),
             outcome: outcome.unwrap_or_else(|| {
-                Outcome::Skipped(
+                Outcome::Skipped(if item.reason == Reason::CacheOfRemovedImages {
+                    "still shared with an image that stays (or in use since the plan)".into()
+                } else {
                     "the engine kept it (in use since the plan, or needed by a record that stays)"
-                        .into(),
-                )
+                        .into()
+                })
             }),
         })
         .collect()

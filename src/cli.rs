@@ -206,6 +206,16 @@ pub struct RuleArgs {
     /// to. Never `bridge`, `host`, `none`, an ingress or a swarm-scoped network.
     #[arg(long, global = true)]
     pub networks: bool,
+
+    /// Plan what `docker system prune` removes: stopped containers, unused
+    /// networks, dangling images and build cache not in use (a record shared
+    /// with an image goes when only images of the plan share it). With --all,
+    /// what `docker system prune -a` removes (unused images, all build cache
+    /// not in use); with --volumes, what `--volumes` adds there. The same as
+    /// `--networks --build-cache` (`--build-cache=all` with --all); each item
+    /// is still shown first and re-checked before it goes.
+    #[arg(long, global = true)]
+    pub prune_scope: bool,
 }
 
 #[derive(Debug, Subcommand)]

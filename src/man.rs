@@ -74,6 +74,11 @@ pub fn render(out: &mut impl Write) -> io::Result<()> {
     extra.control("TP", []);
     extra.text([bold("DOCKER_RECLAIM_CONFIG")]);
     extra.text([roman("The config file to read, as with --config.")]);
+    extra.control("TP", []);
+    extra.text([bold("DOCKER_RECLAIM_CACHE_DIR")]);
+    extra.text([roman(
+        "Where the sizes of layers that cannot change are kept between runs (see FILES); empty: nowhere, every run walks the data root in full.",
+    )]);
     extra.control("SH", ["FILES"]);
     extra.control("TP", []);
     extra.text([bold(crate::config::SYSTEM_PATH)]);
@@ -84,6 +89,11 @@ pub fn render(out: &mut impl Write) -> io::Result<()> {
     extra.text([bold("/run/docker-reclaim/*.lock")]);
     extra.text([roman(
         "One lock per engine (keyed by its ID and data root) so that only one apply runs at a time. The directory is made by root, setgid and shared with the group of the engine's socket; a user who cannot use it locks in $XDG_RUNTIME_DIR/docker-reclaim or /tmp/docker-reclaim-UID instead. Lock and log files are opened without following symlinks.",
+    )]);
+    extra.control("TP", []);
+    extra.text([bold("/var/cache/docker-reclaim/sizes-*.json")]);
+    extra.text([roman(
+        "Sizes of committed image layers, containers' init layers and layer records, one file per data root (for root; other users: $XDG_CACHE_HOME/docker-reclaim or ~/.cache/docker-reclaim). The engine writes these directories once, so a size is reused while the directory keeps its inode and times; anything else is walked again. Only a hint: a missing, foreign or damaged file means a full walk. Safe to delete.",
     )]);
     extra.control("SH", ["SEE ALSO"]);
     extra.text([roman(

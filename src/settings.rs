@@ -101,12 +101,23 @@ impl Settings {
         rules.keep_last = keep_last;
         rules.all_images = all_images;
         rules.volumes = volumes;
-        rules.networks = cli.rules.networks || config.networks.unwrap_or(false);
+        rules.networks =
+            cli.rules.networks || cli.rules.prune_scope || config.networks.unwrap_or(false);
         rules.target = Target::parse(
             cli.rules.target_free.as_deref(),
             cli.rules.max_usage.as_deref(),
         )?;
-        rules.build_cache = match (cli.rules.build_cache, config.build_cache.as_deref()) {
+        // `docker system prune` prunes build cache as `docker builder prune`,
+        // with `-a` passed on (docker/cli v28.2.2 `cli/command/system/prune.go`).
+        let prune_cache = cli.rules.prune_scope.then_some(if cli.rules.all {
+            CacheScope::All
+        } else {
+            CacheScope::Unshared
+        });
+        rules.build_cache = match (
+            cli.rules.build_cache.or(prune_cache),
+            config.build_cache.as_deref(),
+        ) {
             (Some(scope), _) => Some(scope),
             (None, None) => None,
             (None, Some("unshared")) => Some(CacheScope::Unshared),
@@ -124,6 +135,7 @@ impl Settings {
             (cli.rules.volumes.is_some(), "--volumes"),
             (cli.rules.networks, "--networks"),
             (cli.rules.build_cache.is_some(), "--build-cache"),
+            (cli.rules.prune_scope, "--prune-scope"),
             (cli.rules.target_free.is_some(), "--target-free"),
             (cli.rules.max_usage.is_some(), "--max-usage"),
         ]
@@ -266,6 +278,23 @@ mod tests {
             default_endpoint(),
             0,
         )
+    }
+
+    #[test]
+    fn prune_scope_is_docker_system_prunes_scope() {
+        let prune = settings(&["--prune-scope"]).unwrap().rules;
+        assert!(prune.networks && !prune.all_images && prune.volumes.is_none());
+        assert_eq!(prune.build_cache, Some(CacheScope::Unshared));
+        // `docker system prune -a`: unused images and all build cache.
+        let all = settings(&["--prune-scope", "--all"]).unwrap().rules;
+        assert!(all.networks && all.all_images);
+        assert_eq!(all.build_cache, Some(CacheScope::All));
+        // `--volumes` there: anonymous volumes.
+        let volumes = settings(&["--prune-scope", "--volumes"]).unwrap().rules;
+        assert_eq!(volumes.volumes, Some(VolumeScope::Anonymous));
+        // The scope of a saved plan is the file's.
+        let err = settings(&["apply", "p.json", "--prune-scope"]).unwrap_err();
+        assert!(err.0.contains("--prune-scope"), "{}", err.0);
     }
 
     #[test]

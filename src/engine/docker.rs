@@ -431,11 +431,12 @@ impl Engine for DockerEngine {
         self.removal(self.docker.remove_network(id).await)
     }
 
-    async fn prune_build_cache(&self, ids: &[&str]) -> Result<Vec<String>> {
+    async fn prune_build_cache(&self, ids: &[&str], even_shared: bool) -> Result<Vec<String>> {
         // `all`: without it the engine skips records shared with an image even
-        // when asked for them by ID; the ID filter is what bounds the prune.
+        // when asked for them by ID (BuildKit's `pruneOnce`); the ID filter is
+        // what bounds the prune.
         let options = bollard::query_parameters::PruneBuildOptions {
-            all: Some(true),
+            all: Some(even_shared),
             filters: Some(HashMap::from([(
                 "id".to_string(),
                 ids.iter().map(|id| id.to_string()).collect(),

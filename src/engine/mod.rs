@@ -77,8 +77,10 @@ pub trait Engine {
 
     /// Prunes exactly these build cache records (a prune restricted to their IDs:
     /// the API has no other delete for build cache) and returns the IDs the
-    /// engine reports deleted. Records in use are never pruned by the engine.
-    async fn prune_build_cache(&self, ids: &[&str]) -> Result<Vec<String>>;
+    /// engine reports deleted. Records in use are never pruned by the engine;
+    /// without `even_shared`, neither are records it finds shared with an image
+    /// then (nor its internal and frontend records), as `docker system prune`.
+    async fn prune_build_cache(&self, ids: &[&str], even_shared: bool) -> Result<Vec<String>>;
 
     /// The ID of the image a tag names now; `None` when no image has it.
     async fn tag_target(&self, reference: &str) -> Result<Option<String>>;

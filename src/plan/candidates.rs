@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use super::{Context, Item, Kept, Kind, Reason};
-use crate::model::ContainerState;
+use crate::model::{ContainerState, Image};
 use crate::rules::{CacheScope, VolumeScope};
 
 /// Stopped containers go; anything running, paused, restarting, being removed,
@@ -63,14 +63,50 @@ pub(super) fn containers<'a>(
 /// Build cache records not in use: unshared ones, or all. A record shared with
 /// an image frees nothing while that image stays; its bytes count with the
 /// image's layers when the image goes too.
-pub(super) fn build_cache(cx: &Context, scope: CacheScope, kept: &mut Vec<Kept>) -> Vec<Item> {
+///
+/// BuildKit calls a record shared while its layers are a prefix of some
+/// image's chain (moby v20.10.24 `builder/builder-next/imagerefchecker`);
+/// which image is not in the API. So when planned images have BuildKit-made
+/// layers that no image that stays has, the shared records go with them, as
+/// `docker system prune` finds them once the images are gone: each is pruned
+/// only if BuildKit no longer finds it shared then (see [`Reason::CacheOfRemovedImages`]),
+/// and a record shared with an image that stays is left, and reported so.
+pub(super) fn build_cache(
+    cx: &Context,
+    scope: CacheScope,
+    planned_images: &[&Image],
+    kept: &mut Vec<Kept>,
+) -> Vec<Item> {
     let (inventory, rules) = (cx.inventory, cx.rules);
+    let going: HashSet<&str> = planned_images
+        .iter()
+        .map(|image| image.id.as_str())
+        .collect();
+    let staying_layers: HashSet<&str> = inventory
+        .images
+        .iter()
+        .filter(|image| !going.contains(image.id.as_str()))
+        .flat_map(|image| image.layers.iter().map(|layer| layer.chain_id.as_str()))
+        .collect();
+    let frees_buildkit_layers = planned_images.iter().any(|image| {
+        image
+            .layers
+            .iter()
+            .any(|layer| layer.buildkit && !staying_layers.contains(layer.chain_id.as_str()))
+    });
     let mut items = Vec::new();
     let no_labels = BTreeMap::new();
     for record in &inventory.build_cache {
-        if record.in_use || (record.shared && scope == CacheScope::Unshared) {
+        if record.in_use
+            || (record.shared && scope == CacheScope::Unshared && !frees_buildkit_layers)
+        {
             continue;
         }
+        let reason = if record.shared && scope == CacheScope::Unshared {
+            Reason::CacheOfRemovedImages
+        } else {
+            Reason::UnusedBuildCache
+        };
         let names = [record.id.clone(), record.description.clone()];
         let rule = cx
             .left_out(&record.id)
@@ -93,12 +129,7 @@ pub(super) fn build_cache(cx: &Context, scope: CacheScope, kept: &mut Vec<Kept>)
         items.push(Item {
             created: record.created.unwrap_or(0),
             predicted_bytes: if record.shared { 0 } else { record.size },
-            ..Item::new(
-                Kind::BuildCache,
-                record.id.clone(),
-                name,
-                Reason::UnusedBuildCache,
-            )
+            ..Item::new(Kind::BuildCache, record.id.clone(), name, reason)
         });
     }
     items

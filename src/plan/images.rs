@@ -10,15 +10,13 @@ use crate::inventory::Inventory;
 use crate::model::{Image, short_id};
 
 /// Unused images: dangling ones, and with `--all` every tagged one too, that no
-/// remaining container uses and no remaining image is built on; each with the
-/// layers it frees (counted once across the plan) and those that stay.
-pub(super) fn images(
-    cx: &Context,
+/// remaining container uses and no remaining image is built on. What each
+/// frees is [`account`]'s.
+pub(super) fn select<'a>(
+    cx: &Context<'a>,
     removed_containers: &HashSet<&str>,
-    cache_items: &[Item],
-    items: &mut Vec<Item>,
     kept: &mut Vec<Kept>,
-) {
+) -> Vec<&'a Image> {
     let (inventory, rules) = (cx.inventory, cx.rules);
     // Images used by a container that stays are never planned.
     let images_in_use = images_used_by_remaining(inventory, removed_containers);
@@ -80,7 +78,19 @@ pub(super) fn images(
             });
         }
     }
-    let planned_images = candidates;
+    candidates
+}
+
+/// The planned images as items, each with the layers it frees (counted once
+/// across the plan) and those that stay, given the build cache records that
+/// go (`cache_items`).
+pub(super) fn account(
+    cx: &Context,
+    planned_images: &[&Image],
+    cache_items: &[Item],
+    items: &mut Vec<Item>,
+) {
+    let inventory = cx.inventory;
     let planned_ids: HashSet<&str> = planned_images
         .iter()
         .map(|image| image.id.as_str())

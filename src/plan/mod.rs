@@ -43,6 +43,9 @@ pub enum Reason {
     UnusedNetwork,
     /// A build cache record not in use (`--build-cache`).
     UnusedBuildCache,
+    /// A build cache record shared only with images the plan removes
+    /// (`--build-cache`): unshared once they go, as `docker system prune` finds it.
+    CacheOfRemovedImages,
 }
 
 impl Reason {
@@ -53,7 +56,7 @@ impl Reason {
             Reason::Dangling | Reason::Unused => Kind::Image,
             Reason::AnonymousVolume | Reason::NamedVolume => Kind::Volume,
             Reason::UnusedNetwork => Kind::Network,
-            Reason::UnusedBuildCache => Kind::BuildCache,
+            Reason::UnusedBuildCache | Reason::CacheOfRemovedImages => Kind::BuildCache,
         }
     }
 
@@ -68,6 +71,9 @@ impl Reason {
             Reason::NamedVolume => "named volume: no remaining container mounts it (--volumes=all)",
             Reason::UnusedNetwork => "user-defined network: no remaining container is attached",
             Reason::UnusedBuildCache => "build cache record not in use",
+            Reason::CacheOfRemovedImages => {
+                "build cache record shared with an image: goes if only images of this plan share it"
+            }
         }
     }
 }
@@ -328,19 +334,12 @@ pub fn plan_within(
     let mut items = Vec::new();
     let mut kept = Vec::new();
     let removed_containers = candidates::containers(&cx, &mut items, &mut kept);
-    let mut cache_kept = Vec::new();
+    let planned_images = images::select(&cx, &removed_containers, &mut kept);
     let cache_items = match rules.build_cache {
-        Some(scope) => candidates::build_cache(&cx, scope, &mut cache_kept),
+        Some(scope) => candidates::build_cache(&cx, scope, &planned_images, &mut kept),
         None => Vec::new(),
     };
-    images::images(
-        &cx,
-        &removed_containers,
-        &cache_items,
-        &mut items,
-        &mut kept,
-    );
-    kept.extend(cache_kept);
+    images::account(&cx, &planned_images, &cache_items, &mut items);
     if let Some(scope) = rules.volumes {
         candidates::volumes(&cx, scope, &removed_containers, &mut items, &mut kept);
     }
@@ -1104,9 +1103,29 @@ mod tests {
         let mut rules = Rules::default();
         rules.build_cache = Some(CacheScope::Unshared);
         let unshared = plan(&inv, &rules, 0);
-        assert_eq!(ids(&unshared, Kind::BuildCache), vec!["loose"]);
-        // The shared record stays, so the BuildKit layer stays held.
-        assert_eq!(unshared.total.predicted_bytes, 100);
+        // The dangling image goes, and its BuildKit layer with it: the record
+        // shared with it goes too, as `docker system prune` finds it after the
+        // image, pruned only if BuildKit finds it unshared then.
+        assert_eq!(ids(&unshared, Kind::BuildCache), vec!["loose", "shared"]);
+        let shared = unshared.items.iter().find(|item| item.id == "shared");
+        assert_eq!(
+            shared.map(|item| item.reason),
+            Some(Reason::CacheOfRemovedImages)
+        );
+        assert_eq!(unshared.total.predicted_bytes, 170);
+        // An image that stays has the same BuildKit layer: the shared record is
+        // shared with it and stays, holding nothing the plan frees.
+        let mut stays = image("stays", &["app:1"], &[1], &[70]);
+        stays.layers[0].buildkit = true;
+        let mut with_tagged = inv.clone();
+        with_tagged.images.push(stays);
+        let kept = plan(&with_tagged, &rules, 0);
+        assert_eq!(ids(&kept, Kind::BuildCache), vec!["loose"]);
+        assert_eq!(kept.total.predicted_bytes, 100);
+        // Without --build-cache nothing of the cache goes, and it holds the layer.
+        let mut images_only = rules.clone();
+        images_only.build_cache = None;
+        assert_eq!(plan(&inv, &images_only, 0).total.predicted_bytes, 0);
         rules.build_cache = Some(CacheScope::All);
         let all = plan(&inv, &rules, 0);
         assert_eq!(ids(&all, Kind::BuildCache), vec!["loose", "shared"]);

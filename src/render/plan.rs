@@ -25,6 +25,7 @@ fn short_reason_text(item: &Item, now: i64) -> String {
         (Reason::NamedVolume, _) => "named, unused".into(),
         (Reason::UnusedNetwork, _) => "no containers".into(),
         (Reason::UnusedBuildCache, _) => "not in use".into(),
+        (Reason::CacheOfRemovedImages, _) => "shared, its images go".into(),
     }
 }
 

@@ -35,6 +35,10 @@ pub fn trials() -> Vec<Trial> {
         ),
         trial("apply_yes_reports_and_logs", yes_reports_and_logs),
         trial(
+            "apply_prune_scope_leaves_nothing_for_docker_system_prune",
+            prune_scope_leaves_nothing_for_prune,
+        ),
+        trial(
             "apply_rechecks_every_item_after_the_prompt",
             rechecks_every_item_after_the_prompt,
         ),
@@ -870,5 +874,49 @@ fn quiet_and_colour() -> Result<()> {
         "stderr: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    Ok(())
+}
+
+/// `--yes --prune-scope` takes what `docker system prune -f` would: stopped
+/// containers, unused networks, dangling images (legacy and BuildKit rebuilds)
+/// and the build cache records only those images shared. After it, the prune
+/// finds nothing.
+fn prune_scope_leaves_nothing_for_prune() -> Result<()> {
+    let d = Daemon::start()?;
+    d.build_base("base:latest")?;
+    for kib in [100, 200] {
+        d.build(
+            "legacy:latest",
+            &format!("FROM base\nRUN dd if=/dev/zero of=/blob bs=1024 count={kib} 2>/dev/null\n"),
+        )?;
+    }
+    let dockerfile = |kib: u32| {
+        format!(
+            "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"dd\", \"if=/dev/zero\", \"of=/blob\", \"bs=1024\", \"count={kib}\"]\n"
+        )
+    };
+    d.buildkit_build("bk:latest", &dockerfile(300))?;
+    d.buildkit_build("bk:latest", &dockerfile(600))?;
+    d.docker(&["network", "create", "--internal", "unused-net"])?;
+    let id = d.docker(&["run", "-d", "--network", "none", "base", "true"])?;
+    d.docker(&["wait", &id])?;
+    d.docker(&["create", "--network", "none", "legacy:latest", "true"])?;
+
+    let output = d.reclaim(&["--yes", "--prune-scope"]);
+    check!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let prune = d.docker(&["system", "prune", "-f"])?;
+    check!(
+        !prune.contains("Deleted") && prune.contains("Total reclaimed space: 0B"),
+        "docker system prune still found something after --prune-scope:\n{prune}\n\ndocker-reclaim said:\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    // What stays is what prune leaves: the tagged images.
+    for tag in ["base:latest", "legacy:latest", "bk:latest"] {
+        d.image_id(tag)?;
+    }
     Ok(())
 }
