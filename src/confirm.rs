@@ -8,7 +8,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Result;
-use dialoguer::MultiSelect;
 use dialoguer::console::Term;
 
 use crate::exit::{ExitStatus, Stop};
@@ -41,16 +40,7 @@ pub fn confirm(plan: &Plan, yes: bool, select: bool) -> Result<Vec<usize>> {
     let term = Term::stderr();
     let _watch = HangupWatch::start();
     let answer = if select {
-        let labels: Vec<String> = plan
-            .items
-            .iter()
-            .map(|item| format!("{}, {}", item.label(), bytes(item.predicted_bytes)))
-            .collect();
-        MultiSelect::new()
-            .with_prompt("Choose what to remove (space toggles, enter applies, esc aborts)")
-            .items(&labels)
-            .defaults(&vec![true; labels.len()])
-            .interact_on_opt(&term)
+        crate::checklist::run(&term, plan).map_err(dialoguer::Error::IO)
     } else {
         let prompt = format!(
             "Remove these {} items, freeing about {}?",

@@ -6,6 +6,7 @@
 //! back here to be printed once.
 
 pub mod apply;
+pub mod checklist;
 pub mod cli;
 pub mod commands;
 pub mod config;

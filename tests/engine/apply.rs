@@ -26,6 +26,10 @@ pub fn trials() -> Vec<Trial> {
             prompt_yes_removes_the_plan,
         ),
         trial(
+            "apply_select_shows_the_running_total_and_removes_the_chosen",
+            select_shows_the_running_total,
+        ),
+        trial(
             "apply_prompt_no_or_eof_removes_nothing",
             prompt_no_or_eof_removes_nothing,
         ),
@@ -134,6 +138,33 @@ fn prompt_yes_removes_the_plan() -> Result<()> {
         "no report:\n{}",
         pty.output()
     );
+    Ok(())
+}
+
+/// `--select`: a checklist whose first line counts what is chosen and what it
+/// frees, updated as keys toggle items; only the chosen go.
+fn select_shows_the_running_total() -> Result<()> {
+    let (d, stopped, dangling) = small_engine()?;
+    let mut pty = on_pty(&d, &["--select"])?;
+    pty.expect("3 of 3 chosen, about", PATIENCE)?;
+    // Down to the second container, and uncheck it.
+    pty.answer(b"\x1b[B")?;
+    pty.answer(b" ")?;
+    pty.expect("2 of 3 chosen, about", PATIENCE)?;
+    pty.answer(b"\r")?;
+    let status = pty.wait(PATIENCE)?;
+    check!(status.code() == Some(0), "exit {status}:\n{}", pty.output());
+    check!(
+        !exists_container(&d, &stopped[0])?,
+        "the first container was chosen and survived:\n{}",
+        pty.output()
+    );
+    check!(
+        exists_container(&d, &stopped[1])?,
+        "the unchecked container was removed:\n{}",
+        pty.output()
+    );
+    check!(!exists_image(&d, &dangling)?, "the dangling image survived");
     Ok(())
 }
 
