@@ -47,7 +47,10 @@ pub struct Cli {
     pub apply: ApplyArgs,
 
     #[command(flatten)]
-    pub rules: RuleArgs,
+    pub filter: FilterArgs,
+
+    #[command(flatten)]
+    pub scope: ScopeArgs,
 
     /// Read defaults from this TOML file instead of /etc/docker-reclaim/config.toml
     /// and ~/.config/docker-reclaim/config.toml. Flags override the file.
@@ -100,60 +103,65 @@ pub struct Cli {
 }
 
 /// How a plan is carried out.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct ApplyArgs {
     /// Apply without asking. Needed when there is no terminal (cron, systemd, CI).
-    #[arg(short = 'y', long, global = true)]
+    #[arg(short = 'y', long)]
     pub yes: bool,
 
     /// Choose the items to remove from a checklist (all checked) before applying.
-    #[arg(long, global = true, conflicts_with = "yes")]
+    #[arg(long, conflicts_with = "yes")]
     pub select: bool,
 
     /// How many deletions run at once [default: 4].
-    #[arg(long, value_name = "N", global = true)]
+    #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
 
     /// Append one JSON line per removed, skipped or failed item to FILE
     /// (time, kind, id, name, bytes, outcome).
-    #[arg(long, value_name = "FILE", global = true)]
+    #[arg(long, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
 }
 
 /// What narrows the plan and what protects from it.
-#[derive(Debug, Args)]
-pub struct RuleArgs {
+#[derive(Debug, Default, Args)]
+pub struct FilterArgs {
     /// Narrow the plan, in docker's syntax; repeatable. `until=DURATION|TIME`:
     /// only what was created before (24h ago, an RFC 3339 time, or Unix seconds;
     /// compares the creation time of containers and images, as docker does).
     /// `label=KEY[=VALUE]`: only what carries the label. `label!=KEY[=VALUE]`: only
     /// what does not.
-    #[arg(long = "filter", value_name = "FILTER", global = true)]
+    #[arg(long = "filter", value_name = "FILTER")]
     pub filters: Vec<String>,
 
     /// Only containers that finished at least this long ago (never-started ones:
     /// created that long ago), e.g. 30m, 2h, 7days. Unlike `until`, a container
     /// created long ago that stopped a minute ago stays.
-    #[arg(long, value_name = "DURATION", global = true)]
+    #[arg(long, value_name = "DURATION")]
     pub stopped_for: Option<String>,
 
     /// Never remove what matches this glob: container names and image references
     /// (repo:tag); repeatable.
-    #[arg(long, value_name = "PATTERN", global = true)]
+    #[arg(long, value_name = "PATTERN")]
     pub keep: Vec<String>,
 
     /// Never remove what carries this label (KEY or KEY=VALUE); repeatable.
-    #[arg(long, value_name = "KEY[=VALUE]", global = true)]
+    #[arg(long, value_name = "KEY[=VALUE]")]
     pub keep_label: Vec<String>,
 
     /// Keep the N newest images (by creation) of each repository.
-    #[arg(long, value_name = "N", global = true)]
+    #[arg(long, value_name = "N")]
     pub keep_last: Option<usize>,
+}
 
+/// What the plan may take beyond the default (stopped containers and dangling
+/// images), or how much of it.
+#[derive(Debug, Default, Args)]
+pub struct ScopeArgs {
     /// Also plan unused images: tagged images that no remaining container uses,
     /// including those whose only containers are in the plan. An image that
     /// another image which stays is built on is kept.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub all: bool,
 
     /// Also plan volumes that no remaining container mounts: anonymous ones
@@ -166,7 +174,6 @@ pub struct RuleArgs {
         num_args = 0..=1,
         require_equals = true,
         default_missing_value = "anonymous",
-        global = true
     )]
     pub volumes: Option<crate::rules::VolumeScope>,
 
@@ -181,7 +188,6 @@ pub struct RuleArgs {
         num_args = 0..=1,
         require_equals = true,
         default_missing_value = "unshared",
-        global = true
     )]
     pub build_cache: Option<crate::rules::CacheScope>,
 
@@ -189,22 +195,17 @@ pub struct RuleArgs {
     /// 500MiB…), taking candidates in order: stopped containers, oldest finished
     /// first; dangling images; build cache; unused images, oldest first; then
     /// volumes and networks. Needs a local engine.
-    #[arg(long, value_name = "SIZE", global = true)]
+    #[arg(long, value_name = "SIZE")]
     pub target_free: Option<String>,
 
     /// Plan only until at most this much of the data root's filesystem is used
     /// (80, 80%), in the same order as --target-free.
-    #[arg(
-        long,
-        value_name = "PERCENT",
-        global = true,
-        conflicts_with = "target_free"
-    )]
+    #[arg(long, value_name = "PERCENT", conflicts_with = "target_free")]
     pub max_usage: Option<String>,
 
     /// Also plan user-defined networks that no remaining container is attached
     /// to. Never `bridge`, `host`, `none`, an ingress or a swarm-scoped network.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub networks: bool,
 
     /// Plan what `docker system prune` removes: stopped containers, unused
@@ -214,7 +215,7 @@ pub struct RuleArgs {
     /// not in use); with --volumes, what `--volumes` adds there. The same as
     /// `--networks --build-cache` (`--build-cache=all` with --all); each item
     /// is still shown first and re-checked before it goes.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub prune_scope: bool,
 }
 
@@ -229,7 +230,13 @@ pub enum Command {
     /// reclaimable. Reclaimable comes from the same plan as `--dry-run`. Sizes are
     /// measured on disk when the data root is readable here, else the engine's
     /// estimates. With -v, the items, largest first, and each orphaned directory.
-    Df,
+    Df {
+        #[command(flatten)]
+        filter: FilterArgs,
+
+        #[command(flatten)]
+        scope: ScopeArgs,
+    },
     /// Show images' layers, oldest first, and what shares each.
     ///
     /// For each layer: chain ID, diff ID, size, the history command that made it,
@@ -253,6 +260,17 @@ pub enum Command {
         /// Refuse a plan older than this (e.g. 30m, 2h, 1day).
         #[arg(long, value_name = "DURATION", default_value = "1h")]
         max_age: String,
+
+        #[command(flatten)]
+        apply: ApplyArgs,
+
+        #[command(flatten)]
+        filter: FilterArgs,
+
+        /// Accepted only to refuse in one line: a saved plan's scope is the
+        /// file's. Hidden from `apply --help` (see [`command`]).
+        #[command(flatten)]
+        scope: ScopeArgs,
     },
     /// Print a shell completion script to stdout.
     ///
@@ -266,6 +284,98 @@ pub enum Command {
     /// Print the man page (roff) to stdout: how man/docker-reclaim.1 is made.
     #[command(hide = true)]
     Man,
+}
+
+/// The command line's definition: [`Cli`]'s, with the scope flags hidden from
+/// `apply --help` (they are accepted there only to be refused in one line).
+/// Help, completions and the man page all come from this.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let scope: Vec<String> = ScopeArgs::augment_args(clap::Command::new("scope"))
+        .get_arguments()
+        .map(|arg| arg.get_id().to_string())
+        .collect();
+    Cli::command().mut_subcommand("apply", |apply| {
+        scope
+            .iter()
+            .fold(apply, |apply, id| apply.mut_arg(id, |arg| arg.hide(true)))
+    })
+}
+
+impl Cli {
+    /// Parses `args` by [`command`]: a usage error (or `--help`) ends the process
+    /// as clap does.
+    pub fn parse_args<I, T>(args: I) -> Cli
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Cli::try_parse_args(args).unwrap_or_else(|err| err.exit())
+    }
+
+    /// Parses `args` by [`command`]. A subcommand's own flags (`df --all`,
+    /// `apply FILE --yes`) count as if given before it.
+    pub fn try_parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::FromArgMatches;
+        let matches = command().try_get_matches_from(args)?;
+        Ok(Cli::from_arg_matches(&matches)?.merged())
+    }
+
+    fn merged(mut self) -> Cli {
+        match &mut self.command {
+            Some(Command::Df { filter, scope }) => {
+                self.filter.absorb(std::mem::take(filter));
+                self.scope.absorb(std::mem::take(scope));
+            }
+            Some(Command::Apply {
+                apply,
+                filter,
+                scope,
+                ..
+            }) => {
+                self.apply.absorb(std::mem::take(apply));
+                self.filter.absorb(std::mem::take(filter));
+                self.scope.absorb(std::mem::take(scope));
+            }
+            _ => {}
+        }
+        self
+    }
+}
+
+impl ApplyArgs {
+    fn absorb(&mut self, other: ApplyArgs) {
+        self.yes |= other.yes;
+        self.select |= other.select;
+        self.jobs = other.jobs.or(self.jobs);
+        self.log_file = other.log_file.or(self.log_file.take());
+    }
+}
+
+impl FilterArgs {
+    fn absorb(&mut self, other: FilterArgs) {
+        self.filters.extend(other.filters);
+        self.stopped_for = other.stopped_for.or(self.stopped_for.take());
+        self.keep.extend(other.keep);
+        self.keep_label.extend(other.keep_label);
+        self.keep_last = other.keep_last.or(self.keep_last);
+    }
+}
+
+impl ScopeArgs {
+    fn absorb(&mut self, other: ScopeArgs) {
+        self.all |= other.all;
+        self.volumes = other.volumes.or(self.volumes);
+        self.build_cache = other.build_cache.or(self.build_cache);
+        self.target_free = other.target_free.or(self.target_free.take());
+        self.max_usage = other.max_usage.or(self.max_usage.take());
+        self.networks |= other.networks;
+        self.prune_scope |= other.prune_scope;
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -286,10 +396,100 @@ pub enum Format {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_definition_is_consistent() {
-        Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    /// The flags a subcommand's `--help` lists (not those its prose mentions).
+    fn help_of(name: &str) -> String {
+        let mut command = command();
+        command.build();
+        let sub = command
+            .find_subcommand_mut(name)
+            .expect("the subcommand exists");
+        sub.render_long_help()
+            .to_string()
+            .lines()
+            .map(str::trim_start)
+            .filter(|line| line.starts_with('-'))
+            .map(|line| format!("{line}\n"))
+            .collect()
+    }
+
+    #[test]
+    fn subcommand_help_lists_only_the_flags_that_work_there() {
+        let df = help_of("df");
+        for flag in [
+            "--filter",
+            "--keep",
+            "--all",
+            "--prune-scope",
+            "--host",
+            "--format",
+        ] {
+            assert!(df.contains(flag), "df --help lacks {flag}");
+        }
+        for flag in [
+            "--yes",
+            "--select",
+            "--jobs",
+            "--log-file",
+            "--dry-run",
+            "--plan-out",
+        ] {
+            assert!(!df.contains(flag), "df --help lists {flag}");
+        }
+        let layers = help_of("layers");
+        for flag in [
+            "--filter",
+            "--keep ",
+            "--all",
+            "--yes",
+            "--jobs",
+            "--volumes",
+        ] {
+            assert!(!layers.contains(flag), "layers --help lists {flag}");
+        }
+        assert!(layers.contains("--format"));
+        let apply = help_of("apply");
+        for flag in ["--yes", "--select", "--jobs", "--keep", "--max-age"] {
+            assert!(apply.contains(flag), "apply --help lacks {flag}");
+        }
+        for flag in [
+            "--all",
+            "--volumes",
+            "--networks",
+            "--build-cache",
+            "--prune-scope",
+            "--target-free",
+        ] {
+            assert!(!apply.contains(flag), "apply --help lists {flag}");
+        }
+    }
+
+    #[test]
+    fn a_subcommands_flags_count_as_given_before_it() {
+        let cli = Cli::try_parse_args([
+            "docker-reclaim",
+            "--keep",
+            "a",
+            "df",
+            "--keep",
+            "b",
+            "--all",
+        ])
+        .unwrap();
+        assert_eq!(cli.filter.keep, vec!["a", "b"]);
+        assert!(cli.scope.all);
+        let cli =
+            Cli::try_parse_args(["docker-reclaim", "apply", "p.json", "--yes", "--jobs", "2"])
+                .unwrap();
+        assert!(cli.apply.yes);
+        assert_eq!(cli.apply.jobs, Some(2));
+        // Not accepted where they do nothing.
+        assert!(Cli::try_parse_args(["docker-reclaim", "layers", "x", "--all"]).is_err());
+        assert!(Cli::try_parse_args(["docker-reclaim", "df", "--yes"]).is_err());
     }
 }

@@ -37,7 +37,6 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use clap::{CommandFactory, Parser};
 
 use crate::cli::{Cli, Command};
 use crate::engine::DockerEngine;
@@ -59,7 +58,7 @@ pub fn run() -> ExitCode {
             return ExitStatus::Usage.into();
         }
     };
-    let cli = Cli::parse_from(args);
+    let cli = Cli::parse_args(args);
     // Buffered: a plan of thousands of lines is written in a few large writes.
     // Every mode flushes what it wrote before it prompts or returns.
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
@@ -77,7 +76,7 @@ fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
     // Documentation from the CLI definition: no config, no engine.
     match &cli.command {
         Some(Command::Completions { shell }) => {
-            clap_complete::generate(*shell, &mut Cli::command(), "docker-reclaim", out);
+            clap_complete::generate(*shell, &mut cli::command(), "docker-reclaim", out);
             out.flush()?;
             return Ok(ExitStatus::Success);
         }

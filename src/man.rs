@@ -4,15 +4,13 @@
 
 use std::io::{self, Write};
 
-use clap::CommandFactory;
 use clap_mangen::Man;
 use clap_mangen::roff::{Roff, bold, roman};
 
-use crate::cli::Cli;
 use crate::exit::ExitStatus;
 
 pub fn render(out: &mut impl Write) -> io::Result<()> {
-    let man = Man::new(Cli::command());
+    let man = Man::new(crate::cli::command());
     man.render_title(out)?;
     man.render_name_section(out)?;
     man.render_synopsis_section(out)?;
@@ -21,7 +19,7 @@ pub fn render(out: &mut impl Write) -> io::Result<()> {
 
     let mut extra = Roff::new();
     // The subcommands inline: a page per subcommand would be overkill.
-    let mut command = Cli::command();
+    let mut command = crate::cli::command();
     command.build();
     extra.control("SH", ["COMMANDS"]);
     for sub in command

@@ -73,13 +73,13 @@ impl Settings {
                 flag
             }
         };
-        let filters = or_config(cli.rules.filters, config.filters);
-        let keep = or_config(cli.rules.keep, config.keep);
-        let keep_labels = or_config(cli.rules.keep_label, config.keep_labels);
-        let stopped_for = cli.rules.stopped_for.or(config.stopped_for);
+        let filters = or_config(cli.filter.filters, config.filters);
+        let keep = or_config(cli.filter.keep, config.keep);
+        let keep_labels = or_config(cli.filter.keep_label, config.keep_labels);
+        let stopped_for = cli.filter.stopped_for.or(config.stopped_for);
         let mut rules = Rules::parse(&filters, stopped_for.as_deref(), &keep, &keep_labels, now)?;
-        let keep_last = cli.rules.keep_last.or(config.keep_last);
-        let volumes = match (cli.rules.volumes, config.volumes.as_deref()) {
+        let keep_last = cli.filter.keep_last.or(config.keep_last);
+        let volumes = match (cli.scope.volumes, config.volumes.as_deref()) {
             (Some(scope), _) => Some(scope),
             (None, None) => None,
             (None, Some("anonymous")) => Some(VolumeScope::Anonymous),
@@ -92,7 +92,7 @@ impl Settings {
         };
         let jobs = cli.apply.jobs.or(config.jobs).unwrap_or(DEFAULT_JOBS);
         let log_file = cli.apply.log_file.or(config.log_file);
-        let all_images = cli.rules.all || config.all.unwrap_or(false);
+        let all_images = cli.scope.all || config.all.unwrap_or(false);
         if keep_last == Some(0) {
             return Err(UsageError(
                 "invalid --keep-last 0: give how many images of each repository to keep (1 or more)".into(),
@@ -102,20 +102,20 @@ impl Settings {
         rules.all_images = all_images;
         rules.volumes = volumes;
         rules.networks =
-            cli.rules.networks || cli.rules.prune_scope || config.networks.unwrap_or(false);
+            cli.scope.networks || cli.scope.prune_scope || config.networks.unwrap_or(false);
         rules.target = Target::parse(
-            cli.rules.target_free.as_deref(),
-            cli.rules.max_usage.as_deref(),
+            cli.scope.target_free.as_deref(),
+            cli.scope.max_usage.as_deref(),
         )?;
         // `docker system prune` prunes build cache as `docker builder prune`,
         // with `-a` passed on (docker/cli v28.2.2 `cli/command/system/prune.go`).
-        let prune_cache = cli.rules.prune_scope.then_some(if cli.rules.all {
+        let prune_cache = cli.scope.prune_scope.then_some(if cli.scope.all {
             CacheScope::All
         } else {
             CacheScope::Unshared
         });
         rules.build_cache = match (
-            cli.rules.build_cache.or(prune_cache),
+            cli.scope.build_cache.or(prune_cache),
             config.build_cache.as_deref(),
         ) {
             (Some(scope), _) => Some(scope),
@@ -128,16 +128,21 @@ impl Settings {
                 )));
             }
         };
+        if cli.apply.yes && cli.apply.select {
+            return Err(UsageError(
+                "--select asks on the terminal and --yes does not ask: give one of them".into(),
+            ));
+        }
         let Endpoint { host, context } = endpoint;
         // Flags that widen or cut the scope: a saved plan carries its own.
         let scope_flag = [
-            (cli.rules.all, "--all"),
-            (cli.rules.volumes.is_some(), "--volumes"),
-            (cli.rules.networks, "--networks"),
-            (cli.rules.build_cache.is_some(), "--build-cache"),
-            (cli.rules.prune_scope, "--prune-scope"),
-            (cli.rules.target_free.is_some(), "--target-free"),
-            (cli.rules.max_usage.is_some(), "--max-usage"),
+            (cli.scope.all, "--all"),
+            (cli.scope.volumes.is_some(), "--volumes"),
+            (cli.scope.networks, "--networks"),
+            (cli.scope.build_cache.is_some(), "--build-cache"),
+            (cli.scope.prune_scope, "--prune-scope"),
+            (cli.scope.target_free.is_some(), "--target-free"),
+            (cli.scope.max_usage.is_some(), "--max-usage"),
         ]
         .into_iter()
         .find(|(given, _)| *given)
@@ -153,7 +158,7 @@ impl Settings {
                         .into(),
                 ));
             }
-            (Some(Command::Df), _) => Mode::Df,
+            (Some(Command::Df { .. }), _) => Mode::Df,
             (Some(Command::Layers { images }), _) => Mode::Layers { images },
             (Some(Command::Apply { .. }), true) => {
                 return Err(UsageError(
@@ -166,7 +171,7 @@ impl Settings {
                     scope_flag.unwrap_or_default()
                 )));
             }
-            (Some(Command::Apply { file, max_age }), false) => Mode::ApplyFile {
+            (Some(Command::Apply { file, max_age, .. }), false) => Mode::ApplyFile {
                 path: file,
                 max_age: humantime::parse_duration(&max_age).map_err(|err| {
                     UsageError(format!(
@@ -269,11 +274,10 @@ mod tests {
     }
 
     fn settings(args: &[&str]) -> Result<Settings, UsageError> {
-        use clap::Parser;
         let mut argv = vec!["docker-reclaim"];
         argv.extend_from_slice(args);
         Settings::from_cli(
-            Cli::try_parse_from(argv).expect("clap accepts"),
+            Cli::try_parse_args(argv).expect("clap accepts"),
             Config::default(),
             default_endpoint(),
             0,
