@@ -154,15 +154,27 @@ fn select_shows_the_running_total() -> Result<()> {
     pty.answer(b"\r")?;
     let status = pty.wait(PATIENCE)?;
     check!(status.code() == Some(0), "exit {status}:\n{}", pty.output());
+    // The unchecked one: the container on the line the cursor left unchecked.
+    let output = pty.output();
+    let unchecked = output
+        .rsplit("> [ ]")
+        .next()
+        .and_then(|line| line.split('(').nth(1))
+        .and_then(|rest| rest.split(')').next())
+        .ok_or_else(|| format!("no unchecked line:\n{output}"))?
+        .to_string();
+    let [kept, gone] = match unchecked.as_str() {
+        "old-1" => [&stopped[0], &stopped[1]],
+        "old-2" => [&stopped[1], &stopped[0]],
+        other => return Err(format!("unchecked {other:?}:\n{output}")),
+    };
     check!(
-        !exists_container(&d, &stopped[0])?,
-        "the first container was chosen and survived:\n{}",
-        pty.output()
+        exists_container(&d, kept)?,
+        "the unchecked container was removed:\n{output}"
     );
     check!(
-        exists_container(&d, &stopped[1])?,
-        "the unchecked container was removed:\n{}",
-        pty.output()
+        !exists_container(&d, gone)?,
+        "the chosen container survived:\n{output}"
     );
     check!(!exists_image(&d, &dangling)?, "the dangling image survived");
     Ok(())
