@@ -19,6 +19,9 @@ missing=()
 command -v dockerd >/dev/null 2>&1 || [ -x /usr/sbin/dockerd ] || missing+=(docker.io)
 # The fixture images copy /bin/busybox into FROM scratch: it must be the static build.
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+# ssh:// is tested through a private sshd (the system one is never used).
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "scripts/test.sh: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -62,7 +62,9 @@ pub struct Cli {
     )]
     pub config: Option<PathBuf>,
 
-    /// Docker engine to talk to: unix:///path/to/docker.sock or tcp://host:port.
+    /// Docker engine to talk to: unix:///path/to/docker.sock, tcp://host:port
+    /// (with --tls/--tlsverify: TLS) or ssh://[user@]host[:port][/socket] (the
+    /// system's ssh runs `docker system dial-stdio` there).
     /// Without it (or --context): $DOCKER_HOST, then $DOCKER_CONTEXT, then the
     /// config file's host, then the docker CLI's current context, then
     /// unix:///var/run/docker.sock, as the docker CLI resolves them.
@@ -73,6 +75,29 @@ pub struct Cli {
     /// $DOCKER_CONFIG/contexts (default ~/.docker). Not with --host.
     #[arg(short = 'c', long, value_name = "NAME", global = true)]
     pub context: Option<String>,
+
+    /// Use TLS to reach a tcp:// engine, without verifying its certificate
+    /// (implied by --tlsverify; $DOCKER_TLS sets it too), as docker does.
+    #[arg(long, global = true)]
+    pub tls: bool,
+
+    /// Use TLS and verify the engine's certificate against --tlscacert (else
+    /// the system's roots); $DOCKER_TLS_VERIFY sets it too, as with docker.
+    #[arg(long, global = true)]
+    pub tlsverify: bool,
+
+    /// CA certificate to verify the engine with [default: $DOCKER_CERT_PATH/ca.pem,
+    /// else ~/.docker/ca.pem, when it exists].
+    #[arg(long, value_name = "FILE", global = true)]
+    pub tlscacert: Option<PathBuf>,
+
+    /// Client certificate to present [default: cert.pem beside ca.pem, when it exists].
+    #[arg(long, value_name = "FILE", global = true)]
+    pub tlscert: Option<PathBuf>,
+
+    /// Client key [default: key.pem beside ca.pem, when it exists].
+    #[arg(long, value_name = "FILE", global = true)]
+    pub tlskey: Option<PathBuf>,
 
     /// The docker CLI's config directory, as docker's own `--config` gives it
     /// when docker runs us as its `reclaim` plugin.

@@ -93,6 +93,14 @@ fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
             cli.host.clone(),
             cli.context.clone(),
             config.host.clone(),
+            engine::context::TlsOptions {
+                tls: cli.tls,
+                verify: cli.tlsverify,
+                ca: cli.tlscacert.clone(),
+                cert: cli.tlscert.clone(),
+                key: cli.tlskey.clone(),
+                cert_path: None,
+            },
         )
         .with_docker_config(cli.docker_config.clone()),
     )?;
@@ -108,9 +116,10 @@ fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
     runtime.block_on(async {
         let signals = Signals::install()?;
         let work = async {
-            let engine = DockerEngine::connect(&settings.host, settings.timeout)
-                .await?
-                .named_by(settings.context.clone());
+            let engine =
+                DockerEngine::connect(&settings.host, settings.tls.as_ref(), settings.timeout)
+                    .await?
+                    .named_by(settings.context.clone());
             match &settings.mode {
                 Mode::DryRun { plan_out } => {
                     commands::dry_run::run(&engine, &settings, plan_out.as_deref(), out).await

@@ -4,7 +4,7 @@
 //! it with the whole original command line: docker's global options, then
 //! `reclaim`, then ours (docker/cli v28 `cli-plugins/manager/manager.go`
 //! `PluginRunCommand`, which passes `os.Args[1:]`). Docker's global options
-//! that choose the engine are turned into ours here; TLS options are refused
+//! that choose the engine are turned into ours here, TLS options included
 //! (never a silent downgrade to cleartext).
 
 use std::ffi::{OsStr, OsString};
@@ -78,10 +78,10 @@ pub fn from_docker(args: Vec<OsString>) -> Result<Vec<OsString>, UsageError> {
                 value("--log-level")?;
             }
             "-D" | "--debug" => {}
-            "--tls" | "--tlsverify" | "--tlscacert" | "--tlscert" | "--tlskey" => {
-                return Err(UsageError(format!(
-                    "docker option {flag}: docker-reclaim does not speak TLS yet and will not connect without it"
-                )));
+            "--tls" | "--tlsverify" => translated.push(OsString::from(flag.as_str())),
+            "--tlscacert" | "--tlscert" | "--tlskey" => {
+                translated.push(OsString::from(flag.as_str()));
+                translated.push(value(flag.as_str())?);
             }
             _ if flag.starts_with("-H") && flag.len() > 2 => {
                 translated.push(OsString::from("--host"));
@@ -141,7 +141,28 @@ mod tests {
         );
         let host = from_docker(args(&["p", "-H", "unix:///s.sock", "reclaim", "df"])).unwrap();
         assert_eq!(host, args(&["p", "--host", "unix:///s.sock", "df"]));
-        assert!(from_docker(args(&["p", "--tlsverify", "reclaim"])).is_err());
+        let tls = from_docker(args(&[
+            "p",
+            "--tlsverify",
+            "--tlscacert=/c/ca.pem",
+            "-H",
+            "tcp://box:2376",
+            "reclaim",
+            "df",
+        ]))
+        .unwrap();
+        assert_eq!(
+            tls,
+            args(&[
+                "p",
+                "--tlsverify",
+                "--tlscacert",
+                "/c/ca.pem",
+                "--host",
+                "tcp://box:2376",
+                "df"
+            ])
+        );
     }
 
     #[test]

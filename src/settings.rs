@@ -35,6 +35,8 @@ pub const MAX_JOBS: usize = 32;
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub host: Host,
+    /// TLS for a `tcp://` engine reached with it.
+    pub tls: Option<crate::engine::Tls>,
     /// The docker CLI context that named the engine, if one did.
     pub context: Option<String>,
     /// `--color`.
@@ -133,7 +135,7 @@ impl Settings {
                 "--select asks on the terminal and --yes does not ask: give one of them".into(),
             ));
         }
-        let Endpoint { host, context } = endpoint;
+        let Endpoint { host, context, tls } = endpoint;
         // Flags that widen or cut the scope: a saved plan carries its own.
         let scope_flag = [
             (cli.scope.all, "--all"),
@@ -201,6 +203,7 @@ impl Settings {
         }
         Ok(Settings {
             host,
+            tls,
             context,
             color: cli.color,
             quiet: cli.quiet,
@@ -257,7 +260,8 @@ mod tests {
             ("unix://relative.sock", "absolute path"),
             ("tcp://", "tcp://HOST:PORT"),
             ("tcp://host:notaport", "not a number"),
-            ("ssh://me@box", "\"ssh\""),
+            ("ssh://me@box:22x", "not a number"),
+            ("npipe:////./pipe/docker", "\"npipe\""),
             ("/var/run/docker.sock", "unsupported host"),
         ] {
             let err = Host::parse(raw).unwrap_err().to_string();
@@ -270,6 +274,7 @@ mod tests {
         Endpoint {
             host: Host::parse(Host::DEFAULT).unwrap(),
             context: None,
+            tls: None,
         }
     }
 

@@ -6,8 +6,7 @@
 //!
 //! A context lives in `$DOCKER_CONFIG/contexts/meta/<sha256 of its name>/meta.json`
 //! (`Endpoints.docker.Host`); TLS material, when it has any, under
-//! `contexts/tls/<sha256 of its name>/docker/`. A context whose engine needs TLS
-//! or ssh is refused with a reason, never reached another way.
+//! `contexts/tls/<sha256 of its name>/docker/`, used as docker uses it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +15,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::Host;
+use super::transport::Tls;
 use crate::exit::UsageError;
 use crate::files;
 
@@ -24,6 +24,21 @@ use crate::files;
 pub struct Endpoint {
     pub host: Host,
     pub context: Option<String>,
+    /// TLS, for a `tcp://` engine that is reached with it.
+    pub tls: Option<Tls>,
+}
+
+/// The docker CLI's TLS options: `--tls`, `--tlsverify` (or `DOCKER_TLS`,
+/// `DOCKER_TLS_VERIFY`), the files, and `DOCKER_CERT_PATH` where they are by
+/// default (`ca.pem`, `cert.pem`, `key.pem`; else the docker config directory).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    pub tls: bool,
+    pub verify: bool,
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub cert_path: Option<PathBuf>,
 }
 
 /// What was asked for, before any file is read.
@@ -41,6 +56,8 @@ pub struct Request {
     pub config_host: Option<String>,
     /// `$DOCKER_CONFIG`, else `~/.docker`.
     pub docker_config: Option<PathBuf>,
+    /// For an engine named by host (not by a context).
+    pub tls: TlsOptions,
 }
 
 impl Request {
@@ -52,13 +69,22 @@ impl Request {
         self
     }
 
-    /// The request from the flags, the config file and this process's environment.
+    /// The request from the flags, the config file and this process's
+    /// environment. `tls` holds the flags; the environment adds to them as
+    /// docker's does (a non-empty `DOCKER_TLS_VERIFY` or `DOCKER_TLS` turns
+    /// them on).
     pub fn from_env(
         host: Option<String>,
         context: Option<String>,
         config_host: Option<String>,
+        mut tls: TlsOptions,
     ) -> Request {
         let var = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+        tls.verify |= var("DOCKER_TLS_VERIFY").is_some();
+        tls.tls |= var("DOCKER_TLS").is_some();
+        tls.cert_path = tls
+            .cert_path
+            .or_else(|| var("DOCKER_CERT_PATH").map(PathBuf::from));
         Request {
             host,
             context,
@@ -68,7 +94,37 @@ impl Request {
             docker_config: var("DOCKER_CONFIG")
                 .map(PathBuf::from)
                 .or_else(|| var("HOME").map(|home| PathBuf::from(home).join(".docker"))),
+            tls,
         }
+    }
+
+    /// TLS for an engine named by host, as the docker CLI sets it up
+    /// (docker/cli v28.2.2 `cli/flags/options.go` `SetDefaultOptions`): on
+    /// with `--tls` or `--tlsverify`; each file is the flag's, else the
+    /// default one in the cert path when it exists there. Only `tcp://`
+    /// engines use it.
+    fn tls_for_host(&self) -> Option<Tls> {
+        let options = &self.tls;
+        if !(options.tls || options.verify) {
+            return None;
+        }
+        let dir = options
+            .cert_path
+            .clone()
+            .or_else(|| self.docker_config.clone());
+        let file = |given: &Option<PathBuf>, name: &str| {
+            given.clone().or_else(|| {
+                dir.as_ref()
+                    .map(|dir| dir.join(name))
+                    .filter(|path| path.exists())
+            })
+        };
+        Some(Tls {
+            verify: options.verify,
+            ca: file(&options.ca, "ca.pem"),
+            cert: file(&options.cert, "cert.pem"),
+            key: file(&options.key, "key.pem"),
+        })
     }
 }
 
@@ -90,8 +146,11 @@ pub fn resolve(request: &Request) -> Result<Endpoint, UsageError> {
             .map_err(|err| UsageError(format!("in the config file: {}", err.0)))?;
     }
     let host = |raw: &str| {
+        let tls = request.tls_for_host();
+        let host = Host::parse_for(raw, tls.is_some())?;
         Ok(Endpoint {
-            host: Host::parse(raw)?,
+            tls: tls.filter(|_| matches!(host, Host::Tcp(_))),
+            host,
             context: None,
         })
     };
@@ -132,6 +191,8 @@ struct Meta {
 struct MetaEndpoint {
     #[serde(rename = "Host", default)]
     host: Option<String>,
+    #[serde(rename = "SkipTLSVerify", default)]
+    skip_tls_verify: bool,
 }
 
 /// `currentContext` from the docker CLI's config.json, when it names one.
@@ -168,8 +229,11 @@ fn context(request: &Request, name: &str) -> Result<Endpoint, UsageError> {
             .as_deref()
             .or(request.config_host.as_deref())
             .unwrap_or(Host::DEFAULT);
+        let tls = request.tls_for_host();
+        let host = Host::parse_for(raw, tls.is_some())?;
         return Ok(Endpoint {
-            host: Host::parse(raw)?,
+            tls: tls.filter(|_| matches!(host, Host::Tcp(_))),
+            host,
             context: Some(DEFAULT_CONTEXT.into()),
         });
     }
@@ -193,30 +257,36 @@ fn context(request: &Request, name: &str) -> Result<Endpoint, UsageError> {
             meta_path.display()
         ))
     })?;
-    let raw = meta
+    let endpoint = meta
         .endpoints
         .get("docker")
-        .and_then(|endpoint| endpoint.host.clone())
+        .filter(|endpoint| endpoint.host.is_some())
         .ok_or_else(|| UsageError(format!("context {name:?} has no docker endpoint")))?;
-    if has_tls(dir, &id) {
-        return Err(UsageError(format!(
-            "context {name:?} reaches {raw} with TLS, which docker-reclaim does not speak yet; it will not connect without it"
-        )));
-    }
-    let host =
-        Host::parse(&raw).map_err(|err| UsageError(format!("context {name:?}: {}", err.0)))?;
+    let raw = endpoint.host.clone().unwrap_or_default();
+    let tls = context_tls(dir, &id, endpoint.skip_tls_verify);
+    let host = Host::parse_for(&raw, tls.is_some())
+        .map_err(|err| UsageError(format!("context {name:?}: {}", err.0)))?;
     Ok(Endpoint {
+        tls: tls.filter(|_| matches!(host, Host::Tcp(_))),
         host,
         context: Some(name.to_string()),
     })
 }
 
-/// Whether the context store holds TLS material for this context's engine.
-fn has_tls(dir: &Path, id: &str) -> bool {
+/// A context's TLS, as the docker CLI reads it (docker/cli v28.2.2
+/// `cli/context/docker/load.go` `tlsConfig`): on when the store holds TLS
+/// material for its engine (`contexts/tls/<id>/docker/{ca,cert,key}.pem`) or
+/// it says `SkipTLSVerify`; verified unless it says that.
+fn context_tls(dir: &Path, id: &str, skip_verify: bool) -> Option<Tls> {
     let tls = dir.join("contexts/tls").join(id).join("docker");
-    ["ca.pem", "cert.pem", "key.pem"]
-        .iter()
-        .any(|file| tls.join(file).exists())
+    let file = |name: &str| Some(tls.join(name)).filter(|path| path.exists());
+    let (ca, cert, key) = (file("ca.pem"), file("cert.pem"), file("key.pem"));
+    (ca.is_some() || cert.is_some() || key.is_some() || skip_verify).then_some(Tls {
+        verify: !skip_verify,
+        ca,
+        cert,
+        key,
+    })
 }
 
 #[cfg(test)]
@@ -309,7 +379,7 @@ mod tests {
     }
 
     #[test]
-    fn missing_tls_and_ssh_contexts_are_refused_with_a_reason() {
+    fn ssh_and_tls_contexts_are_reached_as_docker_reaches_them() {
         let dir = store(
             &[("remote", "ssh://me@box"), ("tls", "tcp://box:2376")],
             None,
@@ -321,7 +391,11 @@ mod tests {
             })
         };
         assert!(ask("nope").unwrap_err().0.contains("not found"));
-        assert!(ask("remote").unwrap_err().0.contains("ssh"));
+        let remote = ask("remote").unwrap();
+        assert_eq!(remote.host.to_string(), "ssh://me@box");
+        assert_eq!(remote.tls, None);
+        // Without TLS material, a tcp:// context is plain HTTP.
+        assert_eq!(ask("tls").unwrap().tls, None);
         let tls = dir
             .path()
             .join("contexts/tls")
@@ -329,6 +403,69 @@ mod tests {
             .join("docker");
         std::fs::create_dir_all(&tls).unwrap();
         std::fs::write(tls.join("ca.pem"), "x").unwrap();
-        assert!(ask("tls").unwrap_err().0.contains("TLS"));
+        assert_eq!(
+            ask("tls").unwrap().tls,
+            Some(Tls {
+                verify: true,
+                ca: Some(tls.join("ca.pem")),
+                cert: None,
+                key: None,
+            })
+        );
+    }
+
+    #[test]
+    fn tls_options_follow_the_docker_cli() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), "x").unwrap();
+        let ask = |host: &str, tls: TlsOptions| {
+            resolve(&Request {
+                host: Some(host.into()),
+                tls,
+                ..request(&dir)
+            })
+        };
+        // Off unless asked for: never TLS by guess, never plain once asked.
+        assert_eq!(ask("tcp://box", TlsOptions::default()).unwrap().tls, None);
+        assert_eq!(
+            ask("tcp://box", TlsOptions::default())
+                .unwrap()
+                .host
+                .to_string(),
+            "tcp://box:2375"
+        );
+        let verify = TlsOptions {
+            verify: true,
+            ..TlsOptions::default()
+        };
+        let endpoint = ask("tcp://box", verify.clone()).unwrap();
+        assert_eq!(endpoint.host.to_string(), "tcp://box:2376");
+        // The default files are those in the cert path (here the docker
+        // config directory) that exist.
+        assert_eq!(
+            endpoint.tls,
+            Some(Tls {
+                verify: true,
+                ca: Some(dir.path().join("ca.pem")),
+                cert: None,
+                key: None,
+            })
+        );
+        let insecure = TlsOptions {
+            tls: true,
+            cert_path: Some("/elsewhere".into()),
+            ..TlsOptions::default()
+        };
+        assert_eq!(
+            ask("tcp://box:9999", insecure).unwrap().tls,
+            Some(Tls {
+                verify: false,
+                ca: None,
+                cert: None,
+                key: None,
+            })
+        );
+        // A unix socket takes no TLS, as with docker.
+        assert_eq!(ask("unix:///run/docker.sock", verify).unwrap().tls, None);
     }
 }

@@ -8,10 +8,12 @@ use bollard::errors::Error as BollardError;
 use bollard::query_parameters::{
     ListContainersOptions, RemoveContainerOptions, RemoveImageOptions,
 };
-use bollard::{ClientVersion, Docker};
+use bollard::{BollardRequest, ClientVersion, Docker};
+use hyper_util::rt::TokioExecutor;
 
 use super::Host;
 use super::raw::{EngineAnswered, RawClient};
+use super::transport::{self, Connector, Tls};
 use super::{ContainerDetails, DiskUsage, ImageLayers};
 use super::{Engine, MIN_API, Refused, Removal, negotiate, parse_api_version, parse_disk_usage};
 use crate::exit::EngineUnreachable;
@@ -44,22 +46,42 @@ impl DockerEngine {
     /// Connects, negotiates the API version with `/version`, and reads `/info`.
     /// Failing to reach the engine, being denied, or an engine older than API
     /// 1.41 is an [`EngineUnreachable`] error naming the host.
-    pub async fn connect(host: &Host, timeout: Duration) -> Result<DockerEngine> {
+    pub async fn connect(
+        host: &Host,
+        tls: Option<&Tls>,
+        timeout: Duration,
+    ) -> Result<DockerEngine> {
         let floor = ClientVersion {
             major_version: MIN_API.0 as usize,
             minor_version: MIN_API.1 as usize,
         };
         // bollard counts whole seconds; a limit under one second is one second.
         let seconds = timeout.as_secs().max(1);
-        let base = match host {
-            Host::Unix(path) => {
-                Docker::connect_with_unix(&format!("unix://{}", path.display()), seconds, &floor)
-            }
-            Host::Tcp(authority) => {
-                Docker::connect_with_http(&format!("tcp://{authority}"), seconds, &floor)
-            }
-        }
+        // Bad TLS material is the user's to fix: a usage error, before any dial.
+        let connector = Connector::new(host, tls)?;
+        let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .build(connector.clone());
+        let base = Docker::connect_with_custom_transport(
+            move |request: BollardRequest| {
+                let client = client.clone();
+                async move { client.request(request).await.map_err(BollardError::from) }
+            },
+            Some(transport::AUTHORITY),
+            seconds,
+            &floor,
+        )
         .map_err(|err| unreachable(host, timeout, &err))?;
+        // Over ssh, what went wrong is what ssh said.
+        let said = connector.clone();
+        let unreachable =
+            move |host: &Host, timeout: Duration, err: &BollardError| match (host, said.ssh_said())
+            {
+                (Host::Ssh(_), Some(line)) if !matches!(err, BollardError::RequestTimeoutError) => {
+                    EngineUnreachable(format!("cannot reach the Docker engine at {host}: {line}"))
+                        .into()
+                }
+                _ => unreachable(host, timeout, err),
+            };
 
         // bollard 0.21 drops the `/v1.xx` part of every path (its URL join replaces
         // it), so negotiate_version() would change nothing on the wire. Ask the
@@ -97,7 +119,7 @@ impl DockerEngine {
             docker,
             host: host.clone(),
             timeout,
-            raw: RawClient::new(host, timeout),
+            raw: RawClient::new(connector, host, timeout),
             prefix,
             info: EngineInfo {
                 id: info.id.unwrap_or_default(),
@@ -182,7 +204,13 @@ fn unreachable(host: &Host, timeout: Duration, err: &BollardError) -> anyhow::Er
         (_, Some(std::io::ErrorKind::ConnectionRefused)) => format!(
             "cannot reach the Docker engine at {host}: connection refused; is dockerd running and listening there?"
         ),
-        _ => format!("cannot reach the Docker engine at {host}: {err}"),
+        _ => match tls_failure(err) {
+            Some(why) => format!("TLS with the Docker engine at {host} failed: {why}"),
+            None => format!(
+                "cannot reach the Docker engine at {host}: {}",
+                innermost(err)
+            ),
+        },
     };
     EngineUnreachable(message).into()
 }
@@ -194,6 +222,39 @@ pub(super) fn timed_out(host: &Host, timeout: Duration) -> anyhow::Error {
         humantime::format_duration(timeout)
     ))
     .into()
+}
+
+/// The TLS error under `err`, if the handshake is what failed (a certificate
+/// that does not verify, a protocol mismatch, a plain-HTTP port).
+fn tls_failure(err: &BollardError) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = source {
+        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
+            return Some(tls.to_string());
+        }
+        if let Some(io) = current.downcast_ref::<std::io::Error>()
+            && let Some(tls) = io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Some(tls.to_string());
+        }
+        source = current.source();
+    }
+    None
+}
+
+/// The deepest cause's message: what actually went wrong, in one line.
+fn innermost(err: &BollardError) -> String {
+    let mut last: &(dyn std::error::Error + 'static) = err;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn io_error_kind(err: &BollardError) -> Option<std::io::ErrorKind> {

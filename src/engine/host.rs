@@ -10,8 +10,102 @@ use crate::exit::UsageError;
 pub enum Host {
     /// A unix socket path.
     Unix(PathBuf),
-    /// `host:port` for plain HTTP over TCP.
+    /// `host:port` over TCP: plain HTTP, or TLS when the endpoint says so.
     Tcp(String),
+    /// `ssh://[user@]host[:port][/socket]`: the API through `ssh … docker
+    /// system dial-stdio` on that host.
+    Ssh(SshTarget),
+}
+
+/// Where `ssh` goes, and which socket `docker system dial-stdio` uses there
+/// (its default when none is given).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshTarget {
+    pub user: Option<String>,
+    pub host: String,
+    pub port: Option<u16>,
+    pub socket: Option<String>,
+}
+
+impl SshTarget {
+    /// The command line, as the docker CLI builds it (docker/cli v28.2.2
+    /// `cli/connhelper`: `-o ConnectTimeout=30`, `-T`, `-l USER`, `-p PORT`,
+    /// `--`, the host, then `docker [--host unix://PATH] system dial-stdio`).
+    /// `ssh` is the system's client, with its config and agent.
+    pub fn command(&self) -> Vec<String> {
+        let mut command: Vec<String> = ["ssh", "-o", "ConnectTimeout=30", "-T"]
+            .map(String::from)
+            .to_vec();
+        if let Some(user) = &self.user {
+            command.extend(["-l".into(), user.clone()]);
+        }
+        if let Some(port) = self.port {
+            command.extend(["-p".into(), port.to_string()]);
+        }
+        command.extend(["--".into(), self.host.clone(), "docker".into()]);
+        if let Some(socket) = &self.socket {
+            command.extend(["--host".into(), format!("unix://{socket}")]);
+        }
+        command.extend(["system".into(), "dial-stdio".into()]);
+        command
+    }
+
+    fn parse(raw: &str, rest: &str) -> Result<SshTarget, UsageError> {
+        let invalid = |why: &str| UsageError(format!("invalid host {raw:?}: {why}"));
+        if rest.contains(['?', '#']) {
+            return Err(invalid("an ssh host takes no query or fragment"));
+        }
+        let (authority, socket) = match rest.split_once('/') {
+            Some((authority, path)) if !path.is_empty() => (authority, Some(format!("/{path}"))),
+            Some((authority, _)) => (authority, None),
+            None => (rest, None),
+        };
+        let (user, host_port) = match authority.rsplit_once('@') {
+            // Not repeated in the message: it is a secret.
+            Some((user, _)) if user.contains(':') => {
+                return Err(UsageError(
+                    "invalid ssh host: a password in the host is not supported (and is not repeated here); use ssh keys or an agent".into(),
+                ));
+            }
+            Some((user, host)) => (Some(user.to_string()).filter(|u| !u.is_empty()), host),
+            None => (None, authority),
+        };
+        let (host, port) = match host_port.rsplit_once(':') {
+            Some((host, port)) if !host.ends_with(':') => {
+                let port = port.parse::<u16>().map_err(|_| {
+                    invalid(&format!("port {port:?} is not a number from 0 to 65535"))
+                })?;
+                (host, Some(port))
+            }
+            _ => (host_port, None),
+        };
+        if host.is_empty() || host.starts_with('-') {
+            return Err(invalid("expected ssh://[USER@]HOST[:PORT]"));
+        }
+        Ok(SshTarget {
+            user,
+            host: host.to_string(),
+            port,
+            socket,
+        })
+    }
+}
+
+impl std::fmt::Display for SshTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ssh://")?;
+        if let Some(user) = &self.user {
+            write!(f, "{user}@")?;
+        }
+        write!(f, "{}", self.host)?;
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        if let Some(socket) = &self.socket {
+            write!(f, "{socket}")?;
+        }
+        Ok(())
+    }
 }
 
 impl Host {
@@ -21,6 +115,12 @@ impl Host {
     /// plain-TCP engines. An empty string is an error: an empty `DOCKER_HOST` is
     /// treated as unset before it gets here, so an empty host was given on purpose.
     pub fn parse(raw: &str) -> Result<Host, UsageError> {
+        Host::parse_for(raw, false)
+    }
+
+    /// [`Host::parse`], for an engine reached with TLS when `tls`: a `tcp://`
+    /// host without a port gets the docker CLI's TLS port, 2376.
+    pub fn parse_for(raw: &str, tls: bool) -> Result<Host, UsageError> {
         let raw = raw.trim();
         if raw.is_empty() {
             return Err(UsageError(
@@ -63,14 +163,18 @@ impl Host {
                     }
                     authority.to_string()
                 }
-                // No port: the docker CLI's default for plain TCP.
+                // No port: the docker CLI's default, for plain TCP or TLS.
+                _ if tls => format!("{authority}:2376"),
                 _ => format!("{authority}:2375"),
             };
             return Ok(Host::Tcp(with_port));
         }
+        if let Some(rest) = raw.strip_prefix("ssh://") {
+            return SshTarget::parse(raw, rest).map(Host::Ssh);
+        }
         let scheme = raw.split("://").next().unwrap_or(raw);
         Err(UsageError(format!(
-            "unsupported host {raw:?}: docker-reclaim speaks to unix:// sockets and tcp:// (plain HTTP) engines, not {scheme:?}"
+            "unsupported host {raw:?}: docker-reclaim speaks to unix://, tcp:// and ssh:// engines, not {scheme:?}"
         )))
     }
 }
@@ -80,6 +184,73 @@ impl std::fmt::Display for Host {
         match self {
             Host::Unix(path) => write!(f, "unix://{}", path.display()),
             Host::Tcp(addr) => write!(f, "tcp://{addr}"),
+            Host::Ssh(target) => write!(f, "{target}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_hosts_parse_as_the_docker_cli_reads_them() {
+        let Host::Ssh(target) = Host::parse("ssh://me@box.example:2222/run/docker.sock").unwrap()
+        else {
+            panic!("not ssh");
+        };
+        assert_eq!(target.user.as_deref(), Some("me"));
+        assert_eq!(target.port, Some(2222));
+        assert_eq!(
+            target.command(),
+            [
+                "ssh",
+                "-o",
+                "ConnectTimeout=30",
+                "-T",
+                "-l",
+                "me",
+                "-p",
+                "2222",
+                "--",
+                "box.example",
+                "docker",
+                "--host",
+                "unix:///run/docker.sock",
+                "system",
+                "dial-stdio"
+            ]
+        );
+        assert_eq!(
+            target.to_string(),
+            "ssh://me@box.example:2222/run/docker.sock"
+        );
+        let Host::Ssh(plain) = Host::parse("ssh://box").unwrap() else {
+            panic!("not ssh");
+        };
+        assert_eq!(
+            plain.command(),
+            [
+                "ssh",
+                "-o",
+                "ConnectTimeout=30",
+                "-T",
+                "--",
+                "box",
+                "docker",
+                "system",
+                "dial-stdio"
+            ]
+        );
+        for (raw, needle) in [
+            ("ssh://me:secret@box", "password"),
+            ("ssh://me:secret@box", "not repeated"),
+            ("ssh://box:port", "port"),
+            ("ssh://", "expected"),
+            ("ssh://-oProxyCommand=x", "expected"),
+        ] {
+            let err = Host::parse(raw).unwrap_err().0;
+            assert!(err.contains(needle), "{raw}: {err}");
         }
     }
 }

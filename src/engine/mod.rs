@@ -7,6 +7,7 @@ mod df;
 mod docker;
 mod host;
 mod raw;
+pub mod transport;
 
 use std::collections::HashMap;
 
@@ -15,7 +16,8 @@ use anyhow::Result;
 pub use context::Endpoint;
 pub use df::parse_disk_usage;
 pub use docker::DockerEngine;
-pub use host::Host;
+pub use host::{Host, SshTarget};
+pub use transport::Tls;
 
 use crate::model::{
     BuildCacheRecord, Container, ContainerState, EngineInfo, Image, Network, Volume,

@@ -1,8 +1,7 @@
 //! A plain HTTP GET to the engine for the one endpoint whose response bollard
-//! 0.21 cannot parse on older engines (`/system/df`). Same host, same pinned API
-//! version as the bollard client.
+//! 0.21 cannot parse on older engines (`/system/df`). Same connector (socket,
+//! TCP, TLS or ssh), same pinned API version as the bollard client.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -10,12 +9,11 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::Response;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::{Client, Error as LegacyError};
 use hyper_util::rt::TokioExecutor;
-use hyperlocal::UnixConnector;
 
 use super::Host;
+use super::transport::{AUTHORITY, Connector};
 
 /// The engine answered with an error status.
 #[derive(Debug, thiserror::Error)]
@@ -27,36 +25,15 @@ pub struct EngineAnswered {
 }
 
 pub struct RawClient {
-    transport: Transport,
+    client: Client<Connector, Empty<Bytes>>,
     host: Host,
     timeout: Duration,
 }
 
-enum Transport {
-    Unix {
-        client: Client<UnixConnector, Empty<Bytes>>,
-        socket: PathBuf,
-    },
-    Tcp {
-        client: Client<HttpConnector, Empty<Bytes>>,
-        authority: String,
-    },
-}
-
 impl RawClient {
-    pub fn new(host: &Host, timeout: Duration) -> RawClient {
-        let transport = match host {
-            Host::Unix(socket) => Transport::Unix {
-                client: Client::builder(TokioExecutor::new()).build(UnixConnector),
-                socket: socket.clone(),
-            },
-            Host::Tcp(authority) => Transport::Tcp {
-                client: Client::builder(TokioExecutor::new()).build(HttpConnector::new()),
-                authority: authority.clone(),
-            },
-        };
+    pub fn new(connector: Connector, host: &Host, timeout: Duration) -> RawClient {
         RawClient {
-            transport,
+            client: Client::builder(TokioExecutor::new()).build(connector),
             host: host.clone(),
             timeout,
         }
@@ -76,18 +53,10 @@ impl RawClient {
     /// GETs `path_and_query` (already carrying the `/v1.xx` prefix) and returns the
     /// body of a 2xx answer; any other status is an error with the engine's message.
     pub async fn get(&self, path_and_query: &str) -> Result<Bytes> {
-        let response = match &self.transport {
-            Transport::Unix { client, socket } => {
-                let uri: hyper::Uri = hyperlocal::Uri::new(socket, path_and_query).into();
-                self.send(path_and_query, client.get(uri)).await?
-            }
-            Transport::Tcp { client, authority } => {
-                let uri: hyper::Uri = format!("http://{authority}{path_and_query}")
-                    .parse()
-                    .with_context(|| format!("building a request URI for {authority}"))?;
-                self.send(path_and_query, client.get(uri)).await?
-            }
-        };
+        let uri: hyper::Uri = format!("{AUTHORITY}{path_and_query}")
+            .parse()
+            .with_context(|| format!("building a request URI for {path_and_query}"))?;
+        let response = self.send(path_and_query, self.client.get(uri)).await?;
         let status = response.status();
         let body = response
             .into_body()

@@ -6,6 +6,7 @@
 mod apply;
 mod hostile;
 mod measure;
+mod reach;
 mod rules;
 mod space;
 #[path = "../support/mod.rs"]
@@ -255,6 +256,7 @@ fn main() -> ExitCode {
         .chain(measure::trials())
         .chain(space::trials())
         .chain(rules::trials())
+        .chain(reach::trials())
         .map(|trial| {
             let unmeasured = store && unmeasured.contains(&trial.name());
             trial.with_ignored_flag(skip || unmeasured)

@@ -1,0 +1,449 @@
+//! Reaching the engine the way docker does: TLS (flags, environment, a
+//! context) and `ssh://` through a private sshd. Each test has a daemon of its
+//! own, listening where the test says.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use libtest_mimic::{Failed, Trial};
+use serde_json::Value;
+
+use crate::check;
+use crate::support::{Daemon, Result, reclaim_command};
+
+pub fn trials() -> Vec<Trial> {
+    vec![
+        Trial::test("reach_tls_by_flags_environment_and_context", || {
+            tls_by_flags_environment_and_context().map_err(Failed::from)
+        }),
+        Trial::test("reach_ssh_through_a_private_sshd", || {
+            ssh_through_a_private_sshd().map_err(Failed::from)
+        }),
+    ]
+}
+
+fn run(command: &mut Command, what: &str) -> Result<Output> {
+    command.output().map_err(|e| format!("{what}: {e}"))
+}
+
+fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
+    let output = run(
+        Command::new("openssl").current_dir(dir).args(args),
+        "openssl",
+    )?;
+    check!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate signed
+/// by it (as `ca.pem`, `server-cert.pem`/`server-key.pem`, `cert.pem`/`key.pem`),
+/// and another CA (`other-ca.pem`) that signed nothing here.
+fn certificates(dir: &Path) -> Result<()> {
+    for (key, cert, name) in [
+        ("ca-key.pem", "ca.pem", "/CN=docker-reclaim test CA"),
+        ("other-ca-key.pem", "other-ca.pem", "/CN=another CA"),
+    ] {
+        openssl(
+            dir,
+            &[
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                "-days", "2", "-subj", name,
+            ],
+        )?;
+    }
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n")
+        .map_err(|e| e.to_string())?;
+    for (key, csr, cert, name, ext) in [
+        (
+            "server-key.pem",
+            "server.csr",
+            "server-cert.pem",
+            "/CN=127.0.0.1",
+            "server.ext",
+        ),
+        (
+            "key.pem",
+            "client.csr",
+            "cert.pem",
+            "/CN=client",
+            "client.ext",
+        ),
+    ] {
+        openssl(
+            dir,
+            &[
+                "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", name,
+            ],
+        )?;
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca-key.pem",
+                "-CAcreateserial",
+                "-out",
+                cert,
+                "-days",
+                "2",
+                "-extfile",
+                ext,
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// A port nothing listens on right now.
+fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+fn plan_of(output: &Output, what: &str) -> Result<Value> {
+    check!(
+        output.status.success(),
+        "{what}: exit {}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).map_err(|e| format!("{what}: not JSON: {e}"))
+}
+
+/// A dockerd that speaks only TLS on 127.0.0.1 and wants a client certificate
+/// from its CA (`--tlsverify`), reached with `--tlsverify` and the files as
+/// flags, with `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`, and through a
+/// context holding the TLS material; a CA that did not sign the server's
+/// certificate is refused in one line, and so is plain HTTP to the TLS port.
+fn tls_by_flags_environment_and_context() -> Result<()> {
+    let certs = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let dir = certs.path();
+    certificates(dir)?;
+    let port = free_port()?;
+    let address = format!("tcp://127.0.0.1:{port}");
+    let file = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let d = Daemon::start_with(&[
+        "--tlsverify",
+        "--tlscacert",
+        &file("ca.pem"),
+        "--tlscert",
+        &file("server-cert.pem"),
+        "--tlskey",
+        &file("server-key.pem"),
+        "--host",
+        &address,
+    ])?;
+    let data_root = d.data_root.to_string_lossy().into_owned();
+    let engine_is = |plan: &Value, what: &str| -> Result<()> {
+        check!(
+            plan["engine"]["data_root"] == data_root.as_str(),
+            "{what}: another engine: {}",
+            plan["engine"]
+        );
+        // Over TCP, the disk is the engine's to report, not ours to walk.
+        check!(
+            plan["totals"]["unmeasured"]["reason"] == "remote",
+            "{what}: {}",
+            plan["totals"]
+        );
+        Ok(())
+    };
+
+    let flags = run(
+        reclaim_command().args([
+            "--dry-run",
+            "--format",
+            "json",
+            "-H",
+            &address,
+            "--tlsverify",
+            "--tlscacert",
+            &file("ca.pem"),
+            "--tlscert",
+            &file("cert.pem"),
+            "--tlskey",
+            &file("key.pem"),
+        ]),
+        "flags",
+    )?;
+    engine_is(&plan_of(&flags, "flags")?, "flags")?;
+
+    let env = run(
+        reclaim_command()
+            .args(["--dry-run", "--format", "json"])
+            .env("DOCKER_HOST", &address)
+            .env("DOCKER_TLS_VERIFY", "1")
+            .env("DOCKER_CERT_PATH", dir),
+        "environment",
+    )?;
+    engine_is(&plan_of(&env, "environment")?, "environment")?;
+
+    let store = context_store(&address, dir)?;
+    let context = run(
+        reclaim_command().env("DOCKER_CONFIG", store.path()).args([
+            "--dry-run",
+            "--format",
+            "json",
+            "--context",
+            "secure",
+        ]),
+        "context",
+    )?;
+    let plan = plan_of(&context, "context")?;
+    engine_is(&plan, "context")?;
+    check!(plan["engine"]["context"] == "secure", "{}", plan["engine"]);
+
+    // A certificate from another CA: one line naming the host and the reason.
+    let other = run(
+        reclaim_command().args([
+            "--dry-run",
+            "-H",
+            &address,
+            "--tlsverify",
+            "--tlscacert",
+            &file("other-ca.pem"),
+            "--tlscert",
+            &file("cert.pem"),
+            "--tlskey",
+            &file("key.pem"),
+        ]),
+        "another CA",
+    )?;
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    check!(
+        other.status.code() == Some(3)
+            && stderr.trim().lines().count() == 1
+            && stderr.contains(&address)
+            && stderr.contains("certificate"),
+        "another CA: exit {}: {stderr}",
+        other.status
+    );
+    // Without TLS, the TLS port does not answer the API: refused, never a
+    // plan made some other way.
+    let plain = run(
+        reclaim_command().args(["--dry-run", "-H", &address]),
+        "plain",
+    )?;
+    check!(
+        !plain.status.success() && plain.stdout.is_empty(),
+        "plain HTTP to the TLS port: exit {}: {}",
+        plain.status,
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    Ok(())
+}
+
+/// A docker CLI context store with one context, `secure`, reaching `address`
+/// with the TLS material in `certs` (`ca.pem`, `cert.pem`, `key.pem`).
+fn context_store(address: &str, certs: &Path) -> Result<tempfile::TempDir> {
+    use sha2::{Digest, Sha256};
+    let store = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let id = hex::encode(Sha256::digest(b"secure"));
+    let meta: PathBuf = store.path().join("contexts/meta").join(&id);
+    std::fs::create_dir_all(&meta).map_err(|e| e.to_string())?;
+    let body = serde_json::json!({
+        "Name": "secure",
+        "Metadata": {},
+        "Endpoints": {"docker": {"Host": address, "SkipTLSVerify": false}}
+    });
+    std::fs::write(meta.join("meta.json"), body.to_string()).map_err(|e| e.to_string())?;
+    let tls = store.path().join("contexts/tls").join(&id).join("docker");
+    std::fs::create_dir_all(&tls).map_err(|e| e.to_string())?;
+    for name in ["ca.pem", "cert.pem", "key.pem"] {
+        std::fs::copy(certs.join(name), tls.join(name)).map_err(|e| e.to_string())?;
+    }
+    Ok(store)
+}
+
+/// A private sshd on 127.0.0.1 with its own host key and one authorized key,
+/// stopped (by its pid) when dropped; and an `ssh` on a PATH of its own that
+/// uses that key and knows that host key, as an operator's ssh config would.
+struct Sshd {
+    dir: tempfile::TempDir,
+    port: u16,
+    pid: Option<u32>,
+}
+
+impl Sshd {
+    fn start() -> Result<Sshd> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = dir.path();
+        for key in ["host_key", "id"] {
+            let output = run(
+                Command::new("ssh-keygen")
+                    .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                    .arg(path.join(key)),
+                "ssh-keygen",
+            )?;
+            check!(output.status.success(), "ssh-keygen: {output:?}");
+        }
+        let read = |name: &str| std::fs::read_to_string(path.join(name)).map_err(|e| e.to_string());
+        std::fs::write(path.join("authorized_keys"), read("id.pub")?).map_err(|e| e.to_string())?;
+        let port = free_port()?;
+        std::fs::write(
+            path.join("known_hosts"),
+            format!("[127.0.0.1]:{port} {}", read("host_key.pub")?),
+        )
+        .map_err(|e| e.to_string())?;
+        let p = |name: &str| path.join(name).to_string_lossy().into_owned();
+        std::fs::write(
+            path.join("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPidFile {}\n\
+                 PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                 UsePAM no\nStrictModes no\n",
+                p("host_key"),
+                p("authorized_keys"),
+                p("sshd.pid")
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        std::fs::write(
+            path.join("ssh_config"),
+            format!(
+                "Host *\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n  BatchMode yes\n",
+                p("id"),
+                p("known_hosts")
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(path.join("bin")).map_err(|e| e.to_string())?;
+        let wrapper = path.join("bin/ssh");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nexec /usr/bin/ssh -F {} \"$@\"\n",
+                p("ssh_config")
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| e.to_string())?;
+        // sshd wants its privilege separation directory, which its package's
+        // service makes; nothing else of the system's sshd is used.
+        std::fs::create_dir_all("/run/sshd").map_err(|e| format!("/run/sshd: {e}"))?;
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-f"])
+            .arg(path.join("sshd_config"))
+            .arg("-E")
+            .arg(path.join("sshd.log"))
+            .spawn()
+            .map_err(|e| format!("starting sshd: {e}"))?;
+        let mut sshd = Sshd {
+            dir,
+            port,
+            pid: Some(child.id()),
+        };
+        // Ready when it accepts connections.
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(sshd);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        sshd.stop();
+        Err(format!("sshd did not start: {}", sshd.log()))
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    /// PATH with our `ssh` first.
+    fn path(&self) -> String {
+        format!(
+            "{}:{}",
+            self.dir.path().join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        )
+    }
+
+    fn stop(&mut self) {
+        if let Some(pid) = self.pid.take() {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `ssh://root@127.0.0.1:PORT/<the daemon's socket>`: the system's ssh runs
+/// `docker --host unix://… system dial-stdio` on the far side and the plan
+/// and the apply go through it; the far host's disk is not walked from here.
+fn ssh_through_a_private_sshd() -> Result<()> {
+    let d = Daemon::start()?;
+    d.build_base("base:latest")?;
+    let stopped = d.docker(&["create", "--network", "none", "base", "true"])?;
+    let sshd = Sshd::start()?;
+    let socket = d.host().trim_start_matches("unix://").to_string();
+    let host = format!("ssh://root@127.0.0.1:{}{socket}", sshd.port);
+    let output = run(
+        reclaim_command().env("PATH", sshd.path()).args([
+            "--dry-run",
+            "--format",
+            "json",
+            "-H",
+            &host,
+        ]),
+        "dry run over ssh",
+    )?;
+    let plan = plan_of(&output, "dry run over ssh")
+        .map_err(|e| format!("{e}\nsshd log:\n{}", sshd.log()))?;
+    check!(
+        plan["engine"]["data_root"] == d.data_root.to_string_lossy().as_ref(),
+        "another engine: {}",
+        plan["engine"]
+    );
+    check!(
+        plan["engine"]["host"] == host.as_str(),
+        "host: {}",
+        plan["engine"]["host"]
+    );
+    check!(
+        plan["totals"]["unmeasured"]["reason"] == "remote",
+        "the far host's disk was measured from here: {}",
+        plan["totals"]
+    );
+    let planned: Vec<&str> = plan["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|item| item["id"].as_str())
+        .collect();
+    check!(planned == [stopped.as_str()], "planned {planned:?}");
+    let apply = run(
+        reclaim_command()
+            .env("PATH", sshd.path())
+            .args(["--yes", "-H", &host]),
+        "apply over ssh",
+    )?;
+    check!(
+        apply.status.success(),
+        "apply over ssh: {}",
+        String::from_utf8_lossy(&apply.stderr)
+    );
+    check!(
+        !d.all_containers()?.contains(&stopped),
+        "the stopped container survived an apply over ssh"
+    );
+    Ok(())
+}
