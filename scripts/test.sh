@@ -22,6 +22,8 @@ dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 # ssh:// is tested through a private sshd (the system one is never used).
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# Podman's Docker-compatible API is tested on a private --root and socket.
+command -v podman >/dev/null 2>&1 || missing+=(podman)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "scripts/test.sh: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

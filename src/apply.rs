@@ -483,6 +483,7 @@ mod tests {
     fn inventory(images: Vec<Image>) -> Inventory {
         Inventory {
             engine: EngineInfo {
+                product: Default::default(),
                 id: "e".into(),
                 version: "v".into(),
                 api_version: "1.41".into(),

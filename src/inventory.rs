@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 
 use crate::engine::{DiskUsage, Engine, ImageLayers};
 use crate::model::{
-    BuildCacheRecord, Container, ContainerState, EngineInfo, Image, Kind, Layer, Network, Volume,
-    short_id,
+    BuildCacheRecord, Container, ContainerState, EngineInfo, Image, Kind, Layer, Network, Product,
+    Volume, short_id,
 };
 
 /// How many inspect calls run at once while collecting details.
@@ -43,7 +43,7 @@ impl Inventory {
     ) -> Result<Inventory> {
         // While the engine sizes everything for /system/df, read the images'
         // layers: an image's RootFS and history never change under its ID.
-        let (usage, networks, mut prefetched) = tokio::join!(
+        let (usage, networks, (listed, mut prefetched)) = tokio::join!(
             engine.disk_usage(),
             engine.networks(),
             image_layers_of_all(engine)
@@ -76,7 +76,13 @@ impl Inventory {
             .await?;
         containers.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
 
-        let mut images = usage.images;
+        // Podman's `/system/df` names images by tag alone (`1`), calls an
+        // untagged one `<none>`, and may list what `/images/json` does not:
+        // there the image list is the one `/images/json` gives.
+        let mut images = match (engine.info().product, listed) {
+            (Product::Podman, Some(listed)) => listed,
+            _ => usage.images,
+        };
         // Containers can run from an untagged parent image that the list hides:
         // fetch those too so that their layers count as in use.
         let listed: std::collections::HashSet<String> =
@@ -140,11 +146,17 @@ impl Inventory {
         Ok(Inventory {
             engine: engine.info().clone(),
             containers,
-            images,
             volumes,
             networks,
             build_cache,
-            layers_size: usage.layers_size,
+            // Podman's `/system/df` gives no layer total: the images' layers,
+            // each counted once, stand for it.
+            layers_size: if usage.layers_size == 0 && engine.info().product == Product::Podman {
+                distinct_layers_size(&images)
+            } else {
+                usage.layers_size
+            },
+            images,
         })
     }
 
@@ -301,13 +313,27 @@ pub fn layers_from(found: &ImageLayers, image_size: u64) -> (Vec<Layer>, bool) {
     (layers, exact)
 }
 
+/// The bytes of all the images' layers, each counted once.
+fn distinct_layers_size(images: &[Image]) -> u64 {
+    let mut seen = std::collections::HashSet::new();
+    images
+        .iter()
+        .flat_map(|image| image.layers.iter())
+        .filter(|layer| seen.insert(layer.chain_id.as_str()))
+        .map(|layer| layer.size)
+        .sum()
+}
+
 /// The layers of every image the engine lists now, by ID. Best effort: an
 /// image that cannot be read here is read again, with its error, later.
-async fn image_layers_of_all(engine: &impl Engine) -> HashMap<String, ImageLayers> {
-    let Ok(ids) = engine.image_ids().await else {
-        return HashMap::new();
+async fn image_layers_of_all(
+    engine: &impl Engine,
+) -> (Option<Vec<Image>>, HashMap<String, ImageLayers>) {
+    let Ok(listed) = engine.listed_images().await else {
+        return (None, HashMap::new());
     };
-    futures_util::stream::iter(ids)
+    let ids: Vec<String> = listed.iter().map(|image| image.id.clone()).collect();
+    let layers = futures_util::stream::iter(ids)
         .map(|id| async move {
             let layers = engine.image_layers(&id).await.ok().flatten();
             layers.map(|layers| (id, layers))
@@ -315,7 +341,8 @@ async fn image_layers_of_all(engine: &impl Engine) -> HashMap<String, ImageLayer
         .buffer_unordered(INSPECT_CONCURRENCY)
         .filter_map(|found| async move { found })
         .collect()
-        .await
+        .await;
+    (Some(listed), layers)
 }
 
 #[cfg(test)]

@@ -162,6 +162,7 @@ mod tests {
     fn inventory() -> Inventory {
         Inventory {
             engine: EngineInfo {
+                product: Default::default(),
                 id: String::new(),
                 version: String::new(),
                 api_version: String::new(),

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct EngineInfo {
+    /// Which engine answers the Docker API: Docker, or Podman's compatible API.
+    pub product: Product,
     pub id: String,
     pub version: String,
     pub api_version: String,
@@ -21,6 +23,25 @@ pub struct EngineInfo {
     /// The docker CLI context that named the engine, if one did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
+}
+
+/// Which engine answers the Docker API.
+#[derive(Debug, Clone, Copy, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Product {
+    #[default]
+    Docker,
+    /// Podman's Docker-compatible API (`podman system service`).
+    Podman,
+}
+
+impl Product {
+    pub fn name(self) -> &'static str {
+        match self {
+            Product::Docker => "Docker",
+            Product::Podman => "Podman",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]

@@ -221,6 +221,7 @@ mod tests {
 
     fn engine(id: &str) -> EngineInfo {
         EngineInfo {
+            product: Default::default(),
             id: id.into(),
             version: "20.10.24".into(),
             api_version: "1.41".into(),

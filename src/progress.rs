@@ -234,6 +234,7 @@ mod tests {
     #[test]
     fn fanout_tells_every_reporter() {
         let engine = EngineInfo {
+            product: Default::default(),
             id: "E".into(),
             version: "20.10.24".into(),
             api_version: "1.41".into(),

@@ -93,7 +93,12 @@ fn missing_socket_is_unreachable() {
 
 #[test]
 fn bad_host_is_a_usage_error() {
-    for host in ["ssh://user@box", "tcp://host:99999", "unix://relative"] {
+    for host in [
+        "ssh://user@box:x",
+        "tcp://host:99999",
+        "unix://relative",
+        "npipe://x",
+    ] {
         let output = reclaim_command()
             .args(["--dry-run", "-H", host])
             .output()

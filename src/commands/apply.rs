@@ -351,6 +351,7 @@ mod tests {
             data_root: None,
         };
         let engine = EngineInfo {
+            product: Default::default(),
             id: String::new(),
             version: String::new(),
             api_version: String::new(),

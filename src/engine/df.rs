@@ -119,6 +119,23 @@ struct RawBuildCache {
     created_at: Option<String>,
 }
 
+/// An image ID as Docker gives it, `sha256:<hex>`: Podman's `/system/df`
+/// gives the bare hex (and its container list too), which would not match.
+pub(super) fn image_id(raw: &str) -> String {
+    let is_hex = raw.len() == 64 && raw.bytes().all(|byte| byte.is_ascii_hexdigit());
+    if is_hex {
+        format!("sha256:{raw}")
+    } else {
+        raw.to_string()
+    }
+}
+
+/// A real tag, not the engine's way of saying "untagged" (`<none>:<none>`,
+/// and Podman's `<none>`).
+pub(super) fn is_tag(tag: &str) -> bool {
+    tag != "<none>:<none>" && tag != "<none>"
+}
+
 /// Negative sizes mean "not computed" in the engine's API.
 fn bytes(raw: i64) -> u64 {
     u64::try_from(raw).unwrap_or(0)
@@ -157,13 +174,16 @@ fn either<T>(legacy: Option<Vec<T>>, usage: Option<RawUsage<T>>) -> Vec<T> {
 
 fn image(raw: RawImage) -> Image {
     Image {
-        id: raw.id,
-        parent_id: raw.parent_id.filter(|parent| !parent.is_empty()),
+        id: image_id(&raw.id),
+        parent_id: raw
+            .parent_id
+            .filter(|parent| !parent.is_empty())
+            .map(|parent| image_id(&parent)),
         tags: raw
             .repo_tags
             .unwrap_or_default()
             .into_iter()
-            .filter(|tag| tag != "<none>:<none>")
+            .filter(|tag| is_tag(tag))
             .collect(),
         digests: raw
             .repo_digests
@@ -189,7 +209,7 @@ fn container(raw: RawContainer) -> Container {
             .into_iter()
             .map(|name| name.trim_start_matches('/').to_string())
             .collect(),
-        image_id: raw.image_id,
+        image_id: image_id(&raw.image_id),
         image: raw.image,
         state: ContainerState::parse(&raw.state),
         created: raw.created,

@@ -17,7 +17,7 @@ use super::transport::{self, Connector, Tls};
 use super::{ContainerDetails, DiskUsage, ImageLayers};
 use super::{Engine, MIN_API, Refused, Removal, negotiate, parse_api_version, parse_disk_usage};
 use crate::exit::EngineUnreachable;
-use crate::model::{ContainerState, EngineInfo, Network, unix_seconds};
+use crate::model::{ContainerState, EngineInfo, Image, Network, Product, unix_seconds};
 
 /// How long to wait for someone else's `/system/df` to finish, and how often to ask.
 const DF_BUSY_PATIENCE: Duration = Duration::from_secs(300);
@@ -108,6 +108,18 @@ impl DockerEngine {
                 MIN_API.0, MIN_API.1
             ))
         })?;
+        // Podman's compatible API names itself among the components; its
+        // top-level version is the Docker API's it mimics.
+        let podman = version
+            .components
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .find(|component| component.name == "Podman Engine");
+        let (product, product_version) = match podman {
+            Some(component) => (Product::Podman, Some(component.version.clone())),
+            None => (Product::Docker, version.version.clone()),
+        };
         let prefix = format!("/v{major}.{minor}");
         let pinned = prefix.clone();
         let docker = base.with_request_modifier(move |request| pin_version(request, &pinned));
@@ -122,8 +134,9 @@ impl DockerEngine {
             raw: RawClient::new(connector, host, timeout),
             prefix,
             info: EngineInfo {
+                product,
                 id: info.id.unwrap_or_default(),
-                version: version.version.unwrap_or_default(),
+                version: product_version.unwrap_or_default(),
                 api_version: format!("{major}.{minor}"),
                 data_root: info.docker_root_dir.unwrap_or_default(),
                 storage_driver: info.driver.unwrap_or_default(),
@@ -365,14 +378,38 @@ impl Engine for DockerEngine {
         }))
     }
 
-    async fn image_ids(&self) -> Result<Vec<String>> {
+    async fn listed_images(&self) -> Result<Vec<Image>> {
         let options = bollard::query_parameters::ListImagesOptions::default();
         let images = self
             .docker
             .list_images(Some(options))
             .await
             .map_err(|err| self.error(err))?;
-        Ok(images.into_iter().map(|image| image.id).collect())
+        Ok(images
+            .into_iter()
+            .map(|image| Image {
+                id: super::df::image_id(&image.id),
+                parent_id: Some(image.parent_id)
+                    .filter(|parent| !parent.is_empty())
+                    .map(|parent| super::df::image_id(&parent)),
+                tags: image
+                    .repo_tags
+                    .into_iter()
+                    .filter(|tag| super::df::is_tag(tag))
+                    .collect(),
+                digests: image
+                    .repo_digests
+                    .into_iter()
+                    .filter(|digest| digest != "<none>@<none>")
+                    .collect(),
+                created: image.created,
+                size: u64::try_from(image.size).unwrap_or(0),
+                labels: image.labels.into_iter().collect(),
+                layers: Vec::new(),
+                layer_sizes_exact: false,
+                listed: true,
+            })
+            .collect())
     }
 
     async fn networks(&self) -> Result<Vec<Network>> {

@@ -45,9 +45,9 @@ pub trait Engine {
     /// An image's RootFS diff IDs and history sizes; `None` when it no longer exists.
     async fn image_layers(&self, id: &str) -> Result<Option<ImageLayers>>;
 
-    /// The IDs of the images the engine lists (`/images/json`: as `/system/df`,
-    /// without the untagged parents of legacy builds).
-    async fn image_ids(&self) -> Result<Vec<String>>;
+    /// The images the engine lists (`/images/json`: as `/system/df`, without
+    /// the untagged parents of legacy builds), without their layers.
+    async fn listed_images(&self) -> Result<Vec<Image>>;
 
     /// All networks.
     async fn networks(&self) -> Result<Vec<Network>>;

@@ -616,6 +616,7 @@ mod tests {
     fn inventory(containers: Vec<Container>, images: Vec<Image>) -> Inventory {
         Inventory {
             engine: EngineInfo {
+                product: Default::default(),
                 id: "engine".into(),
                 version: "20.10.24".into(),
                 api_version: "1.41".into(),

@@ -50,8 +50,11 @@ pub fn engine_line(engine: &crate::model::EngineInfo) -> String {
         .map(|name| format!(" (context {name})"))
         .unwrap_or_default();
     format!(
-        "Docker {} (API {}) at {}{context}",
-        engine.version, engine.api_version, engine.host
+        "{} {} (API {}) at {}{context}",
+        engine.product.name(),
+        engine.version,
+        engine.api_version,
+        engine.host
     )
 }
 
@@ -135,6 +138,7 @@ mod tests {
 
     fn engine() -> EngineInfo {
         EngineInfo {
+            product: Default::default(),
             id: "ENGINE-ID".into(),
             version: "20.10.24".into(),
             api_version: "1.41".into(),

@@ -334,6 +334,17 @@ fn totals_lines(
             bytes(orphaned)
         )?;
     }
+    if engine.product == crate::model::Product::Podman {
+        writeln!(
+            out,
+            "Podman's Docker-compatible API: its own image list and sizes; it lists no build cache{}, and gives no writable-layer sizes for containers.",
+            if plan.scope.build_cache.is_some() {
+                " (so --build-cache plans nothing)"
+            } else {
+                ""
+            }
+        )?;
+    }
     if show.dry_run {
         writeln!(out, "Dry run: nothing was removed.")?;
     }

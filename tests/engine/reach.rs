@@ -19,6 +19,9 @@ pub fn trials() -> Vec<Trial> {
         Trial::test("reach_ssh_through_a_private_sshd", || {
             ssh_through_a_private_sshd().map_err(Failed::from)
         }),
+        Trial::test("reach_podman_compatible_api", || {
+            podman_compatible_api().map_err(Failed::from)
+        }),
     ]
 }
 
@@ -444,6 +447,205 @@ fn ssh_through_a_private_sshd() -> Result<()> {
     check!(
         !d.all_containers()?.contains(&stopped),
         "the stopped container survived an apply over ssh"
+    );
+    Ok(())
+}
+
+/// Podman on a private `--root`/`--runroot`, serving its Docker-compatible API
+/// on a private socket (`podman system service`); stopped by its pid.
+struct Podman {
+    dir: tempfile::TempDir,
+    service: Option<std::process::Child>,
+}
+
+impl Podman {
+    fn start() -> Result<Podman> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let mut podman = Podman { dir, service: None };
+        let socket = podman.socket();
+        let child = podman
+            .command()
+            .args(["system", "service", "--time=0"])
+            .arg(format!("unix://{}", socket.display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting podman system service: {e}"))?;
+        podman.service = Some(child);
+        for _ in 0..100 {
+            if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+                return Ok(podman);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Err("podman system service did not listen".into())
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("podman.sock")
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    /// `podman` on this instance's storage, with nothing from the system's.
+    fn command(&self) -> Command {
+        let mut command = Command::new("podman");
+        command
+            .arg("--root")
+            .arg(self.dir.path().join("root"))
+            .arg("--runroot")
+            .arg(self.dir.path().join("run"))
+            .args([
+                "--storage-driver",
+                "overlay",
+                "--cgroup-manager",
+                "cgroupfs",
+                "--events-backend",
+                "file",
+            ])
+            .env("CONTAINERS_CONF", "/dev/null")
+            .env("CONTAINERS_REGISTRIES_CONF", "/dev/null");
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Result<String> {
+        let output = run(self.command().args(args), "podman")?;
+        check!(
+            output.status.success(),
+            "podman {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+    }
+
+    /// Imports a busybox root filesystem (plus `extra`, to make it differ) as `tag`.
+    fn import(&self, tag: &str, extra: &str) -> Result<String> {
+        let rootfs = self.dir.path().join(format!("rootfs-{extra}"));
+        std::fs::create_dir_all(rootfs.join("bin")).map_err(|e| e.to_string())?;
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).map_err(|e| e.to_string())?;
+        std::fs::write(rootfs.join("version"), extra).map_err(|e| e.to_string())?;
+        let tar = self.dir.path().join(format!("rootfs-{extra}.tar"));
+        let output = run(
+            Command::new("tar")
+                .arg("-C")
+                .arg(&rootfs)
+                .arg("-cf")
+                .arg(&tar)
+                .arg("."),
+            "tar",
+        )?;
+        check!(output.status.success(), "tar: {output:?}");
+        let id = self.run(&["import", &tar.to_string_lossy(), tag])?;
+        Ok(id.lines().last().unwrap_or_default().to_string())
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.service.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Podman's Docker-compatible API: the header names Podman and its version;
+/// a created container and a dangling image are planned, with the image's
+/// real reference; applying removes them; `--all` then removes the tagged
+/// image by its tags and ID; what Podman does not list (build cache) is a
+/// note, not a wrong plan.
+fn podman_compatible_api() -> Result<()> {
+    let podman = Podman::start()?;
+    let old = podman.import("localhost/pbase:1", "one")?;
+    let current = podman.import("localhost/pbase:1", "two")?;
+    check!(old != current, "the two imports are one image");
+    let created = podman.run(&[
+        "create",
+        "--network",
+        "none",
+        "localhost/pbase:1",
+        "/bin/busybox",
+        "true",
+    ])?;
+    let host = podman.host();
+
+    let dry = run(
+        reclaim_command().args(["--dry-run", "--format", "json", "-H", &host]),
+        "dry run",
+    )?;
+    let plan = plan_of(&dry, "dry run")?;
+    check!(plan["engine"]["product"] == "podman", "{}", plan["engine"]);
+    let planned: Vec<(String, String, String)> = plan["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|item| {
+            (
+                item["kind"].as_str().unwrap_or_default().to_string(),
+                item["id"].as_str().unwrap_or_default().to_string(),
+                item["reason"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let want = |kind: &str, id: &str, reason: &str| {
+        planned.iter().any(|(k, i, r)| {
+            k == kind && i.ends_with(id.trim_start_matches("sha256:")) && r == reason
+        })
+    };
+    check!(
+        planned.len() == 2
+            && want("container", &created, "never_started")
+            && want("image", &old, "dangling"),
+        "planned {planned:?}; expected container {created} and dangling image {old}"
+    );
+    let human = run(
+        reclaim_command().args(["--dry-run", "--all", "--build-cache", "-H", &host]),
+        "human dry run",
+    )?;
+    let text = String::from_utf8_lossy(&human.stdout);
+    check!(
+        text.starts_with("Podman 4") && text.contains("localhost/pbase:1"),
+        "header or names:\n{text}"
+    );
+    check!(
+        text.contains("lists no build cache (so --build-cache plans nothing)"),
+        "no note on the build cache:\n{text}"
+    );
+
+    let apply = run(reclaim_command().args(["--yes", "-H", &host]), "apply")?;
+    check!(
+        apply.status.success(),
+        "apply: {}",
+        String::from_utf8_lossy(&apply.stderr)
+    );
+    let images = podman.run(&["images", "-a", "-q", "--no-trunc"])?;
+    check!(
+        !images.contains(old.trim_start_matches("sha256:"))
+            && images.contains(current.trim_start_matches("sha256:")),
+        "images after the apply: {images}"
+    );
+    check!(
+        podman.run(&["ps", "-a", "-q"])?.is_empty(),
+        "the created container survived"
+    );
+    // A second tag, then --all: the image goes, tag by tag, then by ID.
+    podman.run(&["tag", "localhost/pbase:1", "localhost/other:2"])?;
+    let all = run(
+        reclaim_command().args(["--yes", "--all", "-H", &host]),
+        "apply --all",
+    )?;
+    check!(
+        all.status.success(),
+        "apply --all: {}",
+        String::from_utf8_lossy(&all.stderr)
+    );
+    check!(
+        podman.run(&["images", "-a", "-q"])?.is_empty(),
+        "images left after --all: {}\n{}",
+        podman.run(&["images", "-a"])?,
+        String::from_utf8_lossy(&all.stdout)
     );
     Ok(())
 }
