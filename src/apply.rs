@@ -484,6 +484,7 @@ mod tests {
         Inventory {
             engine: EngineInfo {
                 product: Default::default(),
+                image_store: Default::default(),
                 id: "e".into(),
                 version: "v".into(),
                 api_version: "1.41".into(),

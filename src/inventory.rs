@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 
 use crate::engine::{DiskUsage, Engine, ImageLayers};
 use crate::model::{
-    BuildCacheRecord, Container, ContainerState, EngineInfo, Image, Kind, Layer, Network, Product,
-    Volume, short_id,
+    BuildCacheRecord, Container, ContainerState, EngineInfo, Image, ImageStore, Kind, Layer,
+    Network, Product, Volume, short_id,
 };
 
 /// How many inspect calls run at once while collecting details.
@@ -43,10 +43,15 @@ impl Inventory {
     ) -> Result<Inventory> {
         // While the engine sizes everything for /system/df, read the images'
         // layers: an image's RootFS and history never change under its ID.
+        // On the containerd image store, `docker system prune` also removes the
+        // untagged intermediate images of classic builds, which the image list
+        // hides (moby v26.1.5 `daemon/containerd/image_prune.go`, `pruneUnused`:
+        // every `moby-dangling@` image no container uses): they are listed too.
+        let containerd_store = engine.info().image_store == ImageStore::Containerd;
         let (usage, networks, (listed, mut prefetched)) = tokio::join!(
             engine.disk_usage(),
             engine.networks(),
-            image_layers_of_all(engine)
+            image_layers_of_all(engine, containerd_store)
         );
         let usage = usage.context("reading disk usage (/system/df)")?;
         let networks = networks.context("listing networks")?;
@@ -79,10 +84,22 @@ impl Inventory {
         // Podman's `/system/df` names images by tag alone (`1`), calls an
         // untagged one `<none>`, and may list what `/images/json` does not:
         // there the image list is the one `/images/json` gives.
-        let mut images = match (engine.info().product, listed) {
-            (Product::Podman, Some(listed)) => listed,
+        let mut images = match (engine.info().product, &listed) {
+            (Product::Podman, Some(listed)) => listed.clone(),
             _ => usage.images,
         };
+        if let (true, Some(all)) = (containerd_store, listed) {
+            let known: std::collections::HashSet<String> =
+                images.iter().map(|image| image.id.clone()).collect();
+            images.extend(
+                all.into_iter()
+                    .filter(|image| image.is_dangling() && !known.contains(&image.id))
+                    .map(|image| Image {
+                        listed: false,
+                        ..image
+                    }),
+            );
+        }
         // Containers can run from an untagged parent image that the list hides:
         // fetch those too so that their layers count as in use.
         let listed: std::collections::HashSet<String> =
@@ -328,8 +345,9 @@ fn distinct_layers_size(images: &[Image]) -> u64 {
 /// image that cannot be read here is read again, with its error, later.
 async fn image_layers_of_all(
     engine: &impl Engine,
+    all: bool,
 ) -> (Option<Vec<Image>>, HashMap<String, ImageLayers>) {
-    let Ok(listed) = engine.listed_images().await else {
+    let Ok(listed) = engine.listed_images(all).await else {
         return (None, HashMap::new());
     };
     let ids: Vec<String> = listed.iter().map(|image| image.id.clone()).collect();

@@ -163,6 +163,7 @@ mod tests {
         Inventory {
             engine: EngineInfo {
                 product: Default::default(),
+                image_store: Default::default(),
                 id: String::new(),
                 version: String::new(),
                 api_version: String::new(),

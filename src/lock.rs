@@ -176,6 +176,7 @@ mod tests {
     fn engine() -> EngineInfo {
         EngineInfo {
             product: Default::default(),
+            image_store: Default::default(),
             id: "ENGINE".into(),
             version: "20.10.24".into(),
             api_version: "1.41".into(),

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 pub struct EngineInfo {
     /// Which engine answers the Docker API: Docker, or Podman's compatible API.
     pub product: Product,
+    /// Where the engine keeps images: its graph driver's layer store, or
+    /// containerd's image store (Docker 29's default for new installs).
+    pub image_store: ImageStore,
     pub id: String,
     pub version: String,
     pub api_version: String,
@@ -23,6 +26,18 @@ pub struct EngineInfo {
     /// The docker CLI context that named the engine, if one did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
+}
+
+/// Where the engine keeps images.
+#[derive(Debug, Clone, Copy, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageStore {
+    /// The graph driver's layer store (`overlay2`, …).
+    #[default]
+    Graphdriver,
+    /// containerd's image store (`features.containerd-snapshotter`): content
+    /// blobs and snapshots, images as containerd image records.
+    Containerd,
 }
 
 /// Which engine answers the Docker API.

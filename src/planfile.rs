@@ -222,6 +222,7 @@ mod tests {
     fn engine(id: &str) -> EngineInfo {
         EngineInfo {
             product: Default::default(),
+            image_store: Default::default(),
             id: id.into(),
             version: "20.10.24".into(),
             api_version: "1.41".into(),

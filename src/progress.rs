@@ -235,6 +235,7 @@ mod tests {
     fn fanout_tells_every_reporter() {
         let engine = EngineInfo {
             product: Default::default(),
+            image_store: Default::default(),
             id: "E".into(),
             version: "20.10.24".into(),
             api_version: "1.41".into(),

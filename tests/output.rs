@@ -42,6 +42,7 @@ fn hex(seed: &str) -> String {
 fn engine() -> EngineInfo {
     EngineInfo {
         product: Default::default(),
+        image_store: Default::default(),
         id: "ENGINE-ID".into(),
         version: "20.10.24".into(),
         api_version: "1.41".into(),

@@ -352,6 +352,7 @@ mod tests {
         };
         let engine = EngineInfo {
             product: Default::default(),
+            image_store: Default::default(),
             id: String::new(),
             version: String::new(),
             api_version: String::new(),

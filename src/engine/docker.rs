@@ -17,7 +17,7 @@ use super::transport::{self, Connector, Tls};
 use super::{ContainerDetails, DiskUsage, ImageLayers};
 use super::{Engine, MIN_API, Refused, Removal, negotiate, parse_api_version, parse_disk_usage};
 use crate::exit::EngineUnreachable;
-use crate::model::{ContainerState, EngineInfo, Image, Network, Product, unix_seconds};
+use crate::model::{ContainerState, EngineInfo, Image, ImageStore, Network, Product, unix_seconds};
 
 /// How long to wait for someone else's `/system/df` to finish, and how often to ask.
 const DF_BUSY_PATIENCE: Duration = Duration::from_secs(300);
@@ -127,6 +127,21 @@ impl DockerEngine {
             .map_err(|err| unreachable(host, timeout, &err))
             .context("reading engine info (/info)")?;
 
+        let status = info.driver_status.unwrap_or_default();
+        let status_of = |key: &str| {
+            status
+                .iter()
+                .find(|pair| pair.first().is_some_and(|first| first == key))
+                .and_then(|pair| pair.get(1).cloned())
+        };
+        // The containerd image store reports its snapshotter as the driver, with
+        // this driver type (seen on 26.1; moby `daemon/containerd` `GetDriverStatus`).
+        let image_store =
+            if status_of("driver-type").as_deref() == Some("io.containerd.snapshotter.v1") {
+                ImageStore::Containerd
+            } else {
+                ImageStore::Graphdriver
+            };
         Ok(DockerEngine {
             docker,
             host: host.clone(),
@@ -135,18 +150,13 @@ impl DockerEngine {
             prefix,
             info: EngineInfo {
                 product,
+                image_store,
                 id: info.id.unwrap_or_default(),
                 version: product_version.unwrap_or_default(),
                 api_version: format!("{major}.{minor}"),
                 data_root: info.docker_root_dir.unwrap_or_default(),
                 storage_driver: info.driver.unwrap_or_default(),
-                backing_filesystem: info
-                    .driver_status
-                    .unwrap_or_default()
-                    .into_iter()
-                    .find(|pair| pair.first().is_some_and(|key| key == "Backing Filesystem"))
-                    .and_then(|pair| pair.get(1).cloned())
-                    .unwrap_or_default(),
+                backing_filesystem: status_of("Backing Filesystem").unwrap_or_default(),
                 host: host.to_string(),
                 context: None,
             },
@@ -378,8 +388,11 @@ impl Engine for DockerEngine {
         }))
     }
 
-    async fn listed_images(&self) -> Result<Vec<Image>> {
-        let options = bollard::query_parameters::ListImagesOptions::default();
+    async fn listed_images(&self, all: bool) -> Result<Vec<Image>> {
+        let options = bollard::query_parameters::ListImagesOptions {
+            all,
+            ..Default::default()
+        };
         let images = self
             .docker
             .list_images(Some(options))

@@ -46,8 +46,9 @@ pub trait Engine {
     async fn image_layers(&self, id: &str) -> Result<Option<ImageLayers>>;
 
     /// The images the engine lists (`/images/json`: as `/system/df`, without
-    /// the untagged parents of legacy builds), without their layers.
-    async fn listed_images(&self) -> Result<Vec<Image>>;
+    /// the untagged parents of legacy builds; with `all`, those too), without
+    /// their layers.
+    async fn listed_images(&self, all: bool) -> Result<Vec<Image>>;
 
     /// All networks.
     async fn networks(&self) -> Result<Vec<Network>>;

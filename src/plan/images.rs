@@ -7,7 +7,7 @@ use super::{
     images_used_by_remaining,
 };
 use crate::inventory::Inventory;
-use crate::model::{Image, short_id};
+use crate::model::{Image, ImageStore, short_id};
 
 /// Unused images: dangling ones, and with `--all` every tagged one too, that no
 /// remaining container uses and no remaining image is built on. What each
@@ -27,9 +27,13 @@ pub(super) fn select<'a>(
         .keep_last
         .map(|count| newest_per_repository(inventory, count))
         .unwrap_or_default();
+    // On the containerd image store the untagged intermediate images of
+    // classic builds, hidden from the image list, are dangling images like any
+    // other: the engine removes them by ID, and `docker system prune` does.
+    let containerd_store = inventory.engine.image_store == ImageStore::Containerd;
     let mut candidates: Vec<&Image> = Vec::new();
     for image in inventory.images.iter().filter(|image| {
-        image.listed
+        (image.listed || (containerd_store && image.is_dangling()))
             && (image.is_dangling() || rules.all_images)
             && !images_in_use.contains(image.id.as_str())
     }) {
@@ -50,8 +54,13 @@ pub(super) fn select<'a>(
         }
     }
     // An image that a remaining image is built on cannot go (the engine refuses,
-    // and its layers stay anyway); that may keep its own parents in turn.
+    // and its layers stay anyway); that may keep its own parents in turn. On
+    // the containerd image store a parent is only a record: the engine removes
+    // it and the child keeps the layers (its prune removes such parents too).
     loop {
+        if containerd_store {
+            break;
+        }
         let going: HashSet<&str> = candidates.iter().map(|image| image.id.as_str()).collect();
         let blocked: Vec<usize> = candidates
             .iter()

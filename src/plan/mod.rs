@@ -617,6 +617,7 @@ mod tests {
         Inventory {
             engine: EngineInfo {
                 product: Default::default(),
+                image_store: Default::default(),
                 id: "engine".into(),
                 version: "20.10.24".into(),
                 api_version: "1.41".into(),
@@ -637,6 +638,32 @@ mod tests {
 
     fn ids(plan: &Plan, kind: Kind) -> Vec<String> {
         plan.items_of(kind).map(|item| item.id.clone()).collect()
+    }
+
+    #[test]
+    fn hidden_intermediates_are_dangling_images_on_the_containerd_store_only() {
+        // A classic build's untagged intermediate, hidden from the image list,
+        // under a tagged image that stays.
+        let mut mid = image("mid", &[], &[1], &[10]);
+        mid.listed = false;
+        let app = image("app", &["app:1"], &[1, 2], &[10, 20]);
+        let mut used = image("used", &[], &[3], &[5]);
+        used.listed = false;
+        let inv = inventory(
+            vec![container("web", ContainerState::Running, "used", 0)],
+            vec![mid, app, used],
+        );
+        // The graph driver's store: the engine refuses a parent of an image
+        // that stays, and prune leaves it.
+        assert!(ids(&plan(&inv, &Rules::default(), 0), Kind::Image).is_empty());
+        // The containerd store: a record the engine removes, as its prune
+        // does; its layer stays with the child, so it frees nothing; the one
+        // a container uses stays.
+        let mut store = inv.clone();
+        store.engine.image_store = crate::model::ImageStore::Containerd;
+        let planned = plan(&store, &Rules::default(), 0);
+        assert_eq!(ids(&planned, Kind::Image), vec!["sha256:mid"]);
+        assert_eq!(planned.total.predicted_bytes, 0);
     }
 
     #[test]
