@@ -73,6 +73,9 @@ pub struct Rules {
     pub networks: bool,
     /// `--build-cache`: which build cache records are candidates.
     pub build_cache: Option<CacheScope>,
+    /// `--prune-scope`: also what the engine's own prune takes that the
+    /// default scope leaves (the containerd store's untagged intermediates).
+    pub prune_scope: bool,
     /// `--target-free` / `--max-usage`: plan only until this is met.
     pub target: Option<Target>,
 }
@@ -180,6 +183,9 @@ pub struct Scope {
     pub networks: bool,
     /// `--build-cache`.
     pub build_cache: Option<CacheScope>,
+    /// `--prune-scope`.
+    #[serde(default)]
+    pub prune_scope: bool,
 }
 
 impl Rules {
@@ -190,6 +196,7 @@ impl Rules {
             volumes: self.volumes,
             networks: self.networks,
             build_cache: self.build_cache,
+            prune_scope: self.prune_scope,
         }
     }
 
@@ -200,6 +207,7 @@ impl Rules {
             volumes: scope.volumes,
             networks: scope.networks,
             build_cache: scope.build_cache,
+            prune_scope: scope.prune_scope,
             ..self.clone()
         }
     }

@@ -105,6 +105,7 @@ impl Settings {
         rules.volumes = volumes;
         rules.networks =
             cli.scope.networks || cli.scope.prune_scope || config.networks.unwrap_or(false);
+        rules.prune_scope = cli.scope.prune_scope;
         rules.target = Target::parse(
             cli.scope.target_free.as_deref(),
             cli.scope.max_usage.as_deref(),

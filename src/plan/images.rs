@@ -28,12 +28,16 @@ pub(super) fn select<'a>(
         .map(|count| newest_per_repository(inventory, count))
         .unwrap_or_default();
     // On the containerd image store the untagged intermediate images of
-    // classic builds, hidden from the image list, are dangling images like any
-    // other: the engine removes them by ID, and `docker system prune` does.
+    // classic builds, hidden from the image list, are removed by the engine's
+    // prune (moby v26.1.5 `pruneUnused`) though a tagged image is built on
+    // them: with --prune-scope they are dangling images like any other. By
+    // default they stay, as the same images do on overlay2, where the engine
+    // keeps a parent of an image that stays.
     let containerd_store = inventory.engine.image_store == ImageStore::Containerd;
+    let intermediates = containerd_store && rules.prune_scope;
     let mut candidates: Vec<&Image> = Vec::new();
     for image in inventory.images.iter().filter(|image| {
-        (image.listed || (containerd_store && image.is_dangling()))
+        (image.listed || (intermediates && image.is_dangling()))
             && (image.is_dangling() || rules.all_images)
             && !images_in_use.contains(image.id.as_str())
     }) {
@@ -56,9 +60,9 @@ pub(super) fn select<'a>(
     // An image that a remaining image is built on cannot go (the engine refuses,
     // and its layers stay anyway); that may keep its own parents in turn. On
     // the containerd image store a parent is only a record: the engine removes
-    // it and the child keeps the layers (its prune removes such parents too).
+    // it and the child keeps the layers; its prune does, so --prune-scope does.
     loop {
-        if containerd_store {
+        if intermediates {
             break;
         }
         let going: HashSet<&str> = candidates.iter().map(|image| image.id.as_str()).collect();

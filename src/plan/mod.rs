@@ -641,7 +641,7 @@ mod tests {
     }
 
     #[test]
-    fn hidden_intermediates_are_dangling_images_on_the_containerd_store_only() {
+    fn hidden_intermediates_go_on_the_containerd_store_with_prune_scope_only() {
         // A classic build's untagged intermediate, hidden from the image list,
         // under a tagged image that stays.
         let mut mid = image("mid", &[], &[1], &[10]);
@@ -656,12 +656,16 @@ mod tests {
         // The graph driver's store: the engine refuses a parent of an image
         // that stays, and prune leaves it.
         assert!(ids(&plan(&inv, &Rules::default(), 0), Kind::Image).is_empty());
-        // The containerd store: a record the engine removes, as its prune
-        // does; its layer stays with the child, so it frees nothing; the one
-        // a container uses stays.
+        // The containerd store: by default the same as on overlay2; with
+        // --prune-scope a record the engine removes, as its prune does; its
+        // layer stays with the child, so it frees nothing; the one a container
+        // uses stays.
         let mut store = inv.clone();
         store.engine.image_store = crate::model::ImageStore::Containerd;
-        let planned = plan(&store, &Rules::default(), 0);
+        assert!(ids(&plan(&store, &Rules::default(), 0), Kind::Image).is_empty());
+        let mut prune = Rules::default();
+        prune.prune_scope = true;
+        let planned = plan(&store, &prune, 0);
         assert_eq!(ids(&planned, Kind::Image), vec!["sha256:mid"]);
         assert_eq!(planned.total.predicted_bytes, 0);
     }
