@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use crate::disk::{self, Bytes, Index, Layout};
 use crate::engine::{Engine, Host};
 use crate::inventory::Inventory;
-use crate::model::{EngineInfo, Measured, Unmeasured};
+use crate::model::{EngineInfo, ImageStore, Measured, Unmeasured};
 use crate::plan::{Kind, Plan, images_used_by_remaining};
 
 /// What the plan's items take on disk, each measured once.
@@ -160,6 +160,12 @@ pub async fn inventory_and_walk(
 ) -> Result<(Inventory, Walked)> {
     let info = engine.info();
     let layout = match host {
+        Host::Unix(_) if info.image_store == ImageStore::Containerd => {
+            Err(Unmeasured::Driver(format!(
+                "{} (the containerd image store's snapshotter)",
+                info.storage_driver
+            )))
+        }
         Host::Unix(_) => disk::Layout::open(&info.data_root, &info.storage_driver),
         _ => Err(Unmeasured::Remote(host.to_string())),
     };

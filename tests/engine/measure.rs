@@ -402,7 +402,10 @@ fn dry_run_without_root_uses_estimates() -> Result<()> {
     check!(plan["totals"]["data_root"].is_null(), "{}", plan["totals"]);
     // The containerd image store is not measured on disk at all: that comes first.
     let (reason, words) = if crate::support::containerd_store() {
-        ("driver", "storage driver overlayfs")
+        (
+            "driver",
+            "storage driver overlayfs (the containerd image store's snapshotter)",
+        )
     } else {
         ("not_readable", "not readable as this user")
     };
