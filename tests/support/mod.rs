@@ -193,10 +193,27 @@ impl Daemon {
         std::fs::write(context.join("Dockerfile"), dockerfile).map_err(|e| e.to_string())?;
         std::fs::copy("/bin/busybox", context.join("busybox")).map_err(|e| e.to_string())?;
         let context = context.to_string_lossy().into_owned();
-        let output = self.docker_output_with(
+        let mut output = self.docker_output_with(
             &["build", "-q", "--network", "none", "-t", tag, &context],
             "1",
         )?;
+        // An engine bug, intermittent on the containerd image store: BuildKit
+        // unpacks a cached layer whose parent snapshot containerd has just
+        // collected (moby/buildkit#6521, containerd/containerd#10835; seen here
+        // on 26.1 under a loaded CI machine). A rebuild works; our tool is not
+        // involved yet.
+        for _ in 0..3 {
+            if output.status.success()
+                || !String::from_utf8_lossy(&output.stderr)
+                    .contains("failed to prepare extraction snapshot")
+            {
+                break;
+            }
+            output = self.docker_output_with(
+                &["build", "-q", "--network", "none", "-t", tag, &context],
+                "1",
+            )?;
+        }
         if !output.status.success() {
             return Err(format!(
                 "BuildKit build of {tag}: {}",
