@@ -203,8 +203,9 @@ pub struct ScopeArgs {
     pub volumes: Option<crate::rules::VolumeScope>,
 
     /// Also plan build cache records not in use: those not shared with an image
-    /// (`--build-cache`, like `docker builder prune`), or all of them
-    /// (`--build-cache=all`, like `--all` there). Keep rules and filters apply
+    /// (`--build-cache`, like `docker builder prune`), plus those shared only
+    /// with images the plan removes (pruned after them, if BuildKit then finds
+    /// them unshared), or all of them (`--build-cache=all`, like `--all` there). Keep rules and filters apply
     /// to them too (records carry no labels, so a label filter keeps them out).
     #[arg(
         long,
