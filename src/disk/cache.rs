@@ -144,7 +144,36 @@ impl Sizes {
             let _ = std::fs::remove_file(&temp);
             return Err(err);
         }
+        forget_stale(dir, &target, STALE_AFTER);
         Ok(())
+    }
+}
+
+/// A cache file not written for this long belongs to a data root that is gone
+/// or no longer planned on: it is removed when another is saved.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
+/// Removes our cache files in `dir`, other than `keep`, not written for `age`.
+fn forget_stale(dir: &Path, keep: &Path, age: std::time::Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        let ours = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|name| name.starts_with("sizes-") && name.ends_with(".json"));
+        let old = entry
+            .metadata()
+            .ok()
+            .filter(|meta| meta.is_file())
+            .and_then(|meta| meta.modified().ok())
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|elapsed| elapsed >= age);
+        if ours && old && path != keep {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -276,6 +305,26 @@ mod tests {
         ] {
             assert!(Sizes::load(dir.path(), &other).entries.is_empty());
         }
+    }
+
+    #[test]
+    fn files_of_data_roots_not_planned_on_for_a_month_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = |ino| RootId {
+            path: "/r".into(),
+            dev: 1,
+            ino,
+        };
+        Sizes::new(root(1)).save(dir.path()).unwrap();
+        let first = file_for(dir.path(), &root(1));
+        let other = dir.path().join("notes.txt");
+        std::fs::write(&other, "not ours").unwrap();
+        let second = file_for(dir.path(), &root(2));
+        Sizes::new(root(2)).save(dir.path()).unwrap();
+        // Both written just now: both stay.
+        assert!(first.exists() && second.exists());
+        forget_stale(dir.path(), &second, std::time::Duration::ZERO);
+        assert!(!first.exists() && second.exists() && other.exists());
     }
 
     #[test]
