@@ -322,25 +322,22 @@ impl Layout {
             .chain(index.refs.mounts.values().flatten())
             .map(String::as_str)
             .collect();
-        let Ok(entries) = std::fs::read_dir(self.overlay()) else {
-            return Vec::new();
-        };
-        let mut orphans: Vec<Orphan> = entries
-            .filter_map(Result::ok)
-            .filter_map(|entry| {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let known = name == "l"
-                    || referenced.contains(name.as_str())
-                    || build_cache_ids.contains(name.as_str());
-                if known {
-                    return None;
-                }
-                let modified = entry.metadata().ok().map(|meta| meta.mtime());
-                Some(Orphan {
-                    bytes: index.owned_key(&format!("overlay2/{name}")),
-                    name,
-                    modified,
-                })
+        // The walk found every entry of overlay2/: no need to read it again.
+        let mut orphans: Vec<Orphan> = index
+            .owner_keys()
+            .filter_map(|key| key.strip_prefix("overlay2/"))
+            .filter(|name| {
+                !name.contains('/')
+                    && *name != "l"
+                    && !referenced.contains(name)
+                    && !build_cache_ids.contains(name)
+            })
+            .map(|name| Orphan {
+                bytes: index.owned_key(&format!("overlay2/{name}")),
+                modified: std::fs::symlink_metadata(self.overlay().join(name))
+                    .ok()
+                    .map(|meta| meta.mtime()),
+                name: name.to_string(),
             })
             .collect();
         orphans.sort_by(|a, b| {

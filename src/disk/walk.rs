@@ -605,6 +605,11 @@ impl Index {
             .unwrap_or_default()
     }
 
+    /// Every owner the walk found, by key.
+    pub fn owner_keys(&self) -> impl Iterator<Item = &str> {
+        self.owners.keys().map(String::as_str)
+    }
+
     /// The bytes filed under an owner key (its path relative to the root).
     pub fn owned_key(&self, key: &str) -> Bytes {
         self.owner(key).map(|(_, bytes)| bytes).unwrap_or_default()
