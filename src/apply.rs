@@ -483,16 +483,13 @@ mod tests {
     fn inventory(images: Vec<Image>) -> Inventory {
         Inventory {
             engine: EngineInfo {
-                product: Default::default(),
-                image_store: Default::default(),
                 id: "e".into(),
                 version: "v".into(),
                 api_version: "1.41".into(),
                 data_root: "/".into(),
                 storage_driver: "overlay2".into(),
-                backing_filesystem: String::new(),
                 host: "unix:///x".into(),
-                context: None,
+                ..EngineInfo::default()
             },
             containers: vec![],
             images,

@@ -161,18 +161,7 @@ mod tests {
 
     fn inventory() -> Inventory {
         Inventory {
-            engine: EngineInfo {
-                product: Default::default(),
-                image_store: Default::default(),
-                id: String::new(),
-                version: String::new(),
-                api_version: String::new(),
-                data_root: String::new(),
-                storage_driver: String::new(),
-                backing_filesystem: String::new(),
-                host: String::new(),
-                context: None,
-            },
+            engine: EngineInfo::default(),
             containers: vec![],
             images: vec![
                 image("aaaa1111", &["web:1"], &["base", "web"]),

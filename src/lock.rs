@@ -175,16 +175,13 @@ mod tests {
 
     fn engine() -> EngineInfo {
         EngineInfo {
-            product: Default::default(),
-            image_store: Default::default(),
             id: "ENGINE".into(),
             version: "20.10.24".into(),
             api_version: "1.41".into(),
             data_root: "/var/lib/docker".into(),
             storage_driver: "overlay2".into(),
-            backing_filesystem: String::new(),
             host: "unix:///var/run/docker.sock".into(),
-            context: None,
+            ..EngineInfo::default()
         }
     }
 

@@ -234,8 +234,6 @@ mod tests {
     #[test]
     fn fanout_tells_every_reporter() {
         let engine = EngineInfo {
-            product: Default::default(),
-            image_store: Default::default(),
             id: "E".into(),
             version: "20.10.24".into(),
             api_version: "1.41".into(),
@@ -243,7 +241,7 @@ mod tests {
             storage_driver: "overlay2".into(),
             backing_filesystem: "extfs".into(),
             host: "unix:///var/run/docker.sock".into(),
-            context: None,
+            ..EngineInfo::default()
         };
         let mut audit = AuditLog {
             out: Vec::new(),

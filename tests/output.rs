@@ -41,8 +41,6 @@ fn hex(seed: &str) -> String {
 
 fn engine() -> EngineInfo {
     EngineInfo {
-        product: Default::default(),
-        image_store: Default::default(),
         id: "ENGINE-ID".into(),
         version: "20.10.24".into(),
         api_version: "1.41".into(),
@@ -50,7 +48,7 @@ fn engine() -> EngineInfo {
         storage_driver: "overlay2".into(),
         backing_filesystem: "extfs".into(),
         host: "unix:///var/run/docker.sock".into(),
-        context: None,
+        ..EngineInfo::default()
     }
 }
 

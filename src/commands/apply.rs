@@ -350,18 +350,7 @@ mod tests {
             free_space: None,
             data_root: None,
         };
-        let engine = EngineInfo {
-            product: Default::default(),
-            image_store: Default::default(),
-            id: String::new(),
-            version: String::new(),
-            api_version: String::new(),
-            data_root: String::new(),
-            storage_driver: String::new(),
-            backing_filesystem: String::new(),
-            host: String::new(),
-            context: None,
-        };
+        let engine = EngineInfo::default();
         for format in [Format::Human, Format::Json] {
             let status = write_report(&mut BrokenPipe, format, false, &engine, &report).unwrap();
             assert_eq!(status, ExitStatus::PartialFailure);
