@@ -140,16 +140,9 @@ pub fn run(term: &Term, plan: &Plan) -> std::io::Result<Option<Vec<usize>>> {
             term.write_line(line)?;
         }
         drawn = lines.len();
-        let key = match term.read_key() {
-            Ok(key) => key,
-            Err(err)
-                if matches!(
-                    err.kind(),
-                    std::io::ErrorKind::Interrupted | std::io::ErrorKind::UnexpectedEof
-                ) =>
-            {
-                break None;
-            }
+        let key = match crate::confirm::read_key(term) {
+            Ok(Some(key)) => key,
+            Ok(None) => break None,
             Err(err) => {
                 let _ = term.show_cursor();
                 return Err(err);

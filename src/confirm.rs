@@ -91,19 +91,9 @@ fn ask_yes(term: &Term, prompt: &str) -> std::io::Result<bool> {
     draw(None)?;
     let mut answer = None;
     loop {
-        let key = match term.read_key() {
-            Ok(key) => key,
-            // Ctrl-C (console raises SIGINT and reports it so) or end of input.
-            Err(err)
-                if matches!(
-                    err.kind(),
-                    std::io::ErrorKind::Interrupted | std::io::ErrorKind::UnexpectedEof
-                ) =>
-            {
-                let _ = term.write_line("");
-                return Ok(false);
-            }
-            Err(err) => return Err(err),
+        let Some(key) = read_key(term)? else {
+            let _ = term.write_line("");
+            return Ok(false);
         };
         match key {
             Key::Char('y' | 'Y') => answer = Some(true),
@@ -120,6 +110,23 @@ fn ask_yes(term: &Term, prompt: &str) -> std::io::Result<bool> {
             _ => continue,
         }
         draw(answer)?;
+    }
+}
+
+/// The next key; `None` for Ctrl-C (console raises SIGINT and reports it as
+/// an interrupted read) or the end of input: both give up.
+pub(crate) fn read_key(term: &Term) -> std::io::Result<Option<dialoguer::console::Key>> {
+    match term.read_key() {
+        Ok(key) => Ok(Some(key)),
+        Err(err)
+            if matches!(
+                err.kind(),
+                std::io::ErrorKind::Interrupted | std::io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(err) => Err(err),
     }
 }
 
