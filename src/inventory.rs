@@ -37,21 +37,25 @@ impl Inventory {
     /// per stopped container whose finish time `saved_finish` does not know (it
     /// reads what the engine saved on disk, when that is readable here), and the
     /// layers of any image not read yet, a few at a time.
+    ///
+    /// With `intermediates` (the `--prune-scope` scope), on the containerd image
+    /// store the untagged intermediate images of classic builds, which the
+    /// image list hides, are taken too: that store's prune removes them (moby
+    /// v26.1.5 `daemon/containerd/image_prune.go`, `pruneUnused`: every
+    /// `moby-dangling@` image no container uses). Nothing else plans them, so
+    /// otherwise they are not asked for.
     pub async fn collect(
         engine: &impl Engine,
         saved_finish: &(dyn Fn(&str) -> Option<Option<i64>> + Sync),
+        intermediates: bool,
     ) -> Result<Inventory> {
         // While the engine sizes everything for /system/df, read the images'
         // layers: an image's RootFS and history never change under its ID.
-        // On the containerd image store, `docker system prune` also removes the
-        // untagged intermediate images of classic builds, which the image list
-        // hides (moby v26.1.5 `daemon/containerd/image_prune.go`, `pruneUnused`:
-        // every `moby-dangling@` image no container uses): they are listed too.
-        let containerd_store = engine.info().image_store == ImageStore::Containerd;
+        let hidden_too = intermediates && engine.info().image_store == ImageStore::Containerd;
         let (usage, networks, (listed, mut prefetched)) = tokio::join!(
             engine.disk_usage(),
             engine.networks(),
-            image_layers_of_all(engine, containerd_store)
+            image_layers_of_all(engine, hidden_too)
         );
         let usage = usage.context("reading disk usage (/system/df)")?;
         let networks = networks.context("listing networks")?;
@@ -88,7 +92,7 @@ impl Inventory {
             (Product::Podman, Some(listed)) => listed.clone(),
             _ => usage.images,
         };
-        if let (true, Some(all)) = (containerd_store, listed) {
+        if let (true, Some(all)) = (hidden_too, listed) {
             let known: std::collections::HashSet<String> =
                 images.iter().map(|image| image.id.clone()).collect();
             images.extend(

@@ -152,11 +152,13 @@ impl Walked {
 /// Takes the inventory and, at the same time, walks the data root when the
 /// engine is local and the directory can be read here: the walk is local disk
 /// work, the inventory waits on the engine. The walk is kept only if the
-/// engine's containers and layers are in it.
+/// engine's containers and layers are in it. `intermediates`: see
+/// [`Inventory::collect`].
 pub async fn inventory_and_walk(
     engine: &impl Engine,
     host: &Host,
     size_cache: Option<&Path>,
+    intermediates: bool,
 ) -> Result<(Inventory, Walked)> {
     let info = engine.info();
     let layout = match host {
@@ -178,7 +180,7 @@ pub async fn inventory_and_walk(
             (layout, index)
         })
     });
-    let inventory = Inventory::collect(engine, &saved_finish).await?;
+    let inventory = Inventory::collect(engine, &saved_finish, intermediates).await?;
     let walked = match walk {
         Ok(handle) => {
             let (layout, index) = handle.await.context("walking the data root")?;

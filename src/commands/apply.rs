@@ -119,8 +119,17 @@ async fn prepare(
     saved: Option<planfile::SavedPlan>,
     out: &mut impl Write,
 ) -> Result<(Inventory, Plan)> {
-    let (inventory, walked) =
-        measure::inventory_and_walk(engine, &settings.host, settings.size_cache.as_deref()).await?;
+    // The scope in force: a saved plan's, else the flags'.
+    let prune_scope = saved
+        .as_ref()
+        .map_or(settings.rules.prune_scope, |saved| saved.scope.prune_scope);
+    let (inventory, walked) = measure::inventory_and_walk(
+        engine,
+        &settings.host,
+        settings.size_cache.as_deref(),
+        prune_scope,
+    )
+    .await?;
     let plan = match saved {
         Some(saved) => plan::plan_saved(
             &inventory,

@@ -19,8 +19,13 @@ pub async fn run(
     settings: &Settings,
     out: &mut impl Write,
 ) -> Result<ExitStatus> {
-    let (inventory, walked) =
-        measure::inventory_and_walk(engine, &settings.host, settings.size_cache.as_deref()).await?;
+    let (inventory, walked) = measure::inventory_and_walk(
+        engine,
+        &settings.host,
+        settings.size_cache.as_deref(),
+        settings.rules.prune_scope,
+    )
+    .await?;
     let (plan, orphans) =
         measure::measure_and_find_orphans(make_plan(&inventory, settings)?, &inventory, &walked);
     let on_disk = walked.get().map(|(layout, index)| {

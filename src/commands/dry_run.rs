@@ -19,8 +19,13 @@ pub async fn run(
     plan_out: Option<&Path>,
     out: &mut impl Write,
 ) -> Result<ExitStatus> {
-    let (inventory, walked) =
-        measure::inventory_and_walk(engine, &settings.host, settings.size_cache.as_deref()).await?;
+    let (inventory, walked) = measure::inventory_and_walk(
+        engine,
+        &settings.host,
+        settings.size_cache.as_deref(),
+        settings.rules.prune_scope,
+    )
+    .await?;
     let plan = measure::measure(make_plan(&inventory, settings)?, &inventory, &walked);
     let show = super::show(settings, true, false);
     if settings.quiet {

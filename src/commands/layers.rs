@@ -19,8 +19,13 @@ pub async fn run(
     references: &[String],
     out: &mut impl Write,
 ) -> Result<ExitStatus> {
-    let (inventory, walked) =
-        measure::inventory_and_walk(engine, &settings.host, settings.size_cache.as_deref()).await?;
+    let (inventory, walked) = measure::inventory_and_walk(
+        engine,
+        &settings.host,
+        settings.size_cache.as_deref(),
+        false,
+    )
+    .await?;
     let images = references
         .iter()
         .map(|reference| layers::resolve(&inventory, reference))
