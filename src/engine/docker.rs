@@ -70,18 +70,7 @@ impl DockerEngine {
             seconds,
             &floor,
         )
-        .map_err(|err| unreachable(host, timeout, &err))?;
-        // Over ssh, what went wrong is what ssh said.
-        let said = connector.clone();
-        let unreachable =
-            move |host: &Host, timeout: Duration, err: &BollardError| match (host, said.ssh_said())
-            {
-                (Host::Ssh(_), Some(line)) if !matches!(err, BollardError::RequestTimeoutError) => {
-                    EngineUnreachable(format!("cannot reach the Docker engine at {host}: {line}"))
-                        .into()
-                }
-                _ => unreachable(host, timeout, err),
-            };
+        .map_err(|err| unreachable(host, timeout, &err, &connector))?;
 
         // bollard 0.21 drops the `/v1.xx` part of every path (its URL join replaces
         // it), so negotiate_version() would change nothing on the wire. Ask the
@@ -95,7 +84,7 @@ impl DockerEngine {
             .clone()
             .with_request_modifier(move |request| pin_version(request, &floor_prefix));
         let (version, info) = tokio::join!(base.version(), at_floor.info());
-        let version = version.map_err(|err| unreachable(host, timeout, &err))?;
+        let version = version.map_err(|err| unreachable(host, timeout, &err, &connector))?;
         let offered = version.api_version.as_deref().unwrap_or("");
         let server = parse_api_version(offered).ok_or_else(|| {
             EngineUnreachable(format!(
@@ -124,7 +113,7 @@ impl DockerEngine {
         let pinned = prefix.clone();
         let docker = base.with_request_modifier(move |request| pin_version(request, &pinned));
         let info = info
-            .map_err(|err| unreachable(host, timeout, &err))
+            .map_err(|err| unreachable(host, timeout, &err, &connector))
             .context("reading engine info (/info)")?;
 
         let status = info.driver_status.unwrap_or_default();
@@ -209,10 +198,20 @@ fn pin_version(mut request: bollard::BollardRequest, prefix: &str) -> bollard::B
     request
 }
 
-/// Says in one line why the engine cannot be used, and what to do.
-fn unreachable(host: &Host, timeout: Duration, err: &BollardError) -> anyhow::Error {
+/// Says in one line why the engine cannot be used, and what to do. Over ssh,
+/// what went wrong is what ssh said, when it said anything.
+fn unreachable(
+    host: &Host,
+    timeout: Duration,
+    err: &BollardError,
+    connector: &Connector,
+) -> anyhow::Error {
     if matches!(err, BollardError::RequestTimeoutError) {
         return timed_out(host, timeout);
+    }
+    if let (Host::Ssh(_), Some(line)) = (host, connector.ssh_said()) {
+        return EngineUnreachable(format!("cannot reach the Docker engine at {host}: {line}"))
+            .into();
     }
     let io_kind = io_error_kind(err);
     let message = match (host, io_kind) {
