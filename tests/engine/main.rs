@@ -19,7 +19,7 @@ use std::sync::{Arc, OnceLock};
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::Value;
 
-use support::{Daemon, Result, reclaim_command};
+use support::{Daemon, Result, context_store, reclaim_command};
 
 /// The shared daemon and its fixture, built on first use.
 struct Shared {
@@ -504,36 +504,14 @@ fn empty_engine_has_nothing_to_reclaim(_shared: &Shared) -> Result<()> {
     Ok(())
 }
 
-/// A docker CLI config directory with one context, `private`, for `d`.
-fn context_store(d: &Daemon, current: Option<&str>) -> Result<tempfile::TempDir> {
-    use sha2::{Digest, Sha256};
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let id = hex::encode(Sha256::digest(b"private"));
-    let meta = dir.path().join("contexts/meta").join(id);
-    std::fs::create_dir_all(&meta).map_err(|e| e.to_string())?;
-    let body = serde_json::json!({
-        "Name": "private",
-        "Metadata": {},
-        "Endpoints": {"docker": {"Host": d.host(), "SkipTLSVerify": false}}
-    });
-    std::fs::write(meta.join("meta.json"), body.to_string()).map_err(|e| e.to_string())?;
-    let config = match current {
-        Some(name) => serde_json::json!({"currentContext": name}),
-        None => serde_json::json!({}),
-    };
-    std::fs::write(dir.path().join("config.json"), config.to_string())
-        .map_err(|e| e.to_string())?;
-    Ok(dir)
-}
-
 /// `--context`, `DOCKER_CONTEXT` and `currentContext` each select the engine,
 /// with no `DOCKER_HOST`; the plan names the context; `--host` with
 /// `--context` is an error, as with docker.
 fn contexts_select_the_engine_as_docker_does(shared: &Shared) -> Result<()> {
     let d = shared.daemon()?;
     let data_root = d.data_root.to_string_lossy().into_owned();
-    let plain = context_store(d, None)?;
-    let current = context_store(d, Some("private"))?;
+    let plain = context_store("private", &d.host(), None, None)?;
+    let current = context_store("private", &d.host(), Some("private"), None)?;
     let cases: [(&str, &std::path::Path, &[&str], Option<&str>); 3] = [
         ("--context", plain.path(), &["--context", "private"], None),
         ("DOCKER_CONTEXT", plain.path(), &[], Some("private")),
@@ -592,7 +570,7 @@ fn runs_as_a_docker_cli_plugin(shared: &Shared) -> Result<()> {
         return Err("no docker CLI at /usr/local/bin/docker to run the plugin through".into());
     }
     let d = shared.daemon()?;
-    let store = context_store(d, None)?;
+    let store = context_store("private", &d.host(), None, None)?;
     let plugins = store.path().join("cli-plugins");
     std::fs::create_dir_all(&plugins).map_err(|e| e.to_string())?;
     std::os::unix::fs::symlink(

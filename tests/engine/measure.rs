@@ -433,11 +433,7 @@ fn dry_run_without_root_uses_estimates() -> Result<()> {
 /// root's path that holds another engine's tree (a private mount namespace
 /// binds one over it). The reason is said.
 fn remote_and_foreign_data_roots_are_not_measured() -> Result<()> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let tcp = format!("tcp://127.0.0.1:{port}");
+    let tcp = format!("tcp://127.0.0.1:{}", crate::support::free_port()?);
     let a = Daemon::start_with(&["--host", &tcp, "--tls=false"])?;
     a.build_base("base:latest")?;
     a.docker(&[

@@ -9,7 +9,7 @@ use libtest_mimic::{Failed, Trial};
 use serde_json::Value;
 
 use crate::check;
-use crate::support::{Daemon, Result, reclaim_command};
+use crate::support::{Daemon, Result, context_store, free_port, reclaim_command};
 
 pub fn trials() -> Vec<Trial> {
     vec![
@@ -111,12 +111,6 @@ fn certificates(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A port nothing listens on right now.
-fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
-}
-
 fn plan_of(output: &Output, what: &str) -> Result<Value> {
     check!(
         output.status.success(),
@@ -195,7 +189,7 @@ fn tls_by_flags_environment_and_context() -> Result<()> {
     )?;
     engine_is(&plan_of(&env, "environment")?, "environment")?;
 
-    let store = context_store(&address, dir)?;
+    let store = context_store("secure", &address, None, Some(dir))?;
     let context = run(
         reclaim_command().env("DOCKER_CONFIG", store.path()).args([
             "--dry-run",
@@ -248,28 +242,6 @@ fn tls_by_flags_environment_and_context() -> Result<()> {
         String::from_utf8_lossy(&plain.stderr)
     );
     Ok(())
-}
-
-/// A docker CLI context store with one context, `secure`, reaching `address`
-/// with the TLS material in `certs` (`ca.pem`, `cert.pem`, `key.pem`).
-fn context_store(address: &str, certs: &Path) -> Result<tempfile::TempDir> {
-    use sha2::{Digest, Sha256};
-    let store = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let id = hex::encode(Sha256::digest(b"secure"));
-    let meta: PathBuf = store.path().join("contexts/meta").join(&id);
-    std::fs::create_dir_all(&meta).map_err(|e| e.to_string())?;
-    let body = serde_json::json!({
-        "Name": "secure",
-        "Metadata": {},
-        "Endpoints": {"docker": {"Host": address, "SkipTLSVerify": false}}
-    });
-    std::fs::write(meta.join("meta.json"), body.to_string()).map_err(|e| e.to_string())?;
-    let tls = store.path().join("contexts/tls").join(&id).join("docker");
-    std::fs::create_dir_all(&tls).map_err(|e| e.to_string())?;
-    for name in ["ca.pem", "cert.pem", "key.pem"] {
-        std::fs::copy(certs.join(name), tls.join(name)).map_err(|e| e.to_string())?;
-    }
-    Ok(store)
 }
 
 /// A private sshd on 127.0.0.1 with its own host key and one authorized key,

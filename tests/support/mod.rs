@@ -409,6 +409,50 @@ impl Drop for Daemon {
     }
 }
 
+/// A docker CLI config directory with one context, `name`, reaching `host`
+/// (with the TLS material `ca.pem`, `cert.pem`, `key.pem` from `tls`, when
+/// given), and `current` as its `currentContext`, when given.
+pub fn context_store(
+    name: &str,
+    host: &str,
+    current: Option<&str>,
+    tls: Option<&Path>,
+) -> Result<tempfile::TempDir> {
+    use sha2::{Digest, Sha256};
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let id = hex::encode(Sha256::digest(name.as_bytes()));
+    let meta = dir.path().join("contexts/meta").join(&id);
+    std::fs::create_dir_all(&meta).map_err(|e| e.to_string())?;
+    let body = serde_json::json!({
+        "Name": name,
+        "Metadata": {},
+        "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": false}}
+    });
+    std::fs::write(meta.join("meta.json"), body.to_string()).map_err(|e| e.to_string())?;
+    if let Some(certs) = tls {
+        let store = dir.path().join("contexts/tls").join(&id).join("docker");
+        std::fs::create_dir_all(&store).map_err(|e| e.to_string())?;
+        for file in ["ca.pem", "cert.pem", "key.pem"] {
+            std::fs::copy(certs.join(file), store.join(file)).map_err(|e| e.to_string())?;
+        }
+    }
+    let config = match current {
+        Some(name) => serde_json::json!({"currentContext": name}),
+        None => serde_json::json!({}),
+    };
+    std::fs::write(dir.path().join("config.json"), config.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok(dir)
+}
+
+/// A port on 127.0.0.1 nothing listens on right now.
+pub fn free_port() -> Result<u16> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .map_err(|e| e.to_string())
+}
+
 /// The docker-reclaim binary under test, with no DOCKER_HOST from outside.
 pub fn reclaim_command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_docker-reclaim"));
