@@ -28,6 +28,19 @@ pub struct Endpoint {
     pub tls: Option<Tls>,
 }
 
+impl Endpoint {
+    /// The endpoint `raw` names, reached with `tls` when it is a `tcp://`
+    /// engine (a unix socket or ssh takes no TLS, as with docker).
+    fn parse(raw: &str, tls: Option<Tls>, context: Option<String>) -> Result<Endpoint, UsageError> {
+        let host = Host::parse_for(raw, tls.is_some())?;
+        Ok(Endpoint {
+            tls: tls.filter(|_| matches!(host, Host::Tcp(_))),
+            host,
+            context,
+        })
+    }
+}
+
 /// The docker CLI's TLS options: `--tls`, `--tlsverify` (or `DOCKER_TLS`,
 /// `DOCKER_TLS_VERIFY`), the files, and `DOCKER_CERT_PATH` where they are by
 /// default (`ca.pem`, `cert.pem`, `key.pem`; else the docker config directory).
@@ -145,15 +158,7 @@ pub fn resolve(request: &Request) -> Result<Endpoint, UsageError> {
         Host::parse(configured)
             .map_err(|err| UsageError(format!("in the config file: {}", err.0)))?;
     }
-    let host = |raw: &str| {
-        let tls = request.tls_for_host();
-        let host = Host::parse_for(raw, tls.is_some())?;
-        Ok(Endpoint {
-            tls: tls.filter(|_| matches!(host, Host::Tcp(_))),
-            host,
-            context: None,
-        })
-    };
+    let host = |raw: &str| Endpoint::parse(raw, request.tls_for_host(), None);
     if let Some(name) = &request.context {
         return context(request, name);
     }
@@ -229,13 +234,7 @@ fn context(request: &Request, name: &str) -> Result<Endpoint, UsageError> {
             .as_deref()
             .or(request.config_host.as_deref())
             .unwrap_or(Host::DEFAULT);
-        let tls = request.tls_for_host();
-        let host = Host::parse_for(raw, tls.is_some())?;
-        return Ok(Endpoint {
-            tls: tls.filter(|_| matches!(host, Host::Tcp(_))),
-            host,
-            context: Some(DEFAULT_CONTEXT.into()),
-        });
+        return Endpoint::parse(raw, request.tls_for_host(), Some(DEFAULT_CONTEXT.into()));
     }
     let Some(dir) = &request.docker_config else {
         return Err(UsageError(format!(
@@ -264,13 +263,8 @@ fn context(request: &Request, name: &str) -> Result<Endpoint, UsageError> {
         .ok_or_else(|| UsageError(format!("context {name:?} has no docker endpoint")))?;
     let raw = endpoint.host.clone().unwrap_or_default();
     let tls = context_tls(dir, &id, endpoint.skip_tls_verify);
-    let host = Host::parse_for(&raw, tls.is_some())
-        .map_err(|err| UsageError(format!("context {name:?}: {}", err.0)))?;
-    Ok(Endpoint {
-        tls: tls.filter(|_| matches!(host, Host::Tcp(_))),
-        host,
-        context: Some(name.to_string()),
-    })
+    Endpoint::parse(&raw, tls, Some(name.to_string()))
+        .map_err(|err| UsageError(format!("context {name:?}: {}", err.0)))
 }
 
 /// A context's TLS, as the docker CLI reads it (docker/cli v28.2.2
