@@ -46,6 +46,14 @@ pub struct Entry {
 }
 
 impl Entry {
+    pub fn new(stamp: Stamp, bytes: Bytes) -> Entry {
+        Entry {
+            stamp,
+            allocated: bytes.allocated,
+            apparent: bytes.apparent,
+        }
+    }
+
     pub fn bytes(&self) -> Bytes {
         Bytes {
             allocated: self.allocated,

@@ -520,14 +520,9 @@ impl Index {
                                     && let Some(bytes) = reuse.known.get(key, &entry.stamp)
                                 {
                                     slots[owner].1 += bytes;
-                                    fresh.entries.insert(
-                                        key.clone(),
-                                        cache::Entry {
-                                            stamp: entry.stamp,
-                                            allocated: bytes.allocated,
-                                            apparent: bytes.apparent,
-                                        },
-                                    );
+                                    fresh
+                                        .entries
+                                        .insert(key.clone(), cache::Entry::new(entry.stamp, bytes));
                                     return;
                                 }
                                 tasks.push(Task {
@@ -567,14 +562,9 @@ impl Index {
                 && subtree.links.is_empty()
                 && !subtree.incomplete
             {
-                fresh.entries.insert(
-                    key.clone(),
-                    cache::Entry {
-                        stamp: *stamp,
-                        allocated: subtree.bytes.allocated,
-                        apparent: subtree.bytes.apparent,
-                    },
-                );
+                fresh
+                    .entries
+                    .insert(key.clone(), cache::Entry::new(*stamp, subtree.bytes));
             }
             let mut bytes = subtree.bytes;
             for (inode, linked) in subtree.links {
