@@ -88,11 +88,11 @@ impl Inventory {
         // Podman's `/system/df` names images by tag alone (`1`), calls an
         // untagged one `<none>`, and may list what `/images/json` does not:
         // there the image list is the one `/images/json` gives.
-        let mut images = match (engine.info().product, &listed) {
-            (Product::Podman, Some(listed)) => listed.clone(),
-            _ => usage.images,
+        let (mut images, all) = match (engine.info().product, listed) {
+            (Product::Podman, Some(listed)) => (listed, None),
+            (_, listed) => (usage.images, listed.filter(|_| hidden_too)),
         };
-        if let (true, Some(all)) = (hidden_too, listed) {
+        if let Some(all) = all {
             let known: std::collections::HashSet<String> =
                 images.iter().map(|image| image.id.clone()).collect();
             images.extend(
