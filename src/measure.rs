@@ -7,10 +7,11 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use crate::disk::containerd::{Graph, Node};
 use crate::disk::{self, Bytes, Index, Layout};
 use crate::engine::{Engine, Host};
 use crate::inventory::Inventory;
-use crate::model::{EngineInfo, ImageStore, Measured, Unmeasured};
+use crate::model::{EngineInfo, Measured, Unmeasured};
 use crate::plan::{Kind, Plan, images_used_by_remaining};
 
 /// What the plan's items take on disk, each measured once.
@@ -37,6 +38,9 @@ pub fn measure_plan(
     plan: &Plan,
     inventory: &Inventory,
 ) -> PlanOnDisk {
+    if let Some(Ok(graph)) = &index.refs.containerd {
+        return measure_plan_containerd(graph, index, plan, inventory);
+    }
     let parents = &index.refs.parents;
     let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
     for (child, parent) in parents {
@@ -135,6 +139,74 @@ pub fn measure_plan(
     }
 }
 
+/// [`measure_plan`] on the containerd image store: what containerd's collector
+/// frees once the plan's containers (their leases) and images (their records,
+/// and the dangling parents the engine removes with them) are gone, each blob
+/// and snapshot counted for the first item that held it.
+fn measure_plan_containerd(
+    graph: &Graph,
+    index: &Index,
+    plan: &Plan,
+    inventory: &Inventory,
+) -> PlanOnDisk {
+    let planned_containers: HashSet<&str> = plan
+        .items_of(Kind::Container)
+        .map(|item| item.id.as_str())
+        .collect();
+    let used = images_used_by_remaining(inventory, &planned_containers);
+    let mut gone = HashSet::new();
+    let groups: Vec<Vec<Node>> = plan
+        .items
+        .iter()
+        .map(|item| match item.kind {
+            Kind::Container => vec![Node::lease(&item.id), Node::container(&item.id)],
+            Kind::Image => graph.image_removal(&item.id, &used, &mut gone),
+            _ => Vec::new(),
+        })
+        .collect();
+    let freed = graph.freed(&groups);
+    let mut counted: HashSet<&str> = HashSet::new();
+    let mut owned = |key: &str| match index.owner(key) {
+        Some((key, bytes)) if counted.insert(key) => bytes,
+        _ => Bytes::default(),
+    };
+    let mut layers = HashMap::new();
+    let items = plan
+        .items
+        .iter()
+        .zip(&freed)
+        .map(|(item, keys)| {
+            let mut bytes = Bytes::default();
+            match item.kind {
+                Kind::Container => bytes += owned(&format!("containers/{}", item.id)),
+                Kind::Volume => bytes += owned(&format!("volumes/{}", item.id)),
+                // BuildKit's records live in its own snapshots and leases, which
+                // the API does not name: the engine's figure stands for those.
+                Kind::BuildCache => return None,
+                Kind::Image | Kind::Network => {}
+            }
+            for layer in &item.frees_layers {
+                if let Some(key) = graph.snapshot_key(&layer.chain_id)
+                    && keys.contains(&key)
+                {
+                    let layer_bytes = owned(&key);
+                    layers.insert(layer.chain_id.clone(), layer_bytes.allocated);
+                    bytes += layer_bytes;
+                }
+            }
+            for key in keys {
+                bytes += owned(key);
+            }
+            Some(measured(bytes, index.incomplete))
+        })
+        .collect();
+    PlanOnDisk {
+        items,
+        layers,
+        data_root: measured(index.total, index.incomplete),
+    }
+}
+
 /// The data root walked alongside the inventory, or why it was not.
 pub struct Walked(pub Result<(disk::Layout, disk::Index), Unmeasured>);
 
@@ -162,13 +234,9 @@ pub async fn inventory_and_walk(
 ) -> Result<(Inventory, Walked)> {
     let info = engine.info();
     let layout = match host {
-        Host::Unix(_) if info.image_store == ImageStore::Containerd => {
-            Err(Unmeasured::Driver(format!(
-                "{} (the containerd image store's snapshotter)",
-                info.storage_driver
-            )))
+        Host::Unix(_) => {
+            disk::Layout::open(&info.data_root, &info.storage_driver, info.image_store)
         }
-        Host::Unix(_) => disk::Layout::open(&info.data_root, &info.storage_driver),
         _ => Err(Unmeasured::Remote(host.to_string())),
     };
     let saved = layout.as_ref().ok().cloned();
@@ -186,12 +254,19 @@ pub async fn inventory_and_walk(
             let (layout, index) = handle.await.context("walking the data root")?;
             let containers: Vec<&str> =
                 inventory.containers.iter().map(|c| c.id.as_str()).collect();
+            let images: Vec<&str> = inventory
+                .images
+                .iter()
+                .map(|image| image.id.as_str())
+                .collect();
             let chains: Vec<&str> = inventory
                 .images
                 .iter()
                 .flat_map(|image| image.layers.iter().map(|layer| layer.chain_id.as_str()))
                 .collect();
-            if layout.holds(&index, &containers, &chains) {
+            if let Some(Err(why)) = &index.refs.containerd {
+                Err(Unmeasured::Metadata(why.clone()))
+            } else if layout.holds(&index, &containers, &images, &chains) {
                 Ok((layout, index))
             } else {
                 Err(Unmeasured::NotTheEngines(info.data_root.clone()))
@@ -235,6 +310,11 @@ pub fn measure_and_find_orphans(
 /// The data root's allocated bytes, walked now (only when it was measured for
 /// the plan: see [`inventory_and_walk`]).
 pub fn walk_data_root(engine: &EngineInfo, size_cache: Option<&Path>) -> Option<u64> {
-    let layout = disk::Layout::open(&engine.data_root, &engine.storage_driver).ok()?;
+    let layout = disk::Layout::open(
+        &engine.data_root,
+        &engine.storage_driver,
+        engine.image_store,
+    )
+    .ok()?;
     Some(layout.index_cached(size_cache).total.allocated)
 }

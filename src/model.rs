@@ -372,6 +372,9 @@ pub enum Unmeasured {
     /// A directory with the data root's path exists here, but the engine's
     /// containers and layers are not in it.
     NotTheEngines(String),
+    /// The containerd image store's metadata could not be read (damaged, or
+    /// changing faster than it could be read).
+    Metadata(String),
 }
 
 impl std::fmt::Display for Unmeasured {
@@ -394,6 +397,7 @@ impl std::fmt::Display for Unmeasured {
                 f,
                 "{root} here is not this engine's data root (its containers and layers are not in it)"
             ),
+            Unmeasured::Metadata(why) => write!(f, "{why}"),
         }
     }
 }

@@ -6,16 +6,20 @@
 //! filesystem's own figures (size, free space) in [`fs`]. Nothing here knows
 //! about plans: [`crate::measure`] asks these modules what a plan's items take.
 //!
-//! Only the overlay2 layout is known here; with another storage driver, or a data
-//! root this process cannot read (a remote engine, not root), there is no
-//! [`Layout`] and every figure stays the engine's estimate.
+//! Two layouts are known here: the overlay2 storage driver's ([`overlay2`])
+//! and the containerd image store's with its overlayfs snapshotter
+//! ([`containerd`], whose metadata [`bolt`] reads). With another storage
+//! driver, or a data root this process cannot read (a remote engine, not
+//! root), there is no [`Layout`] and every figure stays the engine's estimate.
 
+mod bolt;
 pub mod cache;
+pub mod containerd;
 pub mod fs;
 pub mod overlay2;
 mod walk;
 
-pub use overlay2::{Layout, Orphan, Refs};
+pub use overlay2::{Layout, Orphan, Refs, Store};
 pub use walk::Index;
 #[cfg(test)]
 pub use walk::Walk;
@@ -27,6 +31,7 @@ pub use crate::model::Bytes;
 mod tests {
     use super::walk::HANDLE_DEPTH;
     use super::*;
+    use crate::model::ImageStore;
     use std::collections::HashSet;
     use std::os::unix::fs::MetadataExt;
     use std::path::Path;
@@ -223,7 +228,8 @@ mod tests {
             )
             .unwrap();
         }
-        let layout = Layout::open(base.to_str().unwrap(), "overlay2").unwrap();
+        let layout =
+            Layout::open(base.to_str().unwrap(), "overlay2", ImageStore::Graphdriver).unwrap();
         assert_eq!(layout.finished_at("exited"), Some(Some(1_795_773_600)));
         assert_eq!(layout.finished_at("never"), Some(None));
         // Unreadable or missing: ask the engine.
@@ -253,7 +259,8 @@ mod tests {
             std::fs::create_dir_all(base.join("overlay2").join(dir)).unwrap();
         }
         std::fs::write(base.join("overlay2/stray/diff/junk"), vec![0u8; 20_000]).unwrap();
-        let layout = Layout::open(base.to_str().unwrap(), "overlay2").unwrap();
+        let layout =
+            Layout::open(base.to_str().unwrap(), "overlay2", ImageStore::Graphdriver).unwrap();
         let index = layout.index();
         let cache: HashSet<&str> = ["cachesnap"].into_iter().collect();
         let orphans = layout.orphans(&index, &cache);
@@ -276,9 +283,10 @@ mod tests {
         std::fs::create_dir_all(layerdb.join("mounts/c1")).unwrap();
         std::fs::write(layerdb.join("mounts/c1/mount-id"), "m1").unwrap();
         std::fs::write(layerdb.join("mounts/c1/init-id"), "m1-init").unwrap();
-        let layout = Layout::open(base.to_str().unwrap(), "overlay2").unwrap();
+        let layout =
+            Layout::open(base.to_str().unwrap(), "overlay2", ImageStore::Graphdriver).unwrap();
         assert_eq!(
-            Layout::open(base.to_str().unwrap(), "btrfs").unwrap_err(),
+            Layout::open(base.to_str().unwrap(), "btrfs", ImageStore::Graphdriver).unwrap_err(),
             crate::model::Unmeasured::Driver("btrfs".into())
         );
         assert_eq!(

@@ -11,8 +11,9 @@ use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::MetadataExt;
 
 use super::Index;
+use super::containerd::{self, Graph};
 use super::walk::entries;
-use crate::model::{Bytes, Unmeasured};
+use crate::model::{Bytes, ImageStore, Unmeasured};
 
 /// How the engine's records point at each other on disk, read once: which
 /// overlay2 directories a container's mount record and a layer's entry name,
@@ -28,6 +29,9 @@ pub struct Refs {
     links: HashMap<String, String>,
     /// Image ID → its parent's (`imagedb/metadata/sha256/<id>/parent`).
     pub(crate) parents: HashMap<String, String>,
+    /// On the containerd image store: its collector's graph, or why it could
+    /// not be read.
+    pub(crate) containerd: Option<Result<Graph, String>>,
 }
 
 impl Refs {
@@ -35,6 +39,9 @@ impl Refs {
     /// layers (their overlay2 directory and layer record), and the init layers
     /// and mount records of containers whose mount record is complete.
     fn unchanging(&self) -> HashSet<String> {
+        if let Some(Ok(graph)) = &self.containerd {
+            return graph.unchanging();
+        }
         let committed = self.layers.iter().flat_map(|(chain, cache_id)| {
             [
                 format!("overlay2/{cache_id}"),
@@ -60,27 +67,57 @@ impl Refs {
 /// The image and layer records of the overlay2 driver, under the data root.
 const IMAGE_DIR: &str = "image/overlay2";
 
-/// Where the engine keeps what, for the overlay2 storage driver.
+/// The layouts measured here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// The overlay2 storage driver's layer store.
+    Overlay2,
+    /// The containerd image store with its overlayfs snapshotter.
+    Containerd,
+}
+
+/// Where the engine keeps what: the overlay2 storage driver's layout, or the
+/// containerd image store's (see [`super::containerd`]).
 #[derive(Debug, Clone)]
 pub struct Layout {
     pub root: PathBuf,
+    pub store: Store,
 }
 
 impl Layout {
-    /// The layout of a data root this process can read, or `None`.
-    pub fn open(data_root: &str, storage_driver: &str) -> Result<Layout, Unmeasured> {
-        if storage_driver != "overlay2" {
-            return Err(Unmeasured::Driver(storage_driver.to_string()));
-        }
+    /// The layout of a data root this process can read, or why there is none.
+    pub fn open(
+        data_root: &str,
+        storage_driver: &str,
+        image_store: ImageStore,
+    ) -> Result<Layout, Unmeasured> {
+        let store = match (image_store, storage_driver) {
+            (ImageStore::Containerd, "overlayfs") => Store::Containerd,
+            (ImageStore::Containerd, other) => {
+                return Err(Unmeasured::Driver(format!(
+                    "{other} (the containerd image store's snapshotter)"
+                )));
+            }
+            (ImageStore::Graphdriver, "overlay2") => Store::Overlay2,
+            (ImageStore::Graphdriver, other) => return Err(Unmeasured::Driver(other.to_string())),
+        };
         let layout = Layout {
             root: PathBuf::from(data_root),
+            store,
         };
         if data_root.is_empty() || !layout.root.is_dir() {
             return Err(Unmeasured::NotTheEngines(data_root.to_string()));
         }
-        // Reading the layer database is what measurement needs; it is root-only.
-        match std::fs::read_dir(layout.layerdb().join("sha256")) {
-            Ok(_) => Ok(layout),
+        // Reading the layer database (or containerd's metadata) is what
+        // measurement needs; it is root-only.
+        let probe = match store {
+            Store::Overlay2 => std::fs::read_dir(layout.layerdb().join("sha256")).map(drop),
+            Store::Containerd => {
+                std::fs::File::open(layout.root.join(containerd::META_DB)).map(drop)
+            }
+        };
+        match probe {
+            Ok(()) => Ok(layout),
             Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {
                 Err(Unmeasured::NotReadable(data_root.to_string()))
             }
@@ -92,14 +129,28 @@ impl Layout {
     /// container it lists has its directory, every layer of its images its
     /// layer record. A directory that only has the data root's path (another
     /// host's engine behind a forwarded socket, a copy) is not measured.
-    pub fn holds(&self, index: &Index, containers: &[&str], chains: &[&str]) -> bool {
-        containers
+    /// On the containerd image store every image's ID must be content of
+    /// Docker's namespace there instead.
+    pub fn holds(
+        &self,
+        index: &Index,
+        containers: &[&str],
+        images: &[&str],
+        chains: &[&str],
+    ) -> bool {
+        let dirs = containers
             .iter()
-            .all(|id| index.owner(&format!("containers/{id}")).is_some())
-            && chains.iter().all(|chain| {
-                let hex = chain.strip_prefix("sha256:").unwrap_or(chain);
-                index.refs.layers.contains_key(hex)
-            })
+            .all(|id| index.owner(&format!("containers/{id}")).is_some());
+        if let Some(graph) = &index.refs.containerd {
+            return dirs
+                && graph
+                    .as_ref()
+                    .is_ok_and(|graph| images.iter().all(|id| graph.has_content(id)));
+        }
+        dirs && chains.iter().all(|chain| {
+            let hex = chain.strip_prefix("sha256:").unwrap_or(chain);
+            index.refs.layers.contains_key(hex)
+        })
     }
 
     fn image_dir(&self) -> PathBuf {
@@ -155,6 +206,10 @@ impl Layout {
     /// layer, and the symlinks in `overlay2/l`.
     pub fn refs(&self) -> Refs {
         let mut refs = Refs::default();
+        if self.store == Store::Containerd {
+            refs.containerd = Some(Graph::read(&self.root));
+            return refs;
+        }
         let layerdb = self.layerdb();
         for (dir, name) in entries(&layerdb.join("mounts")) {
             let Some(dir) = Layout::open_dir(&dir) else {

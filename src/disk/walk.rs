@@ -103,6 +103,30 @@ fn owner_of(parts: &[&str]) -> (String, bool) {
         ["image", _, "layerdb", "sha256" | "mounts", ..] => Some(5),
         ["image", _, "imagedb", "content" | "metadata", "sha256", ..] => Some(6),
         ["image", ..] => None,
+        // The containerd image store: each blob file and snapshot directory.
+        [
+            "containerd",
+            "daemon",
+            "io.containerd.content.v1.content",
+            "blobs",
+            "sha256",
+            ..,
+        ] => Some(6),
+        [
+            "containerd",
+            "daemon",
+            "io.containerd.snapshotter.v1.overlayfs",
+            "snapshots",
+            ..,
+        ] => Some(5),
+        [
+            "containerd",
+            "daemon",
+            "io.containerd.content.v1.content" | "io.containerd.snapshotter.v1.overlayfs",
+            ..,
+        ] => None,
+        ["containerd", "daemon", ..] => Some(3),
+        ["containerd", ..] => None,
         _ => Some(1),
     };
     match depth {

@@ -506,7 +506,8 @@ struct JsonTotals<'a> {
     /// The data root measured on disk, or null when it is not readable here.
     data_root: Option<Measured>,
     /// Why sizes are the engine's figures: `{reason, detail}` with reason
-    /// `remote`, `driver`, `not_readable` or `not_the_engines`; null when measured.
+    /// `remote`, `driver`, `not_readable`, `not_the_engines` or `metadata`; null
+    /// when measured.
     unmeasured: Option<&'a Unmeasured>,
     /// Orphaned overlay2 directories: not reclaimable by the engine.
     orphaned_overlay2: Option<serde_json::Value>,
