@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::disk::Orphan;
 use crate::inventory::Inventory;
-use crate::model::short_id;
+use crate::model::{ImageStore, short_id};
 use crate::model::{Measured, Unmeasured};
 use crate::plan::{Kind, Plan};
 
@@ -37,6 +37,10 @@ pub enum Section {
     BuildCache,
     #[serde(rename = "Orphaned overlay2")]
     OrphanedOverlay2,
+    /// Snapshot directories and blobs of the containerd image store that its
+    /// metadata does not know.
+    #[serde(rename = "Orphaned containerd")]
+    OrphanedContainerd,
 }
 
 impl Section {
@@ -50,6 +54,7 @@ impl Section {
             Section::Volumes => "Volumes",
             Section::BuildCache => "Build cache",
             Section::OrphanedOverlay2 => "Orphaned overlay2",
+            Section::OrphanedContainerd => "Orphaned containerd",
         }
     }
 
@@ -263,7 +268,11 @@ pub fn usage(inventory: &Inventory, plan: &Plan, on_disk: Option<&OnDisk>) -> Us
     let orphans = on_disk.map(|disk| disk.orphans.clone()).unwrap_or_default();
     if measured {
         rows.push(Row {
-            kind: Section::OrphanedOverlay2,
+            kind: if inventory.engine.image_store == ImageStore::Containerd {
+                Section::OrphanedContainerd
+            } else {
+                Section::OrphanedOverlay2
+            },
             count: orphans.len(),
             size_bytes: Some(orphans.iter().map(|o| o.bytes.allocated).sum()),
             in_use_bytes: None,

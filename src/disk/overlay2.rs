@@ -330,6 +330,16 @@ impl Layout {
     /// Bytes of everything removing the container frees, from the index.
     pub fn container_bytes(&self, index: &Index, id: &str) -> Bytes {
         let mut bytes = Bytes::default();
+        if let Some(Ok(graph)) = &index.refs.containerd {
+            // Its directory, and its writable and init snapshots.
+            bytes += index.owned_key(&format!("containers/{id}"));
+            for key in [id.to_string(), format!("{id}-init")] {
+                if let Some(dir) = graph.snapshot_key(&key) {
+                    bytes += index.owned_key(&dir);
+                }
+            }
+            return bytes;
+        }
         for key in Layout::container_keys(&index.refs, id) {
             bytes += index.owned_key(&key);
         }
@@ -337,8 +347,15 @@ impl Layout {
     }
 
     /// Bytes of one image layer (its overlay2 directory and database entry).
+    /// On the containerd image store: the layer's unpacked snapshot.
     pub fn layer_bytes(&self, index: &Index, chain_id: &str) -> Bytes {
         let mut bytes = Bytes::default();
+        if let Some(Ok(graph)) = &index.refs.containerd {
+            if let Some(dir) = graph.snapshot_key(chain_id) {
+                bytes += index.owned_key(&dir);
+            }
+            return bytes;
+        }
         for key in Layout::layer_keys(&index.refs, chain_id) {
             bytes += index.owned_key(&key);
         }
@@ -369,7 +386,17 @@ impl Layout {
     /// Directories under `overlay2/` that no image layer, no container and no
     /// build cache record refers to: left by crashes or failed pulls. The engine
     /// never frees them; they are reported, never removed.
+    ///
+    /// On the containerd image store: snapshot directories its snapshotter has
+    /// no record of, and blobs no namespace's content has (named by their path
+    /// under `containerd/daemon/`).
     pub fn orphans(&self, index: &Index, build_cache_ids: &HashSet<&str>) -> Vec<Orphan> {
+        if let Some(graph) = &index.refs.containerd {
+            let Ok(graph) = graph else {
+                return Vec::new();
+            };
+            return self.containerd_orphans(index, graph);
+        }
         let referenced: HashSet<&str> = index
             .refs
             .layers
@@ -393,6 +420,40 @@ impl Layout {
                     .ok()
                     .map(|meta| meta.mtime()),
                 name: name.to_string(),
+            })
+            .collect();
+        orphans.sort_by(|a, b| {
+            b.bytes
+                .allocated
+                .cmp(&a.bytes.allocated)
+                .then(a.name.cmp(&b.name))
+        });
+        orphans
+    }
+
+    fn containerd_orphans(&self, index: &Index, graph: &Graph) -> Vec<Orphan> {
+        let snapshots = format!("{}/snapshots/", containerd::SNAPSHOTS);
+        let blobs = format!("{}/", containerd::BLOBS);
+        let mut orphans: Vec<Orphan> = index
+            .owner_keys()
+            .filter(|key| {
+                if let Some(dir) = key.strip_prefix(&snapshots) {
+                    !dir.contains('/') && dir.parse::<u64>().map_or(true, |n| !graph.knows_dir(n))
+                } else if let Some(hex) = key.strip_prefix(&blobs) {
+                    !hex.contains('/') && !graph.knows_blob(&format!("sha256:{hex}"))
+                } else {
+                    false
+                }
+            })
+            .map(|key| Orphan {
+                bytes: index.owned_key(key),
+                modified: std::fs::symlink_metadata(self.root.join(key))
+                    .ok()
+                    .map(|meta| meta.mtime()),
+                name: key
+                    .strip_prefix("containerd/daemon/")
+                    .unwrap_or(key)
+                    .to_string(),
             })
             .collect();
         orphans.sort_by(|a, b| {

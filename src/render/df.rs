@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use super::{SCHEMA_VERSION, age, bytes, maybe_bytes, truncate, unix_to_rfc3339};
-use crate::model::{EngineInfo, short_id};
+use crate::model::{EngineInfo, ImageStore, short_id};
 use crate::usage::{Section, Usage};
 
 /// `docker-reclaim df` for people.
@@ -40,7 +40,13 @@ pub fn df_human(
     for row in &usage.rows {
         let reclaimable = match row.reclaimable_bytes {
             Some(value) => bytes(value),
-            None if row.kind == Section::OrphanedOverlay2 => "not by the engine".to_string(),
+            None if matches!(
+                row.kind,
+                Section::OrphanedOverlay2 | Section::OrphanedContainerd
+            ) =>
+            {
+                "not by the engine".to_string()
+            }
             None => "-".to_string(),
         };
         let size = match row.size_bytes {
@@ -121,10 +127,12 @@ pub fn df_human(
         }
         if !usage.orphans.is_empty() {
             writeln!(out)?;
-            writeln!(
-                out,
-                "ORPHANED overlay2 DIRECTORY                                            SIZE      AGE"
-            )?;
+            let what = if engine.image_store == ImageStore::Containerd {
+                "ORPHANED containerd SNAPSHOT OR BLOB"
+            } else {
+                "ORPHANED overlay2 DIRECTORY"
+            };
+            writeln!(out, "{what:<63}  {:>10}  {:>7}", "SIZE", "AGE")?;
             for orphan in &usage.orphans {
                 writeln!(
                     out,

@@ -328,9 +328,14 @@ fn totals_lines(
         }
     }
     if let Some((count, orphaned)) = plan.orphaned.filter(|(count, _)| *count > 0) {
+        let what = if engine.image_store == crate::model::ImageStore::Containerd {
+            "containerd snapshot directories and blobs"
+        } else {
+            "overlay2 directories"
+        };
         writeln!(
             out,
-            "Orphaned overlay2 directories: {count}, {}: not reclaimable by the engine (see `docker-reclaim df -v`).",
+            "Orphaned {what}: {count}, {}: not reclaimable by the engine (see `docker-reclaim df -v`).",
             bytes(orphaned)
         )?;
     }

@@ -232,23 +232,6 @@ fn main() -> ExitCode {
             runs_as_a_docker_cli_plugin,
         ),
     ];
-    // On the containerd image store the data root is not measured yet (its
-    // blobs and snapshots are another layout); these tests check measurements
-    // on disk and stay ignored there, said out loud, until that lands.
-    let unmeasured = [
-        "dry_run_predicts_bytes_from_layers",
-        "human_dry_run_reads_well",
-        "measure_prediction_matches_du_within_2_percent",
-        "measure_kept_sizes_give_what_a_full_walk_gives",
-        "space_df_reports_layout_logs_orphans_and_agrees_with_the_plan",
-    ];
-    let store = support::containerd_store();
-    if store && !args.list {
-        eprintln!(
-            "containerd image store: not measured on disk yet; ignored here: {}",
-            unmeasured.join(", ")
-        );
-    }
     let trials = trials
         .into_iter()
         .chain(apply::trials())
@@ -257,10 +240,7 @@ fn main() -> ExitCode {
         .chain(space::trials())
         .chain(rules::trials())
         .chain(reach::trials())
-        .map(|trial| {
-            let unmeasured = store && unmeasured.contains(&trial.name());
-            trial.with_ignored_flag(skip || unmeasured)
-        })
+        .map(|trial| trial.with_ignored_flag(skip))
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);
     // The trials held the other references; this stops the shared daemon by its pid.

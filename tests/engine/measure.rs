@@ -400,15 +400,9 @@ fn dry_run_without_root_uses_estimates() -> Result<()> {
     let plan: Value = serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
     check!(plan["totals"]["measured"] == false, "{}", plan["totals"]);
     check!(plan["totals"]["data_root"].is_null(), "{}", plan["totals"]);
-    // The containerd image store is not measured on disk at all: that comes first.
-    let (reason, words) = if crate::support::containerd_store() {
-        (
-            "driver",
-            "storage driver overlayfs (the containerd image store's snapshotter)",
-        )
-    } else {
-        ("not_readable", "not readable as this user")
-    };
+    // On every engine, the containerd image store's included: the data root is
+    // root-only, and that is what is said.
+    let (reason, words) = ("not_readable", "not readable as this user");
     check!(
         plan["totals"]["unmeasured"]["reason"] == reason,
         "{}",
@@ -457,16 +451,6 @@ fn remote_and_foreign_data_roots_are_not_measured() -> Result<()> {
         .map_err(|e| e.to_string())?;
     let why = reason(remote)?;
     check!(why == "remote", "tcp engine: {why}");
-    if crate::support::containerd_store() {
-        // Not measured over its socket either: the storage driver says why.
-        let local = a.dry_run_json(&[])?;
-        check!(
-            local["totals"]["unmeasured"]["reason"] == "driver",
-            "{}",
-            local["totals"]
-        );
-        return Ok(());
-    }
     // The same engine over its unix socket is measured.
     let local = a.dry_run_json(&[])?;
     check!(local["totals"]["measured"] == true, "{}", local["totals"]);

@@ -130,25 +130,49 @@ fn df_reports_everything() -> Result<()> {
         "1000",
     ])?;
 
-    // A planted orphan, and a directory planted inside a real layer (not an orphan).
-    let overlay = d.data_root.join("overlay2");
-    let planted = overlay.join("0123456789planted-orphan");
-    std::fs::create_dir_all(planted.join("diff")).map_err(|e| e.to_string())?;
-    std::fs::write(planted.join("diff/junk"), vec![0u8; 300_000]).map_err(|e| e.to_string())?;
-    let base_chain = std::fs::read_dir(d.data_root.join("image/overlay2/layerdb/sha256"))
-        .map_err(|e| e.to_string())?
-        .filter_map(std::result::Result::ok)
-        .next()
-        .ok_or("no layer")?
-        .path();
-    let cache_id =
-        std::fs::read_to_string(base_chain.join("cache-id")).map_err(|e| e.to_string())?;
-    std::fs::create_dir_all(overlay.join(cache_id.trim()).join("planted-inside"))
-        .map_err(|e| e.to_string())?;
+    // A planted orphan, and a directory planted inside a real layer (not an
+    // orphan): in overlay2/, or on the containerd image store a snapshot
+    // directory its snapshotter has no record of.
+    let containerd = crate::support::containerd_store();
+    let (driver, orphan) = if containerd {
+        let snapshots = d
+            .data_root
+            .join("containerd/daemon/io.containerd.snapshotter.v1.overlayfs/snapshots");
+        let planted = snapshots.join("999999");
+        std::fs::create_dir_all(planted.join("fs")).map_err(|e| e.to_string())?;
+        std::fs::write(planted.join("fs/junk"), vec![0u8; 300_000]).map_err(|e| e.to_string())?;
+        let real = std::fs::read_dir(&snapshots)
+            .map_err(|e| e.to_string())?
+            .filter_map(std::result::Result::ok)
+            .find(|entry| entry.file_name() != "999999")
+            .ok_or("no snapshot")?
+            .path();
+        std::fs::create_dir_all(real.join("planted-inside")).map_err(|e| e.to_string())?;
+        (
+            "overlayfs",
+            "io.containerd.snapshotter.v1.overlayfs/snapshots/999999",
+        )
+    } else {
+        let overlay = d.data_root.join("overlay2");
+        let planted = overlay.join("0123456789planted-orphan");
+        std::fs::create_dir_all(planted.join("diff")).map_err(|e| e.to_string())?;
+        std::fs::write(planted.join("diff/junk"), vec![0u8; 300_000]).map_err(|e| e.to_string())?;
+        let base_chain = std::fs::read_dir(d.data_root.join("image/overlay2/layerdb/sha256"))
+            .map_err(|e| e.to_string())?
+            .filter_map(std::result::Result::ok)
+            .next()
+            .ok_or("no layer")?
+            .path();
+        let cache_id =
+            std::fs::read_to_string(base_chain.join("cache-id")).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(overlay.join(cache_id.trim()).join("planted-inside"))
+            .map_err(|e| e.to_string())?;
+        ("overlay2", "0123456789planted-orphan")
+    };
 
     let report = json(d.reclaim(&["df", "--format", "json"]))?;
     check!(
-        report["engine"]["storage_driver"] == "overlay2",
+        report["engine"]["storage_driver"] == driver,
         "{}",
         report["engine"]
     );
@@ -159,7 +183,7 @@ fn df_reports_everything() -> Result<()> {
     );
     let info = d.docker(&["info", "--format", "{{.DockerRootDir}} {{.Driver}}"])?;
     check!(
-        info == format!("{} overlay2", d.data_root.display()),
+        info == format!("{} {driver}", d.data_root.display()),
         "docker info says {info}"
     );
     let orphans: Vec<&str> = report["usage"]["orphans"]
@@ -168,10 +192,7 @@ fn df_reports_everything() -> Result<()> {
         .flatten()
         .filter_map(|o| o["name"].as_str())
         .collect();
-    check!(
-        orphans == vec!["0123456789planted-orphan"],
-        "orphans: {orphans:?}"
-    );
+    check!(orphans == vec![orphan], "orphans: {orphans:?}");
     let row = |kind: &str| {
         report["usage"]["rows"]
             .as_array()
@@ -209,7 +230,7 @@ fn df_reports_everything() -> Result<()> {
     let text = d.reclaim(&["df", "-v"]);
     let text = String::from_utf8_lossy(&text.stdout);
     check!(
-        text.contains("0123456789planted-orphan") && text.contains("not by the engine"),
+        text.contains(orphan) && text.contains("not by the engine"),
         "{text}"
     );
     Ok(())
