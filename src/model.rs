@@ -388,7 +388,7 @@ impl std::fmt::Display for Unmeasured {
             }
             Unmeasured::Driver(driver) => write!(
                 f,
-                "the storage driver {driver} is not measured on disk (overlay2 is)"
+                "the storage driver {driver} is not measured on disk (overlay2 and the containerd image store with overlayfs are)"
             ),
             Unmeasured::NotReadable(root) => {
                 write!(f, "the data root {root} is not readable as this user")

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use docker_reclaim::inventory::{Inventory, chain_ids};
 use docker_reclaim::layers;
 use docker_reclaim::model::{
-    BuildCacheRecord, Container, ContainerState, EngineInfo, Image, Layer, Measured, Mount,
-    Network, Volume,
+    BuildCacheRecord, Bytes, Container, ContainerState, EngineInfo, Image, ImageStore, Layer,
+    Measured, Mount, Network, Volume,
 };
 use docker_reclaim::plan::{self, Kind, Plan};
 use docker_reclaim::render::{self, Show};
@@ -466,4 +466,43 @@ fn target_already_met_is_said_first() {
             .is_none_or(|nothing| met < nothing),
         "{text}"
     );
+}
+
+/// The containerd image store, measured: its orphans are snapshot
+/// directories and blobs, named under `containerd/daemon/`.
+#[test]
+fn df_human_containerd_store() {
+    let mut inventory = inventory();
+    inventory.engine.image_store = ImageStore::Containerd;
+    inventory.engine.storage_driver = "overlayfs".into();
+    let plan = plan::plan(&inventory, &Rules::default(), NOW);
+    let on_disk = usage::OnDisk {
+        containers: HashMap::new(),
+        logs: HashMap::new(),
+        layers: HashMap::new(),
+        orphans: vec![docker_reclaim::disk::Orphan {
+            name: "io.containerd.snapshotter.v1.overlayfs/snapshots/999".into(),
+            bytes: Bytes {
+                allocated: 307_200,
+                apparent: 300_000,
+            },
+            modified: Some(NOW - 86_400),
+        }],
+        data_root: Measured {
+            bytes: Bytes {
+                allocated: 9_000_000,
+                apparent: 8_000_000,
+            },
+            incomplete: false,
+        },
+    };
+    let usage = usage::usage(&inventory, &plan, Some(&on_disk));
+    insta::assert_snapshot!(text(|out| render::df_human(
+        out,
+        &inventory.engine,
+        &usage,
+        Some(1_000_000_000),
+        true,
+        NOW
+    )));
 }
