@@ -91,7 +91,14 @@ pub fn render(out: &mut impl Write) -> io::Result<()> {
     extra.control("TP", []);
     extra.text([bold("/var/cache/docker-reclaim/sizes-*.json")]);
     extra.text([roman(
-        "Sizes of committed image layers, containers' init layers and layer records, one file per data root (for root; other users: $XDG_CACHE_HOME/docker-reclaim or ~/.cache/docker-reclaim). The engine writes these directories once, so a size is reused while the directory keeps its inode and times; anything else is walked again. Only a hint: a missing, foreign or damaged file means a full walk. Safe to delete.",
+        "Sizes of committed image layers, containers' init layers and layer records (on the containerd image store: committed snapshots), one file per data root (for root; other users: $XDG_CACHE_HOME/docker-reclaim or ~/.cache/docker-reclaim). The engine writes these directories once, so a size is reused while the directory keeps its inode and times; anything else is walked again. Only a hint: a missing, foreign or damaged file means a full walk. Safe to delete.",
+    )]);
+    extra.control("TP", []);
+    extra.text([bold(
+        "DATA-ROOT/containerd/daemon/io.containerd.metadata.v1.bolt/meta.db",
+    )]);
+    extra.text([roman(
+        "On the containerd image store: containerd's metadata (images, content, snapshots, leases), read without a lock, never written, to predict what its garbage collector frees; with the overlayfs snapshotter's metadata.db, which names each snapshot's directory.",
     )]);
     extra.control("SH", ["SEE ALSO"]);
     extra.text([roman(
