@@ -427,9 +427,21 @@ impl Graph {
         let before = self.reach(&HashSet::new(), &HashSet::new());
         let after = self.reach(&removed, &self.unleased_configs(&removed));
         let mut claimed = vec![false; self.nodes.len()];
-        groups
-            .iter()
-            .map(|group| {
+        // Images claim first: a container's lease reaches its image's layers
+        // through its snapshots' parents, and those are the image's to free.
+        let images_first = {
+            let mut order: Vec<usize> = (0..groups.len()).collect();
+            order.sort_by_key(|n| {
+                !groups[*n]
+                    .iter()
+                    .any(|node| matches!(node, Node::Image(..)))
+            });
+            order
+        };
+        let mut freed = vec![Vec::new(); groups.len()];
+        for n in images_first {
+            let group = &groups[n];
+            freed[n] = {
                 let mut keys = Vec::new();
                 let mut stack: Vec<usize> = group
                     .iter()
@@ -454,8 +466,9 @@ impl Graph {
                     stack.extend(&links.leased);
                 }
                 keys
-            })
-            .collect()
+            };
+        }
+        freed
     }
 
     /// The file or directory a node keeps on disk, if any and if freeing the
@@ -609,7 +622,7 @@ mod tests {
     /// A tagged image `a:1` (manifest mA: config cA, layer lA, snapshot sA); a
     /// dangling rebuild mD built on it (config cD, the same layer lA, its own
     /// snapshot sD on sA) whose config a BuildKit history lease also holds; a
-    /// container X (lease X: snapshots X and X-init, on sA); a flat lease that
+    /// container X of the rebuild (lease X: snapshots X and X-init, on sD); a flat lease that
     /// holds only the blob cF, whose snapshot sF it does not keep.
     fn store() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
@@ -662,7 +675,7 @@ mod tests {
                             bucket(vec![
                                 ("sha256:sA", snapshot("moby/1/sha256:sA", None)),
                                 ("sha256:sD", snapshot("moby/2/sha256:sD", Some("sha256:sA"))),
-                                ("X-init", snapshot("moby/3/X-init", Some("sha256:sA"))),
+                                ("X-init", snapshot("moby/3/X-init", Some("sha256:sD"))),
                                 ("X", snapshot("moby/4/X", Some("X-init"))),
                                 ("sha256:sF", snapshot("moby/5/sha256:sF", None)),
                             ]),
