@@ -75,15 +75,13 @@ impl DockerEngine {
         // bollard 0.21 drops the `/v1.xx` part of every path (its URL join replaces
         // it), so negotiate_version() would change nothing on the wire. Ask the
         // engine ourselves and pin the prefix with a request modifier.
-        // /info is read at the oldest version we support, whose answer every
-        // newer engine still gives, so that it can go at the same time as
-        // /version (which takes the engine a few milliseconds: it asks containerd
-        // and runs runc for their versions).
-        let floor_prefix = format!("/v{}.{}", MIN_API.0, MIN_API.1);
-        let at_floor = base
-            .clone()
-            .with_request_modifier(move |request| pin_version(request, &floor_prefix));
-        let (version, info) = tokio::join!(base.version(), at_floor.info());
+        // /info goes unversioned, at the same time as /version (which takes the
+        // engine a few milliseconds: it asks containerd and runs runc for their
+        // versions): an unversioned request is answered at the engine's own API
+        // version, which every engine serves. A fixed old version would not be:
+        // Docker 29 refuses requests below API 1.44 by default (moby
+        // docker-v29.0.0 `daemon/config/config.go` `defaultMinAPIVersion`).
+        let (version, info) = tokio::join!(base.version(), base.info());
         let version = version.map_err(|err| unreachable(host, timeout, &err, &connector))?;
         let offered = version.api_version.as_deref().unwrap_or("");
         let server = parse_api_version(offered).ok_or_else(|| {

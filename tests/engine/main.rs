@@ -231,6 +231,10 @@ fn main() -> ExitCode {
             "docker_reclaim_runs_as_a_docker_cli_plugin",
             runs_as_a_docker_cli_plugin,
         ),
+        with(
+            "an_engine_refusing_api_versions_below_1_44_is_planned",
+            an_engine_refusing_old_api_versions_is_planned,
+        ),
     ];
     let trials = trials
         .into_iter()
@@ -481,6 +485,43 @@ fn empty_engine_has_nothing_to_reclaim(_shared: &Shared) -> Result<()> {
         "{plan}"
     );
     check!(plan["totals"]["predicted_bytes"] == 0, "{plan}");
+    Ok(())
+}
+
+/// Docker 29 refuses API versions below 1.44 by default (moby docker-v29.0.0
+/// `daemon/config/config.go` `defaultMinAPIVersion`). An engine of API 1.44 or
+/// newer started the same way (`DOCKER_MIN_API_VERSION=1.44`) is connected to
+/// and planned; an older engine cannot be told so, and that is said.
+fn an_engine_refusing_old_api_versions_is_planned(shared: &Shared) -> Result<()> {
+    let api = shared
+        .daemon()?
+        .docker(&["version", "--format", "{{.Server.APIVersion}}"])?;
+    let minor: u32 = api
+        .trim()
+        .strip_prefix("1.")
+        .and_then(|minor| minor.parse().ok())
+        .ok_or_else(|| format!("API version {api:?}"))?;
+    if minor < 44 {
+        eprintln!("(an engine of API {api} cannot refuse API 1.41: nothing to check)");
+        return Ok(());
+    }
+    let d = Daemon::start_with_env(&[], &[("DOCKER_MIN_API_VERSION", "1.44")])?;
+    let old = crate::support::raw_get(&d.socket, "/v1.41/info")?;
+    check!(
+        old.contains("too old"),
+        "the engine still serves API 1.41: {old}"
+    );
+    let plan = stdout_json(&d.reclaim(&["--dry-run", "--format", "json"]))?;
+    check!(
+        plan["engine"]["data_root"] == d.data_root.to_string_lossy().as_ref(),
+        "{}",
+        plan["engine"]
+    );
+    check!(
+        plan["engine"]["api_version"] == api.trim(),
+        "negotiated {} with an engine of {api}",
+        plan["engine"]["api_version"]
+    );
     Ok(())
 }
 

@@ -101,6 +101,12 @@ impl Daemon {
 
     /// Starts a private dockerd with `extra` arguments (`--group nogroup`, say).
     pub fn start_with(extra: &[&str]) -> Result<Daemon> {
+        Daemon::start_with_env(extra, &[])
+    }
+
+    /// [`Daemon::start_with`], with `env` set for dockerd
+    /// (`DOCKER_MIN_API_VERSION`, say).
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Result<Daemon> {
         let dockerd = dockerd_binary().ok_or(
             "dockerd is not installed: run scripts/test.sh, which installs docker.io, or apt-get install docker.io",
         )?;
@@ -113,6 +119,7 @@ impl Daemon {
         let data_root = dir.path().join("root");
         let mut command = dockerd_command(&dockerd, dir.path(), &socket, &data_root)?;
         command.args(extra);
+        command.envs(env.iter().copied());
         let child = command
             .spawn()
             .map_err(|e| format!("starting dockerd: {e}"))?;
@@ -508,6 +515,20 @@ fn which(name: &str) -> Option<PathBuf> {
         .chain(["/usr/sbin".into(), "/sbin".into()])
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
+}
+
+/// A plain HTTP/1.0 GET of `path` on the daemon's socket: the raw answer.
+pub fn raw_get(socket: &Path, path: &str) -> Result<String> {
+    let mut stream = UnixStream::connect(socket).map_err(|e| format!("connect: {e}"))?;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n").as_bytes())
+        .map_err(|e| format!("write: {e}"))?;
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .map_err(|e| format!("read: {e}"))?;
+    Ok(answer)
 }
 
 fn ping(socket: &Path) -> bool {
