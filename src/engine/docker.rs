@@ -40,6 +40,21 @@ pub struct DockerEngine {
     /// `/v1.41`, say: put in front of every request path.
     prefix: String,
     info: EngineInfo,
+    /// The `/system/df` sent while connecting, until the inventory takes it.
+    early_df: std::sync::Mutex<Option<EarlyDf>>,
+}
+
+/// `/system/df` with the item lists (`verbose=1` asks a 1.52+ engine for them;
+/// older ones ignore it).
+const DF_PATH: &str = "/system/df?verbose=1";
+
+/// A request under way that is given up when nobody waits for it any more.
+struct EarlyDf(tokio::task::JoinHandle<Result<bytes::Bytes>>);
+
+impl Drop for EarlyDf {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl DockerEngine {
@@ -81,6 +96,11 @@ impl DockerEngine {
         // version, which every engine serves. A fixed old version would not be:
         // Docker 29 refuses requests below API 1.44 by default (moby
         // docker-v29.0.0 `daemon/config/config.go` `defaultMinAPIVersion`).
+        // /system/df, the engine's longest answer, starts now too, unversioned
+        // for the same reason; `disk_usage` takes it (see there).
+        let raw = RawClient::new(connector.clone(), host, timeout);
+        let early = raw.clone();
+        let early_df = EarlyDf(tokio::spawn(async move { early.get(DF_PATH).await }));
         let (version, info) = tokio::join!(base.version(), base.info());
         let version = version.map_err(|err| unreachable(host, timeout, &err, &connector))?;
         let offered = version.api_version.as_deref().unwrap_or("");
@@ -133,7 +153,8 @@ impl DockerEngine {
             docker,
             host: host.clone(),
             timeout,
-            raw: RawClient::new(connector, host, timeout),
+            raw,
+            early_df: std::sync::Mutex::new(Some(early_df)),
             prefix,
             info: EngineInfo {
                 product,
@@ -312,8 +333,23 @@ impl Engine for DockerEngine {
     }
 
     async fn disk_usage(&self) -> Result<DiskUsage> {
-        // `verbose=1` asks a 1.52+ engine for the item lists; older ones ignore it.
-        let path = format!("{}/system/df?verbose=1", self.prefix);
+        // The first call takes the answer to the request sent while connecting
+        // (unversioned: answered at the engine's own API version, in either of
+        // the shapes `parse_disk_usage` reads). Later calls, a busy engine, or
+        // an answer that does not parse ask again at the negotiated version.
+        let early = self.early_df.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(mut early) = early {
+            match (&mut early.0).await {
+                Ok(Ok(body)) => {
+                    if let Ok(usage) = parse_disk_usage(&body) {
+                        return Ok(usage);
+                    }
+                }
+                Ok(Err(err)) if !is_df_busy(&err) => return Err(err),
+                _ => {}
+            }
+        }
+        let path = format!("{}{DF_PATH}", self.prefix);
         let started = Instant::now();
         loop {
             match self.raw.get(&path).await {

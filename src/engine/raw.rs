@@ -24,6 +24,7 @@ pub struct EngineAnswered {
     pub message: String,
 }
 
+#[derive(Clone)]
 pub struct RawClient {
     client: Client<Connector, Empty<Bytes>>,
     host: Host,
