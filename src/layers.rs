@@ -21,11 +21,25 @@ pub struct LayerRow {
     pub containers: usize,
 }
 
+/// One content blob of an image on the containerd image store: its manifest,
+/// config or a compressed layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlobRow {
+    pub digest: String,
+    pub size_bytes: u64,
+    /// Other images made of this blob too, by tag or short ID.
+    pub shared_with: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImageReport {
     pub id: String,
     pub name: String,
     pub layers: Vec<LayerRow>,
+    /// On the containerd image store, its content blobs (empty elsewhere, and
+    /// left out of the JSON then).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub blobs: Vec<BlobRow>,
     /// Bytes in layers no other image uses: what removing this image alone frees.
     pub unique_bytes: u64,
     /// Bytes in layers other images use too.
@@ -75,11 +89,13 @@ pub fn resolve<'a>(inventory: &'a Inventory, reference: &str) -> Result<&'a Imag
 }
 
 /// The layers of `image` with what shares them; `sizes` are measured bytes by
-/// chain ID, when the data root was readable.
+/// chain ID, when the data root was readable. `blobs`: on the containerd image
+/// store, each image's content blobs with their measured bytes, by image ID.
 pub fn describe(
     inventory: &Inventory,
     image: &Image,
     sizes: Option<&HashMap<String, u64>>,
+    blobs: &HashMap<String, Vec<(String, u64)>>,
 ) -> ImageReport {
     let mut rows = Vec::new();
     let mut unique = 0;
@@ -118,10 +134,35 @@ pub fn describe(
             containers,
         });
     }
+    let mut blob_rows = Vec::new();
+    for (digest, size) in blobs.get(&image.id).into_iter().flatten() {
+        let others: Vec<String> = inventory
+            .images
+            .iter()
+            .filter(|other| other.listed && other.id != image.id)
+            .filter(|other| {
+                blobs
+                    .get(&other.id)
+                    .is_some_and(|theirs| theirs.iter().any(|(d, _)| d == digest))
+            })
+            .map(Image::label)
+            .collect();
+        if others.is_empty() {
+            unique += size;
+        } else {
+            shared += size;
+        }
+        blob_rows.push(BlobRow {
+            digest: digest.clone(),
+            size_bytes: *size,
+            shared_with: others,
+        });
+    }
     ImageReport {
         id: image.id.clone(),
         name: image.display_name(),
         layers: rows,
+        blobs: blob_rows,
         unique_bytes: unique,
         shared_bytes: shared,
         measured: sizes.is_some(),
@@ -201,10 +242,39 @@ mod tests {
     #[test]
     fn shared_base_and_unique_bytes() {
         let inv = inventory();
-        let report = describe(&inv, resolve(&inv, "web:1").unwrap(), None);
+        let report = describe(&inv, resolve(&inv, "web:1").unwrap(), None, &HashMap::new());
         assert_eq!(report.layers[0].shared_with, vec!["api:latest".to_string()]);
         assert!(report.layers[1].shared_with.is_empty());
         assert_eq!((report.unique_bytes, report.shared_bytes), (100, 100));
         assert_eq!(report.layers[1].created_by, "RUN web");
+        assert!(report.blobs.is_empty());
+    }
+
+    #[test]
+    fn containerd_blobs_count_as_unique_or_shared() {
+        let inv = inventory();
+        let blobs: HashMap<String, Vec<(String, u64)>> = [
+            (
+                "sha256:aaaa1111".to_string(),
+                vec![
+                    ("sha256:m1".to_string(), 4096),
+                    ("sha256:l0".to_string(), 8192),
+                ],
+            ),
+            (
+                "sha256:aaaa2222".to_string(),
+                vec![
+                    ("sha256:m2".to_string(), 4096),
+                    ("sha256:l0".to_string(), 8192),
+                ],
+            ),
+        ]
+        .into();
+        let report = describe(&inv, resolve(&inv, "web:1").unwrap(), None, &blobs);
+        assert_eq!(report.blobs.len(), 2);
+        assert!(report.blobs[0].shared_with.is_empty());
+        assert_eq!(report.blobs[1].shared_with, vec!["api:latest".to_string()]);
+        // Layers 100 + 100, then the own manifest and the shared layer blob.
+        assert_eq!((report.unique_bytes, report.shared_bytes), (4196, 8292));
     }
 }

@@ -401,7 +401,7 @@ fn layer_reports(inventory: &Inventory) -> Vec<layers::ImageReport> {
         .iter()
         .map(|reference| {
             let image = layers::resolve(inventory, reference).unwrap();
-            layers::describe(inventory, image, None)
+            layers::describe(inventory, image, None, &HashMap::new())
         })
         .collect()
 }
@@ -505,4 +505,31 @@ fn df_human_containerd_store() {
         true,
         NOW
     )));
+}
+
+/// On the containerd image store an image's blobs are listed under its layers,
+/// with what shares them.
+#[test]
+fn layers_human_containerd_store() {
+    let inventory = inventory();
+    let image = layers::resolve(&inventory, "tool").unwrap();
+    let other = layers::resolve(&inventory, "registry.example.com:5000/team/app:1").unwrap();
+    let shared = "sha256:5c1f0a8b6e2d4c3b9a7f8e6d5c4b3a29180f7e6d5c4b3a2918f7e6d5c4b3a291";
+    let blobs: HashMap<String, Vec<(String, u64)>> = [
+        (
+            image.id.clone(),
+            vec![
+                (
+                    "sha256:0a339630e0d176428687b9a6f9bd48280fdb3ed59d93f2726c6e2945f56a73aa"
+                        .to_string(),
+                    4096,
+                ),
+                (shared.to_string(), 1_064_960),
+            ],
+        ),
+        (other.id.clone(), vec![(shared.to_string(), 1_064_960)]),
+    ]
+    .into();
+    let report = layers::describe(&inventory, image, None, &blobs);
+    insta::assert_snapshot!(text(|out| render::layers_human(out, &[report])));
 }

@@ -40,9 +40,28 @@ pub async fn run(
             })
             .collect()
     });
+    // On the containerd image store an image is its blobs too: those of every
+    // image, to say which are shared.
+    let blobs: HashMap<String, Vec<(String, u64)>> = walked
+        .get()
+        .map(|(layout, index)| {
+            inventory
+                .images
+                .iter()
+                .map(|image| {
+                    let blobs = layout
+                        .image_blobs(index, &image.id)
+                        .into_iter()
+                        .map(|(digest, bytes)| (digest, bytes.allocated))
+                        .collect();
+                    (image.id.clone(), blobs)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let reports: Vec<layers::ImageReport> = images
         .into_iter()
-        .map(|image| layers::describe(&inventory, image, sizes.as_ref()))
+        .map(|image| layers::describe(&inventory, image, sizes.as_ref(), &blobs))
         .collect();
     match settings.format {
         Format::Human => render::layers_human(out, &reports)?,

@@ -500,6 +500,34 @@ impl Graph {
             .map(|dir| format!("{SNAPSHOTS}/snapshots/{dir}"))
     }
 
+    /// The content blobs Docker's image `id` is made of (its manifest or index,
+    /// configs, compressed layers: what its records reach through content
+    /// references), each with its owner key under the data root, by digest.
+    pub fn image_blobs(&self, id: &str) -> Vec<(String, String)> {
+        let mut seen = HashSet::new();
+        let mut stack: Vec<usize> = self
+            .index
+            .get(&Node::Content(NAMESPACE.into(), id.into()))
+            .copied()
+            .into_iter()
+            .collect();
+        let mut blobs = Vec::new();
+        while let Some(node) = stack.pop() {
+            let Node::Content(_, digest) = &self.nodes[node] else {
+                continue;
+            };
+            if !seen.insert(node) || !self.known_blobs.contains(digest) {
+                continue;
+            }
+            if let Some(hex) = digest.strip_prefix("sha256:") {
+                blobs.push((digest.clone(), format!("{BLOBS}/{hex}")));
+            }
+            stack.extend(&self.links[node].refs);
+        }
+        blobs.sort();
+        blobs
+    }
+
     /// Whether Docker's namespace holds this content (an image ID).
     pub fn has_content(&self, digest: &str) -> bool {
         self.index
@@ -758,6 +786,12 @@ mod tests {
         let root = store();
         let graph = Graph::read(root.path()).unwrap();
         assert!(graph.has_content("sha256:mA"));
+        let blobs: Vec<String> = graph
+            .image_blobs("sha256:mD")
+            .into_iter()
+            .map(|(digest, _)| digest)
+            .collect();
+        assert_eq!(blobs, ["sha256:cD", "sha256:lA", "sha256:mD"]);
         assert_eq!(graph.snapshot_key("X").as_deref(), Some(dir(14).as_str()));
         let mut gone = HashSet::new();
         let image = graph.image_removal("sha256:mD", &HashSet::new(), &mut gone);

@@ -362,6 +362,20 @@ impl Layout {
         bytes
     }
 
+    /// On the containerd image store: the content blobs of image `id`, with
+    /// their measured bytes, by digest (empty on overlay2, where an image's
+    /// bytes are its layers).
+    pub fn image_blobs(&self, index: &Index, id: &str) -> Vec<(String, Bytes)> {
+        match &index.refs.containerd {
+            Some(Ok(graph)) => graph
+                .image_blobs(id)
+                .into_iter()
+                .map(|(digest, key)| (digest, index.owned_key(&key)))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// A container's json-file logs, rotated ones included.
     pub fn log_bytes(&self, id: &str) -> Bytes {
         let mut bytes = Bytes::default();

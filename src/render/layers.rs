@@ -36,6 +36,23 @@ pub fn layers_human(out: &mut impl Write, reports: &[ImageReport]) -> io::Result
                 created_by
             )?;
         }
+        if !report.blobs.is_empty() {
+            writeln!(out, "  {:<12}  {:>10}  SHARED WITH", "BLOB", "SIZE")?;
+            for blob in &report.blobs {
+                let shared = if blob.shared_with.is_empty() {
+                    "-".to_string()
+                } else {
+                    blob.shared_with.join(", ")
+                };
+                writeln!(
+                    out,
+                    "  {:<12}  {:>10}  {}",
+                    short_id(&blob.digest),
+                    bytes(blob.size_bytes),
+                    shared
+                )?;
+            }
+        }
         writeln!(
             out,
             "  unique {} (what removing this image alone frees), shared {}{}",
