@@ -187,7 +187,7 @@ impl Graph {
     }
 
     /// Reads containerd's metadata and the overlayfs snapshotter's under the
-    /// data root, and the image configs the records point at.
+    /// data root.
     pub fn read(data_root: &Path) -> Result<Graph, String> {
         let meta = Db::open(&data_root.join(META_DB))
             .map_err(|err| format!("reading containerd's metadata ({META_DB}): {err}"))?;
@@ -214,7 +214,6 @@ impl Graph {
         let Some(v1) = db.root().bucket(b"v1")? else {
             return Ok(());
         };
-        // Snapshot node → its key in the snapshotter (`<ns>/<n>/<key>`).
         for (ns, space) in v1.buckets()? {
             let ns = text(ns);
             if let Some(leases) = space.bucket(b"leases")? {
@@ -314,6 +313,8 @@ impl Graph {
                                 self.id(Node::Snapshot(ns.clone(), snapshotter.clone(), parent));
                             self.links[node].next = Some(to);
                         }
+                        // Its key in the snapshotter (`<ns>/<n>/<key>`), which
+                        // names its directory there.
                         if snapshotter == SNAPSHOTTER
                             && let Some(name) = value_of(&snapshot, b"name")?
                         {

@@ -419,7 +419,7 @@ impl Layout {
             .map(String::as_str)
             .collect();
         // The walk found every entry of overlay2/: no need to read it again.
-        let mut orphans: Vec<Orphan> = index
+        let orphans: Vec<Orphan> = index
             .owner_keys()
             .filter_map(|key| key.strip_prefix("overlay2/"))
             .filter(|name| {
@@ -436,19 +436,13 @@ impl Layout {
                 name: name.to_string(),
             })
             .collect();
-        orphans.sort_by(|a, b| {
-            b.bytes
-                .allocated
-                .cmp(&a.bytes.allocated)
-                .then(a.name.cmp(&b.name))
-        });
-        orphans
+        largest_first(orphans)
     }
 
     fn containerd_orphans(&self, index: &Index, graph: &Graph) -> Vec<Orphan> {
         let snapshots = format!("{}/snapshots/", containerd::SNAPSHOTS);
         let blobs = format!("{}/", containerd::BLOBS);
-        let mut orphans: Vec<Orphan> = index
+        let orphans: Vec<Orphan> = index
             .owner_keys()
             .filter(|key| {
                 if let Some(dir) = key.strip_prefix(&snapshots) {
@@ -470,13 +464,7 @@ impl Layout {
                     .to_string(),
             })
             .collect();
-        orphans.sort_by(|a, b| {
-            b.bytes
-                .allocated
-                .cmp(&a.bytes.allocated)
-                .then(a.name.cmp(&b.name))
-        });
-        orphans
+        largest_first(orphans)
     }
 
     /// The whole data root walked once, as `du -s -x` sees it, filed by owner.
@@ -517,7 +505,19 @@ impl Layout {
     }
 }
 
-/// A directory under `overlay2/` that nothing refers to.
+/// Orphans, largest first (then by name).
+fn largest_first(mut orphans: Vec<Orphan>) -> Vec<Orphan> {
+    orphans.sort_by(|a, b| {
+        b.bytes
+            .allocated
+            .cmp(&a.bytes.allocated)
+            .then(a.name.cmp(&b.name))
+    });
+    orphans
+}
+
+/// A directory under `overlay2/` (or on the containerd image store a snapshot
+/// directory or blob) that nothing refers to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Orphan {
     pub name: String,
