@@ -116,10 +116,15 @@ fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
     runtime.block_on(async {
         let signals = Signals::install()?;
         let work = async {
-            let engine =
-                DockerEngine::connect(&settings.host, settings.tls.as_ref(), settings.timeout)
-                    .await?
-                    .named_by(settings.context.clone());
+            let prefetch_df = !matches!(settings.mode, Mode::Apply | Mode::ApplyFile { .. });
+            let engine = DockerEngine::connect(
+                &settings.host,
+                settings.tls.as_ref(),
+                settings.timeout,
+                prefetch_df,
+            )
+            .await?
+            .named_by(settings.context.clone());
             match &settings.mode {
                 Mode::DryRun { plan_out } => {
                     commands::dry_run::run(&engine, &settings, plan_out.as_deref(), out).await

@@ -61,10 +61,16 @@ impl DockerEngine {
     /// Connects, negotiates the API version with `/version`, and reads `/info`.
     /// Failing to reach the engine, being denied, or an engine older than API
     /// 1.41 is an [`EngineUnreachable`] error naming the host.
+    ///
+    /// With `prefetch_df`, `/system/df` is sent at the same time, for the
+    /// inventory that follows (see [`Engine::disk_usage`]); not for a run that
+    /// may stop before it needs one (an apply checks its terminal, plan file
+    /// and lock first), so that the engine does not size everything for nothing.
     pub async fn connect(
         host: &Host,
         tls: Option<&Tls>,
         timeout: Duration,
+        prefetch_df: bool,
     ) -> Result<DockerEngine> {
         let floor = ClientVersion {
             major_version: MIN_API.0 as usize,
@@ -99,8 +105,10 @@ impl DockerEngine {
         // /system/df, the engine's longest answer, starts now too, unversioned
         // for the same reason; `disk_usage` takes it (see there).
         let raw = RawClient::new(connector.clone(), host, timeout);
-        let early = raw.clone();
-        let early_df = EarlyDf(tokio::spawn(async move { early.get(DF_PATH).await }));
+        let early_df = prefetch_df.then(|| {
+            let early = raw.clone();
+            EarlyDf(tokio::spawn(async move { early.get(DF_PATH).await }))
+        });
         let (version, info) = tokio::join!(base.version(), base.info());
         let version = version.map_err(|err| unreachable(host, timeout, &err, &connector))?;
         let offered = version.api_version.as_deref().unwrap_or("");
@@ -154,7 +162,7 @@ impl DockerEngine {
             host: host.clone(),
             timeout,
             raw,
-            early_df: std::sync::Mutex::new(Some(early_df)),
+            early_df: std::sync::Mutex::new(early_df),
             prefix,
             info: EngineInfo {
                 product,
