@@ -359,6 +359,9 @@ pub(crate) mod tests {
         Bucket(Vec<(Vec<u8>, Node)>),
         /// A bucket stored on a page of its own.
         Paged(Vec<(Vec<u8>, Node)>),
+        /// A bucket stored as a branch page over leaf pages of this many
+        /// entries each.
+        Branched(usize, Vec<(Vec<u8>, Node)>),
     }
 
     pub fn bucket(entries: Vec<(&str, Node)>) -> Node {
@@ -408,6 +411,12 @@ pub(crate) mod tests {
                         value.extend_from_slice(&0u64.to_le_bytes());
                         (BUCKET_LEAF, value)
                     }
+                    Node::Branched(per_leaf, children) => {
+                        let id = self.branch(children, *per_leaf);
+                        let mut value = id.to_le_bytes().to_vec();
+                        value.extend_from_slice(&0u64.to_le_bytes());
+                        (BUCKET_LEAF, value)
+                    }
                 };
                 let at = PAGE_HEADER + n * ELEMENT;
                 let pos = PAGE_HEADER + entries.len() * ELEMENT + tail.len() - at;
@@ -421,6 +430,38 @@ pub(crate) mod tests {
             page.extend(elements);
             page.extend(tail);
             page
+        }
+
+        /// A branch page over leaf pages of `per_leaf` entries each: its id.
+        fn branch(&mut self, entries: &[(Vec<u8>, Node)], per_leaf: usize) -> u64 {
+            let mut children = Vec::new();
+            for chunk in entries.chunks(per_leaf) {
+                let id = self.pages.len() as u64;
+                self.pages.push(Vec::new());
+                let page = self.leaf(chunk, id);
+                self.pages[id as usize] = page;
+                children.push((chunk[0].0.clone(), id));
+            }
+            let id = self.pages.len() as u64;
+            let mut page = Vec::new();
+            page.extend_from_slice(&id.to_le_bytes());
+            page.extend_from_slice(&BRANCH_PAGE.to_le_bytes());
+            page.extend_from_slice(&(children.len() as u16).to_le_bytes());
+            page.extend_from_slice(&0u32.to_le_bytes());
+            let mut tail = Vec::new();
+            let mut elements = Vec::new();
+            for (n, (key, child)) in children.iter().enumerate() {
+                let at = PAGE_HEADER + n * ELEMENT;
+                let pos = PAGE_HEADER + children.len() * ELEMENT + tail.len() - at;
+                elements.extend_from_slice(&(pos as u32).to_le_bytes());
+                elements.extend_from_slice(&(key.len() as u32).to_le_bytes());
+                elements.extend_from_slice(&child.to_le_bytes());
+                tail.extend_from_slice(key);
+            }
+            page.extend(elements);
+            page.extend(tail);
+            self.pages.push(page);
+            id
         }
 
         fn meta(&self, id: u64, root: u64, pages: u64, txid: u64) -> Vec<u8> {
@@ -496,8 +537,43 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn reads_buckets_that_span_branch_and_leaf_pages() {
+        let keys: Vec<String> = (0..50).map(|n| format!("sha256:{n:03}")).collect();
+        let file = Builder::new().build(vec![(
+            "v1",
+            Node::Branched(
+                7,
+                keys.iter()
+                    .map(|key| {
+                        (
+                            key.as_bytes().to_vec(),
+                            bucket(vec![("size", value(&key[7..]))]),
+                        )
+                    })
+                    .collect(),
+            ),
+        )]);
+        let db = Db::parse(file).unwrap();
+        let v1 = db.root().bucket(b"v1").unwrap().unwrap();
+        let buckets = v1.buckets().unwrap();
+        let read: Vec<String> = buckets
+            .iter()
+            .map(|(key, _)| String::from_utf8_lossy(key).into_owned())
+            .collect();
+        assert_eq!(read, keys);
+        let last = buckets[49].1.values().unwrap();
+        assert_eq!(last, vec![(&b"size"[..], &b"049"[..])]);
+    }
+
+    #[test]
     fn damaged_files_are_errors_not_panics() {
-        let file = Builder::new().build(vec![("v1", bucket(vec![("k", value("v"))]))]);
+        let many = (0..30)
+            .map(|n| (format!("k{n:02}").into_bytes(), value("v")))
+            .collect();
+        let file = Builder::new().build(vec![
+            ("v1", bucket(vec![("k", value("v"))])),
+            ("v2", Node::Branched(4, many)),
+        ]);
         assert!(Db::parse(Vec::new()).is_err());
         assert!(Db::parse(vec![0xff; 9000]).is_err());
         // Any truncation or single flipped byte: read or refused, never a panic.
