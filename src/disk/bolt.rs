@@ -186,11 +186,14 @@ impl Db {
     }
 
     /// Appends the entries of the tree under `page`, in key order.
+    /// `visited`: the pages of this tree read so far; one named twice is a
+    /// loop that only a damaged file has.
     fn collect<'a>(
         &'a self,
         page: &'a [u8],
         out: &mut Vec<(&'a [u8], Entry<'a>)>,
         depth: usize,
+        visited: &mut std::collections::HashSet<u64>,
     ) -> Result<(), Error> {
         if depth > MAX_DEPTH {
             return Err(Error::Corrupt("a tree deeper than any real file"));
@@ -202,7 +205,10 @@ impl Db {
             let at = PAGE_HEADER + n * ELEMENT;
             if flags & BRANCH_PAGE != 0 {
                 let child = u64_at(page, at + 8).ok_or(Error::Corrupt("a short page"))?;
-                self.collect(self.page(child)?, out, depth + 1)?;
+                if !visited.insert(child) {
+                    return Err(Error::Corrupt("a page referred to twice"));
+                }
+                self.collect(self.page(child)?, out, depth + 1, visited)?;
             } else if flags & LEAF_PAGE != 0 {
                 let (Some(kind), Some(pos), Some(key_len), Some(value_len)) = (
                     u32_at(page, at),
@@ -274,9 +280,16 @@ impl<'a> Bucket<'a> {
     /// Every key of the bucket, in order.
     pub fn entries(&self) -> Result<Vec<(&'a [u8], Entry<'a>)>, Error> {
         let mut out = Vec::new();
+        let mut visited = std::collections::HashSet::new();
         match self.source {
-            Source::Page(id) => self.db.collect(self.db.page(id)?, &mut out, 0)?,
-            Source::Inline(page, depth) => self.db.collect(page, &mut out, depth + 1)?,
+            Source::Page(id) => {
+                visited.insert(id);
+                self.db
+                    .collect(self.db.page(id)?, &mut out, 0, &mut visited)?;
+            }
+            Source::Inline(page, depth) => {
+                self.db.collect(page, &mut out, depth + 1, &mut visited)?;
+            }
         }
         Ok(out)
     }
@@ -553,9 +566,21 @@ pub(crate) mod tests {
                     .collect(),
             ),
         )]);
-        let db = Db::parse(file).unwrap();
+        let db = Db::parse(file.clone()).unwrap();
         let v1 = db.root().bucket(b"v1").unwrap().unwrap();
         let buckets = v1.buckets().unwrap();
+        // A branch that names one leaf twice (a loop in a damaged file) is
+        // refused, not followed.
+        let branch = (0..file.len() / 4096)
+            .find(|n| u16_at(&file, n * 4096 + 8) == Some(BRANCH_PAGE))
+            .unwrap();
+        let mut looped = file.clone();
+        let first = u64_at(&looped, branch * 4096 + PAGE_HEADER + 8).unwrap();
+        let second = branch * 4096 + PAGE_HEADER + ELEMENT + 8;
+        looped[second..second + 8].copy_from_slice(&first.to_le_bytes());
+        let db2 = Db::parse(looped).unwrap();
+        let v1_looped = db2.root().bucket(b"v1").unwrap().unwrap();
+        assert!(v1_looped.buckets().is_err());
         let read: Vec<String> = buckets
             .iter()
             .map(|(key, _)| String::from_utf8_lossy(key).into_owned())
