@@ -8,6 +8,7 @@ use crate::cli::{Cli, ColorChoice, Command, Format};
 use crate::config::Config;
 use crate::engine::{Endpoint, Host};
 use crate::exit::UsageError;
+use crate::model::ImageStore;
 use crate::rules::{CacheScope, Rules, Target, VolumeScope};
 
 /// What to do.
@@ -27,6 +28,24 @@ pub enum Mode {
 
 /// Deletions at once unless told otherwise.
 pub const DEFAULT_JOBS: usize = 4;
+
+/// Deletions at once unless told otherwise, on the containerd image store:
+/// there each container removal waits for a full garbage collection
+/// (`leases.SynchronousDelete`, moby v26.1.5 `daemon/delete.go`), and
+/// concurrent removals share those waits. Measured at 1,000 stopped
+/// containers: `--yes` took 20.9 s at 4 jobs and 8.3 s at 16, against 29.1 s
+/// and 22.7 s for `docker system prune -f`. On overlay2 more jobs gain nothing
+/// (the filesystem is the limit), so the default stays there.
+pub const DEFAULT_JOBS_CONTAINERD: usize = 16;
+
+/// How many deletions run at once: `--jobs` (or the config's `jobs`) when
+/// given, else the default for the engine's image store.
+pub fn jobs_for(given: Option<usize>, store: ImageStore) -> usize {
+    given.unwrap_or(match store {
+        ImageStore::Containerd => DEFAULT_JOBS_CONTAINERD,
+        ImageStore::Graphdriver => DEFAULT_JOBS,
+    })
+}
 
 /// The most deletions that may run at once.
 pub const MAX_JOBS: usize = 32;
@@ -49,7 +68,9 @@ pub struct Settings {
     pub mode: Mode,
     pub yes: bool,
     pub select: bool,
-    pub jobs: usize,
+    /// `--jobs` or the config's `jobs`; `None`: the default for the engine
+    /// (see [`jobs_for`]).
+    pub jobs: Option<usize>,
     pub log_file: Option<PathBuf>,
     pub verbose: bool,
     pub rules: Rules,
@@ -92,7 +113,7 @@ impl Settings {
                 )));
             }
         };
-        let jobs = cli.apply.jobs.or(config.jobs).unwrap_or(DEFAULT_JOBS);
+        let jobs = cli.apply.jobs.or(config.jobs);
         let log_file = cli.apply.log_file.or(config.log_file);
         let all_images = cli.scope.all || config.all.unwrap_or(false);
         if keep_last == Some(0) {
@@ -183,7 +204,9 @@ impl Settings {
                 })?,
             },
         };
-        if jobs == 0 || jobs > MAX_JOBS {
+        if let Some(jobs) = jobs
+            && (jobs == 0 || jobs > MAX_JOBS)
+        {
             return Err(UsageError(format!(
                 "invalid --jobs {jobs}: give a number from 1 to {MAX_JOBS}"
             )));
@@ -355,7 +378,11 @@ mod tests {
         };
         let cli = Cli::try_parse_from(["docker-reclaim", "--dry-run", "--jobs", "2"]).unwrap();
         let settings = Settings::from_cli(cli, config.clone(), default_endpoint(), 0).unwrap();
-        assert_eq!(settings.jobs, 2);
+        assert_eq!(settings.jobs, Some(2));
+        // Given, it is what runs; not given, the engine's image store decides.
+        assert_eq!(jobs_for(Some(2), ImageStore::Containerd), 2);
+        assert_eq!(jobs_for(None, ImageStore::Graphdriver), DEFAULT_JOBS);
+        assert_eq!(jobs_for(None, ImageStore::Containerd), DEFAULT_JOBS_CONTAINERD);
         assert_eq!(settings.rules.stopped_for, Some(Duration::from_secs(3600)));
         assert_eq!(settings.rules.volumes, Some(VolumeScope::All));
         let bad = Config {

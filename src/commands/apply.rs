@@ -218,7 +218,8 @@ async fn execute(
     }
     let mut progress = Fanout(reporters);
     progress.start(plan.items.len(), plan.total.predicted_bytes);
-    let results = apply::apply(engine, plan, inventory, settings.jobs, flags, &mut progress).await;
+    let jobs = crate::settings::jobs_for(settings.jobs, engine.info().image_store);
+    let results = apply::apply(engine, plan, inventory, jobs, flags, &mut progress).await;
     progress.finish();
     results
 }
