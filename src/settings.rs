@@ -382,7 +382,10 @@ mod tests {
         // Given, it is what runs; not given, the engine's image store decides.
         assert_eq!(jobs_for(Some(2), ImageStore::Containerd), 2);
         assert_eq!(jobs_for(None, ImageStore::Graphdriver), DEFAULT_JOBS);
-        assert_eq!(jobs_for(None, ImageStore::Containerd), DEFAULT_JOBS_CONTAINERD);
+        assert_eq!(
+            jobs_for(None, ImageStore::Containerd),
+            DEFAULT_JOBS_CONTAINERD
+        );
         assert_eq!(settings.rules.stopped_for, Some(Duration::from_secs(3600)));
         assert_eq!(settings.rules.volumes, Some(VolumeScope::All));
         let bad = Config {
