@@ -29,6 +29,16 @@ fn measured(bytes: Bytes, incomplete: bool) -> Measured {
     Measured { bytes, incomplete }
 }
 
+/// The bytes of an owner key the first time it is asked for, nothing after: a
+/// path two items share (a layer freed by two images) counts once.
+fn once_each(index: &Index) -> impl FnMut(&str) -> Bytes + '_ {
+    let mut counted: HashSet<&str> = HashSet::new();
+    move |key| match index.owner(key) {
+        Some((key, bytes)) if counted.insert(key) => bytes,
+        _ => Bytes::default(),
+    }
+}
+
 /// Measures every planned item's own directories, and the data root, from one
 /// walk of it (`index`). Images also count the records of the untagged parents
 /// the engine removes with them.
@@ -64,12 +74,7 @@ pub fn measure_plan(
         .items_of(Kind::Image)
         .map(|item| item.id.clone())
         .collect();
-    // A path two items share (a layer freed by two images) counts once.
-    let mut counted: HashSet<&str> = HashSet::new();
-    let mut owned = |key: String| match index.owner(&key) {
-        Some((key, bytes)) if counted.insert(key) => bytes,
-        _ => Bytes::default(),
-    };
+    let mut owned = once_each(index);
 
     let mut layers = HashMap::new();
     let items = plan
@@ -80,14 +85,14 @@ pub fn measure_plan(
             match item.kind {
                 Kind::Container => {
                     for key in Layout::container_keys(&index.refs, &item.id) {
-                        bytes += owned(key);
+                        bytes += owned(&key);
                     }
                 }
                 Kind::Image => {
                     for layer in &item.frees_layers {
                         let mut layer_bytes = Bytes::default();
                         for key in Layout::layer_keys(&index.refs, &layer.chain_id) {
-                            layer_bytes += owned(key);
+                            layer_bytes += owned(&key);
                         }
                         layers.insert(layer.chain_id.clone(), layer_bytes.allocated);
                         bytes += layer_bytes;
@@ -95,7 +100,7 @@ pub fn measure_plan(
                     let mut image = Some(item.id.clone());
                     while let Some(id) = image {
                         for key in Layout::image_keys(&id) {
-                            bytes += owned(key);
+                            bytes += owned(&key);
                         }
                         // The engine goes on to an untagged parent that nothing
                         // else needs (hidden from the image list, no other child,
@@ -113,7 +118,7 @@ pub fn measure_plan(
                     }
                 }
                 Kind::Volume => {
-                    bytes += owned(format!("volumes/{}", item.id));
+                    bytes += owned(&format!("volumes/{}", item.id));
                 }
                 // A local-source record keeps its files under overlay2/<id>; other
                 // records live in layer directories the API does not name: the
@@ -123,7 +128,7 @@ pub fn measure_plan(
                     if !dir.is_dir() {
                         return None;
                     }
-                    bytes += owned(format!("overlay2/{}", item.id));
+                    bytes += owned(&format!("overlay2/{}", item.id));
                 }
                 // A network keeps nothing of its own in the data root: removing
                 // it frees nothing there, measured or not.
@@ -165,11 +170,7 @@ fn measure_plan_containerd(
         })
         .collect();
     let freed = graph.freed(&groups);
-    let mut counted: HashSet<&str> = HashSet::new();
-    let mut owned = |key: &str| match index.owner(key) {
-        Some((key, bytes)) if counted.insert(key) => bytes,
-        _ => Bytes::default(),
-    };
+    let mut owned = once_each(index);
     let mut layers = HashMap::new();
     let items = plan
         .items
