@@ -413,6 +413,32 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop();
+        self.unmount_data_root();
+    }
+}
+
+impl Daemon {
+    /// dockerd bind-mounts its data root onto itself and undoes that when it
+    /// shuts down; one that was killed (the hostile tests do) leaves the mount
+    /// behind, and with it a directory the temp dir cannot remove. Detach it.
+    fn unmount_data_root(&self) {
+        let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") else {
+            return;
+        };
+        let root = self.data_root.to_string_lossy();
+        // mountinfo's fifth field is the mount point (spaces escaped; ours has none).
+        let mounted = mounts
+            .lines()
+            .any(|line| line.split(' ').nth(4) == Some(root.as_ref()));
+        if !mounted {
+            return;
+        }
+        if let Ok(path) = std::ffi::CString::new(root.as_bytes()) {
+            // SAFETY: a valid C string; MNT_DETACH needs no other argument.
+            unsafe {
+                libc::umount2(path.as_ptr(), libc::MNT_DETACH);
+            }
+        }
     }
 }
 
