@@ -546,20 +546,16 @@ impl Graph {
         self.known_blobs.contains(digest)
     }
 
-    /// Owner keys of what stays unchanged once written: blob files, and the
-    /// directories of committed snapshots (an image layer, a container's init
-    /// layer), which the snapshotter never writes again.
+    /// Owner keys of what stays unchanged once written, for the size cache:
+    /// the directories of committed snapshots (an image layer, a container's
+    /// init layer), which the snapshotter never writes again. Blob files never
+    /// change either, but the cache keeps only directories' sizes; a blob is
+    /// one stat in the walk.
     pub fn unchanging(&self) -> HashSet<String> {
-        let blobs = self
-            .known_blobs
+        self.committed
             .iter()
-            .filter_map(|digest| digest.strip_prefix("sha256:"))
-            .map(|hex| format!("{BLOBS}/{hex}"));
-        let dirs = self
-            .committed
-            .iter()
-            .map(|dir| format!("{SNAPSHOTS}/snapshots/{dir}"));
-        blobs.chain(dirs).collect()
+            .map(|dir| format!("{SNAPSHOTS}/snapshots/{dir}"))
+            .collect()
     }
 
     /// The records removing image `id` takes, as `DELETE /images/{id}` does on
