@@ -20,9 +20,9 @@ use crate::rules::Scope;
 const FUTURE_SLACK_SECS: i64 = 300;
 
 /// Writes the plan as JSON to `path`: a regular file through a temp file and a
-/// rename, so that a reader never sees half a plan; a device or pipe written
-/// into, never replaced.
-pub fn write(path: &Path, engine: &EngineInfo, plan: &Plan, now: i64) -> Result<()> {
+/// rename, so that a reader never sees half a plan; a pipe or terminal written
+/// into, never replaced; links and other devices refused.
+pub async fn write(path: &Path, engine: &EngineInfo, plan: &Plan, now: i64) -> Result<()> {
     let mut body = Vec::new();
     let show = render::Show {
         dry_run: true,
@@ -32,7 +32,7 @@ pub fn write(path: &Path, engine: &EngineInfo, plan: &Plan, now: i64) -> Result<
         color: false,
     };
     render::json(&mut body, engine, plan, &show)?;
-    files::write_output(path, &body, "the plan")?;
+    files::write_output(path, &body, "the plan").await?;
     Ok(())
 }
 

@@ -36,7 +36,7 @@ pub async fn run(
         show_plan(out, settings.format, &inventory, &plan, &show).context("writing the plan")?;
     }
     if let Some(path) = plan_out {
-        planfile::write(path, &inventory.engine, &plan, show.now)?;
+        planfile::write(path, &inventory.engine, &plan, show.now).await?;
         note(&format!(
             "Plan saved to {}; apply it with: docker-reclaim apply {}",
             path.display(),
