@@ -129,7 +129,7 @@ impl Request {
             given.clone().or_else(|| {
                 dir.as_ref()
                     .map(|dir| dir.join(name))
-                    .filter(|path| path.exists())
+                    .filter(|path| present(path))
             })
         };
         Some(Tls {
@@ -273,7 +273,7 @@ fn context(request: &Request, name: &str) -> Result<Endpoint, UsageError> {
 /// it says `SkipTLSVerify`; verified unless it says that.
 fn context_tls(dir: &Path, id: &str, skip_verify: bool) -> Option<Tls> {
     let tls = dir.join("contexts/tls").join(id).join("docker");
-    let file = |name: &str| Some(tls.join(name)).filter(|path| path.exists());
+    let file = |name: &str| Some(tls.join(name)).filter(|path| present(path));
     let (ca, cert, key) = (file("ca.pem"), file("cert.pem"), file("key.pem"));
     (ca.is_some() || cert.is_some() || key.is_some() || skip_verify).then_some(Tls {
         verify: !skip_verify,
@@ -281,6 +281,13 @@ fn context_tls(dir: &Path, id: &str, skip_verify: bool) -> Option<Tls> {
         cert,
         key,
     })
+}
+
+/// A TLS file is there when its name is, even as a dangling link: reading it
+/// then fails with its name, rather than falling back to the system's roots
+/// or to no client certificate in silence.
+fn present(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
 }
 
 #[cfg(test)]
@@ -406,6 +413,18 @@ mod tests {
                 key: None,
             })
         );
+        // A dangling ca.pem is still named, so that reading it fails with
+        // its name instead of falling back to the system's roots (safety
+        // round 2, finding 11).
+        std::fs::remove_file(tls.join("ca.pem")).unwrap();
+        std::os::unix::fs::symlink("/nonexistent/ca.pem", tls.join("ca.pem")).unwrap();
+        let endpoint = ask("tls").unwrap();
+        assert_eq!(
+            endpoint.tls.as_ref().and_then(|tls| tls.ca.clone()),
+            Some(tls.join("ca.pem"))
+        );
+        let err = endpoint.tls.unwrap().client_config().unwrap_err();
+        assert!(err.0.contains("ca.pem"), "{}", err.0);
     }
 
     #[test]

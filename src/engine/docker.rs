@@ -279,18 +279,33 @@ fn tls_failure(err: &BollardError) -> Option<String> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(current) = source {
         if let Some(tls) = current.downcast_ref::<rustls::Error>() {
-            return Some(tls.to_string());
+            return Some(explain_tls(tls));
         }
         if let Some(io) = current.downcast_ref::<std::io::Error>()
             && let Some(tls) = io
                 .get_ref()
                 .and_then(|inner| inner.downcast_ref::<rustls::Error>())
         {
-            return Some(tls.to_string());
+            return Some(explain_tls(tls));
         }
         source = current.source();
     }
     None
+}
+
+/// rustls's words, with what the engine meant when it refused our client
+/// certificate (or its absence): Go's TLS server answers a missing or untrusted
+/// client certificate with a `bad_certificate` alert.
+fn explain_tls(err: &rustls::Error) -> String {
+    use rustls::AlertDescription as Alert;
+    match err {
+        rustls::Error::AlertReceived(
+            Alert::BadCertificate | Alert::CertificateRequired | Alert::UnknownCA,
+        ) => format!(
+            "the engine refused the client certificate ({err}): it wants one it trusts; give --tlscert and --tlskey, or cert.pem and key.pem in DOCKER_CERT_PATH"
+        ),
+        _ => err.to_string(),
+    }
 }
 
 /// The deepest cause's message: what actually went wrong, in one line.

@@ -20,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::Host;
 use crate::exit::UsageError;
+use crate::files;
 
 /// The URI authority requests carry: the connector, not the URI, says where
 /// the engine is (as the docker CLI's `http://docker.example.com` for ssh).
@@ -71,21 +72,37 @@ impl Tls {
         match (&self.cert, &self.key) {
             (Some(cert), Some(key)) => {
                 let chain = read_certs(cert, "TLS client certificate")?;
-                let key = PrivateKeyDer::from_pem_file(key).map_err(|err| {
+                let body = files::read_limited_to(key, "TLS key", files::MAX_TLS_FILE)?;
+                let key = PrivateKeyDer::from_pem_slice(&body).map_err(|err| {
                     UsageError(format!("cannot read TLS key {}: {err}", key.display()))
                 })?;
                 builder
                     .with_client_auth_cert(chain, key)
                     .map_err(|err| UsageError(format!("TLS client certificate: {err}")))
             }
-            _ => Ok(builder.with_no_client_auth()),
+            // docker refuses half a key pair too (docker/go-connections
+            // tlsconfig `getCert`); dropping the half silently would connect
+            // without the identity the user meant to present.
+            (Some(cert), None) => Err(UsageError(format!(
+                "TLS client certificate {} has no key: give --tlskey (or key.pem beside it) too",
+                cert.display()
+            ))),
+            (None, Some(key)) => Err(UsageError(format!(
+                "TLS key {} has no certificate: give --tlscert (or cert.pem beside it) too",
+                key.display()
+            ))),
+            (None, None) => Ok(builder.with_no_client_auth()),
         }
     }
 }
 
+/// Certificates from a PEM file: a regular file of at most
+/// [`files::MAX_TLS_FILE`] bytes, opened without blocking (a FIFO or
+/// `/dev/zero` is refused at once, not read for ever).
 fn read_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, UsageError> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+    let body = files::read_limited_to(path, what, files::MAX_TLS_FILE)?;
+    let certs = CertificateDer::pem_slice_iter(&body)
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|err| UsageError(format!("cannot read {what} {}: {err}", path.display())))?;
     if certs.is_empty() {
         return Err(UsageError(format!(
@@ -386,5 +403,54 @@ impl Write for Io {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tls(ca: Option<&str>, cert: Option<&str>, key: Option<&str>) -> Tls {
+        Tls {
+            verify: true,
+            ca: ca.map(PathBuf::from),
+            cert: cert.map(PathBuf::from),
+            key: key.map(PathBuf::from),
+        }
+    }
+
+    /// Safety round 2, finding 2: `--tlscacert /dev/zero` grew without bound,
+    /// a FIFO hung.
+    #[test]
+    fn endless_or_blocking_tls_files_are_refused_at_once() {
+        let err = tls(Some("/dev/zero"), None, None)
+            .client_config()
+            .unwrap_err();
+        assert!(err.0.contains("character device"), "{}", err.0);
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("ca.pem");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let err = tls(fifo.to_str(), None, None).client_config().unwrap_err();
+        assert!(err.0.contains("a FIFO"), "{}", err.0);
+    }
+
+    /// Finding 11: `--tlscert` without `--tlskey` dropped the certificate.
+    #[test]
+    fn half_a_key_pair_is_an_error() {
+        let err = tls(None, Some("/nonexistent/cert.pem"), None)
+            .client_config()
+            .unwrap_err();
+        assert!(err.0.contains("has no key"), "{}", err.0);
+        let err = tls(None, None, Some("/nonexistent/key.pem"))
+            .client_config()
+            .unwrap_err();
+        assert!(err.0.contains("has no certificate"), "{}", err.0);
     }
 }

@@ -241,6 +241,83 @@ fn tls_by_flags_environment_and_context() -> Result<()> {
         plain.status,
         String::from_utf8_lossy(&plain.stderr)
     );
+    // No client certificate: the engine's bad_certificate alert, explained.
+    let anonymous = run(
+        reclaim_command().args([
+            "--dry-run",
+            "-H",
+            &address,
+            "--tlsverify",
+            "--tlscacert",
+            &file("ca.pem"),
+        ]),
+        "no client certificate",
+    )?;
+    let stderr = String::from_utf8_lossy(&anonymous.stderr);
+    check!(
+        anonymous.status.code() == Some(3) && stderr.contains("--tlscert and --tlskey"),
+        "no client certificate: exit {}: {stderr}",
+        anonymous.status
+    );
+    // Half a key pair is refused, not dropped (safety round 2, finding 11).
+    let half = run(
+        reclaim_command().args([
+            "--dry-run",
+            "-H",
+            &address,
+            "--tlsverify",
+            "--tlscacert",
+            &file("ca.pem"),
+            "--tlscert",
+            &file("cert.pem"),
+        ]),
+        "a certificate without its key",
+    )?;
+    let stderr = String::from_utf8_lossy(&half.stderr);
+    check!(
+        half.status.code() == Some(2) && stderr.contains("has no key"),
+        "a certificate without its key: exit {}: {stderr}",
+        half.status
+    );
+    // Endless or blocking files as TLS material: refused at once (finding 2).
+    let fifo = dir.join("fifo.pem");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .map_err(|e| e.to_string())?;
+    check!(made.success(), "mkfifo failed");
+    for (flag, path) in [
+        ("--tlscacert", "/dev/zero".to_string()),
+        ("--tlscacert", fifo.to_string_lossy().into_owned()),
+        ("--tlskey", "/dev/urandom".to_string()),
+    ] {
+        let started = std::time::Instant::now();
+        let mut args: Vec<String> = ["--dry-run", "-H", &address, "--tlsverify"]
+            .map(String::from)
+            .to_vec();
+        for (name, given) in [
+            ("--tlscacert", "ca.pem"),
+            ("--tlscert", "cert.pem"),
+            ("--tlskey", "key.pem"),
+        ] {
+            args.push(name.to_string());
+            args.push(if name == flag {
+                path.clone()
+            } else {
+                file(given)
+            });
+        }
+        let output = run(reclaim_command().args(&args), flag)?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        check!(
+            output.status.code() == Some(2)
+                && stderr.contains("not a regular file")
+                && started.elapsed() < std::time::Duration::from_secs(10),
+            "{flag} {path}: exit {} after {:?}: {stderr}",
+            output.status,
+            started.elapsed()
+        );
+    }
     Ok(())
 }
 
