@@ -42,11 +42,23 @@ impl SshTarget {
         if let Some(port) = self.port {
             command.extend(["-p".into(), port.to_string()]);
         }
-        command.extend(["--".into(), self.host.clone(), "docker".into()]);
+        command.extend(["--".into(), self.host.clone()]);
+        // ssh joins what follows the host with spaces and hands it to the
+        // remote user's shell: every word is quoted for that shell, as the
+        // docker CLI does since v28.3.2 (docker/cli 88d1133224), so that a
+        // socket path is a path there and never a command.
+        let mut remote = vec!["docker".to_string()];
         if let Some(socket) = &self.socket {
-            command.extend(["--host".into(), format!("unix://{socket}")]);
+            remote.extend(["--host".into(), format!("unix://{socket}")]);
         }
-        command.extend(["system".into(), "dial-stdio".into()]);
+        remote.extend(["system".into(), "dial-stdio".into()]);
+        command.push(
+            remote
+                .iter()
+                .map(|word| shell_quote(word))
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
         command
     }
 
@@ -82,12 +94,41 @@ impl SshTarget {
         if host.is_empty() || host.starts_with('-') {
             return Err(invalid("expected ssh://[USER@]HOST[:PORT]"));
         }
+        if let Some(socket) = &socket
+            && socket.chars().any(char::is_control)
+        {
+            return Err(invalid("the socket path has a control character"));
+        }
+        if user.as_deref().is_some_and(|user| user.starts_with('-'))
+            || [&user, &Some(host.to_string())]
+                .into_iter()
+                .flatten()
+                .any(|part| part.chars().any(|c| c.is_control() || c.is_whitespace()))
+        {
+            return Err(invalid(
+                "the user or host has a character ssh would misread",
+            ));
+        }
         Ok(SshTarget {
             user,
             host: host.to_string(),
             port,
             socket,
         })
+    }
+}
+
+/// `word` quoted for a POSIX shell: as it is when it holds only characters no
+/// shell treats specially, else in single quotes (a quote inside as `'\''`).
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
     }
 }
 
@@ -214,11 +255,7 @@ mod tests {
                 "2222",
                 "--",
                 "box.example",
-                "docker",
-                "--host",
-                "unix:///run/docker.sock",
-                "system",
-                "dial-stdio"
+                "docker --host unix:///run/docker.sock system dial-stdio"
             ]
         );
         assert_eq!(
@@ -237,9 +274,7 @@ mod tests {
                 "-T",
                 "--",
                 "box",
-                "docker",
-                "system",
-                "dial-stdio"
+                "docker system dial-stdio"
             ]
         );
         for (raw, needle) in [
@@ -251,6 +286,39 @@ mod tests {
         ] {
             let err = Host::parse(raw).unwrap_err().0;
             assert!(err.contains(needle), "{raw}: {err}");
+        }
+    }
+
+    /// Safety round 2, finding 3: `ssh://root@host/run/docker.sock$(touch
+    /// PWNED)` ran `touch` on the remote host.
+    #[test]
+    fn the_remote_command_is_quoted_for_the_remote_shell() {
+        let Host::Ssh(target) =
+            Host::parse("ssh://root@host/run/docker.sock$(touch PWNED);id 'x'").unwrap()
+        else {
+            panic!("not ssh");
+        };
+        let command = target.command();
+        let remote = command.last().unwrap();
+        assert_eq!(
+            remote,
+            r"docker --host 'unix:///run/docker.sock$(touch PWNED);id '\''x'\''' system dial-stdio"
+        );
+        // What a POSIX shell makes of it: the path, whole, as one word.
+        let words = std::process::Command::new("sh")
+            .args(["-c", &format!("printf '%s\\n' {remote}")])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&words.stdout),
+            "docker\n--host\nunix:///run/docker.sock$(touch PWNED);id 'x'\nsystem\ndial-stdio\n"
+        );
+        for raw in [
+            "ssh://host/run/docker.sock\nid",
+            "ssh://-l@host",
+            "ssh://me@ho st",
+        ] {
+            assert!(Host::parse(raw).is_err(), "{raw}");
         }
     }
 }

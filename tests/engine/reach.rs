@@ -497,6 +497,27 @@ fn ssh_through_a_private_sshd() -> Result<()> {
         !d.all_containers()?.contains(&stopped),
         "the stopped container survived an apply over ssh"
     );
+    // A socket path that a shell would run (safety round 2, finding 3).
+    let marker = sshd.dir.path().join("PWNED");
+    for injected in [
+        format!("{socket}$(touch {})", marker.display()),
+        format!("{socket};touch {}", marker.display()),
+    ] {
+        let host = format!("ssh://root@127.0.0.1:{}{injected}", sshd.port);
+        let output = run(
+            reclaim_command()
+                .env("PATH", sshd.path())
+                .args(["--dry-run", "-H", &host]),
+            "injection over ssh",
+        )?;
+        check!(
+            !marker.exists() && !output.status.success() && output.stdout.is_empty(),
+            "{injected}: exit {}, marker made: {}: {}",
+            output.status,
+            marker.exists(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
     Ok(())
 }
 
