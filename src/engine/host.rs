@@ -168,13 +168,15 @@ impl Host {
                 "invalid host \"\": give unix:///path/to/docker.sock or tcp://HOST:PORT, or leave -H out for the default".into(),
             ));
         }
-        if let Some((scheme @ ("tcp" | "http"), rest)) = raw.split_once("://")
-            && let Some((userinfo, _)) = rest.split_once('@')
-            && !userinfo.contains('/')
-        {
+        if let Some(rest) = raw.strip_prefix("ssh://") {
+            return SshTarget::parse(raw, rest).map(Host::Ssh);
+        }
+        // Whatever the scheme (or none), a user and password are a secret:
+        // refused, and never repeated in a message or a log.
+        let shown = redact(raw);
+        if shown != raw {
             return Err(UsageError(format!(
-                "invalid host {:?}: credentials in the host are not supported, and are not repeated here",
-                format!("{scheme}://***@{}", &rest[userinfo.len() + 1..])
+                "invalid host {shown:?}: credentials in the host are not supported, and are not repeated here"
             )));
         }
         if let Some(path) = raw.strip_prefix("unix://") {
@@ -210,13 +212,22 @@ impl Host {
             };
             return Ok(Host::Tcp(with_port));
         }
-        if let Some(rest) = raw.strip_prefix("ssh://") {
-            return SshTarget::parse(raw, rest).map(Host::Ssh);
-        }
         let scheme = raw.split("://").next().unwrap_or(raw);
         Err(UsageError(format!(
             "unsupported host {raw:?}: docker-reclaim speaks to unix://, tcp:// and ssh:// engines, not {scheme:?}"
         )))
+    }
+}
+
+/// `raw` with any user information before an `@` in its authority (after a
+/// scheme's `://`, or from the start where there is none) replaced by `***`.
+pub fn redact(raw: &str) -> String {
+    let start = raw.find("://").map_or(0, |at| at + 3);
+    let authority = &raw[start..];
+    let end = authority.find('/').unwrap_or(authority.len());
+    match authority[..end].rfind('@') {
+        Some(at) => format!("{}***{}", &raw[..start], &authority[at..]),
+        None => raw.to_string(),
     }
 }
 
@@ -320,5 +331,26 @@ mod tests {
         ] {
             assert!(Host::parse(raw).is_err(), "{raw}");
         }
+    }
+
+    /// Safety round 2, finding 7: credentials were echoed for schemes other
+    /// than plain `tcp://`.
+    #[test]
+    fn credentials_are_never_repeated_whatever_the_scheme() {
+        for raw in [
+            "https://alice:pw@box:2376",
+            "TCP://alice:pw@box:2375",
+            "unix://alice:pw@/run/docker.sock",
+            "alice:pw@box:1",
+            "tcp://alice:pw@box",
+            "SSH://alice:pw@box",
+            "ssh://alice:pw@box",
+        ] {
+            let err = Host::parse(raw).unwrap_err().0;
+            assert!(!err.contains("pw"), "{raw}: {err}");
+            assert!(!err.contains("alice"), "{raw}: {err}");
+        }
+        assert_eq!(redact("unix:///run/a@b.sock"), "unix:///run/a@b.sock");
+        assert!(Host::parse("unix:///run/a@b.sock").is_ok());
     }
 }
