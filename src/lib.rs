@@ -160,7 +160,7 @@ fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
 /// A line for the person on stderr. A closed stderr (a terminal that went away)
 /// must not turn into a panic.
 pub(crate) fn note(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
+    let _ = writeln!(std::io::stderr(), "{}", model::printable_lines(line));
 }
 
 pub(crate) fn unix_now() -> i64 {

@@ -211,7 +211,7 @@ impl Image {
     pub fn label(&self) -> String {
         self.tags
             .first()
-            .cloned()
+            .map(|tag| printable(tag).into_owned())
             .unwrap_or_else(|| short_id(&self.id).to_string())
     }
 
@@ -285,6 +285,45 @@ pub fn unix_seconds(raw: &str) -> Option<i64> {
     let time = humantime::parse_rfc3339_weak(raw).ok()?;
     let seconds = time.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
     i64::try_from(seconds).ok().filter(|seconds| *seconds > 0)
+}
+
+/// `text` safe to put before a person: every control character (C0, DEL, C1,
+/// newline included) and every bidirectional override shown escaped (`\x1b`,
+/// `\n`, `\u{202e}`), so that a name from the engine or a file cannot clear
+/// the screen, move the cursor, or forge a line above the prompt. Names,
+/// tags and messages from the engine go through this before any terminal;
+/// JSON escapes them itself.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut shown = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => shown.push_str("\\n"),
+            '\r' => shown.push_str("\\r"),
+            '\t' => shown.push_str("\\t"),
+            c if unsafe_char(c) && (c as u32) < 0x100 => {
+                shown.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if unsafe_char(c) => shown.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => shown.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(shown)
+}
+
+/// [`printable`] for text of our own that may hold line breaks (error chains,
+/// notes): newlines kept, every other control character escaped.
+pub fn printable_lines(text: &str) -> String {
+    text.split('\n')
+        .map(|line| printable(line).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The first 12 hex digits of an ID, without any `sha256:` prefix, as docker shows it.

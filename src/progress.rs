@@ -3,6 +3,7 @@
 //! terminal, one log line per item otherwise, and the JSON-lines audit log.
 //! The bar and the lines write to stderr; the report goes to stdout.
 
+use crate::model::printable;
 use std::io::{IsTerminal, Write};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -197,8 +198,8 @@ fn line_for(result: &ItemResult) -> Option<String> {
             bytes(result.item.predicted_bytes)
         )),
         Outcome::AlreadyGone => Some(format!("already gone: {label}")),
-        Outcome::Skipped(why) => Some(format!("skipped {label}: {why}")),
-        Outcome::Failed(why) => Some(format!("failed {label}: {why}")),
+        Outcome::Skipped(why) => Some(format!("skipped {label}: {}", printable(why))),
+        Outcome::Failed(why) => Some(format!("failed {label}: {}", printable(why))),
         Outcome::NotStarted => None,
     }
 }

@@ -533,3 +533,66 @@ fn layers_human_containerd_store() {
     let report = layers::describe(&inventory, image, None, &blobs);
     insta::assert_snapshot!(text(|out| render::layers_human(out, &[report])));
 }
+
+/// Safety round 2, finding 4: names from the engine (a network, a build
+/// cache record's `RUN echo`, a container, a tag) that hold terminal escapes
+/// and newlines reach no terminal raw: no escape character and no forged line
+/// in any human output, with or without colour.
+#[test]
+fn escapes_and_newlines_from_the_engine_are_shown_escaped() {
+    const HOSTILE: &str = "net\u{1b}[2J\nforged line\r\u{9b}31m\u{202e}";
+    let mut inventory = inventory();
+    inventory.networks[0].name = HOSTILE.into();
+    inventory.build_cache[0].description = format!("RUN echo {HOSTILE}");
+    inventory.containers[1].names = vec![HOSTILE.into()];
+    inventory.containers[3].names = vec![format!("prod-{HOSTILE}")];
+    inventory.images[2].tags = vec![format!("tool{HOSTILE}:2"), "tool:latest".into()];
+    let plan = measured_plan(&inventory);
+    let mut report = report(&inventory);
+    report.results[1].outcome = Outcome::Skipped(format!("the engine said {HOSTILE}"));
+    let usage = df_usage(&inventory);
+    let mut outputs = Vec::new();
+    for color in [false, true] {
+        let show = Show {
+            color,
+            verbose: true,
+            ..show(true)
+        };
+        outputs.push(text(|out| render::human(out, &engine(), &plan, &show)));
+    }
+    outputs.push(text(|out| render::report_human(out, &report)));
+    outputs.push(text(|out| {
+        render::df_human(out, &engine(), &usage, None, true, NOW)
+    }));
+    outputs.push(text(|out| {
+        render::layers_human(out, &layer_reports(&inventory))
+    }));
+    for output in &outputs {
+        for line in output.lines() {
+            let raw: String = line
+                .split("\u{1b}[")
+                .enumerate()
+                .map(|(index, part)| {
+                    // Our own colours (SGR, ending in m) are all colour adds.
+                    if index == 0 {
+                        part.to_string()
+                    } else {
+                        part.split_once('m')
+                            .map_or(part, |(_, rest)| rest)
+                            .to_string()
+                    }
+                })
+                .collect();
+            assert!(
+                !raw.chars().any(|c| c.is_control() || c == '\u{202e}'),
+                "raw control character in {line:?} of:\n{output}"
+            );
+            assert!(!line.starts_with("forged line"), "forged line: {output}");
+        }
+    }
+    assert!(
+        outputs[0].contains(r"net\x1b[2J\nforged line\r\x9b31m\u{202e}"),
+        "{}",
+        outputs[0]
+    );
+}

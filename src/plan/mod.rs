@@ -549,7 +549,7 @@ impl Item {
             "{} {} ({})",
             self.kind.word(),
             short_id(&self.id),
-            self.name
+            crate::model::printable(&self.name)
         )
     }
 }

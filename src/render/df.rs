@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use super::{SCHEMA_VERSION, age, bytes, maybe_bytes, truncate, unix_to_rfc3339};
-use crate::model::{EngineInfo, ImageStore, short_id};
+use crate::model::{EngineInfo, ImageStore, printable, short_id};
 use crate::usage::{Section, Usage};
 
 /// `docker-reclaim df` for people.
@@ -120,7 +120,7 @@ pub fn df_human(
                 out,
                 "{:<12}  {:<40}  {:>10}  {}",
                 short_id(&item.id),
-                truncate(&item.name),
+                truncate(&printable(&item.name)),
                 bytes(item.size_bytes),
                 if item.in_use { "yes" } else { "no" }
             )?;
@@ -137,7 +137,7 @@ pub fn df_human(
                 writeln!(
                     out,
                     "{:<64}  {:>10}  {:>7}",
-                    orphan.name,
+                    printable(&orphan.name),
                     bytes(orphan.bytes.allocated),
                     orphan
                         .modified

@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use super::{SCHEMA_VERSION, bytes, unix_to_rfc3339};
 use crate::layers::ImageReport;
-use crate::model::short_id;
+use crate::model::{printable, short_id};
 
 /// `docker-reclaim layers` for people.
 pub fn layers_human(out: &mut impl Write, reports: &[ImageReport]) -> io::Result<()> {
@@ -12,7 +12,7 @@ pub fn layers_human(out: &mut impl Write, reports: &[ImageReport]) -> io::Result
         if index > 0 {
             writeln!(out)?;
         }
-        writeln!(out, "{} ({})", report.name, report.id)?;
+        writeln!(out, "{} ({})", printable(&report.name), report.id)?;
         writeln!(
             out,
             "  {:<12}  {:<12}  {:>10}  {:>10}  {:<24}  CREATED BY",
@@ -22,9 +22,9 @@ pub fn layers_human(out: &mut impl Write, reports: &[ImageReport]) -> io::Result
             let shared = if layer.shared_with.is_empty() {
                 "-".to_string()
             } else {
-                layer.shared_with.join(", ")
+                printable(&layer.shared_with.join(", ")).into_owned()
             };
-            let created_by: String = layer.created_by.chars().take(60).collect();
+            let created_by: String = printable(&layer.created_by).chars().take(60).collect();
             writeln!(
                 out,
                 "  {:<12}  {:<12}  {:>10}  {:>10}  {:<24}  {}",
@@ -42,7 +42,7 @@ pub fn layers_human(out: &mut impl Write, reports: &[ImageReport]) -> io::Result
                 let shared = if blob.shared_with.is_empty() {
                     "-".to_string()
                 } else {
-                    blob.shared_with.join(", ")
+                    printable(&blob.shared_with.join(", ")).into_owned()
                 };
                 writeln!(
                     out,

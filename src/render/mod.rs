@@ -49,13 +49,14 @@ pub fn engine_line(engine: &crate::model::EngineInfo) -> String {
         .as_deref()
         .map(|name| format!(" (context {name})"))
         .unwrap_or_default();
-    format!(
+    let line = format!(
         "{} {} (API {}) at {}{context}",
         engine.product.name(),
         engine.version,
         engine.api_version,
         engine.host
-    )
+    );
+    crate::model::printable(&line).into_owned()
 }
 
 /// `name` cut to at most `max` characters by taking out its middle, where names

@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::{KEPT_SHOWN, SCHEMA_VERSION, age, bold, bytes, cut_end, shorten, unix_to_rfc3339};
+use crate::model::printable;
 use crate::model::{EngineInfo, Measured, Unmeasured, short_id};
 use crate::plan::{
     Figures, FreedLayer, Item, Kept, KeptLayer, Kind, Plan, Reason, SavedPlanNote, TargetNote,
@@ -65,11 +66,12 @@ fn item_name(item: &Item) -> String {
         .map(String::as_str)
         .filter(|tag| *tag != "<none>:<none>")
         .collect();
-    if item.kind == Kind::Image && tags.len() > 1 {
+    let name = if item.kind == Kind::Image && tags.len() > 1 {
         tags.join(", ")
     } else {
         item.name.clone()
-    }
+    };
+    printable(&name).into_owned()
 }
 
 /// The NAME and REASON column widths for these rows within `width`: names get
@@ -397,8 +399,8 @@ fn kept_lines(out: &mut impl Write, kept: &[Kept], show: &Show) -> io::Result<()
             "  {} {} ({}): {}",
             kept.kind.word(),
             short_id(&kept.id),
-            kept.name,
-            kept.rule
+            printable(&kept.name),
+            printable(&kept.rule)
         );
         writeln!(out, "{}", fit(&line, show.width))?;
     }

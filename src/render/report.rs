@@ -85,7 +85,7 @@ pub fn report_human(out: &mut impl Write, report: &Report) -> io::Result<()> {
                 out,
                 "  {}: {}",
                 result.item.label(),
-                result.outcome.detail().unwrap_or("")
+                crate::model::printable(result.outcome.detail().unwrap_or(""))
             )?;
         }
     }
