@@ -168,11 +168,12 @@ pub struct FilterArgs {
     pub stopped_for: Option<String>,
 
     /// Never remove what matches this glob: container names and image references
-    /// (repo:tag); repeatable.
+    /// (repo:tag); repeatable. Adds to the config files' keep rules.
     #[arg(long, value_name = "PATTERN")]
     pub keep: Vec<String>,
 
-    /// Never remove what carries this label (KEY or KEY=VALUE); repeatable.
+    /// Never remove what carries this label (KEY or KEY=VALUE); repeatable. Adds
+    /// to the config files' keep_labels.
     #[arg(long, value_name = "KEY[=VALUE]")]
     pub keep_label: Vec<String>,
 

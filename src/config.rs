@@ -1,7 +1,10 @@
 //! Defaults from a config file, so that a cron line can be `docker-reclaim --yes`.
 //! Read from `--config FILE`, else `/etc/docker-reclaim/config.toml` and then the
 //! user's `$XDG_CONFIG_HOME/docker-reclaim/config.toml` (`~/.config/…`), the
-//! latter's keys overriding the former's. Flags override both.
+//! latter's keys overriding the former's. Flags override both, except the
+//! protections: `keep` and `keep_labels` add up across the system file, the
+//! user file and the flags, so that an operator's rules in /etc hold whatever a
+//! person adds.
 
 use std::path::{Path, PathBuf};
 
@@ -42,8 +45,9 @@ impl Config {
             build_cache: other.build_cache.or(self.build_cache),
             filters: other.filters.or(self.filters),
             stopped_for: other.stopped_for.or(self.stopped_for),
-            keep: other.keep.or(self.keep),
-            keep_labels: other.keep_labels.or(self.keep_labels),
+            // Protections add up: the user's file cannot drop what /etc keeps.
+            keep: add_up(self.keep, other.keep),
+            keep_labels: add_up(self.keep_labels, other.keep_labels),
             keep_last: other.keep_last.or(self.keep_last),
             jobs: other.jobs.or(self.jobs),
             log_file: other.log_file.or(self.log_file),
@@ -56,6 +60,17 @@ impl Config {
             let why = err.message().replace('\n', " ");
             UsageError(format!("invalid config file {}: {why}", path.display()))
         })
+    }
+}
+
+/// Both lists, `first`'s entries first; `None` only when both are.
+fn add_up(first: Option<Vec<String>>, second: Option<Vec<String>>) -> Option<Vec<String>> {
+    match (first, second) {
+        (Some(mut first), Some(second)) => {
+            first.extend(second);
+            Some(first)
+        }
+        (first, second) => first.or(second),
     }
 }
 
@@ -144,6 +159,7 @@ log_file = "/var/log/docker-reclaim.jsonl"
         };
         let merged = system.overlay(user);
         assert_eq!(merged.jobs, Some(8));
-        assert_eq!(merged.keep, Some(vec!["b".to_string()]));
+        // Keep rules add up (safety round 2, finding 5).
+        assert_eq!(merged.keep, Some(vec!["a".to_string(), "b".to_string()]));
     }
 }

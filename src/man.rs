@@ -81,7 +81,7 @@ pub fn render(out: &mut impl Write) -> io::Result<()> {
     extra.control("TP", []);
     extra.text([bold(crate::config::SYSTEM_PATH)]);
     extra.text([roman(
-        "Defaults, in TOML, for maintenance jobs; then ~/.config/docker-reclaim/config.toml ($XDG_CONFIG_HOME), whose keys override it; --config FILE replaces both. Flags override the files. Keys: host, all, volumes (\"anonymous\" or \"all\"), networks, build_cache (\"unshared\" or \"all\"), filters, stopped_for, keep, keep_labels, keep_last, jobs, log_file. An unknown key is an error.",
+        "Defaults, in TOML, for maintenance jobs; then ~/.config/docker-reclaim/config.toml ($XDG_CONFIG_HOME), whose keys override it; --config FILE replaces both. Flags override the files, except keep and keep_labels, which add up across both files and --keep/--keep-label. Keys: host, all, volumes (\"anonymous\" or \"all\"), networks, build_cache (\"unshared\" or \"all\"), filters, stopped_for, keep, keep_labels, keep_last, jobs, log_file. An unknown key is an error.",
     )]);
     extra.control("TP", []);
     extra.text([bold("/run/docker-reclaim/*.lock")]);

@@ -97,8 +97,15 @@ impl Settings {
             }
         };
         let filters = or_config(cli.filter.filters, config.filters);
-        let keep = or_config(cli.filter.keep, config.keep);
-        let keep_labels = or_config(cli.filter.keep_label, config.keep_labels);
+        // Protections add up: a --keep on the command line never drops the
+        // config files' keep rules (safety round 2, finding 5).
+        let add_up = |file: Option<Vec<String>>, flag: Vec<String>| {
+            let mut all = file.unwrap_or_default();
+            all.extend(flag);
+            all
+        };
+        let keep = add_up(config.keep, cli.filter.keep);
+        let keep_labels = add_up(config.keep_labels, cli.filter.keep_label);
         let stopped_for = cli.filter.stopped_for.or(config.stopped_for);
         let mut rules = Rules::parse(&filters, stopped_for.as_deref(), &keep, &keep_labels, now)?;
         let keep_last = cli.filter.keep_last.or(config.keep_last);
@@ -399,6 +406,42 @@ mod tests {
                 .0
                 .contains("volumes")
         );
+    }
+
+    /// Safety round 2, finding 5: `--keep` on the command line dropped the
+    /// config file's keep rules, and an apply removed what /etc protected.
+    #[test]
+    fn keep_rules_from_files_and_flags_add_up() {
+        use clap::Parser;
+        let config = Config {
+            keep: Some(vec!["db-*".into()]),
+            keep_labels: Some(vec!["pin".into()]),
+            ..Config::default()
+        };
+        let cli = Cli::try_parse_from([
+            "docker-reclaim",
+            "--dry-run",
+            "--keep",
+            "web-*",
+            "--keep-label",
+            "hold",
+        ])
+        .unwrap();
+        let settings = Settings::from_cli(cli, config, default_endpoint(), 0).unwrap();
+        let labels = std::collections::BTreeMap::new();
+        for name in ["db-main", "web-1"] {
+            assert!(
+                settings.rules.kept_by(&[name.to_string()], &labels).is_some(),
+                "{name} is not kept"
+            );
+        }
+        for label in ["pin", "hold"] {
+            let labels = std::collections::BTreeMap::from([(label.to_string(), String::new())]);
+            assert!(
+                settings.rules.kept_by(&["other".to_string()], &labels).is_some(),
+                "label {label} does not keep"
+            );
+        }
     }
 
     #[test]
