@@ -59,12 +59,32 @@ pub fn run() -> ExitCode {
         }
     };
     let cli = Cli::parse_args(args);
+    let may_delete = !cli.dry_run
+        && !matches!(
+            cli.command,
+            Some(
+                Command::Df { .. }
+                    | Command::Layers { .. }
+                    | Command::Completions { .. }
+                    | Command::Man
+            )
+        );
     // Buffered: a plan of thousands of lines is written in a few large writes.
     // Every mode flushes what it wrote before it prompts or returns.
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     match execute(cli, &mut stdout) {
         Ok(status) => status.into(),
-        Err(err) if is_broken_pipe(&err) => ExitStatus::Success.into(),
+        // A reader that stopped reading a dry run, df or layers got what it
+        // wanted, as with any Unix filter. A run that may delete was stopped
+        // before its deletions by it (the report's own broken pipe keeps the
+        // status: apply's write_report), so it did not do what was asked.
+        Err(err) if is_broken_pipe(&err) && !may_delete => ExitStatus::Success.into(),
+        Err(err) if is_broken_pipe(&err) => {
+            note(
+                "docker-reclaim: error: standard output was closed before the plan was shown in full: nothing was removed",
+            );
+            ExitStatus::Failure.into()
+        }
         Err(err) => {
             note(&format!("docker-reclaim: error: {err:#}"));
             exit::status_of(&err).into()

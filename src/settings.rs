@@ -431,14 +431,20 @@ mod tests {
         let labels = std::collections::BTreeMap::new();
         for name in ["db-main", "web-1"] {
             assert!(
-                settings.rules.kept_by(&[name.to_string()], &labels).is_some(),
+                settings
+                    .rules
+                    .kept_by(&[name.to_string()], &labels)
+                    .is_some(),
                 "{name} is not kept"
             );
         }
         for label in ["pin", "hold"] {
             let labels = std::collections::BTreeMap::from([(label.to_string(), String::new())]);
             assert!(
-                settings.rules.kept_by(&["other".to_string()], &labels).is_some(),
+                settings
+                    .rules
+                    .kept_by(&["other".to_string()], &labels)
+                    .is_some(),
                 "label {label} does not keep"
             );
         }

@@ -36,6 +36,14 @@ pub fn trials() -> Vec<Trial> {
             "hostile_group_user_applies_after_root_and_shares_the_lock",
             group_user_applies_after_root_and_shares_the_lock,
         ),
+        trial(
+            "hostile_a_closed_stdout_never_turns_a_failure_into_success",
+            a_closed_stdout_never_turns_a_failure_into_success,
+        ),
+        trial(
+            "hostile_plan_out_through_a_planted_link_is_refused",
+            plan_out_through_a_planted_link_is_refused,
+        ),
     ]
 }
 
@@ -454,5 +462,92 @@ fn group_user_applies_after_root_and_shares_the_lock() -> Result<()> {
         std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o022 == 0,
         "the lock directory is writable by others"
     );
+    Ok(())
+}
+
+/// Safety round 2, finding 6: with one deletion failing, `--yes` exits 6, but
+/// `--yes | head -c1`, `--format json | …` and `>&-` exited 0. A deletion is
+/// made to fail by making a file in the container's directory immutable.
+fn a_closed_stdout_never_turns_a_failure_into_success() -> Result<()> {
+    let d = Daemon::start()?;
+    d.build_base("base:latest")?;
+    let failing = |d: &Daemon| -> Result<std::path::PathBuf> {
+        let id = d.docker(&["create", "--network", "none", "base", "true"])?;
+        let pinned = d
+            .data_root
+            .join("containers")
+            .join(id.trim())
+            .join("hostconfig.json");
+        let status = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(&pinned)
+            .status()
+            .map_err(|e| e.to_string())?;
+        check!(status.success(), "chattr +i {}", pinned.display());
+        Ok(pinned)
+    };
+    let mut pinned = Vec::new();
+    let result = (|| -> Result<()> {
+        // A reader that is gone before the run starts: every write breaks.
+        for format in ["json", "human"] {
+            pinned.push(failing(&d)?);
+            let mut child = reclaim_command()
+                .env("DOCKER_RECLAIM_CACHE_DIR", d.size_cache())
+                .args(["-H", &d.host(), "--yes", "--format", format])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|e| e.to_string())?;
+            drop(child.stdout.take());
+            let output = child.wait_with_output().map_err(|e| e.to_string())?;
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            check!(
+                !output.status.success(),
+                "--yes --format {format} into a closed pipe: exit 0: {stderr}"
+            );
+        }
+        // stdout closed: /dev/null in its place, the status kept.
+        pinned.push(failing(&d)?);
+        let closed = std::process::Command::new("sh")
+            .args(["-c", "\"$0\" -H \"$1\" --yes >&-; echo $?"])
+            .arg(reclaim_command().get_program())
+            .arg(d.host())
+            .env("DOCKER_RECLAIM_CACHE_DIR", d.size_cache())
+            .output()
+            .map_err(|e| e.to_string())?;
+        let code = String::from_utf8_lossy(&closed.stdout).trim().to_string();
+        check!(
+            code == "6",
+            ">&-: exit {code}: {}",
+            String::from_utf8_lossy(&closed.stderr)
+        );
+        Ok(())
+    })();
+    for path in &pinned {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(path)
+            .status();
+    }
+    result
+}
+
+/// Safety round 2, finding 1: `ln -s /dev/loop0 D/plan.json` by another user,
+/// then `--dry-run --plan-out D/plan.json`: the link is refused, what it
+/// points to untouched.
+fn plan_out_through_a_planted_link_is_refused() -> Result<()> {
+    let d = stopped_engine(1)?;
+    let dir = d.dir();
+    let victim = dir.join("victim");
+    std::fs::write(&victim, "keep").map_err(|e| e.to_string())?;
+    let link = dir.join("plan.json");
+    std::os::unix::fs::symlink(&victim, &link).map_err(|e| e.to_string())?;
+    one_line_error(
+        &d.reclaim(&["--dry-run", "--plan-out", &link.to_string_lossy()]),
+        2,
+        "symbolic link",
+    )?;
+    let kept = std::fs::read_to_string(&victim).map_err(|e| e.to_string())?;
+    check!(kept == "keep", "the link's target was written: {kept}");
     Ok(())
 }
