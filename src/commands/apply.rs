@@ -91,16 +91,9 @@ pub async fn run(
             "docker-reclaim: warning: the audit log is incomplete: {err}"
         ));
     }
-    let report = measure_after(
-        engine,
-        &inventory,
-        &plan,
-        before,
-        engine_gone,
-        settings.size_cache.as_deref(),
-    )
-    .await
-    .report(results, signals.stop().load(Ordering::SeqCst), engine_gone);
+    let report = measure_after(engine, &inventory, &plan, before, engine_gone)
+        .await
+        .report(results, signals.stop().load(Ordering::SeqCst), engine_gone);
     write_report(
         out,
         settings.format,
@@ -259,20 +252,20 @@ impl Figures {
 
 /// The engine's usage figures and the data root on disk, after: the walk runs
 /// while the engine works out its own figures. An engine that went away is not
-/// asked again.
+/// asked again. The walk after takes nothing from the size cache: the figure
+/// that checks the prediction must not come from the file the prediction came
+/// from (safety round 2, finding 10).
 async fn measure_after(
     engine: &impl Engine,
     inventory: &Inventory,
     plan: &Plan,
     before: Before,
     engine_gone: bool,
-    size_cache: Option<&std::path::Path>,
 ) -> Figures {
     let engine_info = inventory.engine.clone();
     let walk = before.disk.is_some();
-    let size_cache = size_cache.map(std::path::Path::to_path_buf);
     let walk_after = tokio::task::spawn_blocking(move || {
-        walk.then(|| measure::walk_data_root(&engine_info, size_cache.as_deref()))
+        walk.then(|| measure::walk_data_root(&engine_info, None))
             .flatten()
     });
     let usage_after = if engine_gone {

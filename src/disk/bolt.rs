@@ -18,7 +18,6 @@
 //! error, never a panic.
 
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 const MAGIC: u32 = 0xED0C_DAED;
@@ -38,6 +37,12 @@ const MAX_DEPTH: usize = 64;
 /// How often a file that keeps changing under the read is read again.
 const TRIES: usize = 5;
 
+/// A metadata file larger than this is refused rather than read whole: the
+/// containerd metadata of a host with tens of thousands of containers and
+/// images is tens of MB, and a file this size is damage (or a sparse file
+/// planted there), not metadata.
+pub const MAX_FILE: u64 = 512 * 1024 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
@@ -46,6 +51,8 @@ pub enum Error {
     Corrupt(&'static str),
     #[error("it changed every time it was read")]
     Busy,
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// One consistent copy of a bbolt file, read whole.
@@ -121,20 +128,35 @@ impl Db {
     /// Reads the file at `path` (never through a symlink) into one consistent copy.
     pub fn open(path: &Path) -> Result<Db, Error> {
         for _ in 0..TRIES {
-            let mut file = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-                .open(path)?;
+            // Opened without blocking (a FIFO planted there cannot hang the
+            // run) and refused unless a regular file of a sane size.
+            let file = crate::files::open_no_follow(path, rustix::fs::OFlags::RDONLY, 0)?;
+            let file = std::fs::File::from(file);
+            let meta = file.metadata()?;
+            if !meta.is_file() {
+                return Err(Error::Refused("it is not a regular file".into()));
+            }
+            if meta.len() > MAX_FILE {
+                return Err(Error::Refused(format!(
+                    "it is {} bytes, more than the {} MiB read",
+                    meta.len(),
+                    MAX_FILE >> 20
+                )));
+            }
             let mut data = Vec::new();
-            file.read_to_end(&mut data)?;
+            file.take(MAX_FILE + 1).read_to_end(&mut data)?;
+            if data.len() as u64 > MAX_FILE {
+                return Err(Error::Refused("it grew while being read".into()));
+            }
             let db = Db::parse(data)?;
             // A transaction that committed while the file was read may have
             // been followed by one that reused this tree's pages: read again.
             let mut head = vec![0u8; 2 * db.page_size];
-            let mut again = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-                .open(path)?;
+            let mut again = std::fs::File::from(crate::files::open_no_follow(
+                path,
+                rustix::fs::OFlags::RDONLY,
+                0,
+            )?);
             again.read_exact(&mut head)?;
             if latest_meta(&head).is_some_and(|meta| meta.txid == db.txid) {
                 return Ok(db);
@@ -628,5 +650,30 @@ pub(crate) mod tests {
         assert_eq!(uvarint(&[0x96, 0x01]), Some(150));
         assert_eq!(uvarint(&[0x80]), None);
         assert_eq!(uvarint(&[]), None);
+    }
+
+    /// Safety round 2, finding 8 and 10: a FIFO at meta.db blocked the run;
+    /// an 8 GB sparse meta.db was read whole.
+    #[test]
+    fn a_fifo_or_a_huge_file_is_refused_without_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("meta.db");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        assert!(matches!(Db::open(&fifo), Err(Error::Refused(_))));
+        let sparse = dir.path().join("big.db");
+        std::fs::File::create(&sparse)
+            .unwrap()
+            .set_len(MAX_FILE + 1)
+            .unwrap();
+        let started = std::time::Instant::now();
+        assert!(matches!(Db::open(&sparse), Err(Error::Refused(_))));
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
 }

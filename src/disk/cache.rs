@@ -62,6 +62,10 @@ impl Entry {
     }
 }
 
+/// No directory's apparent size is above this (1 EiB): sparse files can make
+/// it larger than the filesystem, but not this large on any real host.
+const MAX_APPARENT: u64 = 1 << 60;
+
 /// The data root a cache belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RootId {
@@ -117,9 +121,25 @@ impl Sizes {
             return empty;
         };
         match serde_json::from_slice::<Sizes>(&body) {
-            Ok(sizes) if sizes.version == VERSION && sizes.root.as_ref() == Some(root) => sizes,
+            Ok(mut sizes) if sizes.version == VERSION && sizes.root.as_ref() == Some(root) => {
+                let total = super::fs::filesystem_space(&root.path).map(|(total, _)| total);
+                sizes.keep_sane(total);
+                sizes
+            }
             _ => empty,
         }
+    }
+
+    /// Drops every entry that no directory on this filesystem can have: more
+    /// allocated bytes than the filesystem holds (`filesystem_bytes`, when
+    /// known), or more apparent bytes than [`MAX_APPARENT`]. A size cache is
+    /// ours, but a figure labelled "measured" must never come from a file that
+    /// says anything (safety round 2, finding 10).
+    fn keep_sane(&mut self, filesystem_bytes: Option<u64>) {
+        let allocated_limit = filesystem_bytes.unwrap_or(MAX_APPARENT).min(MAX_APPARENT);
+        self.entries.retain(|_, entry| {
+            entry.allocated <= allocated_limit && entry.apparent <= MAX_APPARENT
+        });
     }
 
     /// Writes the cache into `dir` (created private when missing), replacing
@@ -420,5 +440,70 @@ mod tests {
             Some(PathBuf::from("/t"))
         );
         assert_eq!(default_dir(env(&[]), false), None);
+    }
+
+    /// Safety round 2, finding 10: a tampered cache gave petabyte predictions
+    /// labelled measured, and `u64::MAX` entries wrapped to a few MB.
+    #[test]
+    fn entries_no_filesystem_can_hold_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = RootId::of(dir.path()).unwrap();
+        let (total, _) = super::super::fs::filesystem_space(dir.path()).unwrap();
+        let mut sizes = Sizes::new(root.clone());
+        sizes.entries.insert("overlay2/ok".into(), entry(1, 4096));
+        sizes
+            .entries
+            .insert("overlay2/max".into(), entry(2, u64::MAX));
+        sizes
+            .entries
+            .insert("overlay2/over".into(), entry(3, total + 1));
+        let mut wide = entry(4, 4096);
+        wide.apparent = u64::MAX;
+        sizes.entries.insert("overlay2/wide".into(), wide);
+        let cache = dir.path().join("cache");
+        sizes.save(&cache).unwrap();
+        let loaded = Sizes::load(&cache, &root);
+        let kept: Vec<&str> = loaded.entries.keys().map(String::as_str).collect();
+        assert_eq!(kept, ["overlay2/ok"]);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 500,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// Any bytes in a cache file: read (every entry within the
+        /// filesystem's size) or ignored, never a panic.
+        #[test]
+        fn arbitrary_cache_files_are_bounded_or_ignored(
+            allocated in proptest::num::u64::ANY,
+            apparent in proptest::num::u64::ANY,
+            edits in proptest::collection::vec((0usize..512, proptest::num::u8::ANY), 0..8),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let root = RootId::of(dir.path()).unwrap();
+            let (total, _) = super::super::fs::filesystem_space(dir.path()).unwrap();
+            let mut sizes = Sizes::new(root.clone());
+            let mut one = entry(1, allocated);
+            one.apparent = apparent;
+            sizes.entries.insert("overlay2/x".into(), one);
+            let cache = dir.path().join("cache");
+            sizes.save(&cache).unwrap();
+            let path = file_for(&cache, &root);
+            let mut body = std::fs::read(&path).unwrap();
+            for (at, byte) in edits {
+                if !body.is_empty() {
+                    let at = at % body.len();
+                    body[at] = byte;
+                }
+            }
+            std::fs::write(&path, &body).unwrap();
+            let loaded = Sizes::load(&cache, &root);
+            for entry in loaded.entries.values() {
+                proptest::prop_assert!(entry.allocated <= total);
+                proptest::prop_assert!(entry.apparent <= MAX_APPARENT);
+            }
+        }
     }
 }
