@@ -294,6 +294,15 @@ async fn prune_build_cache(
 /// The engine only removes a tag by its name, so just before each one goes,
 /// the tag is looked up: one that now names another image is left alone and
 /// the image is skipped. The image itself is only ever removed by its ID.
+///
+/// The engine offers no way to remove a tag by the ID it names (moby
+/// `daemon/images/image_delete.go` resolves the name when the DELETE arrives,
+/// and deletes the image it names when that was its last reference), so a tag
+/// moved to another image between the look-up and the DELETE, a window of
+/// one round trip, takes that image with it. That cannot be prevented from
+/// outside; it is found out from the engine's answer, which lists what it
+/// deleted: the run stops touching this image, and the report names the
+/// image that went as a failure (exit 6), with a warning on stderr.
 async fn remove_image(
     engine: &impl Engine,
     item: &Item,
@@ -313,7 +322,17 @@ async fn remove_image(
                 ))));
             }
         }
-        engine.untag_image(tag).await?;
+        let (_, deleted) = engine.untag_image(tag).await?;
+        let unplanned: Vec<&String> = deleted.iter().filter(|id| **id != item.id).collect();
+        if !unplanned.is_empty() {
+            let named: Vec<&str> = unplanned.iter().map(|id| short_id(id)).collect();
+            let why = format!(
+                "removing tag {tag}, the engine also deleted image {}, which was not planned: the tag was moved to it after it was checked; this image was left",
+                named.join(", ")
+            );
+            crate::note(&format!("docker-reclaim: warning: {why}"));
+            return Ok(Err(Outcome::Failed(why)));
+        }
     }
     Ok(Ok(engine.remove_image(&item.id).await?))
 }

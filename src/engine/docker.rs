@@ -626,17 +626,24 @@ impl Engine for DockerEngine {
         }
     }
 
-    async fn untag_image(&self, reference: &str) -> Result<Removal> {
+    async fn untag_image(&self, reference: &str) -> Result<(Removal, Vec<String>)> {
         let options = RemoveImageOptions {
             force: false,
             noprune: true,
             ..Default::default()
         };
-        self.removal(
-            self.docker
-                .remove_image(reference, Some(options), None)
-                .await,
-        )
+        match self
+            .docker
+            .remove_image(reference, Some(options), None)
+            .await
+        {
+            Ok(answer) => Ok((
+                Removal::Removed,
+                answer.into_iter().filter_map(|item| item.deleted).collect(),
+            )),
+            Err(err) if is_not_found(&err) => Ok((Removal::AlreadyGone, Vec::new())),
+            Err(err) => Err(self.error(err)),
+        }
     }
 
     async fn remove_image(&self, id: &str) -> Result<Removal> {

@@ -88,8 +88,11 @@ pub trait Engine {
     /// The ID of the image a tag names now; `None` when no image has it.
     async fn tag_target(&self, reference: &str) -> Result<Option<String>>;
 
-    /// Removes one tag from an image, leaving the image (and its other tags).
-    async fn untag_image(&self, reference: &str) -> Result<Removal>;
+    /// Removes one tag by its name. Meant to leave the image (it has other
+    /// tags), but the engine resolves the name when the call arrives: the IDs
+    /// of every image it says it deleted come back, so that a tag moved to
+    /// another image in the meantime is found out.
+    async fn untag_image(&self, reference: &str) -> Result<(Removal, Vec<String>)>;
 
     /// Removes an image by ID without force. The engine also removes the image's
     /// untagged parents that nothing else uses, as `docker rmi` does.

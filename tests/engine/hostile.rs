@@ -37,6 +37,10 @@ pub fn trials() -> Vec<Trial> {
             group_user_applies_after_root_and_shares_the_lock,
         ),
         trial(
+            "hostile_tag_moved_within_the_untag_window_is_reported",
+            tag_moved_within_the_untag_window_is_reported,
+        ),
+        trial(
             "hostile_a_closed_stdout_never_turns_a_failure_into_success",
             a_closed_stdout_never_turns_a_failure_into_success,
         ),
@@ -282,12 +286,12 @@ fn engine_killed_mid_apply_is_said_once() -> Result<()> {
     Ok(())
 }
 
-/// A proxy on the engine's socket that, when it sees the re-check of whether a
-/// container uses image `watch` (the last look before its tags go), first moves
-/// every tag in `tags` to the image `to`, then lets the request through.
+/// A proxy on the engine's socket that, the first time a request matches
+/// `trigger`, first moves every tag in `tags` to the image `to`, then lets
+/// the request through.
 fn tag_moving_proxy(
     d: &Daemon,
-    watch: &str,
+    trigger: impl Fn(&str) -> bool + Send + Sync + 'static,
     tags: Vec<String>,
     to: String,
 ) -> Result<(String, std::thread::JoinHandle<()>)> {
@@ -297,7 +301,7 @@ fn tag_moving_proxy(
     let listener = UnixListener::bind(&path).map_err(|e| e.to_string())?;
     let upstream = d.socket.clone();
     let host = d.host();
-    let watch = watch.trim_start_matches("sha256:").to_string();
+    let trigger = std::sync::Arc::new(trigger);
     let handle = std::thread::spawn(move || {
         let moved = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         for client in listener.incoming() {
@@ -314,8 +318,8 @@ fn tag_moving_proxy(
                 let _ = std::io::copy(&mut server_read, &mut client_write);
                 let _ = client_write.shutdown(std::net::Shutdown::Write);
             });
-            let (watch, tags, to, host, moved) = (
-                watch.clone(),
+            let (trigger, tags, to, host, moved) = (
+                trigger.clone(),
                 tags.clone(),
                 to.clone(),
                 host.clone(),
@@ -328,11 +332,7 @@ fn tag_moving_proxy(
                         break;
                     }
                     let text = String::from_utf8_lossy(&buffer[..n]);
-                    if text.starts_with("GET ")
-                        && text.contains("/containers/json")
-                        && text.contains(&watch)
-                        && !moved.swap(true, std::sync::atomic::Ordering::SeqCst)
-                    {
+                    if trigger(&text) && !moved.swap(true, std::sync::atomic::Ordering::SeqCst) {
                         for tag in &tags {
                             let _ = std::process::Command::new("/usr/bin/docker")
                                 .args(["-H", &host, "tag", &to, tag])
@@ -358,9 +358,14 @@ fn tag_moved_before_removal_is_left_alone() -> Result<()> {
     let planned = d.build_on("base", "multi:a", 16, "planned")?;
     d.docker(&["tag", "multi:a", "multi:b"])?;
     let other = d.build_on("base", "other:1", 16, "other")?;
+    // The re-check of whether a container uses the image: the last look
+    // before its tags go.
+    let watch = planned.trim_start_matches("sha256:").to_string();
     let (proxy, _server) = tag_moving_proxy(
         &d,
-        &planned,
+        move |text| {
+            text.starts_with("GET ") && text.contains("/containers/json") && text.contains(&watch)
+        },
         vec!["multi:a".into(), "multi:b".into()],
         other.clone(),
     )?;
@@ -391,6 +396,78 @@ fn tag_moved_before_removal_is_left_alone() -> Result<()> {
         check!(tags.contains(tag), "the other image lost {tag}: {tags}");
     }
     check!(d.all_images()?.contains(&planned), "the planned image went");
+    Ok(())
+}
+
+/// Safety round 2, finding 9: a tag moved to a dangling image that the rules
+/// keep out, between the look-up of the tag and its DELETE, takes that image
+/// with it (the engine deletes an image whose last tag goes). That window
+/// cannot be closed from outside; the engine's answer says what it deleted,
+/// and the run reports it as a failure naming that image, loudly, and leaves
+/// the planned image.
+fn tag_moved_within_the_untag_window_is_reported() -> Result<()> {
+    let d = Daemon::start()?;
+    d.build_base("base:latest")?;
+    let victim = d.build_on("base", "victim:1", 16, "victim")?;
+    d.build_on("base", "victim:1", 16, "victim-2")?;
+    let planned = d.build_on("base", "multi:a", 16, "planned")?;
+    d.docker(&["tag", "multi:a", "multi:b"])?;
+    let (proxy, _server) = tag_moving_proxy(
+        &d,
+        |text| text.starts_with("DELETE /") && text.contains("/images/multi"),
+        vec!["multi:b".into()],
+        victim.clone(),
+    )?;
+    let output = reclaim_command()
+        .args([
+            "-H",
+            &proxy,
+            "--all",
+            "--keep",
+            "base:*",
+            "--keep",
+            "victim:*",
+            "--keep-label",
+            "fixture=victim",
+            "--yes",
+            "--jobs",
+            "1",
+            "--format",
+            "json",
+        ])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).map_err(|e| format!("{e}: {output:?}"))?;
+    let short = &victim.trim_start_matches("sha256:")[..12];
+    let item = report["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|item| item["id"] == planned.as_str())
+        .ok_or_else(|| format!("the multi-tag image was not planned: {report}"))?;
+    check!(
+        item["outcome"] == "failed"
+            && item["detail"]
+                .as_str()
+                .is_some_and(|detail| detail.contains(short)),
+        "the deleted image is not named: {item}"
+    );
+    check!(
+        output.status.code() == Some(6),
+        "exit {:?}",
+        output.status.code()
+    );
+    check!(
+        stderr.contains("warning") && stderr.contains(short),
+        "no warning naming it: {stderr}"
+    );
+    check!(d.all_images()?.contains(&planned), "the planned image went");
+    check!(
+        !d.all_images()?.contains(&victim),
+        "the scenario did not happen: the moved tag's image is still there"
+    );
     Ok(())
 }
 
