@@ -130,10 +130,16 @@ pub(crate) fn read_key(term: &Term) -> std::io::Result<Option<dialoguer::console
     }
 }
 
-/// Ends the process when the terminal hangs up during the prompt. The prompt's
-/// key reader (console 0.16) polls for input only, so a hung-up terminal that is
-/// not our controlling terminal (no SIGHUP) would make it spin forever, holding
-/// the lock. Nothing has been removed at this point, so exiting is safe.
+/// Ends the process when the terminal hangs up, or SIGINT, SIGTERM or SIGHUP
+/// comes, during the prompt. The prompt's key reader (console 0.16) polls for
+/// input only, so a hung-up terminal that is not our controlling terminal (no
+/// SIGHUP) would make it spin forever, holding the lock; and the prompt holds
+/// the single-threaded runtime, so the run's own signal handlers cannot act
+/// until a key comes (a `kill -TERM` at the prompt was lost). This thread
+/// listens for the signals itself, on a runtime of its own (tokio hands each
+/// signal to every listener). Nothing has been removed at this point, so
+/// exiting is safe; the terminal's settings from before the prompt are put
+/// back first, since the key reader has it in raw mode.
 struct HangupWatch {
     done: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -143,14 +149,35 @@ impl HangupWatch {
     fn start() -> HangupWatch {
         let done = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&done);
+        let saved = rustix::termios::tcgetattr(std::io::stdin()).ok();
         let thread = std::thread::spawn(move || {
+            let mut signals = PromptSignals::listen();
+            let wait = Duration::from_millis(200);
             while !flag.load(Ordering::SeqCst) {
-                if stdin_hung_up(Duration::from_millis(200)) {
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "docker-reclaim: error: the terminal went away at the prompt: nothing was removed"
+                let hung_up = match &signals {
+                    Some(_) => stdin_hung_up(Duration::ZERO),
+                    None => stdin_hung_up(wait),
+                };
+                if hung_up {
+                    leave(
+                        saved.as_ref(),
+                        ExitStatus::Aborted,
+                        "the terminal went away at the prompt: nothing was removed",
                     );
-                    std::process::exit(i32::from(ExitStatus::Aborted.code()));
+                }
+                match signals.as_mut().and_then(|signals| signals.wait(wait)) {
+                    Some(crate::signals::Interrupt::HungUp) => leave(
+                        saved.as_ref(),
+                        ExitStatus::Aborted,
+                        "the terminal went away at the prompt: nothing was removed",
+                    ),
+                    // As Ctrl-C typed at the prompt: aborted there.
+                    Some(crate::signals::Interrupt::Interrupted) => leave(
+                        saved.as_ref(),
+                        ExitStatus::Aborted,
+                        "interrupted at the prompt: nothing was removed",
+                    ),
+                    None => {}
                 }
             }
         });
@@ -167,6 +194,71 @@ impl Drop for HangupWatch {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+/// Puts the terminal back as it was before the prompt, says why, and exits.
+fn leave(saved: Option<&rustix::termios::Termios>, status: ExitStatus, why: &str) -> ! {
+    if let Some(saved) = saved {
+        let _ = rustix::termios::tcsetattr(
+            std::io::stdin(),
+            rustix::termios::OptionalActions::Now,
+            saved,
+        );
+    }
+    let _ = Term::stderr().show_cursor();
+    let _ = writeln!(std::io::stderr(), "\ndocker-reclaim: error: {why}");
+    std::process::exit(i32::from(status.code()));
+}
+
+/// SIGINT, SIGTERM and SIGHUP, heard on a runtime of the watching thread's own.
+struct PromptSignals {
+    runtime: tokio::runtime::Runtime,
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl PromptSignals {
+    fn listen() -> Option<PromptSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        let (interrupt, terminate, hangup) = runtime.block_on(async {
+            Some((
+                signal(SignalKind::interrupt()).ok()?,
+                signal(SignalKind::terminate()).ok()?,
+                signal(SignalKind::hangup()).ok()?,
+            ))
+        })?;
+        Some(PromptSignals {
+            runtime,
+            interrupt,
+            terminate,
+            hangup,
+        })
+    }
+
+    /// The first of the signals to come within `wait`, if any.
+    fn wait(&mut self, wait: Duration) -> Option<crate::signals::Interrupt> {
+        use crate::signals::Interrupt;
+        let PromptSignals {
+            runtime,
+            interrupt,
+            terminate,
+            hangup,
+        } = self;
+        runtime.block_on(async {
+            tokio::select! {
+                biased;
+                Some(()) = hangup.recv() => Some(Interrupt::HungUp),
+                Some(()) = interrupt.recv() => Some(Interrupt::Interrupted),
+                Some(()) = terminate.recv() => Some(Interrupt::Interrupted),
+                () = tokio::time::sleep(wait) => None,
+            }
+        })
     }
 }
 

@@ -233,6 +233,28 @@ fn prompt_no_or_eof_removes_nothing() -> Result<()> {
         pty.output()
     );
 
+    // SIGTERM and SIGINT sent to the process (not typed) while it waits at
+    // the prompt, holding the lock: it ends at once, nothing removed (safety
+    // round 2, finding 8: the prompt held the runtime and the signal was lost).
+    for signal in ["-TERM", "-INT", "-HUP"] {
+        let mut pty = on_pty(&d, &[])?;
+        pty.expect(PROMPT, PATIENCE)?;
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let sent = std::process::Command::new("kill")
+            .args([signal, &pty.pid().to_string()])
+            .status()
+            .map_err(|e| e.to_string())?;
+        check!(sent.success(), "kill {signal}");
+        let status = pty
+            .wait(std::time::Duration::from_secs(3))
+            .map_err(|e| format!("kill {signal} at the prompt: {e}"))?;
+        check!(
+            status.code() == Some(4),
+            "kill {signal}: exit {status}:\n{}",
+            pty.output()
+        );
+    }
+
     // Esc, q and Ctrl-D give up at once, without Enter.
     for (key, what) in [(&b"\x1b"[..], "Esc"), (b"q", "q"), (b"\x04", "Ctrl-D")] {
         let mut pty = on_pty(&d, &[])?;

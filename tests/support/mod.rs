@@ -610,6 +610,11 @@ pub struct Pty {
 }
 
 impl Pty {
+    /// The child's process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn spawn(command: Command) -> Result<Pty> {
         Pty::spawn_with_stdout(command, None)
     }
