@@ -37,7 +37,11 @@ pub fn command_line(args: Vec<OsString>) -> Result<Vec<OsString>, UsageError> {
     from_docker(args)
 }
 
-/// `[exe, docker options…, reclaim, our arguments…]` → `[exe, ours…]`.
+/// `[exe, docker options…, reclaim, our arguments…]` → `[exe, ours…]`, and
+/// `docker help reclaim` (which runs us as `help reclaim`) → `[exe, --help]`.
+/// Docker's options are read as its flag parser (spf13/pflag) reads them:
+/// `--flag value`, `--flag=value`, `-H value`, `-Hvalue`, `-H=value`, and
+/// booleans as `--tls` or `--tls=false`.
 pub fn from_docker(args: Vec<OsString>) -> Result<Vec<OsString>, UsageError> {
     let mut args = args.into_iter();
     let mut out: Vec<OsString> = args.next().into_iter().collect();
@@ -49,12 +53,19 @@ pub fn from_docker(args: Vec<OsString>) -> Result<Vec<OsString>, UsageError> {
             rest.extend(args.by_ref());
             break;
         }
-        let (flag, inline) = match text.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value)),
-            _ => (text.clone(), None),
-        };
+        if text == "help" {
+            let topic: Vec<OsString> = args.by_ref().collect();
+            if topic.first().is_some_and(|first| first == "reclaim") {
+                rest.push(OsString::from("--help"));
+                break;
+            }
+            return Err(UsageError(
+                "docker help: expected `docker help reclaim`".into(),
+            ));
+        }
+        let (flag, inline) = split_flag(&text);
         let mut value = |name: &str| -> Result<OsString, UsageError> {
-            match inline {
+            match &inline {
                 Some(value) => Ok(OsString::from(value)),
                 None => args
                     .next()
@@ -77,15 +88,17 @@ pub fn from_docker(args: Vec<OsString>) -> Result<Vec<OsString>, UsageError> {
             "-l" | "--log-level" => {
                 value("--log-level")?;
             }
-            "-D" | "--debug" => {}
-            "--tls" | "--tlsverify" => translated.push(OsString::from(flag.as_str())),
+            "-D" | "--debug" => {
+                boolean(&flag, inline.as_deref())?;
+            }
+            "--tls" | "--tlsverify" => {
+                if boolean(&flag, inline.as_deref())? {
+                    translated.push(OsString::from(flag.as_str()));
+                }
+            }
             "--tlscacert" | "--tlscert" | "--tlskey" => {
                 translated.push(OsString::from(flag.as_str()));
                 translated.push(value(flag.as_str())?);
-            }
-            _ if flag.starts_with("-H") && flag.len() > 2 => {
-                translated.push(OsString::from("--host"));
-                translated.push(OsString::from(&flag[2..]));
             }
             other => {
                 return Err(UsageError(format!(
@@ -97,6 +110,39 @@ pub fn from_docker(args: Vec<OsString>) -> Result<Vec<OsString>, UsageError> {
     out.extend(translated);
     out.extend(rest);
     Ok(out)
+}
+
+/// A docker option as pflag splits it: the flag, and the value written into
+/// the same argument (`--host=x`, `-Hx`, `-H=x`), if any.
+fn split_flag(text: &str) -> (String, Option<String>) {
+    if text.starts_with("--") {
+        return match text.split_once('=') {
+            Some((flag, value)) => (flag.to_string(), Some(value.to_string())),
+            None => (text.to_string(), None),
+        };
+    }
+    let mut chars = text.chars();
+    match (chars.next(), chars.next()) {
+        (Some('-'), Some(short)) if text.len() > 2 => {
+            let value = &text[1 + short.len_utf8()..];
+            let value = value.strip_prefix('=').unwrap_or(value);
+            (format!("-{short}"), Some(value.to_string()))
+        }
+        _ => (text.to_string(), None),
+    }
+}
+
+/// A boolean docker option's value, as Go's `strconv.ParseBool` reads it;
+/// given without one, it is true.
+fn boolean(flag: &str, value: Option<&str>) -> Result<bool, UsageError> {
+    match value {
+        None => Ok(true),
+        Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(true),
+        Some("0" | "f" | "F" | "false" | "FALSE" | "False") => Ok(false),
+        Some(other) => Err(UsageError(format!(
+            "docker option {flag}: {other:?} is not true or false"
+        ))),
+    }
 }
 
 /// Whether the command line asks for the plugin metadata.
@@ -171,5 +217,41 @@ mod tests {
         assert_eq!(value["SchemaVersion"], "0.1.0");
         assert!(value["Vendor"].as_str().is_some_and(|v| !v.is_empty()));
         assert!(wants_metadata(&args(&["docker-reclaim", METADATA])));
+    }
+
+    /// Safety round 2, finding 11: `-H=unix://…`, `-c=good` and `-lerror`
+    /// were refused or misparsed, `--tls=false` turned TLS on, and `docker
+    /// help reclaim` failed.
+    #[test]
+    fn docker_options_are_read_as_pflag_reads_them() {
+        let got = from_docker(args(&[
+            "docker-reclaim",
+            "-H=unix:///run/x.sock",
+            "-lerror",
+            "--tls=false",
+            "--tlsverify=true",
+            "-D=false",
+            "reclaim",
+            "--dry-run",
+        ]))
+        .unwrap();
+        assert_eq!(
+            got,
+            args(&[
+                "docker-reclaim",
+                "--host",
+                "unix:///run/x.sock",
+                "--tlsverify",
+                "--dry-run"
+            ])
+        );
+        let got = from_docker(args(&["docker-reclaim", "-c=good", "reclaim"])).unwrap();
+        assert_eq!(got, args(&["docker-reclaim", "--context", "good"]));
+        let got =
+            from_docker(args(&["docker-reclaim", "-cgood", "-l", "info", "reclaim"])).unwrap();
+        assert_eq!(got, args(&["docker-reclaim", "--context", "good"]));
+        let got = from_docker(args(&["docker-reclaim", "help", "reclaim"])).unwrap();
+        assert_eq!(got, args(&["docker-reclaim", "--help"]));
+        assert!(from_docker(args(&["docker-reclaim", "--tls=maybe", "reclaim"])).is_err());
     }
 }

@@ -615,6 +615,7 @@ fn runs_as_a_docker_cli_plugin(shared: &Shared) -> Result<()> {
         }
         command.output().map_err(|e| e.to_string())
     };
+    let host_inline = format!("-H={}", d.host());
     for (what, args, host_env) in [
         (
             "DOCKER_HOST",
@@ -638,6 +639,19 @@ fn runs_as_a_docker_cli_plugin(shared: &Shared) -> Result<()> {
             vec!["-H", &d.host(), "reclaim", "--dry-run", "--format", "json"],
             false,
         ),
+        (
+            "docker -H=… -lerror --tls=false",
+            vec![
+                host_inline.as_str(),
+                "-lerror",
+                "--tls=false",
+                "reclaim",
+                "--dry-run",
+                "--format",
+                "json",
+            ],
+            false,
+        ),
     ] {
         let output = run(&args, host_env)?;
         let plan = stdout_json(&output).map_err(|e| format!("{what}: {e}"))?;
@@ -647,6 +661,11 @@ fn runs_as_a_docker_cli_plugin(shared: &Shared) -> Result<()> {
             plan["engine"]
         );
     }
+    let help = run(&["help", "reclaim"], true)?;
+    check!(
+        help.status.success() && String::from_utf8_lossy(&help.stdout).contains("--dry-run"),
+        "docker help reclaim: {help:?}"
+    );
     let info = run(&["info"], true)?;
     let text = format!(
         "{}{}",
