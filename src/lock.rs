@@ -30,6 +30,9 @@ pub const SYSTEM_DIR: &str = "/run/docker-reclaim";
 #[derive(Debug)]
 pub struct Lock {
     _file: File,
+    /// Other processes' lock files for this engine, held too: root holds the
+    /// users' private ones it finds, a user root's shared one once it exists.
+    _others: Vec<File>,
     pub path: PathBuf,
 }
 
@@ -61,8 +64,11 @@ pub fn acquire(engine: &EngineInfo, socket: Option<&Path>) -> Result<Lock> {
             Ok(_) => {}
         }
         if shared_dir_is_safe(system) {
-            let lock = acquire_in(system, engine)?;
+            let mut lock = acquire_in(system, engine)?;
             share_with(&lock.path, socket);
+            // A user of the engine's group who ran before root ever did locked
+            // in a directory of their own: those locks exclude root too.
+            lock._others = hold_users_locks(&user_lock_dirs(), &name)?;
             return Ok(lock);
         }
     } else if shared_dir_is_safe(system) {
@@ -79,7 +85,65 @@ pub fn acquire(engine: &EngineInfo, socket: Option<&Path>) -> Result<Lock> {
             return take(file, path);
         }
     }
-    acquire_in(&private_dir()?, engine)
+    let mut lock = acquire_in(&private_dir()?, engine)?;
+    // Root may have made the shared lock file since it was looked for: taken
+    // too, after the private one, so that root (which takes its own, then
+    // looks for the users') and this run never both go ahead.
+    if shared_dir_is_safe(system) {
+        let path = system.join(&name);
+        if let Some(file) = files::open_no_follow(&path, OFlags::RDWR, 0)
+            .ok()
+            .map(File::from)
+            .filter(|file| {
+                file.metadata()
+                    .is_ok_and(|meta| meta.is_file() && meta.uid() == 0)
+            })
+        {
+            lock._others.push(take(file, path)?._file);
+        }
+    }
+    Ok(lock)
+}
+
+/// Where users of the engine's group lock when root's shared lock file is not
+/// there yet: `/run/user/UID/docker-reclaim` (`$XDG_RUNTIME_DIR`) and
+/// `/tmp/docker-reclaim-UID`, as [`private_dir`] makes them.
+fn user_lock_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    for (base, pattern) in [("/run/user", None), ("/tmp", Some("docker-reclaim-"))] {
+        let Ok(entries) = std::fs::read_dir(base) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            match pattern {
+                None => dirs.push(entry.path().join("docker-reclaim")),
+                Some(prefix) if name.starts_with(prefix) => dirs.push(entry.path()),
+                Some(_) => {}
+            }
+        }
+    }
+    dirs
+}
+
+/// Takes every lock file named `name` in `dirs` (opened read-only, never
+/// through a symlink, only regular files): a held one means another
+/// docker-reclaim is applying on this engine.
+fn hold_users_locks(dirs: &[PathBuf], name: &str) -> Result<Vec<File>> {
+    let mut held = Vec::new();
+    for dir in dirs {
+        let path = dir.join(name);
+        let Ok(fd) = files::open_no_follow(&path, OFlags::RDONLY, 0) else {
+            continue;
+        };
+        let file = File::from(fd);
+        if !file.metadata().is_ok_and(|meta| meta.is_file()) {
+            continue;
+        }
+        held.push(take(file, path)?._file);
+    }
+    Ok(held)
 }
 
 /// Takes the lock in `dir`, creating the file if needed.
@@ -99,7 +163,11 @@ pub fn acquire_in(dir: &Path, engine: &EngineInfo) -> Result<Lock> {
 
 fn take(file: File, path: PathBuf) -> Result<Lock> {
     match file.try_lock() {
-        Ok(()) => Ok(Lock { _file: file, path }),
+        Ok(()) => Ok(Lock {
+            _file: file,
+            _others: Vec::new(),
+            path,
+        }),
         Err(TryLockError::WouldBlock) => Err(Stop::new(
             ExitStatus::Locked,
             format!(
@@ -216,5 +284,23 @@ mod tests {
         let link = dir.path().join("link");
         std::os::unix::fs::symlink("/", &link).unwrap();
         assert!(!shared_dir_is_safe(&link));
+    }
+
+    /// Safety round 2, finding 11: a docker-group user's lock, taken in a
+    /// directory of their own before root's shared lock file existed, did
+    /// not exclude root's apply.
+    #[test]
+    fn a_users_private_lock_excludes_root() {
+        let base = tempfile::tempdir().unwrap();
+        let private = base.path().join("docker-reclaim-65534");
+        std::fs::create_dir(&private).unwrap();
+        let users = acquire_in(&private, &engine()).unwrap();
+        let err = hold_users_locks(&[private.clone()], &file_name(&engine())).unwrap_err();
+        assert_eq!(crate::exit::status_of(&err), ExitStatus::Locked);
+        drop(users);
+        let held = hold_users_locks(&[private.clone()], &file_name(&engine())).unwrap();
+        assert_eq!(held.len(), 1);
+        // While root holds it, the user is locked out.
+        assert!(acquire_in(&private, &engine()).is_err());
     }
 }

@@ -485,6 +485,27 @@ fn group_user_applies_after_root_and_shares_the_lock() -> Result<()> {
         "base",
         "true",
     ])?;
+    // A user of the group who runs first, before root's lock file exists,
+    // locks in a directory of their own; that excludes root too (safety
+    // round 2, finding 11).
+    let mut first = std::process::Command::new("setpriv");
+    first
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_docker-reclaim"))
+        .args(["-H", &d.host()])
+        .env("XDG_CONFIG_HOME", "/nonexistent/docker-reclaim-tests")
+        .env_remove("XDG_RUNTIME_DIR");
+    let mut user_first = crate::support::Pty::spawn(first)?;
+    user_first.expect("[y/N]", Duration::from_secs(60))?;
+    let locked = d.reclaim(&["--yes"]);
+    check!(
+        locked.status.code() == Some(7),
+        "root while the group's user holds the lock: {:?}\n{}",
+        locked.status.code(),
+        String::from_utf8_lossy(&locked.stderr)
+    );
+    user_first.answer(b"n\r")?;
+    user_first.wait(Duration::from_secs(60))?;
     let root = d.reclaim(&["--yes"]);
     check!(root.status.success(), "root: {root:?}");
     d.docker(&[
