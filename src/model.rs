@@ -182,10 +182,12 @@ impl Image {
     /// parent, or this image's layer chain starts with all of the parent's and
     /// is longer (the engine often lists only the top of a chain of classic
     /// builds, not the intermediate images between). An image with the same
-    /// layers is built on it only as a metadata-only child: when the engine
-    /// names parents (the classic builder), only if it names this one, since a
-    /// rebuild that changed only metadata has the same layers as the image it
-    /// replaced but another parent; otherwise (BuildKit) if it is newer.
+    /// layers is built on it only when the engine names it as the parent (a
+    /// classic `FROM parent` + `LABEL`): a rebuild that changed only metadata
+    /// has the same layers as the image it replaced, and BuildKit records no
+    /// parent at all, so the engine removes the old image without conflict
+    /// while the new one keeps the layers (safety round 2, finding 11: LABEL-
+    /// only rebuilds were never planned, "an image that stays is built on it").
     pub fn is_built_on(&self, parent: &Image) -> bool {
         if self.parent_id.as_deref() == Some(parent.id.as_str()) {
             return true;
@@ -201,10 +203,7 @@ impl Image {
         if !prefix {
             return false;
         }
-        if self.layers.len() > parent.layers.len() {
-            return true;
-        }
-        self.parent_id.is_none() && self.created > parent.created
+        self.layers.len() > parent.layers.len()
     }
 
     /// By its first tag, else its short ID: how messages name an image.

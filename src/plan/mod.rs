@@ -946,6 +946,25 @@ mod tests {
         assert_eq!(plan.kept[0].rule, "an image that stays is built on it");
     }
 
+    /// A LABEL-only rebuild (BuildKit: no parent recorded) leaves an image
+    /// with the same layers as the new one: it goes, and the new one keeps
+    /// the layers.
+    #[test]
+    fn a_metadata_only_rebuild_is_planned() {
+        let mut old = image("old", &["<none>:<none>"], &[1, 2], &[100, 5]);
+        old.created = 10;
+        let mut new = image("new", &["app:1"], &[1, 2], &[100, 5]);
+        new.created = 20;
+        let inv = inventory(vec![], vec![old, new]);
+        let plan = plan(&inv, &Rules::default(), 30);
+        assert_eq!(ids(&plan, Kind::Image), vec!["sha256:old"]);
+        assert!(
+            plan.kept.iter().all(|kept| kept.id != "sha256:old"),
+            "{:?}",
+            plan.kept
+        );
+    }
+
     #[test]
     fn a_saved_plan_takes_nothing_a_fresh_plan_would_not() {
         use crate::rules::Scope;

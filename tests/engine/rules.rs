@@ -843,5 +843,33 @@ fn metadata_only_rebuild() -> Result<()> {
         "the old image is not planned: {plan}"
     );
     check!(!planned.contains(&new), "the tagged image is planned");
+    // The same with BuildKit, which records no parent (safety round 2,
+    // finding 11: kept as "an image that stays is built on it").
+    let old = d.buildkit_build(
+        "meta-bk:latest",
+        "FROM scratch\nCOPY busybox /bin/busybox\nLABEL v=1\n",
+    )?;
+    let new = d.buildkit_build(
+        "meta-bk:latest",
+        "FROM scratch\nCOPY busybox /bin/busybox\nLABEL v=2\n",
+    )?;
+    check!(old != new, "the BuildKit rebuild made the same image");
+    let plan = d.dry_run_json(&[])?;
+    let planned = ids(&plan, "items");
+    check!(
+        planned.contains(&old),
+        "the old BuildKit image is not planned: {plan}"
+    );
+    check!(
+        !planned.contains(&new),
+        "the tagged BuildKit image is planned"
+    );
+    let applied = d.reclaim(&["--yes"]);
+    check!(applied.status.success(), "apply: {applied:?}");
+    check!(
+        d.all_images()?.contains(&new) && !d.all_images()?.contains(&old),
+        "after the apply: {:?}",
+        d.all_images()?
+    );
     Ok(())
 }
