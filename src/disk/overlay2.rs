@@ -111,7 +111,9 @@ impl Layout {
         // Reading the layer database (or containerd's metadata) is what
         // measurement needs; it is root-only.
         let probe = match store {
-            Store::Overlay2 => std::fs::read_dir(layout.layerdb().join("sha256")).map(drop),
+            // layerdb/sha256 appears with the first layer: a fresh engine has
+            // only layerdb (#21: "not this engine's data root" on a new engine).
+            Store::Overlay2 => std::fs::read_dir(layout.layerdb()).map(drop),
             Store::Containerd => {
                 std::fs::File::open(layout.root.join(containerd::META_DB)).map(drop)
             }
@@ -130,7 +132,11 @@ impl Layout {
     /// layer record. A directory that only has the data root's path (another
     /// host's engine behind a forwarded socket, a copy) is not measured.
     /// On the containerd image store every image's ID must be content of
-    /// Docker's namespace there instead.
+    /// Docker's namespace there instead. The walk runs while the engine lists
+    /// its containers, so a container created meanwhile is not in the walk:
+    /// one whose directory is here now counts (safety round 2, finding 11:
+    /// under create/remove churn the engine's own root was "not this engine's
+    /// data root" in 3 of 25 dry runs).
     pub fn holds(
         &self,
         index: &Index,
@@ -138,9 +144,11 @@ impl Layout {
         images: &[&str],
         chains: &[&str],
     ) -> bool {
-        let dirs = containers
-            .iter()
-            .all(|id| index.owner(&format!("containers/{id}")).is_some());
+        let dirs = containers.iter().all(|id| {
+            let key = format!("containers/{id}");
+            index.owner(&key).is_some()
+                || std::fs::symlink_metadata(self.root.join(&key)).is_ok_and(|meta| meta.is_dir())
+        });
         if let Some(graph) = &index.refs.containerd {
             return dirs
                 && graph
@@ -150,6 +158,8 @@ impl Layout {
         dirs && chains.iter().all(|chain| {
             let hex = chain.strip_prefix("sha256:").unwrap_or(chain);
             index.refs.layers.contains_key(hex)
+                || std::fs::symlink_metadata(self.layerdb().join("sha256").join(hex))
+                    .is_ok_and(|meta| meta.is_dir())
         })
     }
 

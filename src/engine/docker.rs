@@ -31,6 +31,17 @@ fn is_df_busy(err: &anyhow::Error) -> bool {
     })
 }
 
+/// How often a `/system/df` that failed inside the engine (500) is asked again.
+const DF_FAILED_TRIES: u32 = 3;
+
+/// A 500 from `/system/df`: the engine's own walk tripped over something that
+/// changed under it (a container or snapshot removed while it measured, seen
+/// under create/remove churn on the containerd image store). Asked again.
+fn is_df_failure(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<EngineAnswered>()
+        .is_some_and(|answer| answer.status == 500)
+}
+
 pub struct DockerEngine {
     docker: Docker,
     host: Host,
@@ -368,12 +379,13 @@ impl Engine for DockerEngine {
                         return Ok(usage);
                     }
                 }
-                Ok(Err(err)) if !is_df_busy(&err) => return Err(err),
+                Ok(Err(err)) if !is_df_busy(&err) && !is_df_failure(&err) => return Err(err),
                 _ => {}
             }
         }
         let path = format!("{}{DF_PATH}", self.prefix);
         let started = Instant::now();
+        let mut failed = 0;
         loop {
             match self.raw.get(&path).await {
                 Ok(body) => return parse_disk_usage(&body),
@@ -386,6 +398,10 @@ impl Engine for DockerEngine {
                     return Err(err.context(format!(
                         "another disk usage walk kept the engine busy for {DF_BUSY_PATIENCE:?}; try again when it is done"
                     )));
+                }
+                Err(err) if is_df_failure(&err) && failed + 1 < DF_FAILED_TRIES => {
+                    failed += 1;
+                    tokio::time::sleep(DF_BUSY_RETRY * failed).await;
                 }
                 Err(err) => return Err(err),
             }
