@@ -267,6 +267,8 @@ pub async fn inventory_and_walk(
                 .collect();
             if let Some(Err(why)) = &index.refs.containerd {
                 Err(Unmeasured::Metadata(why.clone()))
+            } else if let Err(why) = layout.metadata_agrees(&index, &containers) {
+                Err(Unmeasured::Metadata(why))
             } else if layout.holds(&index, &containers, &images, &chains) {
                 Ok((layout, index))
             } else {

@@ -163,6 +163,35 @@ impl Layout {
         })
     }
 
+    /// On the containerd image store: whether containerd's metadata knows the
+    /// snapshot of every container the walk found. bbolt checksums only its
+    /// meta pages, so damage to a data page reads as records that are not
+    /// there; a container directory without its snapshot record says the
+    /// metadata is not to be trusted for figures labelled measured (safety
+    /// round 2, finding 10: bit flips gave predictions 0.3-18% low).
+    pub fn metadata_agrees(&self, index: &Index, containers: &[&str]) -> Result<(), String> {
+        let Some(Ok(graph)) = &index.refs.containerd else {
+            return Ok(());
+        };
+        let walked: Vec<&&str> = containers
+            .iter()
+            .filter(|id| index.owner(&format!("containers/{id}")).is_some())
+            .collect();
+        if walked.iter().all(|id| graph.snapshot_key(id).is_some()) {
+            return Ok(());
+        }
+        // The metadata was read before the walk: a container created between
+        // the two is in the walk but not in that copy. A fresh copy decides.
+        let again = Graph::read(&self.root)?;
+        match walked.iter().find(|id| again.snapshot_key(id).is_none()) {
+            Some(id) => Err(format!(
+                "containerd's metadata has no snapshot for container {}, whose directory is there: damaged or changing metadata",
+                &id[..id.len().min(12)]
+            )),
+            None => Ok(()),
+        }
+    }
+
     fn image_dir(&self) -> PathBuf {
         self.root.join(IMAGE_DIR)
     }
