@@ -676,4 +676,42 @@ pub(crate) mod tests {
         assert!(matches!(Db::open(&sparse), Err(Error::Refused(_))));
         assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 1000,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// Any bytes written over a well-formed file, anywhere: read or
+        /// refused, never a panic, every bucket walk bounded (safety round 2,
+        /// finding 10).
+        #[test]
+        fn arbitrary_damage_is_read_or_refused(
+            edits in proptest::collection::vec((0usize..20_000, proptest::num::u8::ANY), 1..24),
+            cut in proptest::option::of(0usize..20_000),
+        ) {
+            let many = (0..30)
+                .map(|n| (format!("k{n:02}").into_bytes(), value("v")))
+                .collect();
+            let mut file = Builder::new().build(vec![
+                ("v1", bucket(vec![("k", value("v"))])),
+                ("v2", Node::Branched(4, many)),
+            ]);
+            for (at, byte) in edits {
+                let at = at % file.len();
+                file[at] = byte;
+            }
+            if let Some(cut) = cut {
+                file.truncate(cut % (file.len() + 1));
+            }
+            if let Ok(db) = Db::parse(file) {
+                for name in ["v1", "v2"] {
+                    if let Ok(Some(bucket)) = db.root().path(&[name]) {
+                        let _ = bucket.entries().map(|entries| entries.len());
+                    }
+                }
+            }
+        }
+    }
 }
