@@ -23,6 +23,8 @@ pub struct PlanOnDisk {
     pub layers: HashMap<String, u64>,
     /// The whole data root.
     pub data_root: Measured,
+    /// Every owner key an item's bytes were counted from.
+    pub keys: Vec<String>,
 }
 
 fn measured(bytes: Bytes, incomplete: bool) -> Measured {
@@ -31,10 +33,14 @@ fn measured(bytes: Bytes, incomplete: bool) -> Measured {
 
 /// The bytes of an owner key the first time it is asked for, nothing after: a
 /// path two items share (a layer freed by two images) counts once.
-fn once_each(index: &Index) -> impl FnMut(&str) -> Bytes + '_ {
+/// Each key counted goes into `keys`.
+fn once_each<'a>(index: &'a Index, keys: &'a mut Vec<String>) -> impl FnMut(&str) -> Bytes + 'a {
     let mut counted: HashSet<&str> = HashSet::new();
     move |key| match index.owner(key) {
-        Some((key, bytes)) if counted.insert(key) => bytes,
+        Some((key, bytes)) if counted.insert(key) => {
+            keys.push(key.to_string());
+            bytes
+        }
         _ => Bytes::default(),
     }
 }
@@ -74,7 +80,8 @@ pub fn measure_plan(
         .items_of(Kind::Image)
         .map(|item| item.id.clone())
         .collect();
-    let mut owned = once_each(index);
+    let mut keys = Vec::new();
+    let mut owned = once_each(index, &mut keys);
 
     let mut layers = HashMap::new();
     let items = plan
@@ -137,10 +144,12 @@ pub fn measure_plan(
             Some(measured(bytes, index.incomplete))
         })
         .collect();
+    drop(owned);
     PlanOnDisk {
         items,
         layers,
         data_root: measured(index.total, index.incomplete),
+        keys,
     }
 }
 
@@ -170,7 +179,8 @@ fn measure_plan_containerd(
         })
         .collect();
     let freed = graph.freed(&groups);
-    let mut owned = once_each(index);
+    let mut keys = Vec::new();
+    let mut owned = once_each(index, &mut keys);
     let mut layers = HashMap::new();
     let items = plan
         .items
@@ -201,10 +211,12 @@ fn measure_plan_containerd(
             Some(measured(bytes, index.incomplete))
         })
         .collect();
+    drop(owned);
     PlanOnDisk {
         items,
         layers,
         data_root: measured(index.total, index.incomplete),
+        keys,
     }
 }
 
@@ -297,6 +309,7 @@ pub fn measure_and_find_orphans(
     };
     let on_disk = measure_plan(layout, index, &plan, inventory);
     let mut plan = plan.with_measurements(&on_disk.items, &on_disk.layers, Some(on_disk.data_root));
+    plan.measured_keys = on_disk.keys;
     let cache_ids: HashSet<&str> = inventory
         .build_cache
         .iter()
@@ -311,13 +324,23 @@ pub fn measure_and_find_orphans(
 }
 
 /// The data root's allocated bytes, walked now (only when it was measured for
-/// the plan: see [`inventory_and_walk`]).
-pub fn walk_data_root(engine: &EngineInfo, size_cache: Option<&Path>) -> Option<u64> {
+/// the plan: see [`inventory_and_walk`]), taking from the size cache nothing
+/// of the owner keys in `fresh`.
+pub fn walk_data_root(
+    engine: &EngineInfo,
+    size_cache: Option<&Path>,
+    fresh: &HashSet<String>,
+) -> Option<u64> {
     let layout = disk::Layout::open(
         &engine.data_root,
         &engine.storage_driver,
         engine.image_store,
     )
     .ok()?;
-    Some(layout.index_cached(size_cache).total.allocated)
+    Some(
+        layout
+            .index_cached_except(size_cache, fresh)
+            .total
+            .allocated,
+    )
 }

@@ -91,9 +91,16 @@ pub async fn run(
             "docker-reclaim: warning: the audit log is incomplete: {err}"
         ));
     }
-    let report = measure_after(engine, &inventory, &plan, before, engine_gone)
-        .await
-        .report(results, signals.stop().load(Ordering::SeqCst), engine_gone);
+    let report = measure_after(
+        engine,
+        &inventory,
+        &plan,
+        before,
+        engine_gone,
+        settings.size_cache.as_deref(),
+    )
+    .await
+    .report(results, signals.stop().load(Ordering::SeqCst), engine_gone);
     write_report(
         out,
         settings.format,
@@ -176,20 +183,27 @@ struct Before {
 impl Before {
     /// Only what planning measured is measured again: a data root that was not
     /// walked then (a remote engine, a directory that is not the engine's) is
-    /// not walked, nor its filesystem read, now either.
+    /// not walked, nor its filesystem read, now either. Walked again just
+    /// before deleting, with the planned items' own directories measured
+    /// afresh rather than taken from the size cache: the bytes the apply is
+    /// then seen to free are the directories' own, not the cache's word,
+    /// which the prediction took (safety round 2, finding 10). What stays is
+    /// taken from the cache both before and after, and cancels out.
     fn measure(settings: &Settings, inventory: &Inventory, plan: &Plan) -> Before {
         let measured = plan.data_root.is_some();
         let data_root = local_data_root(&settings.host, inventory).filter(|_| measured);
+        let fresh: std::collections::HashSet<String> = plan.measured_keys.iter().cloned().collect();
         Before {
             free_space: data_root.as_deref().and_then(disk::fs::free_space),
-            // Measured at planning time; after a prompt, again, since time has passed.
-            disk: match (measured, settings.yes) {
-                (false, _) => None,
-                (true, true) => plan.data_root.map(|root| root.bytes.allocated),
-                (true, false) => {
-                    measure::walk_data_root(&inventory.engine, settings.size_cache.as_deref())
-                }
-            },
+            disk: measured
+                .then(|| {
+                    measure::walk_data_root(
+                        &inventory.engine,
+                        settings.size_cache.as_deref(),
+                        &fresh,
+                    )
+                })
+                .flatten(),
             data_root,
         }
     }
@@ -252,21 +266,27 @@ impl Figures {
 
 /// The engine's usage figures and the data root on disk, after: the walk runs
 /// while the engine works out its own figures. An engine that went away is not
-/// asked again. The walk after takes nothing from the size cache: the figure
-/// that checks the prediction must not come from the file the prediction came
-/// from (safety round 2, finding 10).
+/// asked again.
 async fn measure_after(
     engine: &impl Engine,
     inventory: &Inventory,
     plan: &Plan,
     before: Before,
     engine_gone: bool,
+    size_cache: Option<&std::path::Path>,
 ) -> Figures {
     let engine_info = inventory.engine.clone();
     let walk = before.disk.is_some();
+    let size_cache = size_cache.map(std::path::Path::to_path_buf);
     let walk_after = tokio::task::spawn_blocking(move || {
-        walk.then(|| measure::walk_data_root(&engine_info, None))
-            .flatten()
+        walk.then(|| {
+            measure::walk_data_root(
+                &engine_info,
+                size_cache.as_deref(),
+                &std::collections::HashSet::new(),
+            )
+        })
+        .flatten()
     });
     let usage_after = if engine_gone {
         None

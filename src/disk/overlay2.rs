@@ -516,15 +516,26 @@ impl Layout {
     /// their directories are unchanged, and keeping what it measured there for
     /// the next run.
     pub fn index_cached(&self, cache_dir: Option<&Path>) -> Index {
+        self.index_cached_except(cache_dir, &std::collections::HashSet::new())
+    }
+
+    /// [`Layout::index_cached`], taking nothing from the cache for the owner
+    /// keys in `fresh`: they are walked.
+    pub fn index_cached_except(
+        &self,
+        cache_dir: Option<&Path>,
+        fresh_keys: &std::collections::HashSet<String>,
+    ) -> Index {
         // The records first: they say which directories are committed (a
         // layer being extracted or a container being created is not yet).
         let refs = self.refs();
         let unchanging = refs.unchanging();
         let root = super::cache::RootId::of(&self.root);
-        let known = match (cache_dir, &root) {
+        let mut known = match (cache_dir, &root) {
             (Some(dir), Some(root)) => super::cache::Sizes::load(dir, root),
             _ => super::cache::Sizes::default(),
         };
+        known.entries.retain(|key, _| !fresh_keys.contains(key));
         let (mut index, fresh) = Index::build_reusing(
             &self.root,
             &super::walk::Reuse {

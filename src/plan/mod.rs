@@ -157,6 +157,12 @@ pub struct Plan {
     pub saved: Option<SavedPlanNote>,
     /// Why sizes are the engine's figures, when they were not measured.
     pub unmeasured: Option<Unmeasured>,
+    /// The owner keys (`overlay2/<cache-id>`, …) whose bytes the items'
+    /// predictions counted: measured again without the size cache just
+    /// before deleting, so that the check after the apply does not take its
+    /// figures from the file the prediction took them from.
+    #[serde(skip)]
+    pub measured_keys: Vec<String>,
 }
 
 /// A saved plan is an upper bound: what of it is no longer there, and what a
@@ -493,6 +499,7 @@ pub fn summarize(items: Vec<Item>, inventory: &Inventory) -> Plan {
         scope: Scope::default(),
         saved: None,
         unmeasured: None,
+        measured_keys: Vec::new(),
     }
 }
 

@@ -212,6 +212,7 @@ mod tests {
             scope: Default::default(),
             saved: None,
             unmeasured: None,
+            measured_keys: Vec::new(),
         }
     }
 

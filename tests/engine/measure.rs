@@ -34,6 +34,10 @@ pub fn trials() -> Vec<Trial> {
         Trial::test("measure_a_fresh_engine_and_one_under_churn", || {
             fresh_engine_and_churn_are_measured().map_err(Failed::from)
         }),
+        Trial::test(
+            "measure_the_apply_check_does_not_trust_the_size_cache",
+            || apply_check_does_not_trust_the_size_cache().map_err(Failed::from),
+        ),
     ]
 }
 
@@ -532,5 +536,56 @@ fn remote_and_foreign_data_roots_are_not_measured() -> Result<()> {
         .map_err(|e| e.to_string())?;
     let why = reason(foreign)?;
     check!(why == "not_the_engines", "foreign tree: {why}");
+    Ok(())
+}
+
+/// Safety round 2, finding 10: a size cache that says every directory is
+/// 100 MiB larger than it is (within the filesystem's size, so it is read)
+/// gave a prediction that the apply's own check then confirmed, since both
+/// took the cache's word. Now the planned items' directories are walked
+/// afresh just before deleting: the bytes seen freed are theirs.
+fn apply_check_does_not_trust_the_size_cache() -> Result<()> {
+    const LIE: u64 = 100 << 20;
+    let d = Daemon::start()?;
+    d.build_base("base:latest")?;
+    d.build_on("base", "app:latest", 64, "one")?;
+    d.build_on("base", "app:latest", 64, "two")?;
+    d.dry_run_json(&[])?;
+    let mut lied = 0;
+    for entry in std::fs::read_dir(d.size_cache()).map_err(|e| e.to_string())? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if !path.to_string_lossy().ends_with(".json") {
+            continue;
+        }
+        let body = std::fs::read(&path).map_err(|e| e.to_string())?;
+        let mut cache: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+        if let Some(entries) = cache["entries"].as_object_mut() {
+            for entry in entries.values_mut() {
+                let allocated = entry["allocated"].as_u64().unwrap_or(0);
+                entry["allocated"] = serde_json::json!(allocated + LIE);
+                lied += 1;
+            }
+        }
+        std::fs::write(
+            &path,
+            serde_json::to_vec(&cache).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    check!(lied > 0, "no size cache entries to tamper with");
+    let output = d.reclaim(&["--yes", "--format", "json"]);
+    check!(output.status.success(), "apply: {output:?}");
+    let report: Value = serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
+    let root = &report["totals"]["data_root"];
+    let freed = root["before"]
+        .as_u64()
+        .zip(root["after"].as_u64())
+        .map(|(before, after)| before.saturating_sub(after))
+        .ok_or_else(|| format!("no measured data root: {report}"))?;
+    check!(
+        freed < LIE / 2,
+        "the check after the apply took the cache's word: {freed} bytes freed; {root}"
+    );
     Ok(())
 }
