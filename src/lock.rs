@@ -295,10 +295,11 @@ mod tests {
         let private = base.path().join("docker-reclaim-65534");
         std::fs::create_dir(&private).unwrap();
         let users = acquire_in(&private, &engine()).unwrap();
-        let err = hold_users_locks(&[private.clone()], &file_name(&engine())).unwrap_err();
+        let err =
+            hold_users_locks(std::slice::from_ref(&private), &file_name(&engine())).unwrap_err();
         assert_eq!(crate::exit::status_of(&err), ExitStatus::Locked);
         drop(users);
-        let held = hold_users_locks(&[private.clone()], &file_name(&engine())).unwrap();
+        let held = hold_users_locks(std::slice::from_ref(&private), &file_name(&engine())).unwrap();
         assert_eq!(held.len(), 1);
         // While root holds it, the user is locked out.
         assert!(acquire_in(&private, &engine()).is_err());
