@@ -265,8 +265,20 @@ pub async fn inventory_and_walk(
     let walked = match walk {
         Ok(handle) => {
             let (layout, index) = handle.await.context("walking the data root")?;
-            let containers: Vec<&str> =
-                inventory.containers.iter().map(|c| c.id.as_str()).collect();
+            // A container listed while the walk ran may be gone since (`docker
+            // run --rm`), directory and all: the engine says so, and then it
+            // is no sign of another engine's directory.
+            // The first one the engine still has settles it: no more asking.
+            let mut containers: Vec<&str> = Vec::new();
+            for container in &inventory.containers {
+                let id = container.id.as_str();
+                if layout.has_container_dir(&index, id) {
+                    containers.push(id);
+                } else if !matches!(engine.container_details(id).await, Ok(None)) {
+                    containers.push(id);
+                    break;
+                }
+            }
             let images: Vec<&str> = inventory
                 .images
                 .iter()

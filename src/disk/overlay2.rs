@@ -144,11 +144,9 @@ impl Layout {
         images: &[&str],
         chains: &[&str],
     ) -> bool {
-        let dirs = containers.iter().all(|id| {
-            let key = format!("containers/{id}");
-            index.owner(&key).is_some()
-                || std::fs::symlink_metadata(self.root.join(&key)).is_ok_and(|meta| meta.is_dir())
-        });
+        let dirs = containers
+            .iter()
+            .all(|id| self.has_container_dir(index, id));
         if let Some(graph) = &index.refs.containerd {
             return dirs
                 && graph
@@ -190,6 +188,14 @@ impl Layout {
             )),
             None => Ok(()),
         }
+    }
+
+    /// Whether container `id` has its directory: in the walk, or on disk now
+    /// (created while the walk ran).
+    pub fn has_container_dir(&self, index: &Index, id: &str) -> bool {
+        let key = format!("containers/{id}");
+        index.owner(&key).is_some()
+            || std::fs::symlink_metadata(self.root.join(&key)).is_ok_and(|meta| meta.is_dir())
     }
 
     fn image_dir(&self) -> PathBuf {

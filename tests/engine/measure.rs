@@ -78,7 +78,7 @@ fn fresh_engine_and_churn_are_measured() -> Result<()> {
         })
     };
     let mut failures = Vec::new();
-    for _ in 0..8 {
+    for _ in 0..12 {
         match d.dry_run_json(&[]) {
             Ok(plan) if plan["totals"]["unmeasured"].is_null() => {}
             Ok(plan) => failures.push(format!("unmeasured: {}", plan["totals"]["unmeasured"])),
