@@ -131,7 +131,9 @@ pub struct Cli {
 #[derive(Debug, Default, Args)]
 pub struct ApplyArgs {
     /// Apply without asking. Needed when there is no terminal (cron, systemd, CI).
-    #[arg(short = 'y', long)]
+    /// `-f`/`--force` is the same, for `docker system prune` habits: it skips
+    /// the question, never the re-checks, and forces nothing.
+    #[arg(short = 'y', long, visible_short_alias = 'f', visible_alias = "force")]
     pub yes: bool,
 
     /// Choose the items to remove from a checklist (all checked) before applying.
@@ -340,6 +342,22 @@ impl Cli {
         T: Into<std::ffi::OsString> + Clone,
     {
         Cli::try_parse_args(args).unwrap_or_else(|err| err.exit())
+    }
+
+    /// [`Cli::parse_args`] as the docker CLI's `reclaim` plugin: usage and
+    /// help say `docker reclaim`, as the user typed it.
+    pub fn parse_plugin_args<I, T>(args: I) -> Cli
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::FromArgMatches;
+        command()
+            .bin_name("docker reclaim")
+            .try_get_matches_from(args)
+            .and_then(|matches| Cli::from_arg_matches(&matches))
+            .map(Cli::merged)
+            .unwrap_or_else(|err| err.exit())
     }
 
     /// Parses `args` by [`command`]. A subcommand's own flags (`df --all`,

@@ -14,6 +14,12 @@ use crate::exit::{ExitStatus, Stop};
 use crate::plan::Plan;
 use crate::render::bytes;
 
+/// The user answered no: not an error, but nothing was done (exit 4, with
+/// "Nothing removed." and no "error:").
+#[derive(Debug, thiserror::Error)]
+#[error("Nothing removed.")]
+pub struct Declined;
+
 /// The message when there is nobody to ask.
 pub const NO_TERMINAL: &str =
     "no terminal to confirm on; pass --yes to apply or --dry-run to only plan";
@@ -55,9 +61,7 @@ pub fn confirm(plan: &Plan, yes: bool, select: bool) -> Result<Vec<usize>> {
     let _ = term.show_cursor();
     match answer {
         Ok(Some(chosen)) => Ok(chosen),
-        Ok(None) => {
-            Err(Stop::new(ExitStatus::Aborted, "not confirmed: nothing was removed").into())
-        }
+        Ok(None) => Err(Declined.into()),
         Err(dialoguer::Error::IO(err)) if err.kind() == std::io::ErrorKind::Interrupted => {
             Err(Stop::new(
                 ExitStatus::Aborted,

@@ -58,7 +58,11 @@ pub fn run() -> ExitCode {
             return ExitStatus::Usage.into();
         }
     };
-    let cli = Cli::parse_args(args);
+    let cli = if plugin::run_by_docker() {
+        Cli::parse_plugin_args(args)
+    } else {
+        Cli::parse_args(args)
+    };
     let may_delete = !cli.dry_run
         && !matches!(
             cli.command,
@@ -79,6 +83,10 @@ pub fn run() -> ExitCode {
         // before its deletions by it (the report's own broken pipe keeps the
         // status: apply's write_report), so it did not do what was asked.
         Err(err) if is_broken_pipe(&err) && !may_delete => ExitStatus::Success.into(),
+        Err(err) if err.downcast_ref::<confirm::Declined>().is_some() => {
+            note(&err.to_string());
+            ExitStatus::Aborted.into()
+        }
         Err(err) if is_broken_pipe(&err) => {
             note(
                 "docker-reclaim: error: standard output was closed before the plan was shown in full: nothing was removed",
@@ -96,7 +104,7 @@ fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
     // Documentation from the CLI definition: no config, no engine.
     match &cli.command {
         Some(Command::Completions { shell }) => {
-            clap_complete::generate(*shell, &mut cli::command(), "docker-reclaim", out);
+            out.write_all(&man::completions(*shell))?;
             out.flush()?;
             return Ok(ExitStatus::Success);
         }

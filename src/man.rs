@@ -9,6 +9,29 @@ use clap_mangen::roff::{Roff, bold, roman};
 
 use crate::exit::ExitStatus;
 
+/// The completion script for `shell`, from the clap definition. clap_complete
+/// 4.6 names a hyphenated program's subcommands two ways in its bash script
+/// (`cmd="docker__reclaim__subcmd__df"` is set, but the case that completes
+/// it is labelled `docker__subcmd__reclaim__subcmd__df`), so no subcommand's
+/// flags or values completed: the labels are made to match.
+pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut script = Vec::new();
+    clap_complete::generate(
+        shell,
+        &mut crate::cli::command(),
+        "docker-reclaim",
+        &mut script,
+    );
+    if shell == clap_complete::Shell::Bash {
+        let text = String::from_utf8_lossy(&script).replace(
+            "docker__subcmd__reclaim__subcmd__",
+            "docker__reclaim__subcmd__",
+        );
+        return text.into_bytes();
+    }
+    script
+}
+
 pub fn render(out: &mut impl Write) -> io::Result<()> {
     let man = Man::new(crate::cli::command());
     man.render_title(out)?;
@@ -100,6 +123,41 @@ pub fn render(out: &mut impl Write) -> io::Result<()> {
     extra.text([roman(
         "On the containerd image store: containerd's metadata (images, content, snapshots, leases), read without a lock, never written, to predict what its garbage collector frees; with the overlayfs snapshotter's metadata.db, which names each snapshot's directory.",
     )]);
+    extra.control("SH", ["EXAMPLES"]);
+    for (command, what) in [
+        (
+            "docker-reclaim --dry-run",
+            "Show what would be removed on the local engine, why, and how many bytes it frees. Changes nothing.",
+        ),
+        (
+            "docker-reclaim",
+            "Show the plan, ask, then remove exactly the plan, re-checking each item first.",
+        ),
+        (
+            "docker-reclaim --all --volumes=anonymous --build-cache --dry-run",
+            "A wider scope: unused tagged images, anonymous volumes nothing mounts, and build cache.",
+        ),
+        (
+            "docker-reclaim --all --target-free 20G --keep 'db-*' --yes",
+            "For a maintenance job: remove, oldest first, until 20 GB are free on the data root's filesystem, never anything named db-*, without asking.",
+        ),
+        (
+            "docker-reclaim --dry-run --plan-out plan.json && docker-reclaim apply plan.json",
+            "Save a plan for review, then apply no more than it (what changed since is skipped).",
+        ),
+        (
+            "docker-reclaim df -v",
+            "Where the space is: usage per kind, what is reclaimable, the largest items.",
+        ),
+        (
+            "docker reclaim --dry-run",
+            "The same as a docker CLI plugin (installed as ~/.docker/cli-plugins/docker-reclaim).",
+        ),
+    ] {
+        extra.control("TP", []);
+        extra.text([bold(command)]);
+        extra.text([roman(what)]);
+    }
     extra.control("SH", ["SEE ALSO"]);
     extra.text([roman(
         "docker-system-prune(1), docker-system-df(1), and the README for the JSON plan contract.",

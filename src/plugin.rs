@@ -30,8 +30,13 @@ pub fn metadata() -> String {
 
 /// The command line to parse: as given, or, when the docker CLI runs us as
 /// its `reclaim` plugin, docker's global options turned into ours.
+/// Whether the docker CLI runs us as its `reclaim` plugin.
+pub fn run_by_docker() -> bool {
+    std::env::var_os(RUN_BY_DOCKER).is_some()
+}
+
 pub fn command_line(args: Vec<OsString>) -> Result<Vec<OsString>, UsageError> {
-    if std::env::var_os(RUN_BY_DOCKER).is_none() {
+    if !run_by_docker() {
         return Ok(args);
     }
     from_docker(args)

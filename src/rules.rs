@@ -229,6 +229,14 @@ impl Rules {
                 )));
             };
             match key {
+                // The engine refuses a second one too (moby daemon/prune.go
+                // `getUntilFromPruneFilters`: "more than one until filter
+                // specified"): two cut-offs are a mistake, never silently one.
+                "until" if rules.until.is_some() => {
+                    return Err(UsageError(format!(
+                        "invalid --filter {filter:?}: only one until filter may be given, as with docker"
+                    )));
+                }
                 "until" => {
                     rules.until =
                         Some(parse_until(value, now).map_err(|why| {

@@ -108,6 +108,7 @@ impl Settings {
         let keep_labels = add_up(config.keep_labels, cli.filter.keep_label);
         let stopped_for = cli.filter.stopped_for.or(config.stopped_for);
         let mut rules = Rules::parse(&filters, stopped_for.as_deref(), &keep, &keep_labels, now)?;
+        let keep_last_given = cli.filter.keep_last.is_some();
         let keep_last = cli.filter.keep_last.or(config.keep_last);
         let volumes = match (cli.scope.volumes, config.volumes.as_deref()) {
             (Some(scope), _) => Some(scope),
@@ -126,6 +127,13 @@ impl Settings {
         if keep_last == Some(0) {
             return Err(UsageError(
                 "invalid --keep-last 0: give how many images of each repository to keep (1 or more)".into(),
+            ));
+        }
+        // Without --all only dangling images are planned, and they have no tag
+        // to count by repository: --keep-last would be silently nothing.
+        if keep_last_given && !all_images {
+            return Err(UsageError(
+                "--keep-last applies to tagged images, which only --all plans: add --all (or all = true in the config file)".into(),
             ));
         }
         rules.keep_last = keep_last;

@@ -200,3 +200,95 @@ fn completions_for_each_shell_name_the_flags() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
 }
+
+/// docker's habits (#21): `-f`/`--force` is `--yes`; `--keep-last` without
+/// `--all` and a second `until` are one-line usage errors, not silently
+/// nothing; as a plugin, help says `docker reclaim`.
+#[test]
+fn docker_habits_work_or_are_refused_in_one_line() {
+    for flag in ["-f", "--force"] {
+        let cli = Cli::try_parse_args(["docker-reclaim", flag]).unwrap();
+        assert!(cli.apply.yes, "{flag} is not --yes");
+    }
+    for (args, needle) in [
+        (&["--dry-run", "--keep-last", "2"][..], "--all"),
+        (
+            &["--dry-run", "--filter", "until=10m", "--filter", "until=1h"][..],
+            "only one until",
+        ),
+    ] {
+        let output = reclaim_command()
+            .args(args)
+            .args(["-H", "unix:///nonexistent/docker.sock"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(needle) && stderr.trim().lines().count() == 1,
+            "{args:?}: {stderr}"
+        );
+    }
+    let output = reclaim_command()
+        .env("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND", "/usr/bin/docker")
+        .args(["reclaim", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(help.contains("Usage: docker reclaim"), "{help}");
+}
+
+/// What bash offers for `words` (the last one being completed), through the
+/// generated script run in a real bash.
+fn bash_completes(words: &[&str]) -> Vec<String> {
+    let script = reclaim_command()
+        .args(["completions", "bash"])
+        .output()
+        .unwrap()
+        .stdout;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("docker-reclaim.bash");
+    std::fs::write(&path, script).unwrap();
+    let quoted: Vec<String> = words.iter().map(|word| format!("'{word}'")).collect();
+    let program = format!(
+        "source '{}'; COMP_WORDS=({}); COMP_CWORD={}; COMP_LINE='{}'; COMP_POINT=${{#COMP_LINE}}; \
+         _docker__reclaim docker-reclaim '{}' '{}'; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        path.display(),
+        quoted.join(" "),
+        words.len() - 1,
+        words.join(" "),
+        words[words.len() - 1],
+        words[words.len() - 2],
+    );
+    let output = Command::new("bash")
+        .args(["--norc", "--noprofile", "-c", &program])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// bash completion of a subcommand's flags and a flag's values, in a real
+/// bash (#21: `df --<TAB>` and `apply --<TAB>` completed nothing,
+/// `completions <TAB>` listed files).
+#[test]
+fn bash_completes_subcommands_flags_and_values() {
+    let df = bash_completes(&["docker-reclaim", "df", "--"]);
+    assert!(df.iter().any(|word| word == "--all"), "df --: {df:?}");
+    let apply = bash_completes(&["docker-reclaim", "apply", "--"]);
+    assert!(
+        apply.iter().any(|word| word == "--max-age"),
+        "apply --: {apply:?}"
+    );
+    let shells = bash_completes(&["docker-reclaim", "completions", ""]);
+    assert!(
+        shells.iter().any(|word| word == "bash") && shells.iter().any(|word| word == "fish"),
+        "completions: {shells:?}"
+    );
+    let top = bash_completes(&["docker-reclaim", "--dry"]);
+    assert_eq!(top, ["--dry-run"]);
+}
