@@ -243,7 +243,8 @@ pub struct ScopeArgs {
     /// networks, dangling images and build cache not in use (a record shared
     /// with an image goes when only images of the plan share it). With --all,
     /// what `docker system prune -a` removes (unused images, all build cache
-    /// not in use); with --volumes, what `--volumes` adds there. The same as
+    /// not in use); with --volumes, what `--volumes` adds there (anonymous
+    /// volumes from API 1.42, every unused volume on older engines). The same as
     /// `--networks --build-cache` (`--build-cache=all` with --all); each item
     /// is still shown first and re-checked before it goes.
     #[arg(long)]

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::inventory::Inventory;
 pub use crate::model::Kind;
-use crate::model::{Measured, Unmeasured, short_id};
-use crate::rules::{Rules, Scope};
+use crate::model::{EngineInfo, Measured, Unmeasured, short_id};
+use crate::rules::{Rules, Scope, VolumeScope};
 
 pub use target::plan_to_target;
 
@@ -347,6 +347,7 @@ pub fn plan_within(
     };
     images::account(&cx, &planned_images, &cache_items, &mut items);
     if let Some(scope) = rules.volumes {
+        let scope = prune_volume_scope(rules, &inventory.engine, scope);
         candidates::volumes(&cx, scope, &removed_containers, &mut items, &mut kept);
     }
     if rules.networks {
@@ -500,6 +501,21 @@ pub fn summarize(items: Vec<Item>, inventory: &Inventory) -> Plan {
         saved: None,
         unmeasured: None,
         measured_keys: Vec::new(),
+    }
+}
+
+/// The volumes `--prune-scope --volumes` takes: what that engine's prune
+/// takes. Before API 1.42 a volume prune removes every unused local volume,
+/// named ones too; from 1.42 only anonymous ones unless asked (moby
+/// `api/server/router/volume/volume_routes.go` `postVolumesPrune` adds
+/// `all=true` for older API versions, and Docker 20.10 has no anonymous-only
+/// prune at all).
+fn prune_volume_scope(rules: &Rules, engine: &EngineInfo, scope: VolumeScope) -> VolumeScope {
+    let older = crate::engine::parse_api_version(&engine.api_version).is_some_and(|v| v < (1, 42));
+    if rules.prune_scope && older {
+        VolumeScope::All
+    } else {
+        scope
     }
 }
 
@@ -1079,6 +1095,21 @@ mod tests {
             anonymous.items_of(Kind::Volume).next().unwrap().reason,
             Reason::AnonymousVolume
         );
+        // --prune-scope --volumes is that engine's prune: named volumes too
+        // before API 1.42, anonymous ones only from 1.42 (#21).
+        rules.prune_scope = true;
+        let prune_141 = plan(&inv, &rules, 0);
+        assert_eq!(
+            ids(&prune_141, Kind::Volume),
+            vec!["old".to_string(), anon_a.clone(), anon_b.clone()]
+        );
+        let mut newer = inv.clone();
+        newer.engine.api_version = "1.45".into();
+        assert_eq!(
+            ids(&plan(&newer, &rules, 0), Kind::Volume),
+            vec![anon_a.clone(), anon_b.clone()]
+        );
+        rules.prune_scope = false;
         rules.volumes = Some(VolumeScope::All);
         let all = plan(&inv, &rules, 0);
         assert_eq!(

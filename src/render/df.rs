@@ -132,7 +132,7 @@ pub fn df_human(
             } else {
                 "ORPHANED overlay2 DIRECTORY"
             };
-            writeln!(out, "{what:<63}  {:>10}  {:>7}", "SIZE", "AGE")?;
+            writeln!(out, "{what:<64}  {:>10}  {:>7}", "SIZE", "AGE")?;
             for orphan in &usage.orphans {
                 writeln!(
                     out,
