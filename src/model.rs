@@ -214,10 +214,20 @@ impl Image {
             .unwrap_or_else(|| short_id(&self.id).to_string())
     }
 
+    /// Every tag it has, joined (`app:1, app:latest`): an image is named by
+    /// all its tags wherever it is named (#21: `layers app:latest` was
+    /// headed `app:1`); `<none>` when it has none.
     pub fn display_name(&self) -> String {
-        match self.tags.iter().find(|tag| *tag != "<none>:<none>") {
-            Some(tag) => tag.clone(),
-            None => "<none>".to_string(),
+        let tags: Vec<&str> = self
+            .tags
+            .iter()
+            .map(String::as_str)
+            .filter(|tag| *tag != "<none>:<none>")
+            .collect();
+        if tags.is_empty() {
+            "<none>".to_string()
+        } else {
+            tags.join(", ")
         }
     }
 }
