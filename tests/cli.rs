@@ -292,3 +292,32 @@ fn bash_completes_subcommands_flags_and_values() {
     let top = bash_completes(&["docker-reclaim", "--dry"]);
     assert_eq!(top, ["--dry-run"]);
 }
+
+/// The fish script, in a real fish when there is one (scripts/test.sh
+/// installs it): a subcommand's flags and a flag's values complete.
+#[test]
+fn fish_completes_subcommands_flags_and_values() {
+    if Command::new("fish").arg("--version").output().is_err() {
+        eprintln!("fish is not installed: skipped");
+        return;
+    }
+    let script = reclaim_command()
+        .args(["completions", "fish"])
+        .output()
+        .unwrap()
+        .stdout;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("docker-reclaim.fish");
+    std::fs::write(&path, script).unwrap();
+    let complete = |line: &str| -> String {
+        let output = Command::new("fish")
+            .args(["--no-config", "-c"])
+            .arg(format!("source '{}'; complete -C '{line}'", path.display()))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert!(complete("docker-reclaim df --al").contains("--all"));
+    assert!(complete("docker-reclaim apply plan.json --max").contains("--max-age"));
+    assert!(complete("docker-reclaim --volumes=").contains("--volumes=anonymous"));
+}
