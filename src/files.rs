@@ -489,6 +489,19 @@ fn describe_type(kind: &std::fs::FileType) -> &'static str {
     }
 }
 
+/// A FIFO at `path`, for tests of what refuses one.
+#[cfg(test)]
+pub(crate) fn make_fifo(path: &Path) {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        FileType::Fifo,
+        Mode::from_raw_mode(0o600),
+        0,
+    )
+    .expect("mkfifo");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -506,14 +519,7 @@ mod tests {
     fn a_fifo_is_refused_without_blocking() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::FileType::Fifo,
-            Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
+        make_fifo(&fifo);
         let err = read_limited(&fifo, "config file").unwrap_err();
         assert!(err.0.contains("a FIFO"), "{}", err.0);
         let err = open_append(&fifo, 0o600, "--log-file").unwrap_err();
@@ -603,14 +609,7 @@ mod tests {
     fn a_fifo_without_a_reader_is_refused_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            FileType::Fifo,
-            Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
+        make_fifo(&fifo);
         let started = std::time::Instant::now();
         let err = write(&fifo, b"{}").unwrap_err();
         assert!(err.0.contains("nobody reads"), "{}", err.0);
@@ -621,14 +620,7 @@ mod tests {
     fn a_fifo_with_a_reader_gets_the_whole_plan() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            FileType::Fifo,
-            Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
+        make_fifo(&fifo);
         let reader = {
             let fifo = fifo.clone();
             std::thread::spawn(move || {

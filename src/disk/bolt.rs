@@ -658,14 +658,7 @@ pub(crate) mod tests {
     fn a_fifo_or_a_huge_file_is_refused_without_reading() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("meta.db");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
+        crate::files::make_fifo(&fifo);
         assert!(matches!(Db::open(&fifo), Err(Error::Refused(_))));
         let sparse = dir.path().join("big.db");
         std::fs::File::create(&sparse)

@@ -429,14 +429,7 @@ mod tests {
         assert!(err.0.contains("character device"), "{}", err.0);
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("ca.pem");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
+        crate::files::make_fifo(&fifo);
         let err = tls(fifo.to_str(), None, None).client_config().unwrap_err();
         assert!(err.0.contains("a FIFO"), "{}", err.0);
     }
