@@ -494,6 +494,7 @@ fn group_user_applies_after_root_and_shares_the_lock() -> Result<()> {
         .arg(env!("CARGO_BIN_EXE_docker-reclaim"))
         .args(["-H", &d.host()])
         .env("XDG_CONFIG_HOME", "/nonexistent/docker-reclaim-tests")
+        .env("DOCKER_RECLAIM_CACHE_DIR", "")
         .env_remove("XDG_RUNTIME_DIR");
     let mut user_first = crate::support::Pty::spawn(first)?;
     user_first.expect("[y/N]", Duration::from_secs(60))?;
@@ -524,6 +525,7 @@ fn group_user_applies_after_root_and_shares_the_lock() -> Result<()> {
             .args(["-H", &d.host()])
             .args(args)
             .env("XDG_CONFIG_HOME", "/nonexistent/docker-reclaim-tests")
+            .env("DOCKER_RECLAIM_CACHE_DIR", "")
             .env_remove("XDG_RUNTIME_DIR")
             .stdin(Stdio::null())
             .output()

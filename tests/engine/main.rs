@@ -606,6 +606,7 @@ fn runs_as_a_docker_cli_plugin(shared: &Shared) -> Result<()> {
             .args(args)
             .env("DOCKER_CONFIG", store.path())
             .env("XDG_CONFIG_HOME", "/nonexistent/docker-reclaim-tests")
+            .env("DOCKER_RECLAIM_CACHE_DIR", "")
             .env("NO_COLOR", "1")
             .env_remove("DOCKER_HOST")
             .env_remove("DOCKER_CONTEXT")

@@ -532,6 +532,7 @@ fn remote_and_foreign_data_roots_are_not_measured() -> Result<()> {
         .arg(env!("CARGO_BIN_EXE_docker-reclaim"))
         .arg(a.host())
         .env("XDG_CONFIG_HOME", "/nonexistent/docker-reclaim-tests")
+        .env("DOCKER_RECLAIM_CACHE_DIR", "")
         .output()
         .map_err(|e| e.to_string())?;
     let why = reason(foreign)?;
