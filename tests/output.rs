@@ -410,7 +410,7 @@ fn layer_reports(inventory: &Inventory) -> Vec<layers::ImageReport> {
 fn layers_human() {
     let inventory = inventory();
     let reports = layer_reports(&inventory);
-    insta::assert_snapshot!(text(|out| render::layers_human(out, &reports)));
+    insta::assert_snapshot!(text(|out| render::layers_human(out, &reports, None)));
 }
 
 #[test]
@@ -531,7 +531,7 @@ fn layers_human_containerd_store() {
     ]
     .into();
     let report = layers::describe(&inventory, image, None, &blobs);
-    insta::assert_snapshot!(text(|out| render::layers_human(out, &[report])));
+    insta::assert_snapshot!(text(|out| render::layers_human(out, &[report], None)));
 }
 
 /// Safety round 2, finding 4: names from the engine (a network, a build
@@ -565,7 +565,7 @@ fn escapes_and_newlines_from_the_engine_are_shown_escaped() {
         render::df_human(out, &engine(), &usage, None, true, NOW)
     }));
     outputs.push(text(|out| {
-        render::layers_human(out, &layer_reports(&inventory))
+        render::layers_human(out, &layer_reports(&inventory), Some(80))
     }));
     for output in &outputs {
         for line in output.lines() {
@@ -595,4 +595,29 @@ fn escapes_and_newlines_from_the_engine_are_shown_escaped() {
         "{}",
         outputs[0]
     );
+}
+
+/// `layers` at 80 columns: every line fits (#21: 273-character lines, SHARED
+/// WITH unaligned); piped, nothing is cut (CREATED BY was cut at 60 even there).
+#[test]
+fn layers_human_at_80_columns() {
+    let mut inventory = inventory();
+    let long = "RUN apt-get update && apt-get install -y --no-install-recommends build-essential ca-certificates curl git";
+    for image in &mut inventory.images {
+        for layer in &mut image.layers {
+            layer.created_by = long.to_string();
+        }
+    }
+    let reports = layer_reports(&inventory);
+    let fitted = text(|out| render::layers_human(out, &reports, Some(80)));
+    for line in fitted.lines() {
+        assert!(
+            line.chars().count() <= 80,
+            "{} chars: {line}",
+            line.chars().count()
+        );
+    }
+    insta::assert_snapshot!(fitted);
+    let piped = text(|out| render::layers_human(out, &reports, None));
+    assert!(piped.contains(long), "{piped}");
 }

@@ -64,7 +64,9 @@ pub async fn run(
         .map(|image| layers::describe(&inventory, image, sizes.as_ref(), &blobs))
         .collect();
     match settings.format {
-        Format::Human => render::layers_human(out, &reports)?,
+        Format::Human => {
+            render::layers_human(out, &reports, super::show(settings, false, false).width)?
+        }
         Format::Json => render::layers_json(out, &reports, unix_now())?,
     }
     out.flush()?;

@@ -2,38 +2,99 @@
 
 use std::io::{self, Write};
 
-use super::{SCHEMA_VERSION, bytes, unix_to_rfc3339};
+use super::{SCHEMA_VERSION, bytes, cut_end, unix_to_rfc3339, wrap};
 use crate::layers::ImageReport;
 use crate::model::{printable, short_id};
 
-/// `docker-reclaim layers` for people.
-pub fn layers_human(out: &mut impl Write, reports: &[ImageReport]) -> io::Result<()> {
+/// The width taken by the CHAIN ID, DIFF ID, SIZE and CONTAINERS columns, the
+/// indent and the gaps before SHARED WITH and CREATED BY.
+const FIXED_COLUMNS: usize = 2 + 12 + 2 + 12 + 2 + 10 + 2 + 10 + 2 + 2;
+
+/// `docker-reclaim layers` for people. On a terminal (`width`) each line fits
+/// it: SHARED WITH takes what it needs up to 24 characters while CREATED BY
+/// keeps 16, CREATED BY the rest, each cut with `…`. In a pipe or a file nothing is cut
+/// and the columns are as wide as their longest entry.
+pub fn layers_human(
+    out: &mut impl Write,
+    reports: &[ImageReport],
+    width: Option<usize>,
+) -> io::Result<()> {
     for (index, report) in reports.iter().enumerate() {
         if index > 0 {
             writeln!(out)?;
         }
-        writeln!(out, "{} ({})", printable(&report.name), report.id)?;
+        match width {
+            // The ID in full where nothing is cut; its short form on a terminal.
+            Some(width) => writeln!(
+                out,
+                "{}",
+                cut_end(
+                    &format!("{} ({})", printable(&report.name), short_id(&report.id)),
+                    width
+                )
+            )?,
+            None => writeln!(out, "{} ({})", printable(&report.name), report.id)?,
+        }
+        let rows: Vec<(String, String)> = report
+            .layers
+            .iter()
+            .map(|layer| {
+                let shared = if layer.shared_with.is_empty() {
+                    "-".to_string()
+                } else {
+                    printable(&layer.shared_with.join(", ")).into_owned()
+                };
+                (shared, printable(&layer.created_by).into_owned())
+            })
+            .collect();
+        let longest = rows
+            .iter()
+            .map(|(shared, _)| shared.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max("SHARED WITH".len());
+        let (shared_width, created_width) = match width {
+            Some(width) => {
+                let room = width.saturating_sub(FIXED_COLUMNS);
+                let shared = longest.min(24).min(room.saturating_sub(16)).max(1);
+                (shared, room.saturating_sub(shared).max(1))
+            }
+            None => (longest, usize::MAX),
+        };
+        let line =
+            |chain: &str, diff: &str, size: &str, containers: &str, shared: &str, created: &str| {
+                format!(
+                "  {chain:<12}  {diff:<12}  {size:>10}  {containers:>10}  {:<shared_width$}  {}",
+                cut_end(shared, shared_width),
+                cut_end(created, created_width)
+            )
+            .trim_end()
+            .to_string()
+            };
         writeln!(
             out,
-            "  {:<12}  {:<12}  {:>10}  {:>10}  {:<24}  CREATED BY",
-            "CHAIN ID", "DIFF ID", "SIZE", "CONTAINERS", "SHARED WITH"
+            "{}",
+            line(
+                "CHAIN ID",
+                "DIFF ID",
+                "SIZE",
+                "CONTAINERS",
+                "SHARED WITH",
+                "CREATED BY"
+            )
         )?;
-        for layer in &report.layers {
-            let shared = if layer.shared_with.is_empty() {
-                "-".to_string()
-            } else {
-                printable(&layer.shared_with.join(", ")).into_owned()
-            };
-            let created_by: String = printable(&layer.created_by).chars().take(60).collect();
+        for (layer, (shared, created_by)) in report.layers.iter().zip(&rows) {
             writeln!(
                 out,
-                "  {:<12}  {:<12}  {:>10}  {:>10}  {:<24}  {}",
-                short_id(&layer.chain_id),
-                short_id(&layer.diff_id),
-                bytes(layer.size_bytes),
-                layer.containers,
-                shared,
-                created_by
+                "{}",
+                line(
+                    short_id(&layer.chain_id),
+                    short_id(&layer.diff_id),
+                    &bytes(layer.size_bytes),
+                    &layer.containers.to_string(),
+                    shared,
+                    created_by
+                )
             )?;
         }
         if !report.blobs.is_empty() {
@@ -53,9 +114,8 @@ pub fn layers_human(out: &mut impl Write, reports: &[ImageReport]) -> io::Result
                 )?;
             }
         }
-        writeln!(
-            out,
-            "  unique {} (what removing this image alone frees), shared {}{}",
+        let footnote = format!(
+            "unique {} (what removing this image alone frees), shared {}{}",
             bytes(report.unique_bytes),
             bytes(report.shared_bytes),
             if report.measured {
@@ -63,7 +123,10 @@ pub fn layers_human(out: &mut impl Write, reports: &[ImageReport]) -> io::Result
             } else {
                 "; the engine's estimates"
             }
-        )?;
+        );
+        for line in wrap(&footnote, width.map(|width| width.saturating_sub(2))) {
+            writeln!(out, "  {line}")?;
+        }
     }
     Ok(())
 }

@@ -85,6 +85,29 @@ pub fn cut_end(text: &str, max: usize) -> String {
     format!("{kept}…")
 }
 
+/// `text` in lines of at most `width` characters, broken at spaces (a word
+/// longer than the width stands alone); one line when there is no width (a
+/// pipe or a file: nothing is cut or broken there).
+pub fn wrap(text: &str, width: Option<usize>) -> Vec<String> {
+    let Some(width) = width.filter(|width| *width > 0) else {
+        return vec![text.to_string()];
+    };
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let needed = line.chars().count() + usize::from(!line.is_empty()) + word.chars().count();
+        if !line.is_empty() && needed > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(line);
+    lines
+}
+
 /// Bold, when colour is on.
 pub fn bold(text: &str, color: bool) -> String {
     dialoguer::console::style(text)
