@@ -8,6 +8,7 @@ mod layers;
 mod plan;
 mod report;
 
+use std::io::{self, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use humansize::{DECIMAL, format_size};
@@ -92,10 +93,11 @@ pub fn wrap(text: &str, width: Option<usize>) -> Vec<String> {
     let Some(width) = width.filter(|width| *width > 0) else {
         return vec![text.to_string()];
     };
+    let measure = dialoguer::console::measure_text_width;
     let mut lines = Vec::new();
     let mut line = String::new();
     for word in text.split(' ') {
-        let needed = line.chars().count() + usize::from(!line.is_empty()) + word.chars().count();
+        let needed = measure(&line) + usize::from(!line.is_empty()) + measure(word);
         if !line.is_empty() && needed > width {
             lines.push(std::mem::take(&mut line));
         }
@@ -106,6 +108,23 @@ pub fn wrap(text: &str, width: Option<usize>) -> Vec<String> {
     }
     lines.push(line);
     lines
+}
+
+/// What `write` writes, each line broken at spaces to fit `width` ([`wrap`]):
+/// footnotes and notes on a terminal; unchanged in a pipe or a file.
+pub(crate) fn wrapped(
+    out: &mut impl Write,
+    width: Option<usize>,
+    write: impl FnOnce(&mut Vec<u8>) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut buffer = Vec::new();
+    write(&mut buffer)?;
+    for line in String::from_utf8_lossy(&buffer).lines() {
+        for piece in wrap(line, width) {
+            writeln!(out, "{piece}")?;
+        }
+    }
+    Ok(())
 }
 
 /// Bold, when colour is on.

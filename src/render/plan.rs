@@ -5,7 +5,9 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::{KEPT_SHOWN, SCHEMA_VERSION, age, bold, bytes, cut_end, shorten, unix_to_rfc3339};
+use super::{
+    KEPT_SHOWN, SCHEMA_VERSION, age, bold, bytes, cut_end, shorten, unix_to_rfc3339, wrapped,
+};
 use crate::model::printable;
 use crate::model::{EngineInfo, Measured, Unmeasured, short_id};
 use crate::plan::{
@@ -116,18 +118,20 @@ pub fn human(
         .as_ref()
         .is_some_and(|target| target.needed_bytes == 0);
     if met_already {
-        target_lines(out, plan)?;
+        wrapped(out, show.width, |out| target_lines(out, plan))?;
     }
     if plan.is_empty() && !met_already {
-        writeln!(
-            out,
-            "Nothing to reclaim: nothing in the chosen scope can go (by default: stopped containers and dangling images)."
-        )?;
+        wrapped(out, show.width, |out| {
+            writeln!(
+                out,
+                "Nothing to reclaim: nothing in the chosen scope can go (by default: stopped containers and dangling images)."
+            )
+        })?;
     }
 
     items_lines(out, plan, show)?;
     notes_lines(out, plan, show, met_already)?;
-    totals_lines(out, engine, plan, show)
+    wrapped(out, show.width, |out| totals_lines(out, engine, plan, show))
 }
 
 /// The items, grouped by kind, in a table fitted to the terminal.
@@ -202,7 +206,7 @@ fn notes_lines(
     met_already: bool,
 ) -> io::Result<()> {
     if !met_already {
-        target_lines(out, plan)?;
+        wrapped(out, show.width, |out| target_lines(out, plan))?;
     }
     if !plan.kept.is_empty() {
         writeln!(out, "Kept by rules: {}", plan.kept.len())?;
