@@ -621,3 +621,29 @@ fn layers_human_at_80_columns() {
     let piped = text(|out| render::layers_human(out, &reports, None));
     assert!(piped.contains(long), "{piped}");
 }
+
+/// The report and `df` at 80 columns: their notes wrap, every line fits (#21).
+#[test]
+fn report_and_df_notes_wrap_at_80_columns() {
+    let inventory = inventory();
+    let report = report(&inventory);
+    let usage = df_usage(&inventory);
+    let report_text =
+        text(|out| render::wrapped(out, Some(80), |out| render::report_human(out, &report)));
+    let df_text = text(|out| {
+        render::wrapped(out, Some(80), |out| {
+            render::df_human(out, &engine(), &usage, Some(1_000_000_000), false, NOW)
+        })
+    });
+    for text in [&report_text, &df_text] {
+        for line in text.lines() {
+            assert!(
+                line.chars().count() <= 80,
+                "{} chars: {line}",
+                line.chars().count()
+            );
+        }
+    }
+    insta::assert_snapshot!("report_human_at_80_columns", report_text);
+    insta::assert_snapshot!("df_human_at_80_columns", df_text);
+}

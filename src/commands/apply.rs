@@ -105,6 +105,7 @@ pub async fn run(
         out,
         settings.format,
         settings.quiet,
+        super::show(settings, false, false).width,
         &inventory.engine,
         &report,
     )
@@ -322,12 +323,15 @@ fn write_report(
     out: &mut impl Write,
     format: Format,
     quiet: bool,
+    width: Option<usize>,
     engine: &crate::model::EngineInfo,
     report: &Report,
 ) -> Result<ExitStatus> {
     let written = match format {
         Format::Human if quiet => render::report_summary(out, report),
-        Format::Human => writeln!(out).and_then(|()| render::report_human(out, report)),
+        // The notes under the table wrap to the terminal; nothing is cut.
+        Format::Human => writeln!(out)
+            .and_then(|()| render::wrapped(out, width, |out| render::report_human(out, report))),
         Format::Json => render::report_json(out, engine, report, unix_now()),
     }
     .and_then(|()| out.flush());
@@ -375,7 +379,8 @@ mod tests {
         };
         let engine = EngineInfo::default();
         for format in [Format::Human, Format::Json] {
-            let status = write_report(&mut BrokenPipe, format, false, &engine, &report).unwrap();
+            let status =
+                write_report(&mut BrokenPipe, format, false, None, &engine, &report).unwrap();
             assert_eq!(status, ExitStatus::PartialFailure);
         }
     }

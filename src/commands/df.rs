@@ -64,9 +64,10 @@ pub async fn run(
         .and_then(disk::fs::free_space);
     let now = unix_now();
     match settings.format {
-        Format::Human => {
-            render::df_human(out, &inventory.engine, &usage, free, settings.verbose, now)?
-        }
+        // The notes under the tables wrap to the terminal; nothing is cut.
+        Format::Human => render::wrapped(out, super::show(settings, false, false).width, |out| {
+            render::df_human(out, &inventory.engine, &usage, free, settings.verbose, now)
+        })?,
         Format::Json => render::df_json(out, &inventory.engine, &usage, free, now)?,
     }
     out.flush()?;

@@ -94,14 +94,21 @@ pub fn wrap(text: &str, width: Option<usize>) -> Vec<String> {
         return vec![text.to_string()];
     };
     let measure = dialoguer::console::measure_text_width;
+    if measure(text) <= width {
+        return vec![text.to_string()];
+    }
+    // Continuation lines keep the first line's indent.
+    let body = text.trim_start_matches(' ');
+    let indent = &text[..text.len() - body.len()];
     let mut lines = Vec::new();
-    let mut line = String::new();
-    for word in text.split(' ') {
-        let needed = measure(&line) + usize::from(!line.is_empty()) + measure(word);
-        if !line.is_empty() && needed > width {
-            lines.push(std::mem::take(&mut line));
+    let mut line = indent.to_string();
+    for word in body.split(' ').filter(|word| !word.is_empty()) {
+        let started = line.len() > indent.len();
+        let needed = measure(&line) + usize::from(started) + measure(word);
+        if started && needed > width {
+            lines.push(std::mem::replace(&mut line, indent.to_string()));
         }
-        if !line.is_empty() {
+        if line.len() > indent.len() {
             line.push(' ');
         }
         line.push_str(word);
@@ -112,7 +119,7 @@ pub fn wrap(text: &str, width: Option<usize>) -> Vec<String> {
 
 /// What `write` writes, each line broken at spaces to fit `width` ([`wrap`]):
 /// footnotes and notes on a terminal; unchanged in a pipe or a file.
-pub(crate) fn wrapped(
+pub fn wrapped(
     out: &mut impl Write,
     width: Option<usize>,
     write: impl FnOnce(&mut Vec<u8>) -> io::Result<()>,
@@ -176,6 +183,14 @@ fn maybe_bytes(value: Option<u64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wrap_keeps_lines_that_fit_and_indents_the_rest() {
+        assert_eq!(wrap("    COUNT  SIZE", Some(20)), ["    COUNT  SIZE"]);
+        assert_eq!(wrap("  one two three", Some(9)), ["  one two", "  three"]);
+        assert_eq!(wrap("a very long line", None), ["a very long line"]);
+        assert_eq!(wrap("unbreakable-word x", Some(5)), ["unbreakable-word", "x"]);
+    }
     use crate::model::EngineInfo;
     use crate::plan::{Figures, FreedLayer, Item, Kind, Plan, Reason};
 
