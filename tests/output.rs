@@ -379,6 +379,7 @@ fn df_human() {
         &usage,
         Some(1_000_000_000),
         true,
+        None,
         NOW
     )));
 }
@@ -503,6 +504,7 @@ fn df_human_containerd_store() {
         &usage,
         Some(1_000_000_000),
         true,
+        None,
         NOW
     )));
 }
@@ -562,7 +564,7 @@ fn escapes_and_newlines_from_the_engine_are_shown_escaped() {
     }
     outputs.push(text(|out| render::report_human(out, &report)));
     outputs.push(text(|out| {
-        render::df_human(out, &engine(), &usage, None, true, NOW)
+        render::df_human(out, &engine(), &usage, None, true, None, NOW)
     }));
     outputs.push(text(|out| {
         render::layers_human(out, &layer_reports(&inventory), Some(80))
@@ -632,7 +634,15 @@ fn report_and_df_notes_wrap_at_80_columns() {
         text(|out| render::wrapped(out, Some(80), |out| render::report_human(out, &report)));
     let df_text = text(|out| {
         render::wrapped(out, Some(80), |out| {
-            render::df_human(out, &engine(), &usage, Some(1_000_000_000), false, NOW)
+            render::df_human(
+                out,
+                &engine(),
+                &usage,
+                Some(1_000_000_000),
+                true,
+                Some(80),
+                NOW,
+            )
         })
     });
     for text in [&report_text, &df_text] {

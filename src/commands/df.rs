@@ -65,9 +65,13 @@ pub async fn run(
     let now = unix_now();
     match settings.format {
         // The notes under the tables wrap to the terminal; nothing is cut.
-        Format::Human => render::wrapped(out, super::show(settings, false, false).width, |out| {
-            render::df_human(out, &inventory.engine, &usage, free, settings.verbose, now)
-        })?,
+        Format::Human => {
+            let width = super::show(settings, false, false).width;
+            render::wrapped(out, width, |out| {
+                let verbose = settings.verbose;
+                render::df_human(out, &inventory.engine, &usage, free, verbose, width, now)
+            })?
+        }
         Format::Json => render::df_json(out, &inventory.engine, &usage, free, now)?,
     }
     out.flush()?;

@@ -2,17 +2,20 @@
 
 use std::io::{self, Write};
 
-use super::{SCHEMA_VERSION, age, bytes, maybe_bytes, truncate, unix_to_rfc3339};
+use super::{SCHEMA_VERSION, age, bytes, maybe_bytes, shorten, unix_to_rfc3339};
 use crate::model::{EngineInfo, ImageStore, printable, short_id};
 use crate::usage::{Section, Usage};
 
-/// `docker-reclaim df` for people.
+/// `docker-reclaim df` for people. With -v, the items' NAME column is as wide
+/// as the longest name in a pipe or a file (nothing cut), and fits `width` on
+/// a terminal (names cut in the middle).
 pub fn df_human(
     out: &mut impl Write,
     engine: &EngineInfo,
     usage: &Usage,
     free_space: Option<u64>,
     verbose: bool,
+    width: Option<usize>,
     now: i64,
 ) -> io::Result<()> {
     writeln!(out, "{}", super::engine_line(engine))?;
@@ -103,14 +106,38 @@ pub fn df_human(
         "RECLAIMABLE is what `docker-reclaim --dry-run` plans to free: stopped containers and dangling images."
     )?;
     if verbose {
+        let names: Vec<String> = usage
+            .items
+            .iter()
+            .map(|item| printable(&item.name).into_owned())
+            .collect();
+        // Each kind's NAME column as wide as its longest name; on a terminal
+        // no wider than what ID, SIZE, IN USE and the gaps (34) leave.
+        let column = |kind| {
+            let longest = usage
+                .items
+                .iter()
+                .zip(&names)
+                .filter(|(item, _)| item.kind == kind)
+                .map(|(_, name)| name.chars().count())
+                .max()
+                .unwrap_or(0)
+                .max("NAME".len());
+            match width {
+                Some(width) => longest.min(width.saturating_sub(34).max(12)),
+                None => longest,
+            }
+        };
         let mut kind = None;
-        for item in &usage.items {
+        let mut name_width = 0;
+        for (index, item) in usage.items.iter().enumerate() {
             if kind != Some(item.kind) {
                 kind = Some(item.kind);
+                name_width = column(item.kind);
                 writeln!(out)?;
                 writeln!(
                     out,
-                    "{:<12}  {:<40}  {:>10}  IN USE",
+                    "{:<12}  {:<name_width$}  {:>10}  IN USE",
                     item.kind.word().to_uppercase(),
                     "NAME",
                     "SIZE"
@@ -118,9 +145,9 @@ pub fn df_human(
             }
             writeln!(
                 out,
-                "{:<12}  {:<40}  {:>10}  {}",
+                "{:<12}  {:<name_width$}  {:>10}  {}",
                 short_id(&item.id),
-                truncate(&printable(&item.name)),
+                shorten(&names[index], name_width),
                 bytes(item.size_bytes),
                 if item.in_use { "yes" } else { "no" }
             )?;

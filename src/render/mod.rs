@@ -24,9 +24,6 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// How many kept items the plan lists without -v.
 const KEPT_SHOWN: usize = 10;
 
-/// Longest name shown before it is cut with an ellipsis.
-const NAME_WIDTH: usize = 40;
-
 pub fn bytes(n: u64) -> String {
     format_size(n, DECIMAL)
 }
@@ -150,15 +147,6 @@ pub fn dim(text: &str, color: bool) -> String {
         .to_string()
 }
 
-fn truncate(name: &str) -> String {
-    if name.chars().count() <= NAME_WIDTH {
-        name.to_string()
-    } else {
-        let cut: String = name.chars().take(NAME_WIDTH - 1).collect();
-        format!("{cut}…")
-    }
-}
-
 pub fn rfc3339(time: SystemTime) -> String {
     humantime::format_rfc3339_seconds(time).to_string()
 }
@@ -189,7 +177,10 @@ mod tests {
         assert_eq!(wrap("    COUNT  SIZE", Some(20)), ["    COUNT  SIZE"]);
         assert_eq!(wrap("  one two three", Some(9)), ["  one two", "  three"]);
         assert_eq!(wrap("a very long line", None), ["a very long line"]);
-        assert_eq!(wrap("unbreakable-word x", Some(5)), ["unbreakable-word", "x"]);
+        assert_eq!(
+            wrap("unbreakable-word x", Some(5)),
+            ["unbreakable-word", "x"]
+        );
     }
     use crate::model::EngineInfo;
     use crate::plan::{Figures, FreedLayer, Item, Kind, Plan, Reason};
@@ -336,12 +327,5 @@ Dry run: nothing was removed.
         assert_eq!(value["totals"]["measured"], false);
         assert_eq!(value["totals"]["by_kind"]["build_cache"]["count"], 0);
         assert_eq!(value["generated_at"], "1970-01-12T13:46:40Z");
-    }
-
-    #[test]
-    fn long_names_are_cut() {
-        let long = "x".repeat(60);
-        assert_eq!(truncate(&long).chars().count(), NAME_WIDTH);
-        assert!(truncate(&long).ends_with('…'));
     }
 }
