@@ -31,6 +31,10 @@ pub struct Daemon {
     child: Child,
     pub socket: PathBuf,
     pub data_root: PathBuf,
+    /// The name of docker-reclaim's lock file for this engine (its ID and
+    /// data root), removed with the daemon so that runs leave nothing in
+    /// /run/docker-reclaim.
+    lock_name: Option<String>,
 }
 
 /// The private dockerd's command line: everything under `dir`.
@@ -128,8 +132,18 @@ impl Daemon {
             child,
             socket,
             data_root,
+            lock_name: None,
         };
         daemon.wait_ready()?;
+        daemon.lock_name = daemon
+            .docker(&["info", "--format", "{{.ID}}"])
+            .ok()
+            .map(|id| {
+                use sha2::Digest;
+                let key = format!("{}\n{}", id.trim(), daemon.data_root.display());
+                let digest = hex::encode(sha2::Sha256::digest(key.as_bytes()));
+                format!("{}.lock", &digest[..16])
+            });
         Ok(daemon)
     }
 
@@ -414,10 +428,29 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop();
         self.unmount_data_root();
+        self.remove_lock_files();
     }
 }
 
 impl Daemon {
+    /// docker-reclaim's lock files for this engine: root's, and the private
+    /// ones of the users the tests run as.
+    fn remove_lock_files(&self) {
+        let Some(name) = &self.lock_name else {
+            return;
+        };
+        for dir in [
+            "/run/docker-reclaim",
+            "/tmp/docker-reclaim-65534",
+            "/tmp/docker-reclaim-0",
+        ] {
+            let path = Path::new(dir).join(name);
+            if std::fs::symlink_metadata(&path).is_ok_and(|meta| meta.is_file()) {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+
     /// dockerd bind-mounts its data root onto itself and undoes that when it
     /// shuts down; one that was killed (the hostile tests do) leaves the mount
     /// behind, and with it a directory the temp dir cannot remove. Detach it.
