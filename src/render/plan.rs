@@ -60,20 +60,10 @@ pub struct Show {
 /// The width taken by a row's ID, AGE and SIZE columns and the gaps.
 const FIXED_COLUMNS: usize = 2 + 12 + 2 + 2 + 8 + 2 + 10 + 2;
 
-/// How an item is named in the plan: an image by every tag it has.
+/// How an item is named in the plan: an image by every tag it has (its name,
+/// [`crate::model::Image::display_name`]), made safe for a terminal.
 fn item_name(item: &Item) -> String {
-    let tags: Vec<&str> = item
-        .tags
-        .iter()
-        .map(String::as_str)
-        .filter(|tag| *tag != "<none>:<none>")
-        .collect();
-    let name = if item.kind == Kind::Image && tags.len() > 1 {
-        tags.join(", ")
-    } else {
-        item.name.clone()
-    };
-    printable(&name).into_owned()
+    printable(&item.name).into_owned()
 }
 
 /// The NAME and REASON column widths for these rows within `width`: names get
