@@ -51,6 +51,9 @@ cargo build --release --locked -q
 reclaim=$PWD/target/release/docker-reclaim
 
 work=$(mktemp -d /tmp/dr-bench-XXXXXX)
+# Sizes kept between runs go with the bench's own files, never into
+# /var/cache/docker-reclaim (plantime sets its own per condition).
+export DOCKER_RECLAIM_CACHE_DIR=$work/size-cache
 pid=
 stop_daemon() {
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
