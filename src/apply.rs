@@ -322,7 +322,7 @@ async fn remove_image(
                 ))));
             }
         }
-        let (_, deleted) = engine.untag_image(tag).await?;
+        let deleted = engine.untag_image(tag).await?;
         let unplanned: Vec<&String> = deleted.iter().filter(|id| **id != item.id).collect();
         if !unplanned.is_empty() {
             let named: Vec<&str> = unplanned.iter().map(|id| short_id(id)).collect();

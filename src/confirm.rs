@@ -169,19 +169,17 @@ impl HangupWatch {
                         "the terminal went away at the prompt: nothing was removed",
                     );
                 }
-                match signals.as_mut().and_then(|signals| signals.wait(wait)) {
-                    Some(crate::signals::Interrupt::HungUp) => leave(
-                        saved.as_ref(),
-                        ExitStatus::Aborted,
-                        "the terminal went away at the prompt: nothing was removed",
-                    ),
-                    // As Ctrl-C typed at the prompt: aborted there.
-                    Some(crate::signals::Interrupt::Interrupted) => leave(
-                        saved.as_ref(),
-                        ExitStatus::Aborted,
-                        "interrupted at the prompt: nothing was removed",
-                    ),
-                    None => {}
+                // Either ends the prompt as Ctrl-C typed there does: aborted.
+                if let Some(signal) = signals.as_mut().and_then(|signals| signals.wait(wait)) {
+                    let why = match signal {
+                        crate::signals::Interrupt::HungUp => {
+                            "the terminal went away at the prompt: nothing was removed"
+                        }
+                        crate::signals::Interrupt::Interrupted => {
+                            "interrupted at the prompt: nothing was removed"
+                        }
+                    };
+                    leave(saved.as_ref(), ExitStatus::Aborted, why);
                 }
             }
         });

@@ -89,13 +89,29 @@ impl std::fmt::Display for ReadError {
 
 /// Reads a whole regular file of at most `max` bytes, opened without blocking
 /// (a FIFO with no writer cannot hang us) and checked on the descriptor.
-pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
+fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
+    read_bounded_with(path, max, OFlags::empty())
+}
+
+/// [`read_bounded`], refusing a symbolic link at `path` (files under a data
+/// root, which are never links).
+pub fn read_bounded_no_follow(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
+    read_bounded_with(path, max, OFlags::NOFOLLOW)
+}
+
+fn read_bounded_with(path: &Path, max: u64, extra: OFlags) -> Result<Vec<u8>, ReadError> {
     let fd = rustix::fs::open(
         path,
-        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY | extra,
         Mode::empty(),
     )
-    .map_err(|err| ReadError::Io(err.into()))?;
+    .map_err(|err| {
+        ReadError::Io(if extra.contains(OFlags::NOFOLLOW) {
+            no_follow_error(err)
+        } else {
+            err.into()
+        })
+    })?;
     let file = File::from(fd);
     let meta = file.metadata().map_err(ReadError::Io)?;
     if !meta.file_type().is_file() {

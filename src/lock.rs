@@ -71,38 +71,35 @@ pub fn acquire(engine: &EngineInfo, socket: Option<&Path>) -> Result<Lock> {
             lock._others = hold_users_locks(&user_lock_dirs(), &name)?;
             return Ok(lock);
         }
-    } else if shared_dir_is_safe(system) {
+    } else if let Some((file, path)) = roots_shared_file(system, &name) {
         // Root made it for this engine's group: take the same lock.
-        let path = system.join(&name);
-        let shared = files::open_no_follow(&path, OFlags::RDWR, 0)
-            .ok()
-            .map(File::from)
-            .filter(|file| {
-                file.metadata()
-                    .is_ok_and(|meta| meta.is_file() && meta.uid() == 0)
-            });
-        if let Some(file) = shared {
-            return take(file, path);
-        }
+        return take(file, path);
     }
     let mut lock = acquire_in(&private_dir()?, engine)?;
     // Root may have made the shared lock file since it was looked for: taken
     // too, after the private one, so that root (which takes its own, then
     // looks for the users') and this run never both go ahead.
-    if shared_dir_is_safe(system) {
-        let path = system.join(&name);
-        if let Some(file) = files::open_no_follow(&path, OFlags::RDWR, 0)
-            .ok()
-            .map(File::from)
-            .filter(|file| {
-                file.metadata()
-                    .is_ok_and(|meta| meta.is_file() && meta.uid() == 0)
-            })
-        {
-            lock._others.push(take(file, path)?._file);
-        }
+    if let Some((file, path)) = roots_shared_file(system, &name) {
+        lock._others.push(take(file, path)?._file);
     }
     Ok(lock)
+}
+
+/// Root's lock file `name` in the shared directory, opened for a user of the
+/// engine's group: only in a safe directory, only a regular file root owns.
+fn roots_shared_file(system: &Path, name: &str) -> Option<(File, PathBuf)> {
+    if !shared_dir_is_safe(system) {
+        return None;
+    }
+    let path = system.join(name);
+    files::open_no_follow(&path, OFlags::RDWR, 0)
+        .ok()
+        .map(File::from)
+        .filter(|file| {
+            file.metadata()
+                .is_ok_and(|meta| meta.is_file() && meta.uid() == 0)
+        })
+        .map(|file| (file, path))
 }
 
 /// Where users of the engine's group lock when root's shared lock file is not

@@ -130,24 +130,11 @@ impl Db {
         for _ in 0..TRIES {
             // Opened without blocking (a FIFO planted there cannot hang the
             // run) and refused unless a regular file of a sane size.
-            let file = crate::files::open_no_follow(path, rustix::fs::OFlags::RDONLY, 0)?;
-            let file = std::fs::File::from(file);
-            let meta = file.metadata()?;
-            if !meta.is_file() {
-                return Err(Error::Refused("it is not a regular file".into()));
-            }
-            if meta.len() > MAX_FILE {
-                return Err(Error::Refused(format!(
-                    "it is {} bytes, more than the {} MiB read",
-                    meta.len(),
-                    MAX_FILE >> 20
-                )));
-            }
-            let mut data = Vec::new();
-            file.take(MAX_FILE + 1).read_to_end(&mut data)?;
-            if data.len() as u64 > MAX_FILE {
-                return Err(Error::Refused("it grew while being read".into()));
-            }
+            let data =
+                crate::files::read_bounded_no_follow(path, MAX_FILE).map_err(|err| match err {
+                    crate::files::ReadError::Io(err) => Error::Io(err),
+                    refused => Error::Refused(refused.to_string()),
+                })?;
             let db = Db::parse(data)?;
             // A transaction that committed while the file was read may have
             // been followed by one that reused this tree's pages: read again.

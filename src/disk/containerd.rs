@@ -192,26 +192,23 @@ impl Graph {
         let meta = Db::open(&data_root.join(META_DB))
             .map_err(|err| format!("reading containerd's metadata ({META_DB}): {err}"))?;
         let snapshots_db = data_root.join(SNAPSHOTS).join("metadata.db");
+        let snapshotter_failed = |err: bolt::Error| {
+            format!("reading the overlayfs snapshotter's metadata ({SNAPSHOTS}/metadata.db): {err}")
+        };
         // The snapshotter makes its file with the first snapshot: a fresh
         // engine has none, and no snapshots.
         let snapshotter = match Db::open(&snapshots_db) {
             Err(bolt::Error::Io(err)) if err.kind() == std::io::ErrorKind::NotFound => None,
-            opened => Some(opened.map_err(|err| {
-                format!(
-                    "reading the overlayfs snapshotter's metadata ({SNAPSHOTS}/metadata.db): {err}"
-                )
-            })?),
+            opened => Some(opened.map_err(snapshotter_failed)?),
         };
         let mut graph = Graph::default();
         graph
             .read_meta(&meta, std::time::SystemTime::now())
             .map_err(|err| format!("reading containerd's metadata ({META_DB}): {err}"))?;
         let ids = match &snapshotter {
-            Some(snapshotter) => graph.read_snapshotter(snapshotter).map_err(|err| {
-                format!(
-                    "reading the overlayfs snapshotter's metadata ({SNAPSHOTS}/metadata.db): {err}"
-                )
-            })?,
+            Some(snapshotter) => graph
+                .read_snapshotter(snapshotter)
+                .map_err(snapshotter_failed)?,
             None => HashMap::new(),
         };
         for (node, name) in std::mem::take(&mut graph.backend_names) {

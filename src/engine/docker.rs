@@ -642,7 +642,7 @@ impl Engine for DockerEngine {
         }
     }
 
-    async fn untag_image(&self, reference: &str) -> Result<(Removal, Vec<String>)> {
+    async fn untag_image(&self, reference: &str) -> Result<Vec<String>> {
         let options = RemoveImageOptions {
             force: false,
             noprune: true,
@@ -653,11 +653,8 @@ impl Engine for DockerEngine {
             .remove_image(reference, Some(options), None)
             .await
         {
-            Ok(answer) => Ok((
-                Removal::Removed,
-                answer.into_iter().filter_map(|item| item.deleted).collect(),
-            )),
-            Err(err) if is_not_found(&err) => Ok((Removal::AlreadyGone, Vec::new())),
+            Ok(answer) => Ok(answer.into_iter().filter_map(|item| item.deleted).collect()),
+            Err(err) if is_not_found(&err) => Ok(Vec::new()),
             Err(err) => Err(self.error(err)),
         }
     }

@@ -99,11 +99,11 @@ impl SshTarget {
         {
             return Err(invalid("the socket path has a control character"));
         }
-        if user.as_deref().is_some_and(|user| user.starts_with('-'))
-            || [&user, &Some(host.to_string())]
-                .into_iter()
-                .flatten()
-                .any(|part| part.chars().any(|c| c.is_control() || c.is_whitespace()))
+        let misread = |part: &str| part.chars().any(|c| c.is_control() || c.is_whitespace());
+        if user
+            .as_deref()
+            .is_some_and(|user| user.starts_with('-') || misread(user))
+            || misread(host)
         {
             return Err(invalid(
                 "the user or host has a character ssh would misread",

@@ -90,9 +90,9 @@ pub trait Engine {
 
     /// Removes one tag by its name. Meant to leave the image (it has other
     /// tags), but the engine resolves the name when the call arrives: the IDs
-    /// of every image it says it deleted come back, so that a tag moved to
-    /// another image in the meantime is found out.
-    async fn untag_image(&self, reference: &str) -> Result<(Removal, Vec<String>)>;
+    /// of every image it says it deleted come back (none when the tag is gone
+    /// already), so that a tag moved to another image meanwhile is found out.
+    async fn untag_image(&self, reference: &str) -> Result<Vec<String>>;
 
     /// Removes an image by ID without force. The engine also removes the image's
     /// untagged parents that nothing else uses, as `docker rmi` does.
