@@ -5,7 +5,7 @@ use std::process::ExitCode;
 /// Every exit code docker-reclaim uses. The numbers are a public contract:
 /// they are listed in `--help`, the README and the man page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitStatus {
+pub(crate) enum ExitStatus {
     /// The command did what was asked (a dry run printed its plan).
     Success = 0,
     /// Something failed that none of the codes below describes.
@@ -28,7 +28,7 @@ pub enum ExitStatus {
 }
 
 impl ExitStatus {
-    pub const ALL: [ExitStatus; 9] = [
+    pub(crate) const ALL: [ExitStatus; 9] = [
         ExitStatus::Success,
         ExitStatus::Failure,
         ExitStatus::Usage,
@@ -40,13 +40,13 @@ impl ExitStatus {
         ExitStatus::Interrupted,
     ];
 
-    pub fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         self as u8
     }
 
     /// What the code means: the one description that `--help`, the man page and
     /// the README's table carry (a test checks the README).
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             ExitStatus::Success => {
                 "success: a dry run printed its plan, a plan was applied (items that changed since the plan were skipped and reported), or there was nothing to do"
@@ -80,7 +80,7 @@ impl From<ExitStatus> for ExitCode {
 }
 
 /// The text of `--help`'s exit code section, from [`ExitStatus::describe`].
-pub fn codes_help() -> String {
+pub(crate) fn codes_help() -> String {
     let mut text = String::from("Exit codes:");
     for status in ExitStatus::ALL {
         text.push_str(&format!("\n{:>3}  {}", status.code(), status.describe()));
@@ -91,23 +91,23 @@ pub fn codes_help() -> String {
 /// An error in what the user gave us: exits with [`ExitStatus::Usage`].
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct UsageError(pub String);
+pub(crate) struct UsageError(pub(crate) String);
 
 /// The engine cannot be used at all: exits with [`ExitStatus::EngineUnreachable`].
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct EngineUnreachable(pub String);
+pub(crate) struct EngineUnreachable(pub(crate) String);
 
 /// Any other error that ends the program with a particular status.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
-pub struct Stop {
-    pub status: ExitStatus,
-    pub message: String,
+pub(crate) struct Stop {
+    pub(crate) status: ExitStatus,
+    pub(crate) message: String,
 }
 
 impl Stop {
-    pub fn new(status: ExitStatus, message: impl Into<String>) -> Stop {
+    pub(crate) fn new(status: ExitStatus, message: impl Into<String>) -> Stop {
         Stop {
             status,
             message: message.into(),
@@ -116,7 +116,7 @@ impl Stop {
 }
 
 /// The exit status an error ends the program with: the most specific marker in its chain.
-pub fn status_of(err: &anyhow::Error) -> ExitStatus {
+pub(crate) fn status_of(err: &anyhow::Error) -> ExitStatus {
     for cause in err.chain() {
         if let Some(stop) = cause.downcast_ref::<Stop>() {
             return stop.status;

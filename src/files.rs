@@ -24,11 +24,11 @@ use rustix::io::Errno;
 use crate::exit::UsageError;
 
 /// Plan and config files larger than this are refused before they are read.
-pub const MAX_READ: u64 = 64 * 1024 * 1024;
+pub(crate) const MAX_READ: u64 = 64 * 1024 * 1024;
 
 /// TLS certificates and keys larger than this are refused: a bundle of every
 /// public CA is about 200 kB.
-pub const MAX_TLS_FILE: u64 = 4 * 1024 * 1024;
+pub(crate) const MAX_TLS_FILE: u64 = 4 * 1024 * 1024;
 
 /// How many symbolic links one path may pass through (the kernel's limit).
 const MAX_LINKS: u32 = 40;
@@ -39,12 +39,12 @@ const STALLED_WRITE: Duration = Duration::from_secs(30);
 /// Reads a whole regular file of at most [`MAX_READ`] bytes. A FIFO, a device
 /// or a directory is refused at once (opened without blocking, so a FIFO with
 /// no writer cannot hang us); `what` names the file in the error.
-pub fn read_limited(path: &Path, what: &str) -> Result<Vec<u8>, UsageError> {
+pub(crate) fn read_limited(path: &Path, what: &str) -> Result<Vec<u8>, UsageError> {
     read_limited_to(path, what, MAX_READ)
 }
 
 /// [`read_limited`] with another bound.
-pub fn read_limited_to(path: &Path, what: &str, max: u64) -> Result<Vec<u8>, UsageError> {
+pub(crate) fn read_limited_to(path: &Path, what: &str, max: u64) -> Result<Vec<u8>, UsageError> {
     read_bounded(path, max).map_err(|err| match err {
         ReadError::Io(err) => UsageError(format!("cannot read {what} {}: {err}", path.display())),
         ReadError::NotRegular(kind) => UsageError(format!(
@@ -66,7 +66,7 @@ pub fn read_limited_to(path: &Path, what: &str, max: u64) -> Result<Vec<u8>, Usa
 
 /// Why [`read_bounded`] read nothing.
 #[derive(Debug)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     Io(std::io::Error),
     /// What the path is instead of a regular file.
     NotRegular(&'static str),
@@ -95,7 +95,7 @@ fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
 
 /// [`read_bounded`], refusing a symbolic link at `path` (files under a data
 /// root, which are never links).
-pub fn read_bounded_no_follow(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
+pub(crate) fn read_bounded_no_follow(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
     read_bounded_with(path, max, OFlags::NOFOLLOW)
 }
 
@@ -159,7 +159,7 @@ enum Target {
 /// character device, a directory, a FIFO nobody reads. A missing directory is
 /// a usage error. A reader that takes nothing for [`STALLED_WRITE`] ends it;
 /// signals end it sooner (it waits in the runtime).
-pub async fn write_output(path: &Path, body: &[u8], what: &str) -> Result<(), UsageError> {
+pub(crate) async fn write_output(path: &Path, body: &[u8], what: &str) -> Result<(), UsageError> {
     let shown = path.display();
     let fail = |why: String| UsageError(format!("cannot write {what} to {shown}: {why}"));
     match target(path).map_err(fail)? {
@@ -327,7 +327,7 @@ fn create_temp(dir: &OwnedFd, name: &OsStr) -> std::io::Result<(OsString, OwnedF
 
 /// Opens the directory that holds `path`'s last component ([`open_dir`]) and
 /// returns it with that component's name.
-pub fn open_parent(path: &Path) -> std::io::Result<(OwnedFd, OsString)> {
+pub(crate) fn open_parent(path: &Path) -> std::io::Result<(OwnedFd, OsString)> {
     let name = match path.components().next_back() {
         Some(Component::Normal(name)) => name.to_os_string(),
         _ => return Err(std::io::Error::other("it names no file")),
@@ -349,7 +349,7 @@ pub fn open_parent(path: &Path) -> std::io::Result<(OwnedFd, OsString)> {
 /// Opens directory `path` one component at a time. A symbolic link on the way
 /// is followed only when root or the effective user owns it; one that another
 /// user owns is an error that names it.
-pub fn open_dir(path: &Path) -> std::io::Result<OwnedFd> {
+pub(crate) fn open_dir(path: &Path) -> std::io::Result<OwnedFd> {
     let start = if path.is_absolute() { "/" } else { "." };
     let dir = rustix::fs::open(start, dir_flags(), Mode::empty())?;
     let mut links = 0;
@@ -408,7 +408,7 @@ fn walk(mut dir: OwnedFd, path: &Path, links: &mut u32) -> std::io::Result<Owned
 /// `--log-file`: its directory walked as [`open_dir`] does, the file itself
 /// never followed if it is a link, never blocking; refuses anything but a
 /// regular file, and a file another user owns.
-pub fn open_append(path: &Path, mode: u32, what: &str) -> Result<File, UsageError> {
+pub(crate) fn open_append(path: &Path, mode: u32, what: &str) -> Result<File, UsageError> {
     let shown = path.display();
     let fail = |why: String| UsageError(format!("cannot open {what} {shown}: {why}"));
     let (dir, name) = open_parent(path).map_err(|err| fail(err.to_string()))?;
@@ -459,7 +459,7 @@ pub fn open_append(path: &Path, mode: u32, what: &str) -> Result<File, UsageErro
 /// `open(2)` with `O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY` added to
 /// `flags`: a symlink at `path` is an error ("too many levels of symbolic
 /// links"), and a FIFO does not block the open.
-pub fn open_no_follow(path: &Path, flags: OFlags, mode: u32) -> std::io::Result<OwnedFd> {
+pub(crate) fn open_no_follow(path: &Path, flags: OFlags, mode: u32) -> std::io::Result<OwnedFd> {
     rustix::fs::open(
         path,
         flags | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,

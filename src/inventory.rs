@@ -20,15 +20,15 @@ const INSPECT_CONCURRENCY: usize = 8;
 
 /// Everything the planner looks at.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Inventory {
-    pub engine: EngineInfo,
-    pub containers: Vec<Container>,
-    pub images: Vec<Image>,
-    pub volumes: Vec<Volume>,
-    pub networks: Vec<Network>,
-    pub build_cache: Vec<BuildCacheRecord>,
+pub(crate) struct Inventory {
+    pub(crate) engine: EngineInfo,
+    pub(crate) containers: Vec<Container>,
+    pub(crate) images: Vec<Image>,
+    pub(crate) volumes: Vec<Volume>,
+    pub(crate) networks: Vec<Network>,
+    pub(crate) build_cache: Vec<BuildCacheRecord>,
     /// Bytes of all image layers, each counted once, as the engine reports it.
-    pub layers_size: u64,
+    pub(crate) layers_size: u64,
 }
 
 impl Inventory {
@@ -44,7 +44,7 @@ impl Inventory {
     /// v26.1.5 `daemon/containerd/image_prune.go`, `pruneUnused`: every
     /// `moby-dangling@` image no container uses). Nothing else plans them, so
     /// otherwise they are not asked for.
-    pub async fn collect(
+    pub(crate) async fn collect(
         engine: &impl Engine,
         saved_finish: &(dyn Fn(&str) -> Option<Option<i64>> + Sync),
         intermediates: bool,
@@ -183,7 +183,7 @@ impl Inventory {
 
     /// An inventory of sizes only, straight from `/system/df`, without the per-item
     /// inspect calls: enough for usage figures.
-    pub fn from_disk_usage(engine: EngineInfo, usage: DiskUsage) -> Inventory {
+    pub(crate) fn from_disk_usage(engine: EngineInfo, usage: DiskUsage) -> Inventory {
         Inventory {
             engine,
             containers: usage.containers,
@@ -197,7 +197,7 @@ impl Inventory {
 
     /// The name of the thing of `kind` with `id` as the engine has it now;
     /// `None` when it no longer exists.
-    pub fn name_of(&self, kind: Kind, id: &str) -> Option<String> {
+    pub(crate) fn name_of(&self, kind: Kind, id: &str) -> Option<String> {
         match kind {
             Kind::Container => self
                 .containers
@@ -223,12 +223,12 @@ impl Inventory {
         }
     }
 
-    pub fn image(&self, id: &str) -> Option<&Image> {
+    pub(crate) fn image(&self, id: &str) -> Option<&Image> {
         self.images.iter().find(|image| image.id == id)
     }
 
     /// Images by ID.
-    pub fn images_by_id(&self) -> HashMap<&str, &Image> {
+    pub(crate) fn images_by_id(&self) -> HashMap<&str, &Image> {
         self.images
             .iter()
             .map(|image| (image.id.as_str(), image))
@@ -238,7 +238,7 @@ impl Inventory {
 
 /// The chain ID of each layer, from the diff IDs oldest first, as the image spec
 /// defines it: `chain[0] = diff[0]`, `chain[n] = sha256(chain[n-1] + " " + diff[n])`.
-pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
+pub(crate) fn chain_ids(diff_ids: &[String]) -> Vec<String> {
     let mut chain: Vec<String> = Vec::with_capacity(diff_ids.len());
     for diff_id in diff_ids {
         let next = match chain.last() {
@@ -258,7 +258,7 @@ pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
 /// added zero bytes, or a history that was squashed), the sizes are assigned in
 /// order and whatever the image's total says is left over goes to the top layer;
 /// the result is then marked inexact.
-pub fn layers_from(found: &ImageLayers, image_size: u64) -> (Vec<Layer>, bool) {
+pub(crate) fn layers_from(found: &ImageLayers, image_size: u64) -> (Vec<Layer>, bool) {
     let chain = chain_ids(&found.diff_ids);
     let entries: Vec<(u64, bool, String)> = found
         .history_sizes

@@ -2,35 +2,25 @@
 //!
 //! The data flows one way: engine → inventory → plan → render → confirm → apply →
 //! report. `run` parses the command line, validates it into
-//! [`settings::Settings`], builds the runtime and dispatches; every error comes
+//! [`cli::settings::Settings`], builds the runtime and dispatches; every error comes
 //! back here to be printed once.
 
-pub mod apply;
-pub mod checklist;
-pub mod cli;
-pub mod commands;
-pub mod config;
-pub mod confirm;
-pub mod disk;
-pub mod engine;
-pub mod exit;
-pub mod files;
-pub mod inventory;
-pub mod layers;
-pub mod lock;
-pub mod man;
-pub mod measure;
-pub mod model;
-pub mod plan;
-pub mod planfile;
-pub mod plugin;
-pub mod progress;
-pub mod render;
-pub mod report;
-pub mod rules;
-pub mod settings;
-pub mod signals;
-pub mod usage;
+mod apply;
+mod cli;
+mod commands;
+mod engine;
+mod exit;
+mod files;
+mod inventory;
+mod measure;
+mod model;
+mod plan;
+mod render;
+mod signals;
+mod views;
+
+#[cfg(test)]
+mod testing;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -38,27 +28,27 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
-use crate::cli::{Cli, Command};
+use crate::cli::args::{Cli, Command};
+use crate::cli::settings::{Mode, Settings};
 use crate::engine::DockerEngine;
 use crate::exit::{ExitStatus, Stop};
-use crate::settings::{Mode, Settings};
 use crate::signals::{Interrupt, Signals};
 
 /// The whole program: parse, run, print any error once, and map it to an exit code.
 pub fn run() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if plugin::wants_metadata(&args) {
-        let _ = writeln!(std::io::stdout(), "{}", plugin::metadata());
+    if cli::plugin::wants_metadata(&args) {
+        let _ = writeln!(std::io::stdout(), "{}", cli::plugin::metadata());
         return ExitStatus::Success.into();
     }
-    let args = match plugin::command_line(args) {
+    let args = match cli::plugin::command_line(args) {
         Ok(args) => args,
         Err(err) => {
             note(&format!("docker-reclaim: error: {err}"));
             return ExitStatus::Usage.into();
         }
     };
-    let cli = if plugin::run_by_docker() {
+    let cli = if cli::plugin::run_by_docker() {
         Cli::parse_plugin_args(args)
     } else {
         Cli::parse_args(args)
@@ -83,7 +73,11 @@ pub fn run() -> ExitCode {
         // before its deletions by it (the report's own broken pipe keeps the
         // status: apply's write_report), so it did not do what was asked.
         Err(err) if is_broken_pipe(&err) && !may_delete => ExitStatus::Success.into(),
-        Err(err) if err.downcast_ref::<confirm::Declined>().is_some() => {
+        Err(err)
+            if err
+                .downcast_ref::<apply::prompt::confirm::Declined>()
+                .is_some() =>
+        {
             note(&err.to_string());
             ExitStatus::Aborted.into()
         }
@@ -104,18 +98,18 @@ fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
     // Documentation from the CLI definition: no config, no engine.
     match &cli.command {
         Some(Command::Completions { shell }) => {
-            out.write_all(&man::completions(*shell))?;
+            out.write_all(&cli::man::completions(*shell))?;
             out.flush()?;
             return Ok(ExitStatus::Success);
         }
         Some(Command::Man) => {
-            man::render(out)?;
+            cli::man::render(out)?;
             out.flush()?;
             return Ok(ExitStatus::Success);
         }
         _ => {}
     }
-    let config = config::load(cli.config.as_deref())?;
+    let config = cli::config::load(cli.config.as_deref())?;
     let endpoint = engine::context::resolve(
         &engine::context::Request::from_env(
             cli.host.clone(),
@@ -133,7 +127,7 @@ fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
         .with_docker_config(cli.docker_config.clone()),
     )?;
     let mut settings = Settings::from_cli(cli, config, endpoint, unix_now())?;
-    settings.size_cache = disk::cache::default_dir(
+    settings.size_cache = measure::cache::default_dir(
         |key| std::env::var_os(key),
         rustix::process::geteuid().is_root(),
     );

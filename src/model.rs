@@ -8,30 +8,30 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct EngineInfo {
+pub(crate) struct EngineInfo {
     /// Which engine answers the Docker API: Docker, or Podman's compatible API.
-    pub product: Product,
+    pub(crate) product: Product,
     /// Where the engine keeps images: its graph driver's layer store, or
     /// containerd's image store (Docker 29's default for new installs).
-    pub image_store: ImageStore,
-    pub id: String,
-    pub version: String,
-    pub api_version: String,
-    pub data_root: String,
-    pub storage_driver: String,
+    pub(crate) image_store: ImageStore,
+    pub(crate) id: String,
+    pub(crate) version: String,
+    pub(crate) api_version: String,
+    pub(crate) data_root: String,
+    pub(crate) storage_driver: String,
     /// The filesystem under the storage driver (`extfs`, `xfs`, …), when reported.
-    pub backing_filesystem: String,
+    pub(crate) backing_filesystem: String,
     /// The host we connected to, as `unix://…` or `tcp://…`.
-    pub host: String,
+    pub(crate) host: String,
     /// The docker CLI context that named the engine, if one did.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub context: Option<String>,
+    pub(crate) context: Option<String>,
 }
 
 /// Where the engine keeps images.
 #[derive(Debug, Clone, Copy, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum ImageStore {
+pub(crate) enum ImageStore {
     /// The graph driver's layer store (`overlay2`, …).
     #[default]
     Graphdriver,
@@ -43,7 +43,7 @@ pub enum ImageStore {
 /// Which engine answers the Docker API.
 #[derive(Debug, Clone, Copy, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum Product {
+pub(crate) enum Product {
     #[default]
     Docker,
     /// Podman's Docker-compatible API (`podman system service`).
@@ -51,7 +51,7 @@ pub enum Product {
 }
 
 impl Product {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Product::Docker => "Docker",
             Product::Podman => "Podman",
@@ -61,7 +61,7 @@ impl Product {
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum ContainerState {
+pub(crate) enum ContainerState {
     Created,
     Running,
     Paused,
@@ -73,7 +73,7 @@ pub enum ContainerState {
 }
 
 impl ContainerState {
-    pub fn parse(raw: &str) -> ContainerState {
+    pub(crate) fn parse(raw: &str) -> ContainerState {
         match raw {
             "created" => ContainerState::Created,
             "running" => ContainerState::Running,
@@ -87,7 +87,7 @@ impl ContainerState {
     }
 
     /// Stopped states: the container holds no process and may be removed without force.
-    pub fn is_stopped(self) -> bool {
+    pub(crate) fn is_stopped(self) -> bool {
         matches!(
             self,
             ContainerState::Created | ContainerState::Exited | ContainerState::Dead
@@ -96,39 +96,39 @@ impl ContainerState {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Mount {
+pub(crate) struct Mount {
     /// `volume`, `bind`, `tmpfs`, …
-    pub kind: String,
+    pub(crate) kind: String,
     /// The volume name, for volume mounts.
-    pub name: Option<String>,
-    pub destination: String,
+    pub(crate) name: Option<String>,
+    pub(crate) destination: String,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Container {
+pub(crate) struct Container {
     /// Full 64-hex ID.
-    pub id: String,
+    pub(crate) id: String,
     /// Names without the leading slash.
-    pub names: Vec<String>,
+    pub(crate) names: Vec<String>,
     /// Full image ID (`sha256:…`).
-    pub image_id: String,
+    pub(crate) image_id: String,
     /// The image as the container was created from it (a reference or an ID).
-    pub image: String,
-    pub state: ContainerState,
+    pub(crate) image: String,
+    pub(crate) state: ContainerState,
     /// Unix seconds.
-    pub created: i64,
+    pub(crate) created: i64,
     /// Unix seconds; `None` for a container that never ran to an end.
-    pub finished_at: Option<i64>,
+    pub(crate) finished_at: Option<i64>,
     /// Bytes in the writable layer, as the engine reports them.
-    pub size_rw: u64,
-    pub mounts: Vec<Mount>,
-    pub labels: BTreeMap<String, String>,
+    pub(crate) size_rw: u64,
+    pub(crate) mounts: Vec<Mount>,
+    pub(crate) labels: BTreeMap<String, String>,
     /// Networks it is attached to, by name (and by ID where the engine gives it).
-    pub networks: Vec<String>,
+    pub(crate) networks: Vec<String>,
 }
 
 impl Container {
-    pub fn display_name(&self) -> String {
+    pub(crate) fn display_name(&self) -> String {
         self.names
             .first()
             .cloned()
@@ -139,42 +139,42 @@ impl Container {
 /// One layer of an image, keyed by its chain ID so that layers shared between
 /// images compare equal.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Layer {
-    pub chain_id: String,
-    pub diff_id: String,
-    pub size: u64,
+pub(crate) struct Layer {
+    pub(crate) chain_id: String,
+    pub(crate) diff_id: String,
+    pub(crate) size: u64,
     /// Made by BuildKit: its build cache may hold the layer after the image goes.
-    pub buildkit: bool,
+    pub(crate) buildkit: bool,
     /// The history command that created it (`RUN …`, `COPY …`), when known.
-    pub created_by: String,
+    pub(crate) created_by: String,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Image {
+pub(crate) struct Image {
     /// Full image ID (`sha256:…`).
-    pub id: String,
-    pub parent_id: Option<String>,
+    pub(crate) id: String,
+    pub(crate) parent_id: Option<String>,
     /// `repo:tag` references; empty for an untagged image.
-    pub tags: Vec<String>,
-    pub digests: Vec<String>,
+    pub(crate) tags: Vec<String>,
+    pub(crate) digests: Vec<String>,
     /// Unix seconds.
-    pub created: i64,
+    pub(crate) created: i64,
     /// All of the image's layers, as the engine reports it.
-    pub size: u64,
-    pub labels: BTreeMap<String, String>,
+    pub(crate) size: u64,
+    pub(crate) labels: BTreeMap<String, String>,
     /// Oldest first.
-    pub layers: Vec<Layer>,
+    pub(crate) layers: Vec<Layer>,
     /// False when the per-layer sizes could not be matched to history exactly and
     /// were estimated (see [`layers_from`]).
-    pub layer_sizes_exact: bool,
+    pub(crate) layer_sizes_exact: bool,
     /// False for an image that the engine's image list hides (an untagged parent
     /// of other images) and that we only know of because a container uses it.
-    pub listed: bool,
+    pub(crate) listed: bool,
 }
 
 impl Image {
     /// Untagged: what `docker image prune` calls dangling.
-    pub fn is_dangling(&self) -> bool {
+    pub(crate) fn is_dangling(&self) -> bool {
         self.tags.iter().all(|tag| tag == "<none>:<none>")
     }
 
@@ -188,7 +188,7 @@ impl Image {
     /// parent at all, so the engine removes the old image without conflict
     /// while the new one keeps the layers (safety round 2, finding 11: LABEL-
     /// only rebuilds were never planned, "an image that stays is built on it").
-    pub fn is_built_on(&self, parent: &Image) -> bool {
+    pub(crate) fn is_built_on(&self, parent: &Image) -> bool {
         if self.parent_id.as_deref() == Some(parent.id.as_str()) {
             return true;
         }
@@ -207,7 +207,7 @@ impl Image {
     }
 
     /// By its first tag, else its short ID: how messages name an image.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         self.tags
             .first()
             .map(|tag| printable(tag).into_owned())
@@ -217,7 +217,7 @@ impl Image {
     /// Every tag it has, joined (`app:1, app:latest`): an image is named by
     /// all its tags wherever it is named (#21: `layers app:latest` was
     /// headed `app:1`); `<none>` when it has none.
-    pub fn display_name(&self) -> String {
+    pub(crate) fn display_name(&self) -> String {
         let tags: Vec<&str> = self
             .tags
             .iter()
@@ -233,43 +233,43 @@ impl Image {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Volume {
-    pub name: String,
-    pub driver: String,
+pub(crate) struct Volume {
+    pub(crate) name: String,
+    pub(crate) driver: String,
     /// Unix seconds, when the engine says.
-    pub created: Option<i64>,
-    pub labels: BTreeMap<String, String>,
+    pub(crate) created: Option<i64>,
+    pub(crate) labels: BTreeMap<String, String>,
     /// Bytes, when the engine measured them (local driver only).
-    pub size: Option<u64>,
+    pub(crate) size: Option<u64>,
     /// Containers referencing the volume, when the engine counted them.
-    pub ref_count: Option<u64>,
+    pub(crate) ref_count: Option<u64>,
 }
 
 impl Volume {
     /// An anonymous volume: the engine's label says so, or its name is the
     /// 64-hex ID the engine gives volumes nobody named.
-    pub fn is_anonymous(&self) -> bool {
+    pub(crate) fn is_anonymous(&self) -> bool {
         self.labels.contains_key("com.docker.volume.anonymous")
             || (self.name.len() == 64 && self.name.bytes().all(|b| b.is_ascii_hexdigit()))
     }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Network {
-    pub id: String,
-    pub name: String,
-    pub driver: String,
-    pub scope: String,
-    pub labels: BTreeMap<String, String>,
+pub(crate) struct Network {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) driver: String,
+    pub(crate) scope: String,
+    pub(crate) labels: BTreeMap<String, String>,
     /// Unix seconds.
-    pub created: Option<i64>,
+    pub(crate) created: Option<i64>,
     /// Swarm's ingress network.
-    pub ingress: bool,
+    pub(crate) ingress: bool,
 }
 
 impl Network {
     /// The networks the engine makes itself and that no prune may touch.
-    pub fn is_predefined(&self) -> bool {
+    pub(crate) fn is_predefined(&self) -> bool {
         matches!(self.name.as_str(), "bridge" | "host" | "none")
             || self.ingress
             || self.scope == "swarm"
@@ -277,20 +277,20 @@ impl Network {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct BuildCacheRecord {
-    pub id: String,
-    pub kind: String,
-    pub description: String,
-    pub in_use: bool,
-    pub shared: bool,
-    pub size: u64,
-    pub parents: Vec<String>,
+pub(crate) struct BuildCacheRecord {
+    pub(crate) id: String,
+    pub(crate) kind: String,
+    pub(crate) description: String,
+    pub(crate) in_use: bool,
+    pub(crate) shared: bool,
+    pub(crate) size: u64,
+    pub(crate) parents: Vec<String>,
     /// Unix seconds.
-    pub created: Option<i64>,
+    pub(crate) created: Option<i64>,
 }
 
 /// Docker's RFC 3339 times as Unix seconds; the zero time (`0001-01-01…`) is `None`.
-pub fn unix_seconds(raw: &str) -> Option<i64> {
+pub(crate) fn unix_seconds(raw: &str) -> Option<i64> {
     let time = humantime::parse_rfc3339_weak(raw).ok()?;
     let seconds = time.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
     i64::try_from(seconds).ok().filter(|seconds| *seconds > 0)
@@ -302,7 +302,7 @@ pub fn unix_seconds(raw: &str) -> Option<i64> {
 /// the screen, move the cursor, or forge a line above the prompt. Names,
 /// tags and messages from the engine go through this before any terminal;
 /// JSON escapes them itself.
-pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     let unsafe_char = |c: char| {
         c.is_control()
             || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
@@ -328,7 +328,7 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// [`printable`] for text of our own that may hold line breaks (error chains,
 /// notes): newlines kept, every other control character escaped.
-pub fn printable_lines(text: &str) -> String {
+pub(crate) fn printable_lines(text: &str) -> String {
     text.split('\n')
         .map(|line| printable(line).into_owned())
         .collect::<Vec<_>>()
@@ -336,16 +336,16 @@ pub fn printable_lines(text: &str) -> String {
 }
 
 /// The first 12 hex digits of an ID, without any `sha256:` prefix, as docker shows it.
-pub fn short_id(id: &str) -> &str {
+pub(crate) fn short_id(id: &str) -> &str {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);
     hex.get(..12).unwrap_or(hex)
 }
 
 /// Bytes as `du -s -B1` (allocated) and `du -sb` (apparent) count them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Bytes {
-    pub allocated: u64,
-    pub apparent: u64,
+pub(crate) struct Bytes {
+    pub(crate) allocated: u64,
+    pub(crate) apparent: u64,
 }
 
 impl std::ops::AddAssign for Bytes {
@@ -357,17 +357,17 @@ impl std::ops::AddAssign for Bytes {
 
 /// A measurement on disk: bytes, and whether everything could be read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Measured {
+pub(crate) struct Measured {
     #[serde(flatten)]
-    pub bytes: Bytes,
+    pub(crate) bytes: Bytes,
     /// Something could not be read: the figures are lower bounds.
-    pub incomplete: bool,
+    pub(crate) incomplete: bool,
 }
 
 /// What kind of thing an item is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Kind {
+pub(crate) enum Kind {
     Container,
     Image,
     Volume,
@@ -376,7 +376,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub(crate) const ALL: [Kind; 5] = [
         Kind::Container,
         Kind::Image,
         Kind::Volume,
@@ -385,7 +385,7 @@ impl Kind {
     ];
 
     /// Plural heading for people.
-    pub fn word(self) -> &'static str {
+    pub(crate) fn word(self) -> &'static str {
         match self {
             Kind::Container => "container",
             Kind::Image => "image",
@@ -395,7 +395,7 @@ impl Kind {
         }
     }
 
-    pub fn heading(self) -> &'static str {
+    pub(crate) fn heading(self) -> &'static str {
         match self {
             Kind::Container => "Containers",
             Kind::Image => "Images",
@@ -409,7 +409,7 @@ impl Kind {
 /// Why sizes are the engine's figures and not measured on disk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "reason", content = "detail", rename_all = "snake_case")]
-pub enum Unmeasured {
+pub(crate) enum Unmeasured {
     /// The engine is reached over the network (or a forwarded socket): its
     /// disk is not this machine's.
     Remote(String),

@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 
 /// Which signal came first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Interrupt {
+pub(crate) enum Interrupt {
     /// SIGINT (Ctrl-C) or SIGTERM.
     Interrupted,
     /// SIGHUP: the terminal went away.
@@ -33,14 +33,14 @@ struct State {
 
 /// The run's signal handlers. Cheap to clone.
 #[derive(Clone)]
-pub struct Signals {
+pub(crate) struct Signals {
     state: Arc<State>,
 }
 
 impl Signals {
     /// Installs the handlers; until they are dropped with the runtime, these
     /// signals no longer kill the process.
-    pub fn install() -> Result<Signals> {
+    pub(crate) fn install() -> Result<Signals> {
         let signals = Signals {
             state: Arc::new(State::default()),
         };
@@ -70,17 +70,17 @@ impl Signals {
     }
 
     /// Set once any of the signals came: no new deletion may start.
-    pub fn stop(&self) -> &AtomicBool {
+    pub(crate) fn stop(&self) -> &AtomicBool {
         &self.state.stop
     }
 
     /// From now on signals stop new deletions instead of ending the run.
-    pub fn start_applying(&self) {
+    pub(crate) fn start_applying(&self) {
         self.state.applying.store(true, Ordering::SeqCst);
     }
 
     /// Resolves when a signal comes before deletions have started.
-    pub async fn aborted(&self) -> Interrupt {
+    pub(crate) async fn aborted(&self) -> Interrupt {
         loop {
             let notified = self.state.notify.notified();
             if self.state.stop.load(Ordering::SeqCst) && !self.state.applying.load(Ordering::SeqCst)

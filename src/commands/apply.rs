@@ -9,19 +9,24 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result};
 
 use super::{local_data_root, make_plan, show_plan};
-use crate::cli::Format;
+use crate::apply::execute;
+use crate::apply::lock;
+use crate::apply::progress::{self, AuditLog, Fanout, Progress};
+use crate::apply::prompt::confirm;
+use crate::apply::report::{BeforeAfter, ItemResult, Outcome, Report};
+use crate::cli::args::Format;
+use crate::cli::settings::{Mode, Settings};
 use crate::engine::{Engine, Host};
 use crate::exit::ExitStatus;
 use crate::inventory::Inventory;
+use crate::measure::{self, sizes};
+use crate::plan::file as plan_file;
 use crate::plan::{self, Plan};
-use crate::progress::{self, AuditLog, Fanout, Progress};
-use crate::report::{BeforeAfter, ItemResult, Outcome, Report};
-use crate::settings::{Mode, Settings};
 use crate::signals::Signals;
-use crate::{apply, confirm, disk, files, lock, measure, note, planfile, render, unix_now};
+use crate::{files, note, render, unix_now};
 
 /// Plan (or load a saved plan), show, confirm, apply, report.
-pub async fn run(
+pub(crate) async fn run(
     engine: &impl Engine,
     settings: &Settings,
     signals: &Signals,
@@ -42,7 +47,7 @@ pub async fn run(
         });
     let saved = match &settings.mode {
         Mode::ApplyFile { path, max_age } => {
-            Some(planfile::load(path, engine.info(), unix_now(), *max_age)?)
+            Some(plan_file::load(path, engine.info(), unix_now(), *max_age)?)
         }
         _ => None,
     };
@@ -75,7 +80,7 @@ pub async fn run(
         settings,
         &plan,
         &inventory,
-        apply::Flags {
+        execute::Flags {
             stop: signals.stop(),
             gone: &gone,
         },
@@ -117,14 +122,14 @@ pub async fn run(
 async fn prepare(
     engine: &impl Engine,
     settings: &Settings,
-    saved: Option<planfile::SavedPlan>,
+    saved: Option<plan_file::SavedPlan>,
     out: &mut impl Write,
 ) -> Result<(Inventory, Plan)> {
     // The scope in force: a saved plan's, else the flags'.
     let prune_scope = saved
         .as_ref()
         .map_or(settings.rules.prune_scope, |saved| saved.scope.prune_scope);
-    let (inventory, walked) = measure::inventory_and_walk(
+    let (inventory, walked) = sizes::inventory_and_walk(
         engine,
         &settings.host,
         settings.size_cache.as_deref(),
@@ -141,7 +146,7 @@ async fn prepare(
         ),
         None => make_plan(&inventory, settings)?,
     };
-    let plan = measure::measure(plan, &inventory, &walked);
+    let plan = sizes::measure(plan, &inventory, &walked);
     let show = super::show(settings, false, false);
     let on_terminal = super::show(settings, false, true);
     let asking = !settings.yes && !plan.is_empty();
@@ -195,14 +200,10 @@ impl Before {
         let data_root = local_data_root(&settings.host, inventory).filter(|_| measured);
         let fresh: std::collections::HashSet<String> = plan.measured_keys.iter().cloned().collect();
         Before {
-            free_space: data_root.as_deref().and_then(disk::fs::free_space),
+            free_space: data_root.as_deref().and_then(measure::fs::free_space),
             disk: measured
                 .then(|| {
-                    measure::walk_data_root(
-                        &inventory.engine,
-                        settings.size_cache.as_deref(),
-                        &fresh,
-                    )
+                    sizes::walk_data_root(&inventory.engine, settings.size_cache.as_deref(), &fresh)
                 })
                 .flatten(),
             data_root,
@@ -216,7 +217,7 @@ async fn execute(
     settings: &Settings,
     plan: &Plan,
     inventory: &Inventory,
-    flags: apply::Flags<'_>,
+    flags: execute::Flags<'_>,
     audit: Option<&mut AuditLog<File>>,
 ) -> Vec<ItemResult> {
     let mut display = progress::for_stderr(settings.quiet);
@@ -226,8 +227,8 @@ async fn execute(
     }
     let mut progress = Fanout(reporters);
     progress.start(plan.items.len(), plan.total.predicted_bytes);
-    let jobs = crate::settings::jobs_for(settings.jobs, engine.info().image_store);
-    let results = apply::apply(engine, plan, inventory, jobs, flags, &mut progress).await;
+    let jobs = crate::cli::settings::jobs_for(settings.jobs, engine.info().image_store);
+    let results = execute::apply(engine, plan, inventory, jobs, flags, &mut progress).await;
     progress.finish();
     results
 }
@@ -281,7 +282,7 @@ async fn measure_after(
     let size_cache = size_cache.map(std::path::Path::to_path_buf);
     let walk_after = tokio::task::spawn_blocking(move || {
         walk.then(|| {
-            measure::walk_data_root(
+            sizes::walk_data_root(
                 &engine_info,
                 size_cache.as_deref(),
                 &std::collections::HashSet::new(),
@@ -311,7 +312,10 @@ async fn measure_after(
         engine_usage: pair(Some(plan.engine_current_bytes()), usage_after),
         free_space: pair(
             before.free_space,
-            before.data_root.as_deref().and_then(disk::fs::free_space),
+            before
+                .data_root
+                .as_deref()
+                .and_then(measure::fs::free_space),
         ),
         data_root: pair(before.disk, disk_after),
     }

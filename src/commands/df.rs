@@ -7,19 +7,21 @@ use std::collections::HashSet;
 use anyhow::Result;
 
 use super::{local_data_root, make_plan};
-use crate::cli::Format;
+use crate::cli::args::Format;
+use crate::cli::settings::Settings;
 use crate::engine::Engine;
 use crate::exit::ExitStatus;
-use crate::settings::Settings;
-use crate::{disk, measure, render, unix_now, usage};
+use crate::measure::{self, sizes};
+use crate::views;
+use crate::{render, unix_now};
 
 /// Where the space is, per kind, with the default plan's reclaimable figures.
-pub async fn run(
+pub(crate) async fn run(
     engine: &impl Engine,
     settings: &Settings,
     out: &mut impl Write,
 ) -> Result<ExitStatus> {
-    let (inventory, walked) = measure::inventory_and_walk(
+    let (inventory, walked) = sizes::inventory_and_walk(
         engine,
         &settings.host,
         settings.size_cache.as_deref(),
@@ -27,14 +29,14 @@ pub async fn run(
     )
     .await?;
     let (plan, orphans) =
-        measure::measure_and_find_orphans(make_plan(&inventory, settings)?, &inventory, &walked);
+        sizes::measure_and_find_orphans(make_plan(&inventory, settings)?, &inventory, &walked);
     let on_disk = walked.get().map(|(layout, index)| {
         let chains: HashSet<&str> = inventory
             .images
             .iter()
             .flat_map(|image| image.layers.iter().map(|layer| layer.chain_id.as_str()))
             .collect();
-        usage::OnDisk {
+        views::df::OnDisk {
             containers: inventory
                 .containers
                 .iter()
@@ -58,10 +60,10 @@ pub async fn run(
             data_root: plan.data_root.unwrap_or_default(),
         }
     });
-    let usage = usage::usage(&inventory, &plan, on_disk.as_ref());
+    let usage = views::df::usage(&inventory, &plan, on_disk.as_ref());
     let free = local_data_root(&settings.host, &inventory)
         .as_deref()
-        .and_then(disk::fs::free_space);
+        .and_then(measure::fs::free_space);
     let now = unix_now();
     match settings.format {
         // The notes under the tables wrap to the terminal; nothing is cut.

@@ -7,26 +7,28 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use super::{make_plan, show_plan};
+use crate::cli::settings::Settings;
 use crate::engine::Engine;
 use crate::exit::ExitStatus;
-use crate::settings::Settings;
-use crate::{measure, note, planfile, render};
+use crate::measure::sizes;
+use crate::plan::file as plan_file;
+use crate::{note, render};
 
 /// Inventory, plan, show; optionally save the plan.
-pub async fn run(
+pub(crate) async fn run(
     engine: &impl Engine,
     settings: &Settings,
     plan_out: Option<&Path>,
     out: &mut impl Write,
 ) -> Result<ExitStatus> {
-    let (inventory, walked) = measure::inventory_and_walk(
+    let (inventory, walked) = sizes::inventory_and_walk(
         engine,
         &settings.host,
         settings.size_cache.as_deref(),
         settings.rules.prune_scope,
     )
     .await?;
-    let plan = measure::measure(make_plan(&inventory, settings)?, &inventory, &walked);
+    let plan = sizes::measure(make_plan(&inventory, settings)?, &inventory, &walked);
     let show = super::show(settings, true, false);
     if settings.quiet {
         render::quiet_ids(out, &plan)
@@ -36,7 +38,7 @@ pub async fn run(
         show_plan(out, settings.format, &inventory, &plan, &show).context("writing the plan")?;
     }
     if let Some(path) = plan_out {
-        planfile::write(path, &inventory.engine, &plan, show.now).await?;
+        plan_file::write(path, &inventory.engine, &plan, show.now).await?;
         note(&format!(
             "Plan saved to {}; apply it with: docker-reclaim apply {}",
             path.display(),

@@ -6,20 +6,22 @@ use std::collections::HashMap;
 
 use anyhow::Result;
 
-use crate::cli::Format;
+use crate::cli::args::Format;
+use crate::cli::settings::Settings;
 use crate::engine::Engine;
 use crate::exit::ExitStatus;
-use crate::settings::Settings;
-use crate::{layers, measure, render, unix_now};
+use crate::measure::sizes;
+use crate::views::layers;
+use crate::{render, unix_now};
 
 /// Images' layers and what shares them.
-pub async fn run(
+pub(crate) async fn run(
     engine: &impl Engine,
     settings: &Settings,
     references: &[String],
     out: &mut impl Write,
 ) -> Result<ExitStatus> {
-    let (inventory, walked) = measure::inventory_and_walk(
+    let (inventory, walked) = sizes::inventory_and_walk(
         engine,
         &settings.host,
         settings.size_cache.as_deref(),

@@ -2,10 +2,10 @@
 //! for stdout, and returns the exit status. What the modes share (making the
 //! plan the settings ask for, showing it) is here.
 
-pub mod apply;
-pub mod df;
-pub mod dry_run;
-pub mod layers;
+pub(crate) mod apply;
+pub(crate) mod df;
+pub(crate) mod dry_run;
+pub(crate) mod layers;
 
 use std::io::Write;
 
@@ -13,14 +13,14 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::cli::{ColorChoice, Format};
-use crate::disk;
+use crate::cli::args::{ColorChoice, Format};
+use crate::cli::settings::Settings;
 use crate::engine::Host;
 use crate::exit::UsageError;
 use crate::inventory::Inventory;
+use crate::measure;
 use crate::plan::{self, Plan};
 use crate::render;
-use crate::settings::Settings;
 
 pub(crate) fn show_plan(
     out: &mut impl Write,
@@ -44,7 +44,7 @@ pub(crate) fn make_plan(inventory: &Inventory, settings: &Settings) -> Result<Pl
     };
     let space = local_data_root(&settings.host, inventory)
         .as_deref()
-        .and_then(disk::fs::filesystem_space);
+        .and_then(measure::fs::filesystem_space);
     let Some((total, available)) = space else {
         return Err(UsageError(format!(
             "{} needs the data root's filesystem, which is not readable from here (a local engine only)",

@@ -21,11 +21,11 @@ use crate::files;
 
 /// The engine to reach, and the context that named it (if one did).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub host: Host,
-    pub context: Option<String>,
+pub(crate) struct Endpoint {
+    pub(crate) host: Host,
+    pub(crate) context: Option<String>,
     /// TLS, for a `tcp://` engine that is reached with it.
-    pub tls: Option<Tls>,
+    pub(crate) tls: Option<Tls>,
 }
 
 impl Endpoint {
@@ -45,37 +45,37 @@ impl Endpoint {
 /// `DOCKER_TLS_VERIFY`), the files, and `DOCKER_CERT_PATH` where they are by
 /// default (`ca.pem`, `cert.pem`, `key.pem`; else the docker config directory).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TlsOptions {
-    pub tls: bool,
-    pub verify: bool,
-    pub ca: Option<PathBuf>,
-    pub cert: Option<PathBuf>,
-    pub key: Option<PathBuf>,
-    pub cert_path: Option<PathBuf>,
+pub(crate) struct TlsOptions {
+    pub(crate) tls: bool,
+    pub(crate) verify: bool,
+    pub(crate) ca: Option<PathBuf>,
+    pub(crate) cert: Option<PathBuf>,
+    pub(crate) key: Option<PathBuf>,
+    pub(crate) cert_path: Option<PathBuf>,
 }
 
 /// What was asked for, before any file is read.
 #[derive(Debug, Clone, Default)]
-pub struct Request {
+pub(crate) struct Request {
     /// `-H/--host`.
-    pub host: Option<String>,
+    pub(crate) host: Option<String>,
     /// `-c/--context`.
-    pub context: Option<String>,
+    pub(crate) context: Option<String>,
     /// `DOCKER_HOST`, when set and not empty.
-    pub env_host: Option<String>,
+    pub(crate) env_host: Option<String>,
     /// `DOCKER_CONTEXT`, when set and not empty.
-    pub env_context: Option<String>,
+    pub(crate) env_context: Option<String>,
     /// `host` in docker-reclaim's config file.
-    pub config_host: Option<String>,
+    pub(crate) config_host: Option<String>,
     /// `$DOCKER_CONFIG`, else `~/.docker`.
-    pub docker_config: Option<PathBuf>,
+    pub(crate) docker_config: Option<PathBuf>,
     /// For an engine named by host (not by a context).
-    pub tls: TlsOptions,
+    pub(crate) tls: TlsOptions,
 }
 
 impl Request {
     /// With the docker CLI's `--config DIR`, when docker runs us as a plugin.
-    pub fn with_docker_config(mut self, dir: Option<PathBuf>) -> Request {
+    pub(crate) fn with_docker_config(mut self, dir: Option<PathBuf>) -> Request {
         if dir.is_some() {
             self.docker_config = dir;
         }
@@ -86,7 +86,7 @@ impl Request {
     /// environment. `tls` holds the flags; the environment adds to them as
     /// docker's does (a non-empty `DOCKER_TLS_VERIFY` or `DOCKER_TLS` turns
     /// them on).
-    pub fn from_env(
+    pub(crate) fn from_env(
         host: Option<String>,
         context: Option<String>,
         config_host: Option<String>,
@@ -143,10 +143,10 @@ impl Request {
 
 /// The context name that means "no context": the host from flags or the
 /// environment, else the default socket.
-pub const DEFAULT_CONTEXT: &str = "default";
+pub(crate) const DEFAULT_CONTEXT: &str = "default";
 
 /// Resolves the engine, reading the docker CLI's config and context store.
-pub fn resolve(request: &Request) -> Result<Endpoint, UsageError> {
+pub(crate) fn resolve(request: &Request) -> Result<Endpoint, UsageError> {
     if request.host.is_some() && request.context.is_some() {
         return Err(UsageError(
             "conflicting options: either specify --host or --context, not both".into(),
@@ -222,7 +222,7 @@ fn current_context(request: &Request) -> Result<Option<String>, UsageError> {
 }
 
 /// The directory name of a context in the store.
-pub fn context_id(name: &str) -> String {
+pub(crate) fn context_id(name: &str) -> String {
     hex::encode(Sha256::digest(name.as_bytes()))
 }
 

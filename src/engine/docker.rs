@@ -42,7 +42,7 @@ fn is_df_failure(err: &anyhow::Error) -> bool {
         .is_some_and(|answer| answer.status == 500)
 }
 
-pub struct DockerEngine {
+pub(crate) struct DockerEngine {
     docker: Docker,
     host: Host,
     /// How long one request may take (`--timeout`).
@@ -77,7 +77,7 @@ impl DockerEngine {
     /// inventory that follows (see [`Engine::disk_usage`]); not for a run that
     /// may stop before it needs one (an apply checks its terminal, plan file
     /// and lock first), so that the engine does not size everything for nothing.
-    pub async fn connect(
+    pub(crate) async fn connect(
         host: &Host,
         tls: Option<&Tls>,
         timeout: Duration,
@@ -193,7 +193,7 @@ impl DockerEngine {
 
 impl DockerEngine {
     /// Records the docker CLI context that named this engine.
-    pub fn named_by(mut self, context: Option<String>) -> DockerEngine {
+    pub(crate) fn named_by(mut self, context: Option<String>) -> DockerEngine {
         self.info.context = context;
         self
     }
@@ -473,14 +473,14 @@ impl Engine for DockerEngine {
         Ok(images
             .into_iter()
             .map(|image| Image {
-                id: super::df::image_id(&image.id),
+                id: super::system_df::image_id(&image.id),
                 parent_id: Some(image.parent_id)
                     .filter(|parent| !parent.is_empty())
-                    .map(|parent| super::df::image_id(&parent)),
+                    .map(|parent| super::system_df::image_id(&parent)),
                 tags: image
                     .repo_tags
                     .into_iter()
-                    .filter(|tag| super::df::is_tag(tag))
+                    .filter(|tag| super::system_df::is_tag(tag))
                     .collect(),
                 digests: image
                     .repo_digests

@@ -7,7 +7,7 @@ use crate::exit::UsageError;
 
 /// Where the engine is, as the user named it and as we will dial it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Host {
+pub(crate) enum Host {
     /// A unix socket path.
     Unix(PathBuf),
     /// `host:port` over TCP: plain HTTP, or TLS when the endpoint says so.
@@ -20,11 +20,11 @@ pub enum Host {
 /// Where `ssh` goes, and which socket `docker system dial-stdio` uses there
 /// (its default when none is given).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SshTarget {
-    pub user: Option<String>,
-    pub host: String,
-    pub port: Option<u16>,
-    pub socket: Option<String>,
+pub(crate) struct SshTarget {
+    pub(crate) user: Option<String>,
+    pub(crate) host: String,
+    pub(crate) port: Option<u16>,
+    pub(crate) socket: Option<String>,
 }
 
 impl SshTarget {
@@ -32,7 +32,7 @@ impl SshTarget {
     /// `cli/connhelper`: `-o ConnectTimeout=30`, `-T`, `-l USER`, `-p PORT`,
     /// `--`, the host, then `docker [--host unix://PATH] system dial-stdio`).
     /// `ssh` is the system's client, with its config and agent.
-    pub fn command(&self) -> Vec<String> {
+    pub(crate) fn command(&self) -> Vec<String> {
         let mut command: Vec<String> = ["ssh", "-o", "ConnectTimeout=30", "-T"]
             .map(String::from)
             .to_vec();
@@ -150,18 +150,18 @@ impl std::fmt::Display for SshTarget {
 }
 
 impl Host {
-    pub const DEFAULT: &'static str = "unix:///var/run/docker.sock";
+    pub(crate) const DEFAULT: &'static str = "unix:///var/run/docker.sock";
 
     /// Parses a Docker host string in the forms the docker CLI accepts for local and
     /// plain-TCP engines. An empty string is an error: an empty `DOCKER_HOST` is
     /// treated as unset before it gets here, so an empty host was given on purpose.
-    pub fn parse(raw: &str) -> Result<Host, UsageError> {
+    pub(crate) fn parse(raw: &str) -> Result<Host, UsageError> {
         Host::parse_for(raw, false)
     }
 
     /// [`Host::parse`], for an engine reached with TLS when `tls`: a `tcp://`
     /// host without a port gets the docker CLI's TLS port, 2376.
-    pub fn parse_for(raw: &str, tls: bool) -> Result<Host, UsageError> {
+    pub(crate) fn parse_for(raw: &str, tls: bool) -> Result<Host, UsageError> {
         let raw = raw.trim();
         if raw.is_empty() {
             return Err(UsageError(
@@ -221,7 +221,7 @@ impl Host {
 
 /// `raw` with any user information before an `@` in its authority (after a
 /// scheme's `://`, or from the start where there is none) replaced by `***`.
-pub fn redact(raw: &str) -> String {
+pub(crate) fn redact(raw: &str) -> String {
     let start = raw.find("://").map_or(0, |at| at + 3);
     let authority = &raw[start..];
     let end = authority.find('/').unwrap_or(authority.len());

@@ -2,36 +2,36 @@
 //! program sees, and its implementation over bollard ([`DockerEngine`]).
 //! Nothing here decides what to remove; it only reads and, later, deletes.
 
-pub mod context;
-mod df;
+pub(crate) mod context;
 mod docker;
 mod host;
 mod raw;
-pub mod transport;
+mod system_df;
+pub(crate) mod transport;
 
 use std::collections::HashMap;
 
 use anyhow::Result;
 
-pub use context::Endpoint;
-pub use df::parse_disk_usage;
-pub use docker::DockerEngine;
-pub use host::{Host, SshTarget};
-pub use transport::Tls;
+pub(crate) use context::Endpoint;
+pub(crate) use docker::DockerEngine;
+pub(crate) use host::Host;
+pub(crate) use system_df::parse_disk_usage;
+pub(crate) use transport::Tls;
 
 use crate::model::{
     BuildCacheRecord, Container, ContainerState, EngineInfo, Image, Network, Volume,
 };
 
 /// The oldest API we speak: Docker 20.10.
-pub const MIN_API: (u32, u32) = (1, 41);
+pub(crate) const MIN_API: (u32, u32) = (1, 41);
 /// The newest API we ask for. A newer engine is spoken to at this version, so that
 /// responses keep the shapes we parse rather than following the daemon's default.
-pub const MAX_API: (u32, u32) = (1, 53);
+pub(crate) const MAX_API: (u32, u32) = (1, 53);
 
 /// What docker-reclaim needs from an engine. All of it is plain data.
 #[allow(async_fn_in_trait)]
-pub trait Engine {
+pub(crate) trait Engine {
     /// Identity and layout of the engine, read when connecting.
     fn info(&self) -> &EngineInfo;
 
@@ -101,37 +101,37 @@ pub trait Engine {
 
 /// Container details that only an inspect call gives.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ContainerDetails {
-    pub finished_at: Option<i64>,
+pub(crate) struct ContainerDetails {
+    pub(crate) finished_at: Option<i64>,
 }
 
 /// An image's layer chain and the sizes its history gives.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ImageLayers {
+pub(crate) struct ImageLayers {
     /// RootFS diff IDs, oldest first.
-    pub diff_ids: Vec<String>,
+    pub(crate) diff_ids: Vec<String>,
     /// History entry sizes, oldest first (the API gives newest first).
-    pub history_sizes: Vec<u64>,
+    pub(crate) history_sizes: Vec<u64>,
     /// Whether each history entry (same order) was made by BuildKit.
-    pub history_buildkit: Vec<bool>,
+    pub(crate) history_buildkit: Vec<bool>,
     /// Each history entry's command (same order).
-    pub history_created_by: Vec<String>,
+    pub(crate) history_created_by: Vec<String>,
 }
 
 /// What `/system/df` reports, in either of its response shapes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DiskUsage {
+pub(crate) struct DiskUsage {
     /// Bytes of all image layers, each counted once.
-    pub layers_size: u64,
-    pub containers: Vec<Container>,
-    pub images: Vec<Image>,
-    pub volumes: Vec<Volume>,
-    pub build_cache: Vec<BuildCacheRecord>,
+    pub(crate) layers_size: u64,
+    pub(crate) containers: Vec<Container>,
+    pub(crate) images: Vec<Image>,
+    pub(crate) volumes: Vec<Volume>,
+    pub(crate) build_cache: Vec<BuildCacheRecord>,
 }
 
 /// What a delete call did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Removal {
+pub(crate) enum Removal {
     Removed,
     /// Someone else removed it first.
     AlreadyGone,
@@ -141,14 +141,14 @@ pub enum Removal {
 /// container that started, an image that gained a child, …).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the engine refused ({status}): {message}")]
-pub struct Refused {
-    pub status: u16,
-    pub message: String,
+pub(crate) struct Refused {
+    pub(crate) status: u16,
+    pub(crate) message: String,
 }
 
 /// Whether an error is the engine's answer to a request (it refused it) rather
 /// than the engine not answering at all.
-pub fn is_refusal(err: &anyhow::Error) -> bool {
+pub(crate) fn is_refusal(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         cause.downcast_ref::<Refused>().is_some()
             || cause.downcast_ref::<raw::EngineAnswered>().is_some()
@@ -156,14 +156,14 @@ pub fn is_refusal(err: &anyhow::Error) -> bool {
 }
 
 /// Parses an API version string like `1.41`.
-pub fn parse_api_version(raw: &str) -> Option<(u32, u32)> {
+pub(crate) fn parse_api_version(raw: &str) -> Option<(u32, u32)> {
     let (major, minor) = raw.trim().split_once('.')?;
     Some((major.parse().ok()?, minor.parse().ok()?))
 }
 
 /// The version we speak to an engine that offers `server`: the newest both know.
 /// `None` when the engine is older than [`MIN_API`].
-pub fn negotiate(server: (u32, u32)) -> Option<(u32, u32)> {
+pub(crate) fn negotiate(server: (u32, u32)) -> Option<(u32, u32)> {
     if server < MIN_API {
         None
     } else {

@@ -18,21 +18,21 @@ use super::transport::{AUTHORITY, Connector};
 /// The engine answered with an error status.
 #[derive(Debug, thiserror::Error)]
 #[error("{request}: the engine answered {status}: {message}")]
-pub struct EngineAnswered {
-    pub request: String,
-    pub status: u16,
-    pub message: String,
+pub(crate) struct EngineAnswered {
+    pub(crate) request: String,
+    pub(crate) status: u16,
+    pub(crate) message: String,
 }
 
 #[derive(Clone)]
-pub struct RawClient {
+pub(crate) struct RawClient {
     client: Client<Connector, Empty<Bytes>>,
     host: Host,
     timeout: Duration,
 }
 
 impl RawClient {
-    pub fn new(connector: Connector, host: &Host, timeout: Duration) -> RawClient {
+    pub(crate) fn new(connector: Connector, host: &Host, timeout: Duration) -> RawClient {
         RawClient {
             client: Client::builder(TokioExecutor::new()).build(connector),
             host: host.clone(),
@@ -53,7 +53,7 @@ impl RawClient {
 
     /// GETs `path_and_query` (already carrying the `/v1.xx` prefix) and returns the
     /// body of a 2xx answer; any other status is an error with the engine's message.
-    pub async fn get(&self, path_and_query: &str) -> Result<Bytes> {
+    pub(crate) async fn get(&self, path_and_query: &str) -> Result<Bytes> {
         let uri: hyper::Uri = format!("{AUTHORITY}{path_and_query}")
             .parse()
             .with_context(|| format!("building a request URI for {path_and_query}"))?;

@@ -24,26 +24,26 @@ use crate::files;
 
 /// The URI authority requests carry: the connector, not the URI, says where
 /// the engine is (as the docker CLI's `http://docker.example.com` for ssh).
-pub const AUTHORITY: &str = "http://docker.engine";
+pub(crate) const AUTHORITY: &str = "http://docker.engine";
 
 /// TLS as the docker CLI sets it up (`--tls`, `--tlsverify`, `DOCKER_CERT_PATH`,
 /// a context's TLS material).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tls {
+pub(crate) struct Tls {
     /// Verify the engine's certificate (`--tlsverify`): against `ca` when
     /// given, else the system's roots. Without it (`--tls`, a context's
     /// `SkipTLSVerify`) the connection is still encrypted, but anyone can
     /// answer: as with docker.
-    pub verify: bool,
-    pub ca: Option<PathBuf>,
+    pub(crate) verify: bool,
+    pub(crate) ca: Option<PathBuf>,
     /// A client certificate and its key, presented when both are given.
-    pub cert: Option<PathBuf>,
-    pub key: Option<PathBuf>,
+    pub(crate) cert: Option<PathBuf>,
+    pub(crate) key: Option<PathBuf>,
 }
 
 impl Tls {
     /// The rustls configuration, or a one-line error naming the file at fault.
-    pub fn client_config(&self) -> Result<rustls::ClientConfig, UsageError> {
+    pub(crate) fn client_config(&self) -> Result<rustls::ClientConfig, UsageError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
@@ -177,7 +177,7 @@ enum Dial {
 
 /// The connector both HTTP clients use.
 #[derive(Clone)]
-pub struct Connector {
+pub(crate) struct Connector {
     dial: Arc<Dial>,
     /// What `ssh` said on stderr, each line once: the reason a connection
     /// failed is there (a refused port, an unknown host key, a denied key),
@@ -186,7 +186,7 @@ pub struct Connector {
 }
 
 impl Connector {
-    pub fn new(host: &Host, tls: Option<&Tls>) -> Result<Connector, UsageError> {
+    pub(crate) fn new(host: &Host, tls: Option<&Tls>) -> Result<Connector, UsageError> {
         let dial = match (host, tls) {
             (Host::Unix(path), _) => Dial::Unix(path.clone()),
             (Host::Tcp(authority), None) => Dial::Tcp(authority.clone()),
@@ -214,7 +214,7 @@ impl Connector {
     }
 
     /// The last thing `ssh` said on stderr, if it said anything.
-    pub fn ssh_said(&self) -> Option<String> {
+    pub(crate) fn ssh_said(&self) -> Option<String> {
         self.ssh_said
             .lock()
             .ok()
@@ -370,7 +370,7 @@ impl AsyncWrite for Stream {
 }
 
 /// A connection as hyper sees it.
-pub struct Io(TokioIo<Stream>);
+pub(crate) struct Io(TokioIo<Stream>);
 
 impl Connection for Io {
     fn connected(&self) -> Connected {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use super::{Context, Item, Kept, Kind, Reason};
 use crate::model::{ContainerState, Image};
-use crate::rules::{CacheScope, VolumeScope};
+use crate::plan::rules::{CacheScope, VolumeScope};
 
 /// Stopped containers go; anything running, paused, restarting, being removed,
 /// or in a state we do not know stays. Returns the IDs of those that go.

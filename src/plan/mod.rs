@@ -7,7 +7,9 @@
 //! image) uses it, and a layer freed by several planned images counts once.
 
 mod candidates;
+pub(crate) mod file;
 mod images;
+pub(crate) mod rules;
 mod target;
 
 use std::collections::{HashMap, HashSet};
@@ -15,16 +17,16 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::Inventory;
-pub use crate::model::Kind;
+pub(crate) use crate::model::Kind;
 use crate::model::{EngineInfo, Measured, Unmeasured, short_id};
-use crate::rules::{Rules, Scope, VolumeScope};
+use crate::plan::rules::{Rules, Scope, VolumeScope};
 
-pub use target::plan_to_target;
+pub(crate) use target::plan_to_target;
 
 /// Why an item is in the plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Reason {
+pub(crate) enum Reason {
     /// A container that ran and exited.
     Exited,
     /// A container that was created and never started.
@@ -50,7 +52,7 @@ pub enum Reason {
 
 impl Reason {
     /// The kind of item a reason can apply to.
-    pub fn kind(self) -> Kind {
+    pub(crate) fn kind(self) -> Kind {
         match self {
             Reason::Exited | Reason::NeverStarted | Reason::Dead => Kind::Container,
             Reason::Dangling | Reason::Unused => Kind::Image,
@@ -60,7 +62,7 @@ impl Reason {
         }
     }
 
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             Reason::Exited => "stopped: exited",
             Reason::NeverStarted => "stopped: created, never started",
@@ -80,137 +82,137 @@ impl Reason {
 
 /// One thing the plan removes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Item {
-    pub kind: Kind,
+pub(crate) struct Item {
+    pub(crate) kind: Kind,
     /// The full ID as the engine gives it.
-    pub id: String,
-    pub name: String,
-    pub reason: Reason,
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) reason: Reason,
     /// An image's tags when planned: it goes only if they are still exactly these.
-    pub tags: Vec<String>,
+    pub(crate) tags: Vec<String>,
     /// Unix seconds: when it was created.
-    pub created: i64,
+    pub(crate) created: i64,
     /// Unix seconds: when a container last finished, if it ever ran.
-    pub finished_at: Option<i64>,
+    pub(crate) finished_at: Option<i64>,
     /// Bytes this removal frees, counting shared layers once across the plan:
     /// allocated bytes on disk when [`Item::measured`], else the engine's figure.
-    pub predicted_bytes: u64,
+    pub(crate) predicted_bytes: u64,
     /// Apparent bytes (`du -b`), when measured.
-    pub predicted_apparent_bytes: Option<u64>,
+    pub(crate) predicted_apparent_bytes: Option<u64>,
     /// Whether `predicted_bytes` was measured on disk.
-    pub measured: bool,
+    pub(crate) measured: bool,
     /// The layers removing this image frees (images only).
-    pub frees_layers: Vec<FreedLayer>,
+    pub(crate) frees_layers: Vec<FreedLayer>,
     /// The image's layers that stay because something that remains uses them.
-    pub keeps_layers: Vec<KeptLayer>,
+    pub(crate) keeps_layers: Vec<KeptLayer>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FreedLayer {
-    pub chain_id: String,
-    pub bytes: u64,
+pub(crate) struct FreedLayer {
+    pub(crate) chain_id: String,
+    pub(crate) bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct KeptLayer {
-    pub chain_id: String,
-    pub bytes: u64,
+pub(crate) struct KeptLayer {
+    pub(crate) chain_id: String,
+    pub(crate) bytes: u64,
     /// What remains and uses it: an image (by tag or short ID) or a container.
-    pub held_by: String,
+    pub(crate) held_by: String,
 }
 
 /// Usage and reclaim for one kind, or in total.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Figures {
+pub(crate) struct Figures {
     /// Bytes the kind takes now, as the engine reports it.
-    pub current_bytes: u64,
+    pub(crate) current_bytes: u64,
     /// Bytes the plan frees.
-    pub predicted_bytes: u64,
+    pub(crate) predicted_bytes: u64,
 }
 
 impl Figures {
-    pub fn after_bytes(&self) -> u64 {
+    pub(crate) fn after_bytes(&self) -> u64 {
         self.current_bytes.saturating_sub(self.predicted_bytes)
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Containers first, then images, each oldest first.
-    pub items: Vec<Item>,
+    pub(crate) items: Vec<Item>,
     /// Per kind: current usage is the engine's figure; predicted is measured
     /// where the items were.
-    pub by_kind: Vec<(Kind, Figures)>,
-    pub total: Figures,
+    pub(crate) by_kind: Vec<(Kind, Figures)>,
+    pub(crate) total: Figures,
     /// The whole data root measured on disk (`du -s -x`), when it was readable.
-    pub data_root: Option<Measured>,
+    pub(crate) data_root: Option<Measured>,
     /// Directories under `overlay2/` that nothing refers to: how many, and their
     /// allocated bytes. The engine cannot reclaim them.
-    pub orphaned: Option<(usize, u64)>,
+    pub(crate) orphaned: Option<(usize, u64)>,
     /// What would have gone but a filter or keep rule left alone, and which.
-    pub kept: Vec<Kept>,
+    pub(crate) kept: Vec<Kept>,
     /// With --target-free or --max-usage: where the plan stopped, and why.
-    pub target: Option<TargetNote>,
+    pub(crate) target: Option<TargetNote>,
     /// The scope the plan was made in.
-    pub scope: Scope,
+    pub(crate) scope: Scope,
     /// When a saved plan is applied: what of it the plan made now does not take.
-    pub saved: Option<SavedPlanNote>,
+    pub(crate) saved: Option<SavedPlanNote>,
     /// Why sizes are the engine's figures, when they were not measured.
-    pub unmeasured: Option<Unmeasured>,
+    pub(crate) unmeasured: Option<Unmeasured>,
     /// The owner keys (`overlay2/<cache-id>`, …) whose bytes the items'
     /// predictions counted: measured again without the size cache just
     /// before deleting, so that the check after the apply does not take its
     /// figures from the file the prediction took them from.
     #[serde(skip)]
-    pub measured_keys: Vec<String>,
+    pub(crate) measured_keys: Vec<String>,
 }
 
 /// A saved plan is an upper bound: what of it is no longer there, and what a
 /// plan made now, under the rules in force now, does not take (and why).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct SavedPlanNote {
+pub(crate) struct SavedPlanNote {
     /// Items of the file, how many.
-    pub items: usize,
+    pub(crate) items: usize,
     /// Items of the file that no longer exist: gone before this run, not removed by it.
-    pub gone: Vec<Kept>,
+    pub(crate) gone: Vec<Kept>,
     /// Items of the file that still exist but that a plan made now does not take.
-    pub not_taken: Vec<Kept>,
+    pub(crate) not_taken: Vec<Kept>,
 }
 
 /// Where a target plan stopped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TargetNote {
+pub(crate) struct TargetNote {
     /// The rule, as the user gave it.
-    pub rule: String,
+    pub(crate) rule: String,
     /// Bytes the filesystem needed freed when the plan was made.
-    pub needed_bytes: u64,
+    pub(crate) needed_bytes: u64,
     /// Candidates taken, in order, out of all allowed.
-    pub taken: usize,
-    pub candidates: usize,
+    pub(crate) taken: usize,
+    pub(crate) candidates: usize,
     /// Whether the plan's prediction meets the target.
-    pub met: bool,
+    pub(crate) met: bool,
 }
 
 /// A candidate that a rule kept out of the plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Kept {
-    pub kind: Kind,
-    pub id: String,
-    pub name: String,
-    pub rule: String,
+pub(crate) struct Kept {
+    pub(crate) kind: Kind,
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) rule: String,
 }
 
 impl Plan {
-    pub fn items_of(&self, kind: Kind) -> impl Iterator<Item = &Item> {
+    pub(crate) fn items_of(&self, kind: Kind) -> impl Iterator<Item = &Item> {
         self.items.iter().filter(move |item| item.kind == kind)
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
 
     /// The plan narrowed to the items at `indices` (from a checklist), totals redone.
-    pub fn only(&self, indices: &[usize], inventory: &Inventory) -> Plan {
+    pub(crate) fn only(&self, indices: &[usize], inventory: &Inventory) -> Plan {
         let items = indices
             .iter()
             .filter_map(|index| self.items.get(*index).cloned())
@@ -229,7 +231,7 @@ impl Plan {
     /// Replaces predicted bytes with what was measured on disk: per item
     /// (aligned with `items`; `None` leaves the engine's figure), per freed layer,
     /// and the data root's total. Totals are redone.
-    pub fn with_measurements(
+    pub(crate) fn with_measurements(
         mut self,
         items: &[Option<Measured>],
         layers: &HashMap<String, u64>,
@@ -263,24 +265,24 @@ impl Plan {
     }
 
     /// Current usage by the engine's own figures, summed over the kinds.
-    pub fn engine_current_bytes(&self) -> u64 {
+    pub(crate) fn engine_current_bytes(&self) -> u64 {
         self.by_kind.iter().map(|(_, f)| f.current_bytes).sum()
     }
 
     /// Whether the predictions of this kind's items were all measured on disk
     /// (a kind with no items counts as measured).
-    pub fn kind_measured(&self, kind: Kind) -> bool {
+    pub(crate) fn kind_measured(&self, kind: Kind) -> bool {
         self.items_of(kind).all(|item| item.measured)
     }
 
     /// Whether every item's prediction was measured on disk.
-    pub fn all_measured(&self) -> bool {
+    pub(crate) fn all_measured(&self) -> bool {
         !self.items.is_empty() && self.items.iter().all(|item| item.measured)
     }
 }
 
 /// The images that a container which stays uses: these are never removed.
-pub fn images_used_by_remaining<'a>(
+pub(crate) fn images_used_by_remaining<'a>(
     inventory: &'a Inventory,
     removed_containers: &HashSet<&str>,
 ) -> HashSet<&'a str> {
@@ -294,11 +296,11 @@ pub fn images_used_by_remaining<'a>(
 
 /// What every stage of planning reads.
 pub(crate) struct Context<'a> {
-    pub inventory: &'a Inventory,
-    pub rules: &'a Rules,
+    pub(crate) inventory: &'a Inventory,
+    pub(crate) rules: &'a Rules,
     /// Unix seconds: `--stopped-for` counts back from here.
-    pub now: i64,
-    pub allowed: Option<&'a Allowed>,
+    pub(crate) now: i64,
+    pub(crate) allowed: Option<&'a Allowed>,
 }
 
 impl Context<'_> {
@@ -313,19 +315,19 @@ impl Context<'_> {
 /// An allow-list: only these IDs may be planned (a target's shortest prefix, a
 /// saved plan's items); every other candidate is kept, with `why`.
 #[derive(Debug, Clone, Default)]
-pub struct Allowed {
-    pub ids: HashSet<String>,
-    pub why: String,
+pub(crate) struct Allowed {
+    pub(crate) ids: HashSet<String>,
+    pub(crate) why: String,
 }
 
 /// Builds the plan for the default scope, narrowed and protected by `rules`;
 /// `now` (Unix seconds) measures `--stopped-for`.
-pub fn plan(inventory: &Inventory, rules: &Rules, now: i64) -> Plan {
+pub(crate) fn plan(inventory: &Inventory, rules: &Rules, now: i64) -> Plan {
     plan_within(inventory, rules, now, None)
 }
 
 /// The plan `rules` make, with only the candidates on `allowed` (when given).
-pub fn plan_within(
+pub(crate) fn plan_within(
     inventory: &Inventory,
     rules: &Rules,
     now: i64,
@@ -365,7 +367,7 @@ pub fn plan_within(
 /// now, limited to the file's `saved` items. A saved plan is an upper bound,
 /// never a licence: what of the file a plan made now does not take is noted
 /// with the reason, and what no longer exists is noted as gone.
-pub fn plan_saved(
+pub(crate) fn plan_saved(
     inventory: &Inventory,
     rules: &Rules,
     now: i64,
@@ -466,7 +468,7 @@ pub fn plan_saved(
 }
 
 /// A plan of `items`, with per-kind and total figures against the inventory's usage.
-pub fn summarize(items: Vec<Item>, inventory: &Inventory) -> Plan {
+pub(crate) fn summarize(items: Vec<Item>, inventory: &Inventory) -> Plan {
     let current = current_usage(inventory);
     let by_kind: Vec<(Kind, Figures)> = Kind::ALL
         .iter()
@@ -520,7 +522,7 @@ fn prune_volume_scope(rules: &Rules, engine: &EngineInfo, scope: VolumeScope) ->
 }
 
 /// What holds a layer that only BuildKit's cache keeps.
-pub const BUILD_CACHE_HOLDER: &str = "build cache";
+pub(crate) const BUILD_CACHE_HOLDER: &str = "build cache";
 
 /// Bytes each kind takes now, from the engine's figures.
 fn current_usage(inventory: &Inventory) -> HashMap<Kind, u64> {
@@ -549,7 +551,12 @@ fn current_usage(inventory: &Inventory) -> HashMap<Kind, u64> {
 
 impl Item {
     /// An item with nothing known yet beyond what it is and why it goes.
-    pub fn new(kind: Kind, id: impl Into<String>, name: impl Into<String>, reason: Reason) -> Item {
+    pub(crate) fn new(
+        kind: Kind,
+        id: impl Into<String>,
+        name: impl Into<String>,
+        reason: Reason,
+    ) -> Item {
         Item {
             kind,
             id: id.into(),
@@ -567,7 +574,7 @@ impl Item {
     }
 
     /// "container 0123456789ab (name)", for messages.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         format!(
             "{} {} ({})",
             self.kind.word(),
@@ -583,8 +590,9 @@ mod tests {
 
     use super::*;
     use crate::inventory::chain_ids;
-    use crate::model::{Container, ContainerState, EngineInfo, Image, Layer};
-    use crate::rules::{CacheScope, VolumeScope};
+    use crate::model::{Container, ContainerState, Image, Layer};
+    use crate::plan::rules::{CacheScope, VolumeScope};
+    use crate::testing;
 
     fn layer_chain(diffs: &[u8], sizes: &[u64]) -> Vec<Layer> {
         let diff_ids: Vec<String> = diffs
@@ -607,46 +615,23 @@ mod tests {
 
     fn image(id: &str, tags: &[&str], diffs: &[u8], sizes: &[u64]) -> Image {
         Image {
-            id: format!("sha256:{id}"),
-            parent_id: None,
-            tags: tags.iter().map(|t| t.to_string()).collect(),
-            digests: Vec::new(),
             created: 1000,
-            size: sizes.iter().sum(),
-            labels: BTreeMap::new(),
-            layers: layer_chain(diffs, sizes),
-            layer_sizes_exact: true,
-            listed: true,
+            ..testing::image(&format!("sha256:{id}"), tags, layer_chain(diffs, sizes))
         }
     }
 
     fn container(id: &str, state: ContainerState, image: &str, size_rw: u64) -> Container {
         Container {
-            id: id.to_string(),
-            names: vec![format!("name-{id}")],
-            image_id: format!("sha256:{image}"),
             image: image.to_string(),
-            state,
             created: 500,
-            finished_at: None,
             size_rw,
-            mounts: Vec::new(),
-            labels: BTreeMap::new(),
-            networks: Vec::new(),
+            ..testing::container(id, state, &format!("sha256:{image}"))
         }
     }
 
     fn inventory(containers: Vec<Container>, images: Vec<Image>) -> Inventory {
         Inventory {
-            engine: EngineInfo {
-                id: "engine".into(),
-                version: "20.10.24".into(),
-                api_version: "1.41".into(),
-                data_root: "/var/lib/docker".into(),
-                storage_driver: "overlay2".into(),
-                host: "unix:///var/run/docker.sock".into(),
-                ..EngineInfo::default()
-            },
+            engine: testing::engine(),
             containers,
             images,
             volumes: Vec::new(),
@@ -990,7 +975,7 @@ mod tests {
 
     #[test]
     fn a_saved_plan_takes_nothing_a_fresh_plan_would_not() {
-        use crate::rules::Scope;
+        use crate::plan::rules::Scope;
         let inv = inventory(
             vec![
                 container("gone-running", ContainerState::Running, "base", 1),
@@ -1236,7 +1221,7 @@ mod tests {
             ],
         );
         let mut rules = Rules::default();
-        rules.target = Some(crate::rules::Target::Free(0));
+        rules.target = Some(crate::plan::rules::Target::Free(0));
         // Two oldest containers are enough for 15 bytes.
         let plan15 = plan_to_target(&inv, &rules, 1000, 15);
         assert_eq!(ids(&plan15, Kind::Container), vec!["oldest", "middle"]);

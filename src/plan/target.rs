@@ -2,14 +2,14 @@
 
 use super::{Allowed, Item, Kind, Plan, Reason, TargetNote, plan, plan_within};
 use crate::inventory::Inventory;
-use crate::rules::Rules;
+use crate::plan::rules::Rules;
 
 /// Plans only as much as `needed` bytes take: candidates in the documented
 /// order (stopped containers oldest finished first, dangling images, build
 /// cache, unused images oldest first, volumes, networks), the shortest prefix
 /// whose plan predicts at least `needed`. Everything allowed when that is not
 /// enough.
-pub fn plan_to_target(inventory: &Inventory, rules: &Rules, now: i64, needed: u64) -> Plan {
+pub(crate) fn plan_to_target(inventory: &Inventory, rules: &Rules, now: i64, needed: u64) -> Plan {
     let rule = rules.target.map_or_else(String::new, |t| t.describe());
     let full = plan(inventory, rules, now);
     let mut order: Vec<&Item> = full.items.iter().collect();

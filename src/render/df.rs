@@ -4,12 +4,12 @@ use std::io::{self, Write};
 
 use super::{SCHEMA_VERSION, age, bytes, maybe_bytes, shorten, unix_to_rfc3339};
 use crate::model::{EngineInfo, ImageStore, printable, short_id};
-use crate::usage::{Section, Usage};
+use crate::views::df::{Section, Usage};
 
 /// `docker-reclaim df` for people. With -v, the items' NAME column is as wide
 /// as the longest name in a pipe or a file (nothing cut), and fits `width` on
 /// a terminal (names cut in the middle).
-pub fn df_human(
+pub(crate) fn df_human(
     out: &mut impl Write,
     engine: &EngineInfo,
     usage: &Usage,
@@ -177,7 +177,7 @@ pub fn df_human(
 }
 
 /// `docker-reclaim df --format json`.
-pub fn df_json(
+pub(crate) fn df_json(
     out: &mut impl Write,
     engine: &EngineInfo,
     usage: &Usage,

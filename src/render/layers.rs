@@ -3,8 +3,8 @@
 use std::io::{self, Write};
 
 use super::{SCHEMA_VERSION, bytes, cut_end, unix_to_rfc3339, wrap};
-use crate::layers::ImageReport;
 use crate::model::{printable, short_id};
+use crate::views::layers::ImageReport;
 
 /// The width taken by the CHAIN ID, DIFF ID, SIZE and CONTAINERS columns, the
 /// indent and the gaps before SHARED WITH and CREATED BY.
@@ -14,7 +14,7 @@ const FIXED_COLUMNS: usize = 2 + 12 + 2 + 12 + 2 + 10 + 2 + 10 + 2 + 2;
 /// it: SHARED WITH takes what it needs up to 24 characters while CREATED BY
 /// keeps 16, CREATED BY the rest, each cut with `…`. In a pipe or a file nothing is cut
 /// and the columns are as wide as their longest entry.
-pub fn layers_human(
+pub(crate) fn layers_human(
     out: &mut impl Write,
     reports: &[ImageReport],
     width: Option<usize>,
@@ -132,7 +132,11 @@ pub fn layers_human(
 }
 
 /// `docker-reclaim layers --format json`.
-pub fn layers_json(out: &mut impl Write, reports: &[ImageReport], now: i64) -> io::Result<()> {
+pub(crate) fn layers_json(
+    out: &mut impl Write,
+    reports: &[ImageReport],
+    now: i64,
+) -> io::Result<()> {
     let document = serde_json::json!({
         "schema_version": SCHEMA_VERSION,
         "generated_at": unix_to_rfc3339(now),

@@ -13,23 +13,25 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use humansize::{DECIMAL, format_size};
 
-pub use df::{df_human, df_json};
-pub use layers::{layers_human, layers_json};
-pub use plan::{Show, human, json, quiet_ids};
-pub use report::{audit_line, report_human, report_json, report_summary};
+#[cfg(test)]
+mod snapshots;
+pub(crate) use df::{df_human, df_json};
+pub(crate) use layers::{layers_human, layers_json};
+pub(crate) use plan::{Show, human, json, quiet_ids};
+pub(crate) use report::{audit_line, report_human, report_json, report_summary};
 
 /// The JSON contract's version; bump it on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
 
 /// How many kept items the plan lists without -v.
 const KEPT_SHOWN: usize = 10;
 
-pub fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     format_size(n, DECIMAL)
 }
 
 /// "5m", "3h", "2days": the largest whole unit, as humantime spells it.
-pub fn age(seconds: i64) -> String {
+pub(crate) fn age(seconds: i64) -> String {
     const UNITS: [u64; 5] = [7 * 86_400, 86_400, 3_600, 60, 1];
     let seconds = u64::try_from(seconds).unwrap_or(0);
     let unit = UNITS
@@ -41,7 +43,7 @@ pub fn age(seconds: i64) -> String {
 }
 
 /// The header's first line: which engine, at which host, through which context.
-pub fn engine_line(engine: &crate::model::EngineInfo) -> String {
+pub(crate) fn engine_line(engine: &crate::model::EngineInfo) -> String {
     let context = engine
         .context
         .as_deref()
@@ -59,7 +61,7 @@ pub fn engine_line(engine: &crate::model::EngineInfo) -> String {
 
 /// `name` cut to at most `max` characters by taking out its middle, where names
 /// differ least (`nightly-bui…container-7`).
-pub fn shorten(name: &str, max: usize) -> String {
+pub(crate) fn shorten(name: &str, max: usize) -> String {
     let count = name.chars().count();
     if count <= max {
         return name.to_string();
@@ -75,7 +77,7 @@ pub fn shorten(name: &str, max: usize) -> String {
 }
 
 /// `text` cut at its end to at most `max` characters.
-pub fn cut_end(text: &str, max: usize) -> String {
+pub(crate) fn cut_end(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_string();
     }
@@ -86,7 +88,7 @@ pub fn cut_end(text: &str, max: usize) -> String {
 /// `text` in lines of at most `width` characters, broken at spaces (a word
 /// longer than the width stands alone); one line when there is no width (a
 /// pipe or a file: nothing is cut or broken there).
-pub fn wrap(text: &str, width: Option<usize>) -> Vec<String> {
+pub(crate) fn wrap(text: &str, width: Option<usize>) -> Vec<String> {
     let Some(width) = width.filter(|width| *width > 0) else {
         return vec![text.to_string()];
     };
@@ -116,7 +118,7 @@ pub fn wrap(text: &str, width: Option<usize>) -> Vec<String> {
 
 /// What `write` writes, each line broken at spaces to fit `width` ([`wrap`]):
 /// footnotes and notes on a terminal; unchanged in a pipe or a file.
-pub fn wrapped(
+pub(crate) fn wrapped(
     out: &mut impl Write,
     width: Option<usize>,
     write: impl FnOnce(&mut Vec<u8>) -> io::Result<()>,
@@ -132,22 +134,14 @@ pub fn wrapped(
 }
 
 /// Bold, when colour is on.
-pub fn bold(text: &str, color: bool) -> String {
+pub(crate) fn bold(text: &str, color: bool) -> String {
     dialoguer::console::style(text)
         .bold()
         .force_styling(color)
         .to_string()
 }
 
-/// Dim, when colour is on.
-pub fn dim(text: &str, color: bool) -> String {
-    dialoguer::console::style(text)
-        .dim()
-        .force_styling(color)
-        .to_string()
-}
-
-pub fn rfc3339(time: SystemTime) -> String {
+pub(crate) fn rfc3339(time: SystemTime) -> String {
     humantime::format_rfc3339_seconds(time).to_string()
 }
 
@@ -182,20 +176,8 @@ mod tests {
             ["unbreakable-word", "x"]
         );
     }
-    use crate::model::EngineInfo;
     use crate::plan::{Figures, FreedLayer, Item, Kind, Plan, Reason};
-
-    fn engine() -> EngineInfo {
-        EngineInfo {
-            id: "ENGINE-ID".into(),
-            version: "20.10.24".into(),
-            api_version: "1.41".into(),
-            data_root: "/var/lib/docker".into(),
-            storage_driver: "overlay2".into(),
-            host: "unix:///var/run/docker.sock".into(),
-            ..EngineInfo::default()
-        }
-    }
+    use crate::testing::engine;
 
     fn sample() -> Plan {
         let items = vec![
@@ -262,41 +244,6 @@ mod tests {
             unmeasured: None,
             measured_keys: Vec::new(),
         }
-    }
-
-    #[test]
-    fn human_output_reads_well() {
-        let mut out = Vec::new();
-        let show = Show {
-            dry_run: true,
-            verbose: false,
-            now: 1_000_000,
-            width: None,
-            color: false,
-        };
-        human(&mut out, &engine(), &sample(), &show).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        let expected = "\
-Docker 20.10.24 (API 1.41) at unix:///var/run/docker.sock
-data root /var/lib/docker, storage driver overlay2
-
-Containers: 1 to remove, 1.05 MB
-  ID            NAME              AGE        SIZE  REASON
-  a2b626f2f7a8  stopped-one        2h     1.05 MB  stopped: exited 5m ago
-
-Images: 1 to remove, 2.58 MB
-  ID            NAME              AGE        SIZE  REASON
-  c55c529a1281  <none>          3days     2.58 MB  dangling: untagged, no remaining container uses it
-
-                 CURRENT     RECLAIM       AFTER
-Containers       1.05 MB     1.05 MB         0 B
-Images           7.29 MB     2.58 MB     4.71 MB
-Total            8.34 MB     3.63 MB     4.71 MB
-
-Sizes are the engine's own figures, not measured on disk: the data root was not measured. Image sizes count each shared layer once.
-Dry run: nothing was removed.
-";
-        assert_eq!(text, expected);
     }
 
     #[test]

@@ -10,10 +10,10 @@ use super::{
 };
 use crate::model::printable;
 use crate::model::{EngineInfo, Measured, Unmeasured, short_id};
+use crate::plan::rules::Scope;
 use crate::plan::{
     Figures, FreedLayer, Item, Kept, KeptLayer, Kind, Plan, Reason, SavedPlanNote, TargetNote,
 };
-use crate::rules::Scope;
 
 /// The reason in a few words, for a narrow terminal.
 fn short_reason_text(item: &Item, now: i64) -> String {
@@ -43,18 +43,18 @@ fn reason_text(item: &Item, now: i64) -> String {
 
 /// How to show a plan.
 #[derive(Debug, Clone, Copy)]
-pub struct Show {
+pub(crate) struct Show {
     /// Nothing will be removed.
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// List each image's freed and kept layers.
-    pub verbose: bool,
+    pub(crate) verbose: bool,
     /// Unix seconds, for ages.
-    pub now: i64,
+    pub(crate) now: i64,
     /// The terminal's width: rows are fitted to it. `None` (a pipe, a log file):
     /// nothing is cut.
-    pub width: Option<usize>,
+    pub(crate) width: Option<usize>,
     /// Bold headings and dim notes.
-    pub color: bool,
+    pub(crate) color: bool,
 }
 
 /// The width taken by a row's ID, AGE and SIZE columns and the gaps.
@@ -80,7 +80,7 @@ fn column_widths(names: usize, reasons: usize, width: Option<usize>) -> (usize, 
 }
 
 /// Only the planned IDs, one per line (`--dry-run -q`): for scripts.
-pub fn quiet_ids(out: &mut impl Write, plan: &Plan) -> io::Result<()> {
+pub(crate) fn quiet_ids(out: &mut impl Write, plan: &Plan) -> io::Result<()> {
     for item in &plan.items {
         writeln!(out, "{}", item.id)?;
     }
@@ -88,7 +88,7 @@ pub fn quiet_ids(out: &mut impl Write, plan: &Plan) -> io::Result<()> {
 }
 
 /// The plan for people: grouped by kind, then the totals table.
-pub fn human(
+pub(crate) fn human(
     out: &mut impl Write,
     engine: &EngineInfo,
     plan: &Plan,
@@ -520,7 +520,12 @@ struct JsonTotals<'a> {
 }
 
 /// The plan as one JSON object (the README documents the contract).
-pub fn json(out: &mut impl Write, engine: &EngineInfo, plan: &Plan, show: &Show) -> io::Result<()> {
+pub(crate) fn json(
+    out: &mut impl Write,
+    engine: &EngineInfo,
+    plan: &Plan,
+    show: &Show,
+) -> io::Result<()> {
     let document = JsonPlan {
         schema_version: SCHEMA_VERSION,
         generated_at: unix_to_rfc3339(show.now),

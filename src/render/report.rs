@@ -5,13 +5,13 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::{SCHEMA_VERSION, bytes, change, unix_to_rfc3339};
+use crate::apply::report::{BeforeAfter, ItemResult, Report, Tally};
 use crate::model::EngineInfo;
 use crate::plan::{Kind, Reason};
-use crate::report::{BeforeAfter, ItemResult, Report, Tally};
 
 /// What an apply did, for people.
 /// What an apply did, in one line (`--quiet`): for logs and mail from cron.
-pub fn report_summary(out: &mut impl Write, report: &Report) -> io::Result<()> {
+pub(crate) fn report_summary(out: &mut impl Write, report: &Report) -> io::Result<()> {
     let total = report.total();
     let mut line = format!(
         "Removed {} of {} items ({} predicted)",
@@ -43,7 +43,7 @@ pub fn report_summary(out: &mut impl Write, report: &Report) -> io::Result<()> {
 }
 
 /// What an apply did, for people.
-pub fn report_human(out: &mut impl Write, report: &Report) -> io::Result<()> {
+pub(crate) fn report_human(out: &mut impl Write, report: &Report) -> io::Result<()> {
     writeln!(
         out,
         "{:<12}  {:>7}  {:>7}  {:>7}  {:>6}  {:>10}",
@@ -193,7 +193,7 @@ struct JsonReportTotals {
 }
 
 /// What an apply did, as one JSON object.
-pub fn report_json(
+pub(crate) fn report_json(
     out: &mut impl Write,
     engine: &EngineInfo,
     report: &Report,
@@ -232,7 +232,7 @@ pub fn report_json(
 }
 
 /// One line of the audit log (`--log-file`).
-pub fn audit_line(engine: &EngineInfo, result: &ItemResult, now: i64) -> String {
+pub(crate) fn audit_line(engine: &EngineInfo, result: &ItemResult, now: i64) -> String {
     serde_json::json!({
         "time": unix_to_rfc3339(now),
         "engine": engine.id,

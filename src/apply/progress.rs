@@ -1,0 +1,264 @@
+//! The reporter that [`crate::apply::execute::apply`] tells about each item as it
+//! finishes ([`Progress`]), and its implementations: an indicatif bar on a
+//! terminal, one log line per item otherwise, and the JSON-lines audit log.
+//! The bar and the lines write to stderr; the report goes to stdout.
+
+use crate::model::printable;
+use std::io::{IsTerminal, Write};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::apply::report::{ItemResult, Outcome};
+use crate::model::EngineInfo;
+use crate::render::{audit_line, bytes};
+
+/// Told about the run as it goes.
+pub(crate) trait Progress {
+    fn start(&mut self, items: usize, bytes: u64);
+    fn item(&mut self, result: &ItemResult);
+    fn finish(&mut self);
+}
+
+/// The right progress for where stderr goes; with `quiet`, only problems.
+pub(crate) fn for_stderr(quiet: bool) -> Box<dyn Progress> {
+    if quiet {
+        Box::new(Problems {
+            out: Box::new(std::io::stderr()),
+        })
+    } else if std::io::stderr().is_terminal() {
+        Box::new(Bar::new())
+    } else {
+        Box::new(Lines {
+            out: Box::new(std::io::stderr()),
+        })
+    }
+}
+
+/// Tells nobody.
+#[cfg(test)]
+pub(crate) struct Silent;
+
+#[cfg(test)]
+impl Progress for Silent {
+    fn start(&mut self, _items: usize, _bytes: u64) {}
+    fn item(&mut self, _result: &ItemResult) {}
+    fn finish(&mut self) {}
+}
+
+/// Items and bytes on a bar with elapsed time and an estimate of what is left;
+/// skipped and failed items printed above it. At the end the bar gives way to a
+/// one-line summary that stays on the screen.
+pub(crate) struct Bar {
+    bar: ProgressBar,
+    freed: u64,
+    planned: u64,
+    removed: usize,
+}
+
+impl Bar {
+    fn new() -> Bar {
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template(
+            "{elapsed:>4} {bar:30} {pos}/{len} items  {msg}  (about {eta} left)",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        Bar {
+            bar,
+            freed: 0,
+            planned: 0,
+            removed: 0,
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn start(&mut self, items: usize, bytes_planned: u64) {
+        self.bar.set_length(items as u64);
+        self.planned = bytes_planned;
+        self.bar
+            .set_message(format!("0 B of {}", bytes(bytes_planned)));
+    }
+
+    fn item(&mut self, result: &ItemResult) {
+        if result.outcome == Outcome::Removed {
+            self.freed += result.item.predicted_bytes;
+            self.removed += 1;
+        }
+        if let Some(line) = line_for(result).filter(|_| !result.outcome.is_done()) {
+            self.bar.println(line);
+        }
+        self.bar.inc(1);
+        self.bar
+            .set_message(format!("{} of {}", bytes(self.freed), bytes(self.planned)));
+    }
+
+    fn finish(&mut self) {
+        let elapsed = self.bar.elapsed();
+        let total = self.bar.length().unwrap_or(0);
+        self.bar.finish_and_clear();
+        // Best effort: a closed stderr must not stop the run.
+        let _ = writeln!(
+            std::io::stderr(),
+            "Removed {} of {} items ({} of {} predicted) in {:.1}s",
+            self.removed,
+            total,
+            bytes(self.freed),
+            bytes(self.planned),
+            elapsed.as_secs_f64()
+        );
+    }
+}
+
+/// A line for each item skipped or failed, nothing else (`--quiet`).
+pub(crate) struct Problems {
+    pub(crate) out: Box<dyn Write + Send>,
+}
+
+impl Progress for Problems {
+    fn start(&mut self, _items: usize, _bytes: u64) {}
+
+    fn item(&mut self, result: &ItemResult) {
+        if matches!(result.outcome, Outcome::Skipped(_) | Outcome::Failed(_))
+            && let Some(line) = line_for(result)
+        {
+            let _ = writeln!(self.out, "{line}");
+        }
+    }
+
+    fn finish(&mut self) {}
+}
+
+/// One line per item, for log files and journals.
+pub(crate) struct Lines {
+    pub(crate) out: Box<dyn Write + Send>,
+}
+
+impl Progress for Lines {
+    fn start(&mut self, _items: usize, _bytes: u64) {}
+
+    fn item(&mut self, result: &ItemResult) {
+        if let Some(line) = line_for(result) {
+            // Progress is best effort: a closed stderr must not stop the run.
+            let _ = writeln!(self.out, "{line}");
+        }
+    }
+
+    fn finish(&mut self) {}
+}
+
+/// The audit log (`--log-file`): one JSON line per item, with the time it
+/// finished. The first write error is kept for the caller to report.
+pub(crate) struct AuditLog<W: Write> {
+    pub(crate) out: W,
+    pub(crate) engine: EngineInfo,
+    pub(crate) now: fn() -> i64,
+    pub(crate) error: Option<std::io::Error>,
+}
+
+impl<W: Write> Progress for AuditLog<W> {
+    fn start(&mut self, _items: usize, _bytes: u64) {}
+
+    fn item(&mut self, result: &ItemResult) {
+        let line = audit_line(&self.engine, result, (self.now)());
+        if let Err(err) = writeln!(self.out, "{line}").and_then(|()| self.out.flush()) {
+            self.error.get_or_insert(err);
+        }
+    }
+
+    fn finish(&mut self) {}
+}
+
+/// Tells each of its reporters, in order.
+pub(crate) struct Fanout<'a>(pub(crate) Vec<&'a mut dyn Progress>);
+
+impl Progress for Fanout<'_> {
+    fn start(&mut self, items: usize, bytes: u64) {
+        for progress in self.0.iter_mut() {
+            progress.start(items, bytes);
+        }
+    }
+
+    fn item(&mut self, result: &ItemResult) {
+        for progress in self.0.iter_mut() {
+            progress.item(result);
+        }
+    }
+
+    fn finish(&mut self) {
+        for progress in self.0.iter_mut() {
+            progress.finish();
+        }
+    }
+}
+
+fn line_for(result: &ItemResult) -> Option<String> {
+    let label = result.item.label();
+    match &result.outcome {
+        Outcome::Removed => Some(format!(
+            "removed {label}, {}",
+            bytes(result.item.predicted_bytes)
+        )),
+        Outcome::AlreadyGone => Some(format!("already gone: {label}")),
+        Outcome::Skipped(why) => Some(format!("skipped {label}: {}", printable(why))),
+        Outcome::Failed(why) => Some(format!("failed {label}: {}", printable(why))),
+        Outcome::NotStarted => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Item, Kind, Reason};
+
+    fn result(outcome: Outcome) -> ItemResult {
+        ItemResult {
+            item: Item::new(Kind::Container, "c0ffee", "web-1", Reason::Exited),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn log_lines_name_each_item_and_its_outcome() {
+        let mut lines = Lines {
+            out: Box::new(Vec::new()),
+        };
+        lines.item(&result(Outcome::Removed));
+        lines.item(&result(Outcome::Skipped("it is running now".into())));
+        lines.item(&result(Outcome::NotStarted));
+        // The boxed writer cannot be read back; the line text is what matters.
+        assert_eq!(
+            line_for(&result(Outcome::Skipped("it is running now".into()))).as_deref(),
+            Some("skipped container c0ffee (web-1): it is running now")
+        );
+        assert_eq!(line_for(&result(Outcome::NotStarted)), None);
+    }
+
+    #[test]
+    fn fanout_tells_every_reporter() {
+        let engine = EngineInfo {
+            id: "E".into(),
+            version: "20.10.24".into(),
+            api_version: "1.41".into(),
+            data_root: "/var/lib/docker".into(),
+            storage_driver: "overlay2".into(),
+            backing_filesystem: "extfs".into(),
+            host: "unix:///var/run/docker.sock".into(),
+            ..EngineInfo::default()
+        };
+        let mut audit = AuditLog {
+            out: Vec::new(),
+            engine,
+            now: || 0,
+            error: None,
+        };
+        let mut silent = Silent;
+        let mut both = Fanout(vec![&mut silent, &mut audit]);
+        both.start(1, 0);
+        both.item(&result(Outcome::Removed));
+        both.finish();
+        let text = String::from_utf8(audit.out).unwrap();
+        assert_eq!(text.lines().count(), 1);
+        assert!(text.contains("\"outcome\":\"removed\""), "{text}");
+    }
+}

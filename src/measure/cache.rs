@@ -1,0 +1,509 @@
+//! Sizes of what cannot change, kept between runs: committed image layers,
+//! containers' init layers and layer records. The engine writes each of these
+//! once, under a fresh random directory name, and never again until it removes
+//! it, so a size measured once stays right while the directory stays the same
+//! one. "The same one" is checked, not assumed: an entry is used only when the
+//! directory has the same inode, change time and modification time as when it
+//! was walked, on the same data root (its path, device and inode); anything
+//! else is walked again. The file is a hint: unreadable, foreign or stale, it
+//! is ignored, and the walk is done in full.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::model::Bytes;
+
+/// Bumped when the meaning of an entry changes: older files are then ignored.
+const VERSION: u32 = 1;
+
+/// A cache file larger than this is not ours to parse (a few hundred bytes per
+/// layer: a million layers fit).
+const MAX_FILE: u64 = 256 * 1024 * 1024;
+
+/// What identifies one directory as walked: it is the same directory, with the
+/// same direct entries, when all of these are unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Stamp {
+    pub(crate) ino: u64,
+    /// Change time, in nanoseconds since the epoch.
+    pub(crate) ctime: i128,
+    /// Modification time, in nanoseconds since the epoch.
+    pub(crate) mtime: i128,
+}
+
+/// A directory's size as walked, and its stamp at the time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Entry {
+    pub(crate) stamp: Stamp,
+    pub(crate) allocated: u64,
+    pub(crate) apparent: u64,
+}
+
+impl Entry {
+    pub(crate) fn new(stamp: Stamp, bytes: Bytes) -> Entry {
+        Entry {
+            stamp,
+            allocated: bytes.allocated,
+            apparent: bytes.apparent,
+        }
+    }
+
+    pub(crate) fn bytes(&self) -> Bytes {
+        Bytes {
+            allocated: self.allocated,
+            apparent: self.apparent,
+        }
+    }
+}
+
+/// No directory's apparent size is above this (1 EiB): sparse files can make
+/// it larger than the filesystem, but not this large on any real host.
+const MAX_APPARENT: u64 = 1 << 60;
+
+/// The data root a cache belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RootId {
+    pub(crate) path: PathBuf,
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+}
+
+impl RootId {
+    /// The identity of the directory at `root` now.
+    pub(crate) fn of(root: &Path) -> Option<RootId> {
+        let meta = std::fs::symlink_metadata(root).ok()?;
+        meta.is_dir().then(|| RootId {
+            path: root.to_path_buf(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+}
+
+/// Owner key (as the walk files it: `overlay2/<cache-id>`, …) → its entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Sizes {
+    version: u32,
+    root: Option<RootId>,
+    pub(crate) entries: HashMap<String, Entry>,
+}
+
+impl Sizes {
+    /// An empty cache for `root`.
+    pub(crate) fn new(root: RootId) -> Sizes {
+        Sizes {
+            version: VERSION,
+            root: Some(root),
+            entries: HashMap::new(),
+        }
+    }
+
+    /// The size kept for `key`, if the directory is still the one measured.
+    pub(crate) fn get(&self, key: &str, stamp: &Stamp) -> Option<Bytes> {
+        self.entries
+            .get(key)
+            .filter(|entry| entry.stamp == *stamp)
+            .map(Entry::bytes)
+    }
+
+    /// Reads the cache kept for `root` in `dir`. Anything wrong with it (no
+    /// file, not a regular file owned by us, another data root, another
+    /// version, not parseable) gives an empty cache.
+    pub(crate) fn load(dir: &Path, root: &RootId) -> Sizes {
+        let empty = Sizes::new(root.clone());
+        let Some(body) = read_own(&file_for(dir, root)) else {
+            return empty;
+        };
+        match serde_json::from_slice::<Sizes>(&body) {
+            Ok(mut sizes) if sizes.version == VERSION && sizes.root.as_ref() == Some(root) => {
+                let total = super::fs::filesystem_space(&root.path).map(|(total, _)| total);
+                sizes.keep_sane(total);
+                sizes
+            }
+            _ => empty,
+        }
+    }
+
+    /// Drops every entry that no directory on this filesystem can have: more
+    /// allocated bytes than the filesystem holds (`filesystem_bytes`, when
+    /// known), or more apparent bytes than [`MAX_APPARENT`]. A size cache is
+    /// ours, but a figure labelled "measured" must never come from a file that
+    /// says anything (safety round 2, finding 10).
+    fn keep_sane(&mut self, filesystem_bytes: Option<u64>) {
+        let allocated_limit = filesystem_bytes.unwrap_or(MAX_APPARENT).min(MAX_APPARENT);
+        self.entries.retain(|_, entry| {
+            entry.allocated <= allocated_limit && entry.apparent <= MAX_APPARENT
+        });
+    }
+
+    /// Writes the cache into `dir` (created private when missing), replacing
+    /// only our own earlier file, atomically. Failing to write is not an
+    /// error: the next run walks in full.
+    pub(crate) fn save(&self, dir: &Path) -> std::io::Result<()> {
+        let Some(root) = &self.root else {
+            return Ok(());
+        };
+        ensure_private_dir(dir)?;
+        let target = file_for(dir, root);
+        let body = serde_json::to_vec(self).map_err(std::io::Error::other)?;
+        let temp = dir.join(format!(
+            ".{}.{}.tmp",
+            target
+                .file_name()
+                .and_then(|name| name.to_str())
+                .unwrap_or("sizes"),
+            std::process::id()
+        ));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&temp)?;
+        let written = file.write_all(&body).and_then(|()| file.sync_data());
+        drop(file);
+        if let Err(err) = written.and_then(|()| std::fs::rename(&temp, &target)) {
+            let _ = std::fs::remove_file(&temp);
+            return Err(err);
+        }
+        forget_stale(dir, &target, STALE_AFTER);
+        Ok(())
+    }
+}
+
+/// A cache file not written for this long belongs to a data root that is gone
+/// or no longer planned on: it is removed when another is saved.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
+/// Removes our cache files in `dir`, other than `keep`, not written for `age`.
+fn forget_stale(dir: &Path, keep: &Path, age: std::time::Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        let ours = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|name| name.starts_with("sizes-") && name.ends_with(".json"));
+        let old = entry
+            .metadata()
+            .ok()
+            .filter(|meta| meta.is_file())
+            .and_then(|meta| meta.modified().ok())
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|elapsed| elapsed >= age);
+        if ours && old && path != keep {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// The cache file of one data root: named by a hash of its identity, so that
+/// data roots never share one.
+fn file_for(dir: &Path, root: &RootId) -> PathBuf {
+    let mut hash = Sha256::new();
+    hash.update(root.path.as_os_str().as_encoded_bytes());
+    hash.update(root.dev.to_le_bytes());
+    hash.update(root.ino.to_le_bytes());
+    let digest = hash.finalize();
+    let name: String = digest[..8]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    dir.join(format!("sizes-{name}.json"))
+}
+
+/// The body of `path` when it is a regular file owned by this user and written
+/// only by them (not through a symlink); `None` otherwise.
+fn read_own(path: &Path) -> Option<Vec<u8>> {
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let file = std::fs::File::from(fd);
+    let meta = file.metadata().ok()?;
+    if !meta.is_file()
+        || meta.uid() != rustix::process::geteuid().as_raw()
+        || meta.permissions().mode() & 0o022 != 0
+        || meta.len() > MAX_FILE
+    {
+        return None;
+    }
+    let mut body = Vec::new();
+    file.take(MAX_FILE).read_to_end(&mut body).ok()?;
+    Some(body)
+}
+
+/// Creates `dir` (mode 0700) when missing; refuses one that is a symlink, not
+/// ours, or writable by others.
+fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
+    // recursive(true) accepts a directory that is there already.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let meta = std::fs::symlink_metadata(dir)?;
+    if !meta.is_dir()
+        || meta.uid() != rustix::process::geteuid().as_raw()
+        || meta.permissions().mode() & 0o022 != 0
+    {
+        return Err(std::io::Error::other(format!(
+            "{} is not a private directory of this user",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Where sizes are kept by default: `DOCKER_RECLAIM_CACHE_DIR` when set (empty:
+/// nowhere), else `/var/cache/docker-reclaim` for root and
+/// `$XDG_CACHE_HOME/docker-reclaim` (`~/.cache/docker-reclaim`) for others.
+pub(crate) fn default_dir(
+    env: impl Fn(&str) -> Option<std::ffi::OsString>,
+    is_root: bool,
+) -> Option<PathBuf> {
+    if let Some(dir) = env("DOCKER_RECLAIM_CACHE_DIR") {
+        return (!dir.is_empty()).then(|| PathBuf::from(dir));
+    }
+    if is_root {
+        return Some(PathBuf::from("/var/cache/docker-reclaim"));
+    }
+    let base = env("XDG_CACHE_HOME")
+        .filter(|dir| Path::new(dir).is_absolute())
+        .map(PathBuf::from)
+        .or_else(|| {
+            env("HOME")
+                .filter(|home| Path::new(home).is_absolute())
+                .map(|home| PathBuf::from(home).join(".cache"))
+        })?;
+    Some(base.join("docker-reclaim"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(ino: u64, allocated: u64) -> Entry {
+        Entry {
+            stamp: Stamp {
+                ino,
+                ctime: 1,
+                mtime: 2,
+            },
+            allocated,
+            apparent: allocated / 2,
+        }
+    }
+
+    #[test]
+    fn a_saved_cache_is_read_back_only_for_its_own_data_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = RootId {
+            path: "/var/lib/docker".into(),
+            dev: 1,
+            ino: 2,
+        };
+        let mut sizes = Sizes::new(root.clone());
+        sizes.entries.insert("overlay2/a".into(), entry(7, 4096));
+        sizes.save(dir.path()).unwrap();
+        assert_eq!(Sizes::load(dir.path(), &root), sizes);
+        // The same path on another filesystem, or a recreated directory: nothing.
+        for other in [
+            RootId {
+                dev: 9,
+                ..root.clone()
+            },
+            RootId {
+                ino: 9,
+                ..root.clone()
+            },
+            RootId {
+                path: "/srv/docker".into(),
+                ..root.clone()
+            },
+        ] {
+            assert!(Sizes::load(dir.path(), &other).entries.is_empty());
+        }
+    }
+
+    #[test]
+    fn files_of_data_roots_not_planned_on_for_a_month_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = |ino| RootId {
+            path: "/r".into(),
+            dev: 1,
+            ino,
+        };
+        Sizes::new(root(1)).save(dir.path()).unwrap();
+        let first = file_for(dir.path(), &root(1));
+        let other = dir.path().join("notes.txt");
+        std::fs::write(&other, "not ours").unwrap();
+        let second = file_for(dir.path(), &root(2));
+        Sizes::new(root(2)).save(dir.path()).unwrap();
+        // Both written just now: both stay.
+        assert!(first.exists() && second.exists());
+        forget_stale(dir.path(), &second, std::time::Duration::ZERO);
+        assert!(!first.exists() && second.exists() && other.exists());
+    }
+
+    #[test]
+    fn an_entry_is_used_only_while_its_directory_is_unchanged() {
+        let mut sizes = Sizes::new(RootId {
+            path: "/r".into(),
+            dev: 1,
+            ino: 1,
+        });
+        let kept = entry(7, 4096);
+        sizes.entries.insert("overlay2/a".into(), kept);
+        assert_eq!(sizes.get("overlay2/a", &kept.stamp), Some(kept.bytes()));
+        for stamp in [
+            Stamp {
+                ino: 8,
+                ..kept.stamp
+            },
+            Stamp {
+                ctime: 5,
+                ..kept.stamp
+            },
+            Stamp {
+                mtime: 5,
+                ..kept.stamp
+            },
+        ] {
+            assert_eq!(sizes.get("overlay2/a", &stamp), None);
+        }
+        assert_eq!(sizes.get("overlay2/b", &kept.stamp), None);
+    }
+
+    #[test]
+    fn a_damaged_or_foreign_file_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = RootId {
+            path: "/r".into(),
+            dev: 1,
+            ino: 1,
+        };
+        let path = file_for(dir.path(), &root);
+        std::fs::write(&path, b"{not json").unwrap();
+        assert!(Sizes::load(dir.path(), &root).entries.is_empty());
+        // A symlink in its place is not followed.
+        let mut sizes = Sizes::new(root.clone());
+        sizes.entries.insert("overlay2/a".into(), entry(7, 1));
+        let elsewhere = dir.path().join("elsewhere.json");
+        std::fs::write(&elsewhere, serde_json::to_vec(&sizes).unwrap()).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+        assert!(Sizes::load(dir.path(), &root).entries.is_empty());
+        // Saving replaces the link itself, never the file it points to.
+        sizes.save(dir.path()).unwrap();
+        assert!(!std::fs::symlink_metadata(&path).unwrap().is_symlink());
+        assert_eq!(Sizes::load(dir.path(), &root), sizes);
+    }
+
+    #[test]
+    fn the_default_place_follows_the_environment() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |key: &str| {
+                pairs
+                    .iter()
+                    .find(|(name, _)| *name == key)
+                    .map(|(_, value)| std::ffi::OsString::from(value))
+            }
+        };
+        assert_eq!(
+            default_dir(env(&[]), true),
+            Some(PathBuf::from("/var/cache/docker-reclaim"))
+        );
+        assert_eq!(
+            default_dir(env(&[("HOME", "/home/op")]), false),
+            Some(PathBuf::from("/home/op/.cache/docker-reclaim"))
+        );
+        assert_eq!(
+            default_dir(env(&[("XDG_CACHE_HOME", "/c"), ("HOME", "/h")]), false),
+            Some(PathBuf::from("/c/docker-reclaim"))
+        );
+        assert_eq!(
+            default_dir(env(&[("DOCKER_RECLAIM_CACHE_DIR", "")]), true),
+            None
+        );
+        assert_eq!(
+            default_dir(env(&[("DOCKER_RECLAIM_CACHE_DIR", "/t")]), false),
+            Some(PathBuf::from("/t"))
+        );
+        assert_eq!(default_dir(env(&[]), false), None);
+    }
+
+    /// Safety round 2, finding 10: a tampered cache gave petabyte predictions
+    /// labelled measured, and `u64::MAX` entries wrapped to a few MB.
+    #[test]
+    fn entries_no_filesystem_can_hold_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = RootId::of(dir.path()).unwrap();
+        let (total, _) = super::super::fs::filesystem_space(dir.path()).unwrap();
+        let mut sizes = Sizes::new(root.clone());
+        sizes.entries.insert("overlay2/ok".into(), entry(1, 4096));
+        sizes
+            .entries
+            .insert("overlay2/max".into(), entry(2, u64::MAX));
+        sizes
+            .entries
+            .insert("overlay2/over".into(), entry(3, total + 1));
+        let mut wide = entry(4, 4096);
+        wide.apparent = u64::MAX;
+        sizes.entries.insert("overlay2/wide".into(), wide);
+        let cache = dir.path().join("cache");
+        sizes.save(&cache).unwrap();
+        let loaded = Sizes::load(&cache, &root);
+        let kept: Vec<&str> = loaded.entries.keys().map(String::as_str).collect();
+        assert_eq!(kept, ["overlay2/ok"]);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 500,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// Any bytes in a cache file: read (every entry within the
+        /// filesystem's size) or ignored, never a panic.
+        #[test]
+        fn arbitrary_cache_files_are_bounded_or_ignored(
+            allocated in proptest::num::u64::ANY,
+            apparent in proptest::num::u64::ANY,
+            edits in proptest::collection::vec((0usize..512, proptest::num::u8::ANY), 0..8),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let root = RootId::of(dir.path()).unwrap();
+            let (total, _) = super::super::fs::filesystem_space(dir.path()).unwrap();
+            let mut sizes = Sizes::new(root.clone());
+            let mut one = entry(1, allocated);
+            one.apparent = apparent;
+            sizes.entries.insert("overlay2/x".into(), one);
+            let cache = dir.path().join("cache");
+            sizes.save(&cache).unwrap();
+            let path = file_for(&cache, &root);
+            let mut body = std::fs::read(&path).unwrap();
+            for (at, byte) in edits {
+                if !body.is_empty() {
+                    let at = at % body.len();
+                    body[at] = byte;
+                }
+            }
+            std::fs::write(&path, &body).unwrap();
+            let loaded = Sizes::load(&cache, &root);
+            for entry in loaded.entries.values() {
+                proptest::prop_assert!(entry.allocated <= total);
+                proptest::prop_assert!(entry.apparent <= MAX_APPARENT);
+            }
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! Measured sizes: what a plan's items take on disk, what each container and
+//! layer takes for `df` and `layers`, and the data root as a whole. Asks
+//! [`crate::measure`] for the bytes and the planner's records for what goes.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::engine::{Engine, Host};
+use crate::inventory::Inventory;
+use crate::measure::containerd::{Graph, Node};
+use crate::measure::{self, Bytes, Index, Layout};
+use crate::model::{EngineInfo, Measured, Unmeasured};
+use crate::plan::{Kind, Plan, images_used_by_remaining};
+
+/// What the plan's items take on disk, each measured once.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PlanOnDisk {
+    /// Aligned with the plan's items.
+    pub(crate) items: Vec<Option<Measured>>,
+    /// Allocated bytes of each freed layer, by chain ID.
+    pub(crate) layers: HashMap<String, u64>,
+    /// The whole data root.
+    pub(crate) data_root: Measured,
+    /// Every owner key an item's bytes were counted from.
+    pub(crate) keys: Vec<String>,
+}
+
+fn measured(bytes: Bytes, incomplete: bool) -> Measured {
+    Measured { bytes, incomplete }
+}
+
+/// The bytes of an owner key the first time it is asked for, nothing after: a
+/// path two items share (a layer freed by two images) counts once.
+/// Each key counted goes into `keys`.
+fn once_each<'a>(index: &'a Index, keys: &'a mut Vec<String>) -> impl FnMut(&str) -> Bytes + 'a {
+    let mut counted: HashSet<&str> = HashSet::new();
+    move |key| match index.owner(key) {
+        Some((key, bytes)) if counted.insert(key) => {
+            keys.push(key.to_string());
+            bytes
+        }
+        _ => Bytes::default(),
+    }
+}
+
+/// Measures every planned item's own directories, and the data root, from one
+/// walk of it (`index`). Images also count the records of the untagged parents
+/// the engine removes with them.
+pub(crate) fn measure_plan(
+    layout: &Layout,
+    index: &Index,
+    plan: &Plan,
+    inventory: &Inventory,
+) -> PlanOnDisk {
+    if let Some(Ok(graph)) = &index.refs.containerd {
+        return measure_plan_containerd(graph, index, plan, inventory);
+    }
+    let parents = &index.refs.parents;
+    let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (child, parent) in parents {
+        children
+            .entry(parent.as_str())
+            .or_default()
+            .push(child.as_str());
+    }
+    let planned_containers: HashSet<&str> = plan
+        .items_of(Kind::Container)
+        .map(|item| item.id.as_str())
+        .collect();
+    let used = images_used_by_remaining(inventory, &planned_containers);
+    let listed: HashSet<&str> = inventory
+        .images
+        .iter()
+        .filter(|image| image.listed)
+        .map(|image| image.id.as_str())
+        .collect();
+    let mut removed: HashSet<String> = plan
+        .items_of(Kind::Image)
+        .map(|item| item.id.clone())
+        .collect();
+    let mut keys = Vec::new();
+    let mut owned = once_each(index, &mut keys);
+
+    let mut layers = HashMap::new();
+    let items = plan
+        .items
+        .iter()
+        .map(|item| {
+            let mut bytes = Bytes::default();
+            match item.kind {
+                Kind::Container => {
+                    for key in Layout::container_keys(&index.refs, &item.id) {
+                        bytes += owned(&key);
+                    }
+                }
+                Kind::Image => {
+                    for layer in &item.frees_layers {
+                        let mut layer_bytes = Bytes::default();
+                        for key in Layout::layer_keys(&index.refs, &layer.chain_id) {
+                            layer_bytes += owned(&key);
+                        }
+                        layers.insert(layer.chain_id.clone(), layer_bytes.allocated);
+                        bytes += layer_bytes;
+                    }
+                    let mut image = Some(item.id.clone());
+                    while let Some(id) = image {
+                        for key in Layout::image_keys(&id) {
+                            bytes += owned(&key);
+                        }
+                        // The engine goes on to an untagged parent that nothing
+                        // else needs (hidden from the image list, no other child,
+                        // no container), as `docker rmi` does.
+                        image = parents.get(&id).cloned().filter(|parent| {
+                            !listed.contains(parent.as_str())
+                                && !used.contains(parent.as_str())
+                                && children.get(parent.as_str()).is_none_or(|kids| {
+                                    kids.iter().all(|kid| removed.contains(*kid))
+                                })
+                        });
+                        if let Some(parent) = &image {
+                            removed.insert(parent.clone());
+                        }
+                    }
+                }
+                Kind::Volume => {
+                    bytes += owned(&format!("volumes/{}", item.id));
+                }
+                // A local-source record keeps its files under overlay2/<id>; other
+                // records live in layer directories the API does not name: the
+                // engine's figure stands for those.
+                Kind::BuildCache => {
+                    let dir = layout.root.join("overlay2").join(&item.id);
+                    if !dir.is_dir() {
+                        return None;
+                    }
+                    bytes += owned(&format!("overlay2/{}", item.id));
+                }
+                // A network keeps nothing of its own in the data root: removing
+                // it frees nothing there, measured or not.
+                Kind::Network => {}
+            }
+            Some(measured(bytes, index.incomplete))
+        })
+        .collect();
+    drop(owned);
+    PlanOnDisk {
+        items,
+        layers,
+        data_root: measured(index.total, index.incomplete),
+        keys,
+    }
+}
+
+/// [`measure_plan`] on the containerd image store: what containerd's collector
+/// frees once the plan's containers (their leases) and images (their records,
+/// and the dangling parents the engine removes with them) are gone, each blob
+/// and snapshot counted for the first item that held it.
+fn measure_plan_containerd(
+    graph: &Graph,
+    index: &Index,
+    plan: &Plan,
+    inventory: &Inventory,
+) -> PlanOnDisk {
+    let planned_containers: HashSet<&str> = plan
+        .items_of(Kind::Container)
+        .map(|item| item.id.as_str())
+        .collect();
+    let used = images_used_by_remaining(inventory, &planned_containers);
+    let mut gone = HashSet::new();
+    let groups: Vec<Vec<Node>> = plan
+        .items
+        .iter()
+        .map(|item| match item.kind {
+            Kind::Container => vec![Node::lease(&item.id), Node::container(&item.id)],
+            Kind::Image => graph.image_removal(&item.id, &used, &mut gone),
+            _ => Vec::new(),
+        })
+        .collect();
+    let freed = graph.freed(&groups);
+    let mut keys = Vec::new();
+    let mut owned = once_each(index, &mut keys);
+    let mut layers = HashMap::new();
+    let items = plan
+        .items
+        .iter()
+        .zip(&freed)
+        .map(|(item, keys)| {
+            let mut bytes = Bytes::default();
+            match item.kind {
+                Kind::Container => bytes += owned(&format!("containers/{}", item.id)),
+                Kind::Volume => bytes += owned(&format!("volumes/{}", item.id)),
+                // BuildKit's records live in its own snapshots and leases, which
+                // the API does not name: the engine's figure stands for those.
+                Kind::BuildCache => return None,
+                Kind::Image | Kind::Network => {}
+            }
+            for layer in &item.frees_layers {
+                if let Some(key) = graph.snapshot_key(&layer.chain_id)
+                    && keys.contains(&key)
+                {
+                    let layer_bytes = owned(&key);
+                    layers.insert(layer.chain_id.clone(), layer_bytes.allocated);
+                    bytes += layer_bytes;
+                }
+            }
+            for key in keys {
+                bytes += owned(key);
+            }
+            Some(measured(bytes, index.incomplete))
+        })
+        .collect();
+    drop(owned);
+    PlanOnDisk {
+        items,
+        layers,
+        data_root: measured(index.total, index.incomplete),
+        keys,
+    }
+}
+
+/// The data root walked alongside the inventory, or why it was not.
+pub(crate) struct Walked(pub(crate) Result<(measure::Layout, measure::Index), Unmeasured>);
+
+impl Walked {
+    pub(crate) fn get(&self) -> Option<&(measure::Layout, measure::Index)> {
+        self.0.as_ref().ok()
+    }
+
+    /// Why the plan's sizes are the engine's, when they are.
+    pub(crate) fn unmeasured(&self) -> Option<&Unmeasured> {
+        self.0.as_ref().err()
+    }
+}
+
+/// Takes the inventory and, at the same time, walks the data root when the
+/// engine is local and the directory can be read here: the walk is local disk
+/// work, the inventory waits on the engine. The walk is kept only if the
+/// engine's containers and layers are in it. `intermediates`: see
+/// [`Inventory::collect`].
+pub(crate) async fn inventory_and_walk(
+    engine: &impl Engine,
+    host: &Host,
+    size_cache: Option<&Path>,
+    intermediates: bool,
+) -> Result<(Inventory, Walked)> {
+    let info = engine.info();
+    let layout = match host {
+        Host::Unix(_) => {
+            measure::Layout::open(&info.data_root, &info.storage_driver, info.image_store)
+        }
+        _ => Err(Unmeasured::Remote(host.to_string())),
+    };
+    let saved = layout.as_ref().ok().cloned();
+    let saved_finish = move |id: &str| saved.as_ref().and_then(|layout| layout.finished_at(id));
+    let size_cache = size_cache.map(Path::to_path_buf);
+    let walk = layout.map(|layout| {
+        tokio::task::spawn_blocking(move || {
+            let index = layout.index_cached(size_cache.as_deref());
+            (layout, index)
+        })
+    });
+    let inventory = Inventory::collect(engine, &saved_finish, intermediates).await?;
+    let walked = match walk {
+        Ok(handle) => {
+            let (layout, index) = handle.await.context("walking the data root")?;
+            // A container listed while the walk ran may be gone since (`docker
+            // run --rm`), directory and all: the engine says so, and then it
+            // is no sign of another engine's directory.
+            // The first one the engine still has settles it: no more asking.
+            let mut containers: Vec<&str> = Vec::new();
+            for container in &inventory.containers {
+                let id = container.id.as_str();
+                if layout.has_container_dir(&index, id) {
+                    containers.push(id);
+                } else if !matches!(engine.container_details(id).await, Ok(None)) {
+                    containers.push(id);
+                    break;
+                }
+            }
+            let images: Vec<&str> = inventory
+                .images
+                .iter()
+                .map(|image| image.id.as_str())
+                .collect();
+            let chains: Vec<&str> = inventory
+                .images
+                .iter()
+                .flat_map(|image| image.layers.iter().map(|layer| layer.chain_id.as_str()))
+                .collect();
+            if let Some(Err(why)) = &index.refs.containerd {
+                Err(Unmeasured::Metadata(why.clone()))
+            } else if let Err(why) = layout.metadata_agrees(&index, &containers) {
+                Err(Unmeasured::Metadata(why))
+            } else if layout.holds(&index, &containers, &images, &chains) {
+                Ok((layout, index))
+            } else {
+                Err(Unmeasured::NotTheEngines(info.data_root.clone()))
+            }
+        }
+        Err(why) => Err(why),
+    };
+    Ok((inventory, Walked(walked)))
+}
+
+/// The plan with sizes measured on disk, when the data root was walked (else
+/// the reason it was not), and the orphaned overlay2 directories found there.
+pub(crate) fn measure(plan: Plan, inventory: &Inventory, walked: &Walked) -> Plan {
+    measure_and_find_orphans(plan, inventory, walked).0
+}
+
+pub(crate) fn measure_and_find_orphans(
+    mut plan: Plan,
+    inventory: &Inventory,
+    walked: &Walked,
+) -> (Plan, Vec<measure::Orphan>) {
+    let Some((layout, index)) = walked.get() else {
+        plan.unmeasured = walked.unmeasured().cloned();
+        return (plan, Vec::new());
+    };
+    let on_disk = measure_plan(layout, index, &plan, inventory);
+    let mut plan = plan.with_measurements(&on_disk.items, &on_disk.layers, Some(on_disk.data_root));
+    plan.measured_keys = on_disk.keys;
+    let cache_ids: HashSet<&str> = inventory
+        .build_cache
+        .iter()
+        .map(|record| record.id.as_str())
+        .collect();
+    let orphans = layout.orphans(index, &cache_ids);
+    plan.orphaned = Some((
+        orphans.len(),
+        orphans.iter().map(|orphan| orphan.bytes.allocated).sum(),
+    ));
+    (plan, orphans)
+}
+
+/// The data root's allocated bytes, walked now (only when it was measured for
+/// the plan: see [`inventory_and_walk`]), taking from the size cache nothing
+/// of the owner keys in `fresh`.
+pub(crate) fn walk_data_root(
+    engine: &EngineInfo,
+    size_cache: Option<&Path>,
+    fresh: &HashSet<String>,
+) -> Option<u64> {
+    let layout = measure::Layout::open(
+        &engine.data_root,
+        &engine.storage_driver,
+        engine.image_store,
+    )
+    .ok()?;
+    Some(
+        layout
+            .index_cached_except(size_cache, fresh)
+            .total
+            .allocated,
+    )
+}
