@@ -115,7 +115,7 @@ fn read_bounded_with(path: &Path, max: u64, extra: OFlags) -> Result<Vec<u8>, Re
     let file = File::from(fd);
     let meta = file.metadata().map_err(ReadError::Io)?;
     if !meta.file_type().is_file() {
-        return Err(ReadError::NotRegular(describe_type(&meta.file_type())));
+        return Err(ReadError::NotRegular(describe_type(meta.file_type())));
     }
     if meta.len() > max {
         return Err(ReadError::TooLarge(meta.len()));
@@ -273,7 +273,6 @@ async fn write_nonblocking(file: &mut File, body: &[u8]) -> std::io::Result<()> 
                     )));
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
             }
             Err(err) => return Err(err),
         }
@@ -440,7 +439,7 @@ pub(crate) fn open_append(path: &Path, mode: u32, what: &str) -> Result<File, Us
     if !meta.file_type().is_file() {
         return Err(fail(format!(
             "it is {}, not a regular file",
-            describe_type(&meta.file_type())
+            describe_type(meta.file_type())
         )));
     }
     let euid = rustix::process::geteuid().as_raw();
@@ -487,7 +486,7 @@ fn describe_raw(kind: FileType) -> &'static str {
     }
 }
 
-fn describe_type(kind: &std::fs::FileType) -> &'static str {
+fn describe_type(kind: std::fs::FileType) -> &'static str {
     if kind.is_dir() {
         "a directory"
     } else if kind.is_fifo() {

@@ -35,6 +35,7 @@ use crate::exit::{ExitStatus, Stop};
 use crate::signals::{Interrupt, Signals};
 
 /// The whole program: parse, run, print any error once, and map it to an exit code.
+#[must_use]
 pub fn run() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if cli::plugin::wants_metadata(&args) {
@@ -188,8 +189,9 @@ pub(crate) fn note(line: &str) {
 pub(crate) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

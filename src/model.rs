@@ -208,10 +208,10 @@ impl Image {
 
     /// By its first tag, else its short ID: how messages name an image.
     pub(crate) fn label(&self) -> String {
-        self.tags
-            .first()
-            .map(|tag| printable(tag).into_owned())
-            .unwrap_or_else(|| short_id(&self.id).to_string())
+        self.tags.first().map_or_else(
+            || short_id(&self.id).to_string(),
+            |tag| printable(tag).into_owned(),
+        )
     }
 
     /// Every tag it has, joined (`app:1, app:latest`): an image is named by

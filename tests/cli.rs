@@ -128,7 +128,7 @@ fn old_api_is_refused() {
             let mut request = String::new();
             let _ = reader.read_line(&mut request);
             let mut line = String::new();
-            while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
                 line.clear();
             }
             let (status, body) = if request.starts_with("GET /version") {

@@ -196,7 +196,7 @@ async fn carry_out(
         Kind::Image => recheck_image(engine, item, flags).await,
         Kind::Volume => recheck_volume(engine, item, flags).await,
         Kind::Network => recheck_network(engine, item, flags).await,
-        other => Err(Outcome::Skipped(format!(
+        other @ Kind::BuildCache => Err(Outcome::Skipped(format!(
             "this version does not remove {}s",
             other.word()
         ))),

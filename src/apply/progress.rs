@@ -174,19 +174,19 @@ pub(crate) struct Fanout<'a>(pub(crate) Vec<&'a mut dyn Progress>);
 
 impl Progress for Fanout<'_> {
     fn start(&mut self, items: usize, bytes: u64) {
-        for progress in self.0.iter_mut() {
+        for progress in &mut self.0 {
             progress.start(items, bytes);
         }
     }
 
     fn item(&mut self, result: &ItemResult) {
-        for progress in self.0.iter_mut() {
+        for progress in &mut self.0 {
             progress.item(result);
         }
     }
 
     fn finish(&mut self) {
-        for progress in self.0.iter_mut() {
+        for progress in &mut self.0 {
             progress.finish();
         }
     }

@@ -9,7 +9,7 @@ use clap_mangen::roff::{Roff, bold, roman};
 
 use crate::exit::ExitStatus;
 
-/// The completion script for `shell`, from the clap definition. clap_complete
+/// The completion script for `shell`, from the clap definition. `clap_complete`
 /// 4.6 names a hyphenated program's subcommands two ways in its bash script
 /// (`cmd="docker__reclaim__subcmd__df"` is set, but the case that completes
 /// it is labelled `docker__subcmd__reclaim__subcmd__df`), so no subcommand's
@@ -73,7 +73,10 @@ pub(crate) fn render(out: &mut impl Write) -> io::Result<()> {
                 None => arg.get_id().to_string().to_uppercase(),
             };
             extra.text([bold(name)]);
-            let mut help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            let mut help = arg
+                .get_help()
+                .map(std::string::ToString::to_string)
+                .unwrap_or_default();
             if let Some(default) = arg.get_default_values().first() {
                 help.push_str(&format!(" [default: {}]", default.to_string_lossy()));
             }

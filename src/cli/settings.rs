@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::args::{Cli, ColorChoice, Command, Format};
+use crate::cli::args::{Cli, ColorChoice, Command, FilterArgs, Format, ScopeArgs};
 use crate::cli::config::Config;
 use crate::engine::{Endpoint, Host};
 use crate::exit::UsageError;
@@ -89,136 +89,13 @@ impl Settings {
         endpoint: Endpoint,
         now: i64,
     ) -> Result<Settings, UsageError> {
-        let or_config = |flag: Vec<String>, file: Option<Vec<String>>| {
-            if flag.is_empty() {
-                file.unwrap_or_default()
-            } else {
-                flag
-            }
-        };
-        let filters = or_config(cli.filter.filters, config.filters);
-        // Protections add up: a --keep on the command line never drops the
-        // config files' keep rules (safety round 2, finding 5).
-        let add_up = |file: Option<Vec<String>>, flag: Vec<String>| {
-            let mut all = file.unwrap_or_default();
-            all.extend(flag);
-            all
-        };
-        let keep = add_up(config.keep, cli.filter.keep);
-        let keep_labels = add_up(config.keep_labels, cli.filter.keep_label);
-        let stopped_for = cli.filter.stopped_for.or(config.stopped_for);
-        let mut rules = Rules::parse(&filters, stopped_for.as_deref(), &keep, &keep_labels, now)?;
-        let keep_last_given = cli.filter.keep_last.is_some();
-        let keep_last = cli.filter.keep_last.or(config.keep_last);
-        let volumes = match (cli.scope.volumes, config.volumes.as_deref()) {
-            (Some(scope), _) => Some(scope),
-            (None, None) => None,
-            (None, Some("anonymous")) => Some(VolumeScope::Anonymous),
-            (None, Some("all")) => Some(VolumeScope::All),
-            (None, Some(other)) => {
-                return Err(UsageError(format!(
-                    "invalid volumes = {other:?} in the config file: use \"anonymous\" or \"all\""
-                )));
-            }
-        };
-        let jobs = cli.apply.jobs.or(config.jobs);
-        let log_file = cli.apply.log_file.or(config.log_file);
-        let all_images = cli.scope.all || config.all.unwrap_or(false);
-        if keep_last == Some(0) {
-            return Err(UsageError(
-                "invalid --keep-last 0: give how many images of each repository to keep (1 or more)".into(),
-            ));
-        }
-        // Without --all only dangling images are planned, and they have no tag
-        // to count by repository: --keep-last would be silently nothing.
-        if keep_last_given && !all_images {
-            return Err(UsageError(
-                "--keep-last applies to tagged images, which only --all plans: add --all (or all = true in the config file)".into(),
-            ));
-        }
-        rules.keep_last = keep_last;
-        rules.all_images = all_images;
-        rules.volumes = volumes;
-        rules.networks =
-            cli.scope.networks || cli.scope.prune_scope || config.networks.unwrap_or(false);
-        rules.prune_scope = cli.scope.prune_scope;
-        rules.target = Target::parse(
-            cli.scope.target_free.as_deref(),
-            cli.scope.max_usage.as_deref(),
-        )?;
-        // `docker system prune` prunes build cache as `docker builder prune`,
-        // with `-a` passed on (docker/cli v28.2.2 `cli/command/system/prune.go`).
-        let prune_cache = cli.scope.prune_scope.then_some(if cli.scope.all {
-            CacheScope::All
-        } else {
-            CacheScope::Unshared
-        });
-        rules.build_cache = match (
-            cli.scope.build_cache.or(prune_cache),
-            config.build_cache.as_deref(),
-        ) {
-            (Some(scope), _) => Some(scope),
-            (None, None) => None,
-            (None, Some("unshared")) => Some(CacheScope::Unshared),
-            (None, Some("all")) => Some(CacheScope::All),
-            (None, Some(other)) => {
-                return Err(UsageError(format!(
-                    "invalid build_cache = {other:?} in the config file: use \"unshared\" or \"all\""
-                )));
-            }
-        };
+        let rules = rules_from(&cli.filter, &cli.scope, &config, now)?;
         if cli.apply.yes && cli.apply.select {
             return Err(UsageError(
                 "--select asks on the terminal and --yes does not ask: give one of them".into(),
             ));
         }
-        let Endpoint { host, context, tls } = endpoint;
-        // Flags that widen or cut the scope: a saved plan carries its own.
-        let scope_flag = [
-            (cli.scope.all, "--all"),
-            (cli.scope.volumes.is_some(), "--volumes"),
-            (cli.scope.networks, "--networks"),
-            (cli.scope.build_cache.is_some(), "--build-cache"),
-            (cli.scope.prune_scope, "--prune-scope"),
-            (cli.scope.target_free.is_some(), "--target-free"),
-            (cli.scope.max_usage.is_some(), "--max-usage"),
-        ]
-        .into_iter()
-        .find(|(given, _)| *given)
-        .map(|(_, flag)| flag);
-        let mode = match (cli.command, cli.dry_run) {
-            (None, true) => Mode::DryRun {
-                plan_out: cli.plan_out,
-            },
-            (None, false) => Mode::Apply,
-            (Some(Command::Completions { .. } | Command::Man), _) => {
-                return Err(UsageError(
-                    "completions and man need no settings: they are answered before any are read"
-                        .into(),
-                ));
-            }
-            (Some(Command::Df { .. }), _) => Mode::Df,
-            (Some(Command::Layers { images }), _) => Mode::Layers { images },
-            (Some(Command::Apply { .. }), true) => {
-                return Err(UsageError(
-                    "--dry-run does not go with `apply`: a saved plan is shown before it is applied anyway".into(),
-                ));
-            }
-            (Some(Command::Apply { .. }), false) if scope_flag.is_some() => {
-                return Err(UsageError(format!(
-                    "{} does not go with `apply FILE`: a saved plan is applied in the scope it was made in",
-                    scope_flag.unwrap_or_default()
-                )));
-            }
-            (Some(Command::Apply { file, max_age, .. }), false) => Mode::ApplyFile {
-                path: file,
-                max_age: humantime::parse_duration(&max_age).map_err(|err| {
-                    UsageError(format!(
-                        "invalid --max-age {max_age:?}: {err} (try 30m, 2h or 1day)"
-                    ))
-                })?,
-            },
-        };
+        let jobs = cli.apply.jobs.or(config.jobs);
         if let Some(jobs) = jobs
             && (jobs == 0 || jobs > MAX_JOBS)
         {
@@ -235,11 +112,14 @@ impl Settings {
                     cli.timeout
                 ))
             })?;
+        let scope_flag = scope_flag(&cli.scope);
+        let mode = mode_from(cli.command, cli.dry_run, cli.plan_out, scope_flag)?;
         if cli.quiet && !cli.apply.yes && matches!(mode, Mode::Apply | Mode::ApplyFile { .. }) {
             return Err(UsageError(
                 "--quiet shows no plan to confirm: pass --yes to apply, or --dry-run to list the planned IDs".into(),
             ));
         }
+        let Endpoint { host, context, tls } = endpoint;
         Ok(Settings {
             host,
             tls,
@@ -252,13 +132,152 @@ impl Settings {
             yes: cli.apply.yes,
             select: cli.apply.select,
             jobs,
-            log_file,
+            log_file: cli.apply.log_file.or(config.log_file),
             verbose: cli.verbose,
             rules,
             now,
             size_cache: None,
         })
     }
+}
+
+/// The rules: filters and keep rules, then the scope, flags over the config
+/// file's defaults.
+fn rules_from(
+    filter: &FilterArgs,
+    scope: &ScopeArgs,
+    config: &Config,
+    now: i64,
+) -> Result<Rules, UsageError> {
+    let filters = if filter.filters.is_empty() {
+        config.filters.clone().unwrap_or_default()
+    } else {
+        filter.filters.clone()
+    };
+    // Protections add up: a --keep on the command line never drops the
+    // config files' keep rules (safety round 2, finding 5).
+    let add_up = |file: &Option<Vec<String>>, flag: &[String]| {
+        let mut all = file.clone().unwrap_or_default();
+        all.extend_from_slice(flag);
+        all
+    };
+    let keep = add_up(&config.keep, &filter.keep);
+    let keep_labels = add_up(&config.keep_labels, &filter.keep_label);
+    let stopped_for = filter
+        .stopped_for
+        .as_deref()
+        .or(config.stopped_for.as_deref());
+    let mut rules = Rules::parse(&filters, stopped_for, &keep, &keep_labels, now)?;
+    let keep_last = filter.keep_last.or(config.keep_last);
+    let all_images = scope.all || config.all.unwrap_or(false);
+    if keep_last == Some(0) {
+        return Err(UsageError(
+            "invalid --keep-last 0: give how many images of each repository to keep (1 or more)"
+                .into(),
+        ));
+    }
+    // Without --all only dangling images are planned, and they have no tag
+    // to count by repository: --keep-last would be silently nothing.
+    if filter.keep_last.is_some() && !all_images {
+        return Err(UsageError(
+            "--keep-last applies to tagged images, which only --all plans: add --all (or all = true in the config file)".into(),
+        ));
+    }
+    rules.keep_last = keep_last;
+    rules.all_images = all_images;
+    rules.volumes = match (scope.volumes, config.volumes.as_deref()) {
+        (Some(scope), _) => Some(scope),
+        (None, None) => None,
+        (None, Some("anonymous")) => Some(VolumeScope::Anonymous),
+        (None, Some("all")) => Some(VolumeScope::All),
+        (None, Some(other)) => {
+            return Err(UsageError(format!(
+                "invalid volumes = {other:?} in the config file: use \"anonymous\" or \"all\""
+            )));
+        }
+    };
+    rules.networks = scope.networks || scope.prune_scope || config.networks.unwrap_or(false);
+    rules.prune_scope = scope.prune_scope;
+    rules.target = Target::parse(scope.target_free.as_deref(), scope.max_usage.as_deref())?;
+    // `docker system prune` prunes build cache as `docker builder prune`,
+    // with `-a` passed on (docker/cli v28.2.2 `cli/command/system/prune.go`).
+    let prune_cache = scope.prune_scope.then_some(if scope.all {
+        CacheScope::All
+    } else {
+        CacheScope::Unshared
+    });
+    rules.build_cache = match (
+        scope.build_cache.or(prune_cache),
+        config.build_cache.as_deref(),
+    ) {
+        (Some(scope), _) => Some(scope),
+        (None, None) => None,
+        (None, Some("unshared")) => Some(CacheScope::Unshared),
+        (None, Some("all")) => Some(CacheScope::All),
+        (None, Some(other)) => {
+            return Err(UsageError(format!(
+                "invalid build_cache = {other:?} in the config file: use \"unshared\" or \"all\""
+            )));
+        }
+    };
+    Ok(rules)
+}
+
+/// The first flag given that widens or cuts the scope: a saved plan carries
+/// its own.
+fn scope_flag(scope: &ScopeArgs) -> Option<&'static str> {
+    [
+        (scope.all, "--all"),
+        (scope.volumes.is_some(), "--volumes"),
+        (scope.networks, "--networks"),
+        (scope.build_cache.is_some(), "--build-cache"),
+        (scope.prune_scope, "--prune-scope"),
+        (scope.target_free.is_some(), "--target-free"),
+        (scope.max_usage.is_some(), "--max-usage"),
+    ]
+    .into_iter()
+    .find(|(given, _)| *given)
+    .map(|(_, flag)| flag)
+}
+
+/// What to do: the subcommand and `--dry-run`.
+fn mode_from(
+    command: Option<Command>,
+    dry_run: bool,
+    plan_out: Option<PathBuf>,
+    scope_flag: Option<&'static str>,
+) -> Result<Mode, UsageError> {
+    Ok(match (command, dry_run) {
+        (None, true) => Mode::DryRun { plan_out },
+        (None, false) => Mode::Apply,
+        (Some(Command::Completions { .. } | Command::Man), _) => {
+            return Err(UsageError(
+                "completions and man need no settings: they are answered before any are read"
+                    .into(),
+            ));
+        }
+        (Some(Command::Df { .. }), _) => Mode::Df,
+        (Some(Command::Layers { images }), _) => Mode::Layers { images },
+        (Some(Command::Apply { .. }), true) => {
+            return Err(UsageError(
+                "--dry-run does not go with `apply`: a saved plan is shown before it is applied anyway".into(),
+            ));
+        }
+        (Some(Command::Apply { .. }), false) if scope_flag.is_some() => {
+            return Err(UsageError(format!(
+                "{} does not go with `apply FILE`: a saved plan is applied in the scope it was made in",
+                scope_flag.unwrap_or_default()
+            )));
+        }
+        (Some(Command::Apply { file, max_age, .. }), false) => Mode::ApplyFile {
+            path: file,
+            max_age: humantime::parse_duration(&max_age).map_err(|err| {
+                UsageError(format!(
+                    "invalid --max-age {max_age:?}: {err} (try 30m, 2h or 1day)"
+                ))
+            })?,
+        },
+    })
 }
 
 #[cfg(test)]

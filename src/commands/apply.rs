@@ -239,7 +239,7 @@ fn say_engine_gone(settings: &Settings, results: &[ItemResult]) {
     note(&format!(
         "docker-reclaim: error: the engine at {} stopped answering during the apply: {} removed, {} skipped, {} failed, {} not started",
         settings.host,
-        count(|o| o.is_done()),
+        count(super::super::apply::report::Outcome::is_done),
         count(|o| matches!(o, Outcome::Skipped(_))),
         count(|o| matches!(o, Outcome::Failed(_))),
         count(|o| *o == Outcome::NotStarted),

@@ -72,7 +72,7 @@ pub(crate) async fn run(
             render::wrapped(out, width, |out| {
                 let verbose = settings.verbose;
                 render::df_human(out, &inventory.engine, &usage, free, verbose, width, now)
-            })?
+            })?;
         }
         Format::Json => render::df_json(out, &inventory.engine, &usage, free, now)?,
     }

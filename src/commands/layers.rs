@@ -67,7 +67,7 @@ pub(crate) async fn run(
         .collect();
     match settings.format {
         Format::Human => {
-            render::layers_human(out, &reports, super::show(settings, false, false).width)?
+            render::layers_human(out, &reports, super::show(settings, false, false).width)?;
         }
         Format::Json => render::layers_json(out, &reports, unix_now())?,
     }

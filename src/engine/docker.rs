@@ -221,8 +221,7 @@ fn pin_version(mut request: bollard::BollardRequest, prefix: &str) -> bollard::B
     let uri = request.uri().clone();
     let path_and_query = uri
         .path_and_query()
-        .map(|pq| pq.as_str().to_string())
-        .unwrap_or_else(|| "/".to_string());
+        .map_or_else(|| "/".to_string(), |pq| pq.as_str().to_string());
     if path_and_query.starts_with("/v1.") {
         return request;
     }
@@ -518,7 +517,7 @@ impl Engine for DockerEngine {
     }
 
     async fn container_states(&self, ids: &[&str]) -> Result<HashMap<String, ContainerState>> {
-        let values = ids.iter().map(|id| id.to_string()).collect();
+        let values = ids.iter().map(std::string::ToString::to_string).collect();
         let found = self.list_all_containers("id", values).await?;
         // The `id` filter matches prefixes too; keep exact IDs only.
         Ok(found
@@ -622,7 +621,7 @@ impl Engine for DockerEngine {
             all: Some(even_shared),
             filters: Some(HashMap::from([(
                 "id".to_string(),
-                ids.iter().map(|id| id.to_string()).collect(),
+                ids.iter().map(std::string::ToString::to_string).collect(),
             )])),
             ..Default::default()
         };

@@ -50,18 +50,15 @@ impl Tls {
             .map_err(|err| UsageError(format!("TLS: {err}")))?;
         let builder = if self.verify {
             let mut roots = rustls::RootCertStore::empty();
-            match &self.ca {
-                Some(ca) => {
-                    for cert in read_certs(ca, "TLS CA certificate")? {
-                        roots.add(cert).map_err(|err| {
-                            UsageError(format!("TLS CA certificate {}: {err}", ca.display()))
-                        })?;
-                    }
+            if let Some(ca) = &self.ca {
+                for cert in read_certs(ca, "TLS CA certificate")? {
+                    roots.add(cert).map_err(|err| {
+                        UsageError(format!("TLS CA certificate {}: {err}", ca.display()))
+                    })?;
                 }
-                None => {
-                    let native = rustls_native_certs::load_native_certs();
-                    roots.add_parsable_certificates(native.certs);
-                }
+            } else {
+                let native = rustls_native_certs::load_native_certs();
+                roots.add_parsable_certificates(native.certs);
             }
             builder.with_root_certificates(roots)
         } else {

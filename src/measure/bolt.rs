@@ -364,6 +364,7 @@ pub(crate) fn uvarint(bytes: &[u8]) -> Option<u64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // pages built by hand are small
 pub(crate) mod tests {
     use super::*;
 

@@ -164,7 +164,7 @@ impl Sizes {
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed())
             .open(&temp)?;
         let written = file.write_all(&body).and_then(|()| file.sync_data());
         drop(file);
@@ -188,14 +188,15 @@ fn forget_stale(dir: &Path, keep: &Path, age: std::time::Duration) {
     };
     for entry in entries.filter_map(Result::ok) {
         let path = entry.path();
-        let ours = entry
-            .file_name()
-            .to_str()
-            .is_some_and(|name| name.starts_with("sizes-") && name.ends_with(".json"));
+        let ours = entry.file_name().to_str().is_some_and(|name| {
+            name.strip_prefix("sizes-")
+                .and_then(|rest| rest.strip_suffix(".json"))
+                .is_some()
+        });
         let old = entry
             .metadata()
             .ok()
-            .filter(|meta| meta.is_file())
+            .filter(std::fs::Metadata::is_file)
             .and_then(|meta| meta.modified().ok())
             .and_then(|modified| modified.elapsed().ok())
             .is_some_and(|elapsed| elapsed >= age);
@@ -213,10 +214,7 @@ fn file_for(dir: &Path, root: &RootId) -> PathBuf {
     hash.update(root.dev.to_le_bytes());
     hash.update(root.ino.to_le_bytes());
     let digest = hash.finalize();
-    let name: String = digest[..8]
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
+    let name = hex::encode(&digest[..8]);
     dir.join(format!("sizes-{name}.json"))
 }
 

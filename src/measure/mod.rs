@@ -115,7 +115,7 @@ mod tests {
         .unwrap();
         let unchanging: HashSet<String> = ["overlay2/img", "overlay2/linked"]
             .iter()
-            .map(|key| key.to_string())
+            .map(std::string::ToString::to_string)
             .collect();
         let walk = |known: &Sizes| {
             Index::build_reusing(

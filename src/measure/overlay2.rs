@@ -344,6 +344,7 @@ impl Layout {
     /// When a container last stopped, from the state the engine saves in
     /// `containers/<id>/config.v2.json`: `Some(None)` when it has never stopped,
     /// `None` when that file cannot be read (ask the engine instead).
+    #[allow(clippy::option_option)]
     pub(crate) fn finished_at(&self, id: &str) -> Option<Option<i64>> {
         #[derive(serde::Deserialize)]
         struct Saved {

@@ -56,12 +56,9 @@ impl Walk {
             if !meta.is_dir() {
                 continue;
             }
-            let entries = match std::fs::read_dir(&path) {
-                Ok(entries) => entries,
-                Err(_) => {
-                    self.incomplete = true;
-                    continue;
-                }
+            let Ok(entries) = std::fs::read_dir(&path) else {
+                self.incomplete = true;
+                continue;
             };
             for entry in entries {
                 match entry.and_then(|entry| {
@@ -99,7 +96,7 @@ pub(crate) struct Index {
 fn owner_of(parts: &[&str]) -> (String, bool) {
     let depth = match parts {
         ["overlay2", "l", ..] => Some(3),
-        ["overlay2", ..] | ["containers", ..] | ["volumes", ..] => Some(2),
+        ["overlay2" | "containers" | "volumes", ..] => Some(2),
         ["image", _, "layerdb", "sha256" | "mounts", ..] => Some(5),
         ["image", _, "imagedb", "content" | "metadata", "sha256", ..] => Some(6),
         ["image", ..] => None,
@@ -440,6 +437,90 @@ pub(crate) struct Reuse<'a> {
     pub(crate) known: &'a Sizes,
 }
 
+/// Owners as slots, so that each entry adds to a slot instead of hashing a path.
+#[derive(Default)]
+struct Slots {
+    bytes: Vec<(String, Bytes)>,
+    slot_of: HashMap<String, usize>,
+}
+
+impl Slots {
+    fn of(&mut self, owner: String) -> usize {
+        let bytes = &mut self.bytes;
+        *self.slot_of.entry(owner).or_insert_with_key(|owner| {
+            bytes.push((owner.clone(), Bytes::default()));
+            bytes.len() - 1
+        })
+    }
+
+    /// Each owner's bytes into the index, and the total.
+    fn file_into(self, index: &mut Index) {
+        for (owner, bytes) in self.bytes {
+            index.total += bytes;
+            if bytes != Bytes::default() || !owner.is_empty() {
+                *index.owners.entry(owner).or_default() += bytes;
+            }
+        }
+    }
+}
+
+/// The subdirectories found in `node` go on the stack, holding the open
+/// directory near the top for opening them relative to it.
+fn push_subdirs(
+    stack: &mut Vec<Pending>,
+    node: DirNode,
+    dir: Dir,
+    subdirs: &mut Vec<(CString, Option<usize>)>,
+) {
+    if subdirs.is_empty() {
+        return;
+    }
+    let node = Rc::new(DirNode {
+        dir: (node.depth < HANDLE_DEPTH).then_some(dir),
+        ..node
+    });
+    for (name, owner) in subdirs.drain(..) {
+        stack.push(Pending {
+            name,
+            parent: Some(Rc::clone(&node)),
+            owner,
+        });
+    }
+}
+
+/// Walks the single-owner subtrees in parallel and adds each to its owner,
+/// keeping the sizes of unchanging ones for the next run. Hard links count
+/// once across subtrees too: the first subtree (in the order they were found)
+/// keeps an inode's bytes; `links` starts with the inodes the top walk saw.
+fn add_subtrees(
+    tasks: &[Task],
+    mut links: HashSet<(u64, u64)>,
+    device: u64,
+    slots: &mut Slots,
+    index: &mut Index,
+    fresh: &mut Sizes,
+) {
+    for (task, subtree) in tasks.iter().zip(walk_in_parallel(tasks, device)) {
+        index.incomplete |= subtree.incomplete;
+        if let Some((key, stamp)) = &task.keep
+            && subtree.links.is_empty()
+            && !subtree.incomplete
+        {
+            fresh
+                .entries
+                .insert(key.clone(), cache::Entry::new(*stamp, subtree.bytes));
+        }
+        let mut bytes = subtree.bytes;
+        for (inode, linked) in subtree.links {
+            if !links.insert(inode) {
+                bytes.allocated -= linked.allocated.min(bytes.allocated);
+                bytes.apparent -= linked.apparent.min(bytes.apparent);
+            }
+        }
+        slots.bytes[task.owner].1 += bytes;
+    }
+}
+
 impl Index {
     /// Walks the whole data root, as `du -s -x` would.
     #[cfg(test)]
@@ -474,18 +555,10 @@ impl Index {
             return (index, fresh);
         };
         let device = meta.dev();
-        // Owners as slots, so that each entry adds to a slot instead of hashing a path.
-        let mut slots: Vec<(String, Bytes)> = Vec::new();
-        let mut slot_of: HashMap<String, usize> = HashMap::new();
-        let mut slot = |owner: String, slots: &mut Vec<(String, Bytes)>| -> usize {
-            *slot_of.entry(owner).or_insert_with_key(|owner| {
-                slots.push((owner.clone(), Bytes::default()));
-                slots.len() - 1
-            })
-        };
+        let mut slots = Slots::default();
         let mut seen: HashSet<(u64, u64)> = HashSet::from([(meta.dev(), meta.ino())]);
-        let root_slot = slot(String::new(), &mut slots);
-        slots[root_slot].1 += bytes_of(&meta);
+        let root_slot = slots.of(String::new());
+        slots.bytes[root_slot].1 += bytes_of(&meta);
         let mut stack = vec![Pending {
             name: CString::default(),
             parent: None,
@@ -528,22 +601,22 @@ impl Index {
                             let parts: Vec<&str> =
                                 child.iter().filter_map(|part| part.to_str()).collect();
                             let (owner, settled) = owner_of(&parts);
-                            (slot(owner, &mut slots), settled)
+                            (slots.of(owner), settled)
                         }
                     };
-                    slots[owner].1 += entry.bytes;
+                    slots.bytes[owner].1 += entry.bytes;
                     if entry.is_dir {
                         match (&relative, settled) {
                             // A whole subtree with one owner: walked in parallel
                             // below, unless it cannot have changed since a run
                             // measured it.
                             (Some(relative), true) => {
-                                let key = &slots[owner].0;
+                                let key = &slots.bytes[owner].0;
                                 let keep = reuse.unchanging.contains(key).then(|| key.clone());
                                 if let Some(key) = &keep
                                     && let Some(bytes) = reuse.known.get(key, &entry.stamp)
                                 {
-                                    slots[owner].1 += bytes;
+                                    slots.bytes[owner].1 += bytes;
                                     fresh
                                         .entries
                                         .insert(key.clone(), cache::Entry::new(entry.stamp, bytes));
@@ -562,49 +635,10 @@ impl Index {
                     }
                 },
             );
-            if subdirs.is_empty() {
-                continue;
-            }
-            let node = Rc::new(DirNode {
-                dir: (node.depth < HANDLE_DEPTH).then_some(dir),
-                ..node
-            });
-            for (name, owner) in subdirs.drain(..) {
-                stack.push(Pending {
-                    name,
-                    parent: Some(Rc::clone(&node)),
-                    owner,
-                });
-            }
+            push_subdirs(&mut stack, node, dir, &mut subdirs);
         }
-        // Hard links count once across subtrees too: the first subtree (in
-        // the order they were found) keeps an inode's bytes.
-        let mut links: HashSet<(u64, u64)> = seen;
-        for (task, subtree) in tasks.iter().zip(walk_in_parallel(&tasks, device)) {
-            index.incomplete |= subtree.incomplete;
-            if let Some((key, stamp)) = &task.keep
-                && subtree.links.is_empty()
-                && !subtree.incomplete
-            {
-                fresh
-                    .entries
-                    .insert(key.clone(), cache::Entry::new(*stamp, subtree.bytes));
-            }
-            let mut bytes = subtree.bytes;
-            for (inode, linked) in subtree.links {
-                if !links.insert(inode) {
-                    bytes.allocated -= linked.allocated.min(bytes.allocated);
-                    bytes.apparent -= linked.apparent.min(bytes.apparent);
-                }
-            }
-            slots[task.owner].1 += bytes;
-        }
-        for (owner, bytes) in slots {
-            index.total += bytes;
-            if bytes != Bytes::default() || !owner.is_empty() {
-                *index.owners.entry(owner).or_default() += bytes;
-            }
-        }
+        add_subtrees(&tasks, seen, device, &mut slots, &mut index, &mut fresh);
+        slots.file_into(&mut index);
         (index, fresh)
     }
 

@@ -127,10 +127,9 @@ fn parse(
             saved.generated_at
         )
     })?;
-    let made = made
-        .duration_since(UNIX_EPOCH)
-        .map(|since| i64::try_from(since.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
+    let made = made.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
+    });
     if made > now + FUTURE_SLACK_SECS {
         return Err(format!(
             "it is dated {} in the future",

@@ -131,8 +131,10 @@ pub(super) fn account(
                     .containers
                     .iter()
                     .find(|container| container.image_id == image.id)
-                    .map(|container| container.display_name())
-                    .unwrap_or_else(|| short_id(&image.id).to_string());
+                    .map_or_else(
+                        || short_id(&image.id).to_string(),
+                        super::super::model::Container::display_name,
+                    );
                 format!("container {user}")
             };
             for layer in &image.layers {

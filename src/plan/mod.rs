@@ -242,13 +242,13 @@ impl Plan {
             item.predicted_bytes = measured.bytes.allocated;
             item.predicted_apparent_bytes = Some(measured.bytes.apparent);
             item.measured = true;
-            for layer in item.frees_layers.iter_mut() {
+            for layer in &mut item.frees_layers {
                 if let Some(bytes) = layers.get(&layer.chain_id) {
                     layer.bytes = *bytes;
                 }
             }
         }
-        for (kind, figures) in self.by_kind.iter_mut() {
+        for (kind, figures) in &mut self.by_kind {
             figures.predicted_bytes = self
                 .items
                 .iter()
@@ -438,9 +438,7 @@ pub(crate) fn plan_saved(
         let rule = plan
             .kept
             .iter()
-            .find(|kept| kept.id == item.id)
-            .map(|kept| kept.rule.clone())
-            .unwrap_or_else(|| {
+            .find(|kept| kept.id == item.id).map_or_else(|| {
                 format!(
                     "a plan made now does not take it: {}",
                     match item.kind {
@@ -453,7 +451,7 @@ pub(crate) fn plan_saved(
                         Kind::BuildCache => "it is in use, or shared outside the saved scope",
                     }
                 )
-            });
+            }, |kept| kept.rule.clone());
         note.not_taken.push(Kept {
             kind: item.kind,
             id: item.id.clone(),

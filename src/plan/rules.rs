@@ -128,7 +128,10 @@ impl Target {
             Target::MaxUsage(percent) => {
                 let used = total.saturating_sub(available) as f64;
                 let allowed = total as f64 * percent / 100.0;
-                (used - allowed).max(0.0).ceil() as u64
+                // Never negative; `as` saturates above u64::MAX.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let needed = (used - allowed).max(0.0).ceil() as u64;
+                needed
             }
         }
     }
@@ -238,10 +241,9 @@ impl Rules {
                     )));
                 }
                 "until" => {
-                    rules.until =
-                        Some(parse_until(value, now).map_err(|why| {
-                            UsageError(format!("invalid --filter {filter:?}: {why}"))
-                        })?)
+                    rules.until = Some(parse_until(value, now).map_err(|why| {
+                        UsageError(format!("invalid --filter {filter:?}: {why}"))
+                    })?);
                 }
                 "label" if !value.is_empty() => rules.labels.push(LabelMatch::parse(value)),
                 "label!" if !value.is_empty() => rules.not_labels.push(LabelMatch::parse(value)),

@@ -10,7 +10,9 @@ use crate::plan::rules::Rules;
 /// whose plan predicts at least `needed`. Everything allowed when that is not
 /// enough.
 pub(crate) fn plan_to_target(inventory: &Inventory, rules: &Rules, now: i64, needed: u64) -> Plan {
-    let rule = rules.target.map_or_else(String::new, |t| t.describe());
+    let rule = rules
+        .target
+        .map_or_else(String::new, super::rules::Target::describe);
     let full = plan(inventory, rules, now);
     let mut order: Vec<&Item> = full.items.iter().collect();
     let rank = |item: &Item| -> (u8, i64) {
@@ -48,7 +50,7 @@ pub(crate) fn plan_to_target(inventory: &Inventory, rules: &Rules, now: i64, nee
     // Adding candidates never lowers the prediction: search the shortest prefix.
     let (mut low, mut high) = (0, candidates);
     while low < high {
-        let middle = (low + high) / 2;
+        let middle = usize::midpoint(low, high);
         if prefix(middle).total.predicted_bytes >= needed {
             high = middle;
         } else {

@@ -35,6 +35,17 @@ pub(crate) fn df_human(
         )
     )?;
     writeln!(out)?;
+    rows_human(out, usage)?;
+    notes_human(out, usage)?;
+    if verbose {
+        items_human(out, usage, width)?;
+        orphans_human(out, engine, usage, now)?;
+    }
+    Ok(())
+}
+
+/// One row per kind, and the data root's.
+fn rows_human(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
     writeln!(
         out,
         "{:<18}  {:>5}  {:>10}  {:>10}  {:>11}",
@@ -79,6 +90,11 @@ pub(crate) fn df_human(
             bytes(usage.reclaimable_bytes)
         )?;
     }
+    Ok(())
+}
+
+/// What is shared, what was measured, what RECLAIMABLE means.
+fn notes_human(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
@@ -104,73 +120,85 @@ pub(crate) fn df_human(
     writeln!(
         out,
         "RECLAIMABLE is what `docker-reclaim --dry-run` plans to free: stopped containers and dangling images."
-    )?;
-    if verbose {
-        let names: Vec<String> = usage
+    )
+}
+
+/// `df -v`: every container, image and volume, by kind, largest first.
+fn items_human(out: &mut impl Write, usage: &Usage, width: Option<usize>) -> io::Result<()> {
+    let names: Vec<String> = usage
+        .items
+        .iter()
+        .map(|item| printable(&item.name).into_owned())
+        .collect();
+    // Each kind's NAME column as wide as its longest name; on a terminal
+    // no wider than what ID, SIZE, IN USE and the gaps (34) leave.
+    let column = |kind| {
+        let longest = usage
             .items
             .iter()
-            .map(|item| printable(&item.name).into_owned())
-            .collect();
-        // Each kind's NAME column as wide as its longest name; on a terminal
-        // no wider than what ID, SIZE, IN USE and the gaps (34) leave.
-        let column = |kind| {
-            let longest = usage
-                .items
-                .iter()
-                .zip(&names)
-                .filter(|(item, _)| item.kind == kind)
-                .map(|(_, name)| name.chars().count())
-                .max()
-                .unwrap_or(0)
-                .max("NAME".len());
-            match width {
-                Some(width) => longest.min(width.saturating_sub(34).max(12)),
-                None => longest,
-            }
-        };
-        let mut kind = None;
-        let mut name_width = 0;
-        for (index, item) in usage.items.iter().enumerate() {
-            if kind != Some(item.kind) {
-                kind = Some(item.kind);
-                name_width = column(item.kind);
-                writeln!(out)?;
-                writeln!(
-                    out,
-                    "{:<12}  {:<name_width$}  {:>10}  IN USE",
-                    item.kind.word().to_uppercase(),
-                    "NAME",
-                    "SIZE"
-                )?;
-            }
+            .zip(&names)
+            .filter(|(item, _)| item.kind == kind)
+            .map(|(_, name)| name.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max("NAME".len());
+        match width {
+            Some(width) => longest.min(width.saturating_sub(34).max(12)),
+            None => longest,
+        }
+    };
+    let mut kind = None;
+    let mut name_width = 0;
+    for (index, item) in usage.items.iter().enumerate() {
+        if kind != Some(item.kind) {
+            kind = Some(item.kind);
+            name_width = column(item.kind);
+            writeln!(out)?;
             writeln!(
                 out,
-                "{:<12}  {:<name_width$}  {:>10}  {}",
-                short_id(&item.id),
-                shorten(&names[index], name_width),
-                bytes(item.size_bytes),
-                if item.in_use { "yes" } else { "no" }
+                "{:<12}  {:<name_width$}  {:>10}  IN USE",
+                item.kind.word().to_uppercase(),
+                "NAME",
+                "SIZE"
             )?;
         }
-        if !usage.orphans.is_empty() {
-            writeln!(out)?;
-            let what = if engine.image_store == ImageStore::Containerd {
-                "ORPHANED containerd SNAPSHOT OR BLOB"
-            } else {
-                "ORPHANED overlay2 DIRECTORY"
-            };
-            writeln!(out, "{what:<64}  {:>10}  {:>7}", "SIZE", "AGE")?;
-            for orphan in &usage.orphans {
-                writeln!(
-                    out,
-                    "{:<64}  {:>10}  {:>7}",
-                    printable(&orphan.name),
-                    bytes(orphan.bytes.allocated),
-                    orphan
-                        .modified
-                        .map_or_else(|| "-".to_string(), |m| age(now - m))
-                )?;
-            }
+        writeln!(
+            out,
+            "{:<12}  {:<name_width$}  {:>10}  {}",
+            short_id(&item.id),
+            shorten(&names[index], name_width),
+            bytes(item.size_bytes),
+            if item.in_use { "yes" } else { "no" }
+        )?;
+    }
+    Ok(())
+}
+
+/// `df -v`: what the engine no longer knows about, under its data root.
+fn orphans_human(
+    out: &mut impl Write,
+    engine: &EngineInfo,
+    usage: &Usage,
+    now: i64,
+) -> io::Result<()> {
+    if !usage.orphans.is_empty() {
+        writeln!(out)?;
+        let what = if engine.image_store == ImageStore::Containerd {
+            "ORPHANED containerd SNAPSHOT OR BLOB"
+        } else {
+            "ORPHANED overlay2 DIRECTORY"
+        };
+        writeln!(out, "{what:<64}  {:>10}  {:>7}", "SIZE", "AGE")?;
+        for orphan in &usage.orphans {
+            writeln!(
+                out,
+                "{:<64}  {:>10}  {:>7}",
+                printable(&orphan.name),
+                bytes(orphan.bytes.allocated),
+                orphan
+                    .modified
+                    .map_or_else(|| "-".to_string(), |m| age(now - m))
+            )?;
         }
     }
     Ok(())

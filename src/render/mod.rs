@@ -176,6 +176,7 @@ mod tests {
             ["unbreakable-word", "x"]
         );
     }
+    use crate::plan::rules::Scope;
     use crate::plan::{Figures, FreedLayer, Item, Kind, Plan, Reason};
     use crate::testing::engine;
 
@@ -239,7 +240,7 @@ mod tests {
             orphaned: None,
             kept: vec![],
             target: None,
-            scope: Default::default(),
+            scope: Scope::default(),
             saved: None,
             unmeasured: None,
             measured_keys: Vec::new(),

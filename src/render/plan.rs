@@ -281,47 +281,46 @@ fn totals_lines(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    match plan.data_root {
-        Some(root) => totals_row(out, "Data root", &plan.total).and_then(|()| {
-            writeln!(out)?;
-            let (on_disk, estimated) = (words(true), words(false));
-            if !on_disk.is_empty() {
-                writeln!(
-                    out,
-                    "RECLAIM: measured on disk for {on_disk} (allocated blocks; shared layers and hard links counted once)."
-                )?;
-            }
-            if !estimated.is_empty() {
-                writeln!(
-                    out,
-                    "RECLAIM (~): the engine's estimate for {estimated}, which are not measured on disk."
-                )?;
-            }
-            writeln!(out, "CURRENT per kind (~): the engine's estimate.")?;
+    if let Some(root) = plan.data_root {
+        totals_row(out, "Data root", &plan.total).and_then(|()| {
+        writeln!(out)?;
+        let (on_disk, estimated) = (words(true), words(false));
+        if !on_disk.is_empty() {
             writeln!(
                 out,
-                "Data root: {}, measured on disk ({} apparent){}.",
-                engine.data_root,
-                bytes(root.bytes.apparent),
-                if root.incomplete {
-                    "; some entries could not be read, so figures are lower bounds"
-                } else {
-                    ""
-                }
-            )
-        })?,
-        None => {
-            totals_row(out, "Total", &plan.total)?;
-            writeln!(out)?;
-            let why = plan.unmeasured.as_ref().map_or_else(
-                || "the data root was not measured".to_string(),
-                ToString::to_string,
-            );
-            writeln!(
-                out,
-                "Sizes are the engine's own figures, not measured on disk: {why}. Image sizes count each shared layer once."
+                "RECLAIM: measured on disk for {on_disk} (allocated blocks; shared layers and hard links counted once)."
             )?;
         }
+        if !estimated.is_empty() {
+            writeln!(
+                out,
+                "RECLAIM (~): the engine's estimate for {estimated}, which are not measured on disk."
+            )?;
+        }
+        writeln!(out, "CURRENT per kind (~): the engine's estimate.")?;
+        writeln!(
+            out,
+            "Data root: {}, measured on disk ({} apparent){}.",
+            engine.data_root,
+            bytes(root.bytes.apparent),
+            if root.incomplete {
+                "; some entries could not be read, so figures are lower bounds"
+            } else {
+                ""
+            }
+        )
+    })?;
+    } else {
+        totals_row(out, "Total", &plan.total)?;
+        writeln!(out)?;
+        let why = plan.unmeasured.as_ref().map_or_else(
+            || "the data root was not measured".to_string(),
+            ToString::to_string,
+        );
+        writeln!(
+            out,
+            "Sizes are the engine's own figures, not measured on disk: {why}. Image sizes count each shared layer once."
+        )?;
     }
     if let Some((count, orphaned)) = plan.orphaned.filter(|(count, _)| *count > 0) {
         let what = if engine.image_store == crate::model::ImageStore::Containerd {

@@ -45,7 +45,7 @@ fn image(name: &str, tags: &[&str], created: i64, layers: Vec<Layer>) -> Image {
     Image {
         id: format!("sha256:{}", hex(name)),
         parent_id: None,
-        tags: tags.iter().map(|t| t.to_string()).collect(),
+        tags: tags.iter().map(std::string::ToString::to_string).collect(),
         digests: Vec::new(),
         created,
         size: layers.iter().map(|l| l.size).sum(),

@@ -107,11 +107,61 @@ pub(crate) struct Usage {
 /// was readable, what was measured on it.
 pub(crate) fn usage(inventory: &Inventory, plan: &Plan, on_disk: Option<&OnDisk>) -> Usage {
     let measured = on_disk.is_some();
-    let planned =
-        |kind: Kind| -> u64 { plan.items_of(kind).map(|item| item.predicted_bytes).sum() };
-    let mut items = Vec::new();
+    let (mut rows, mut container_items) = container_rows(inventory, plan, on_disk);
+    let images = image_rows(inventory, plan, on_disk);
+    rows.extend(images.rows);
+    let mut items = images.items;
+    let (other_rows, volumes) = volume_and_cache_rows(inventory, plan);
+    rows.extend(other_rows);
+    items.extend(volumes);
+    let orphans = on_disk.map(|disk| disk.orphans.clone()).unwrap_or_default();
+    if measured {
+        rows.push(Row {
+            kind: if inventory.engine.image_store == ImageStore::Containerd {
+                Section::OrphanedContainerd
+            } else {
+                Section::OrphanedOverlay2
+            },
+            count: orphans.len(),
+            size_bytes: Some(orphans.iter().map(|o| o.bytes.allocated).sum()),
+            in_use_bytes: None,
+            reclaimable_bytes: None,
+            measured,
+        });
+    }
 
-    // Containers, and their logs.
+    container_items.sort_by_key(|item| std::cmp::Reverse(item.size_bytes));
+    items.sort_by_key(|item| (item.kind, std::cmp::Reverse(item.size_bytes)));
+    let mut all = container_items;
+    all.extend(items);
+    for item in &mut all {
+        if item.name.is_empty() {
+            item.name = short_id(&item.id).to_string();
+        }
+    }
+    Usage {
+        rows,
+        shared_layers: images.shared_layers,
+        shared_layer_bytes: images.shared_layer_bytes,
+        orphans,
+        data_root: on_disk.map(|disk| disk.data_root),
+        unmeasured: plan.unmeasured.clone(),
+        reclaimable_bytes: plan.total.predicted_bytes,
+        items: all,
+    }
+}
+
+fn planned(plan: &Plan, kind: Kind) -> u64 {
+    plan.items_of(kind).map(|item| item.predicted_bytes).sum()
+}
+
+/// The containers row and the container logs row, and each container.
+fn container_rows(
+    inventory: &Inventory,
+    plan: &Plan,
+    on_disk: Option<&OnDisk>,
+) -> (Vec<Row>, Vec<Listed>) {
+    let measured = on_disk.is_some();
     let mut size = 0;
     let mut in_use = 0;
     let mut logs = 0;
@@ -144,13 +194,13 @@ pub(crate) fn usage(inventory: &Inventory, plan: &Plan, on_disk: Option<&OnDisk>
             in_use: running,
         });
     }
-    let mut rows = vec![
+    let rows = vec![
         Row {
             kind: Section::Containers,
             count: inventory.containers.len(),
             size_bytes: Some(size),
             in_use_bytes: Some(in_use),
-            reclaimable_bytes: Some(planned(Kind::Container)),
+            reclaimable_bytes: Some(planned(plan, Kind::Container)),
             measured,
         },
         Row {
@@ -162,8 +212,19 @@ pub(crate) fn usage(inventory: &Inventory, plan: &Plan, on_disk: Option<&OnDisk>
             measured,
         },
     ];
+    (rows, container_items)
+}
 
-    // Images and their layers, each layer once.
+/// The images and layers rows (each layer once), and each listed image.
+struct ImageRows {
+    rows: Vec<Row>,
+    items: Vec<Listed>,
+    shared_layers: usize,
+    shared_layer_bytes: u64,
+}
+
+fn image_rows(inventory: &Inventory, plan: &Plan, on_disk: Option<&OnDisk>) -> ImageRows {
+    let measured = on_disk.is_some();
     let layer_bytes = |chain_id: &str, fallback: u64| {
         on_disk
             .and_then(|disk| disk.layers.get(chain_id).copied())
@@ -199,8 +260,9 @@ pub(crate) fn usage(inventory: &Inventory, plan: &Plan, on_disk: Option<&OnDisk>
         .iter()
         .filter(|image| image.listed)
         .collect();
-    for image in &listed_images {
-        items.push(Listed {
+    let items = listed_images
+        .iter()
+        .map(|image| Listed {
             kind: Kind::Image,
             id: image.id.clone(),
             name: image.display_name(),
@@ -210,94 +272,68 @@ pub(crate) fn usage(inventory: &Inventory, plan: &Plan, on_disk: Option<&OnDisk>
                 .map(|layer| layer_bytes(&layer.chain_id, layer.size))
                 .sum(),
             in_use: used_images.contains(image.id.as_str()),
-        });
+        })
+        .collect();
+    let row = |kind, count| Row {
+        kind,
+        count,
+        size_bytes: Some(layers_total),
+        in_use_bytes: Some(layers_in_use),
+        reclaimable_bytes: Some(planned(plan, Kind::Image)),
+        measured,
+    };
+    ImageRows {
+        rows: vec![
+            row(Section::Images, listed_images.len()),
+            row(Section::Layers, sizes.len()),
+        ],
+        items,
+        shared_layers: shared.len(),
+        shared_layer_bytes,
     }
-    rows.push(Row {
-        kind: Section::Images,
-        count: listed_images.len(),
-        size_bytes: Some(layers_total),
-        in_use_bytes: Some(layers_in_use),
-        reclaimable_bytes: Some(planned(Kind::Image)),
-        measured,
-    });
-    rows.push(Row {
-        kind: Section::Layers,
-        count: sizes.len(),
-        size_bytes: Some(layers_total),
-        in_use_bytes: Some(layers_in_use),
-        reclaimable_bytes: Some(planned(Kind::Image)),
-        measured,
-    });
+}
 
+/// The volumes and build cache rows (the engine's figures), and each volume.
+fn volume_and_cache_rows(inventory: &Inventory, plan: &Plan) -> (Vec<Row>, Vec<Listed>) {
     let volumes_in_use = inventory
         .volumes
         .iter()
         .filter(|volume| volume.ref_count.unwrap_or(0) > 0);
-    rows.push(Row {
-        kind: Section::Volumes,
-        count: inventory.volumes.len(),
-        size_bytes: Some(inventory.volumes.iter().filter_map(|v| v.size).sum()),
-        in_use_bytes: Some(volumes_in_use.filter_map(|v| v.size).sum()),
-        reclaimable_bytes: Some(planned(Kind::Volume)),
-        measured: false,
-    });
-    for volume in &inventory.volumes {
-        items.push(Listed {
+    let rows = vec![
+        Row {
+            kind: Section::Volumes,
+            count: inventory.volumes.len(),
+            size_bytes: Some(inventory.volumes.iter().filter_map(|v| v.size).sum()),
+            in_use_bytes: Some(volumes_in_use.filter_map(|v| v.size).sum()),
+            reclaimable_bytes: Some(planned(plan, Kind::Volume)),
+            measured: false,
+        },
+        Row {
+            kind: Section::BuildCache,
+            count: inventory.build_cache.len(),
+            size_bytes: Some(inventory.build_cache.iter().map(|r| r.size).sum()),
+            in_use_bytes: Some(
+                inventory
+                    .build_cache
+                    .iter()
+                    .filter(|r| r.in_use)
+                    .map(|r| r.size)
+                    .sum(),
+            ),
+            reclaimable_bytes: Some(planned(plan, Kind::BuildCache)),
+            measured: false,
+        },
+    ];
+    let items = inventory
+        .volumes
+        .iter()
+        .map(|volume| Listed {
             kind: Kind::Volume,
             id: volume.name.clone(),
             name: volume.name.clone(),
             size_bytes: volume.size.unwrap_or(0),
             in_use: volume.ref_count.unwrap_or(0) > 0,
-        });
-    }
-    rows.push(Row {
-        kind: Section::BuildCache,
-        count: inventory.build_cache.len(),
-        size_bytes: Some(inventory.build_cache.iter().map(|r| r.size).sum()),
-        in_use_bytes: Some(
-            inventory
-                .build_cache
-                .iter()
-                .filter(|r| r.in_use)
-                .map(|r| r.size)
-                .sum(),
-        ),
-        reclaimable_bytes: Some(planned(Kind::BuildCache)),
-        measured: false,
-    });
-    let orphans = on_disk.map(|disk| disk.orphans.clone()).unwrap_or_default();
-    if measured {
-        rows.push(Row {
-            kind: if inventory.engine.image_store == ImageStore::Containerd {
-                Section::OrphanedContainerd
-            } else {
-                Section::OrphanedOverlay2
-            },
-            count: orphans.len(),
-            size_bytes: Some(orphans.iter().map(|o| o.bytes.allocated).sum()),
-            in_use_bytes: None,
-            reclaimable_bytes: None,
-            measured,
-        });
-    }
-
-    container_items.sort_by_key(|item| std::cmp::Reverse(item.size_bytes));
-    items.sort_by_key(|item| (item.kind, std::cmp::Reverse(item.size_bytes)));
-    let mut all = container_items;
-    all.extend(items);
-    for item in &mut all {
-        if item.name.is_empty() {
-            item.name = short_id(&item.id).to_string();
-        }
-    }
-    Usage {
-        rows,
-        shared_layers: shared.len(),
-        shared_layer_bytes,
-        orphans,
-        data_root: on_disk.map(|disk| disk.data_root),
-        unmeasured: plan.unmeasured.clone(),
-        reclaimable_bytes: plan.total.predicted_bytes,
-        items: all,
-    }
+        })
+        .collect();
+    (rows, items)
 }

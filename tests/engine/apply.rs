@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
 
-use libtest_mimic::{Failed, Trial};
+use libtest_mimic::Trial;
 use serde_json::Value;
 
 use crate::check;
@@ -16,54 +16,21 @@ use crate::support::{Daemon, Pty, Result, reclaim_command};
 const PROMPT: &str = "[y/N]";
 const PATIENCE: Duration = Duration::from_secs(60);
 
-pub fn trials() -> Vec<Trial> {
-    let trial = |name: &str, test: fn() -> Result<()>| {
-        Trial::test(name, move || test().map_err(Failed::from))
-    };
-    vec![
-        trial(
-            "apply_prompt_yes_removes_the_plan",
-            prompt_yes_removes_the_plan,
-        ),
-        trial(
-            "apply_select_shows_the_running_total_and_removes_the_chosen",
-            select_shows_the_running_total,
-        ),
-        trial(
-            "apply_prompt_no_or_eof_removes_nothing",
-            prompt_no_or_eof_removes_nothing,
-        ),
-        trial(
-            "apply_without_terminal_or_yes_is_refused",
-            without_terminal_or_yes_is_refused,
-        ),
-        trial("apply_yes_reports_and_logs", yes_reports_and_logs),
-        trial(
-            "apply_prune_scope_leaves_nothing_for_docker_system_prune",
-            prune_scope_leaves_nothing_for_prune,
-        ),
-        trial(
-            "apply_rechecks_every_item_after_the_prompt",
-            rechecks_every_item_after_the_prompt,
-        ),
-        trial(
-            "apply_saved_plan_is_an_upper_bound",
-            saved_plan_is_an_upper_bound,
-        ),
-        trial(
-            "apply_refuses_foreign_stale_and_broken_plans",
-            refuses_foreign_stale_and_broken_plans,
-        ),
-        trial(
-            "apply_plan_is_shown_before_the_prompt_with_stdout_piped",
-            plan_is_shown_before_the_prompt_with_stdout_piped,
-        ),
-        trial("apply_quiet_and_colour", quiet_and_colour),
-        trial(
-            "apply_second_apply_is_locked_out",
-            second_apply_is_locked_out,
-        ),
-        trial("apply_ctrl_c_stops_and_reports", ctrl_c_stops_and_reports),
+pub(crate) fn trials() -> Vec<Trial> {
+    crate::trials![
+        prompt_yes_removes_the_plan,
+        select_shows_the_running_total_and_removes_the_chosen,
+        prompt_no_or_eof_removes_nothing,
+        without_terminal_or_yes_is_refused,
+        yes_reports_and_logs,
+        prune_scope_leaves_nothing_for_docker_system_prune,
+        rechecks_every_item_after_the_prompt,
+        saved_plan_is_an_upper_bound,
+        refuses_foreign_stale_and_broken_plans,
+        plan_is_shown_before_the_prompt_with_stdout_piped,
+        quiet_and_colour,
+        second_apply_is_locked_out,
+        ctrl_c_stops_and_reports,
     ]
 }
 
@@ -143,7 +110,7 @@ fn prompt_yes_removes_the_plan() -> Result<()> {
 
 /// `--select`: a checklist whose first line counts what is chosen and what it
 /// frees, updated as keys toggle items; only the chosen go.
-fn select_shows_the_running_total() -> Result<()> {
+fn select_shows_the_running_total_and_removes_the_chosen() -> Result<()> {
     let (d, stopped, dangling) = small_engine()?;
     let mut pty = on_pty(&d, &["--select"])?;
     pty.expect("3 of 3 chosen, about", PATIENCE)?;
@@ -403,8 +370,10 @@ fn outcome_of(report: &Value, id: &str) -> String {
         .into_iter()
         .flatten()
         .find(|item| item["id"] == id)
-        .map(|item| item["outcome"].as_str().unwrap_or("").to_string())
-        .unwrap_or_else(|| "absent".into())
+        .map_or_else(
+            || "absent".into(),
+            |item| item["outcome"].as_str().unwrap_or("").to_string(),
+        )
 }
 
 /// The world changes while the prompt waits: every item is re-checked just
@@ -709,9 +678,9 @@ fn second_apply_is_locked_out() -> Result<()> {
 }
 
 fn ctrl_c_stops_and_reports() -> Result<()> {
+    const MANY: usize = 40;
     let d = Daemon::start()?;
     d.build_base("base:latest")?;
-    const MANY: usize = 40;
     for n in 0..MANY {
         d.docker(&[
             "create",
@@ -737,14 +706,12 @@ fn ctrl_c_stops_and_reports() -> Result<()> {
     loop {
         match lines.next() {
             Some(Ok(line)) if line.starts_with("removed ") => break,
-            Some(Ok(_)) => continue,
+            Some(Ok(_)) => {}
             _ => return Err("the apply ended before removing anything".into()),
         }
     }
-    // SAFETY: sending a signal to our own child.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
-    }
+    let pid = rustix::process::Pid::from_raw(child.id().cast_signed()).ok_or("no pid")?;
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).map_err(|e| e.to_string())?;
     let rest: Vec<String> = lines.map_while(std::result::Result::ok).collect();
     let output = child.wait_with_output().map_err(|e| e.to_string())?;
     check!(
@@ -899,7 +866,7 @@ fn plan_is_shown_before_the_prompt_with_stdout_piped() -> Result<()> {
 
 /// `-q`: a dry run prints the planned IDs and nothing else; an apply prints one
 /// summary line and no progress; without --yes it is refused. Colour only when
-/// asked for (NO_COLOR is set for every test, and stdout is a pipe).
+/// asked for (`NO_COLOR` is set for every test, and stdout is a pipe).
 fn quiet_and_colour() -> Result<()> {
     let (d, stopped, dangling) = small_engine()?;
     let output = d.reclaim(&["--dry-run", "-q"]);
@@ -947,7 +914,7 @@ fn quiet_and_colour() -> Result<()> {
 /// containers, unused networks, dangling images (legacy and BuildKit rebuilds)
 /// and the build cache records only those images shared. After it, the prune
 /// finds nothing.
-fn prune_scope_leaves_nothing_for_prune() -> Result<()> {
+fn prune_scope_leaves_nothing_for_docker_system_prune() -> Result<()> {
     let d = Daemon::start()?;
     d.build_base("base:latest")?;
     for kib in [100, 200] {

@@ -6,48 +6,21 @@ use std::os::unix::fs::FileTypeExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use libtest_mimic::{Failed, Trial};
+use libtest_mimic::Trial;
 
 use crate::check;
 use crate::support::{Daemon, Result, reclaim_command};
 
-pub fn trials() -> Vec<Trial> {
-    let trial = |name: &str, test: fn() -> Result<()>| {
-        Trial::test(name, move || test().map_err(Failed::from))
-    };
-    vec![
-        trial(
-            "hostile_files_are_refused_or_written_into",
-            files_are_refused_or_written_into,
-        ),
-        trial(
-            "hostile_hung_engine_times_out_and_yields_to_ctrl_c",
-            hung_engine_times_out_and_yields_to_ctrl_c,
-        ),
-        trial(
-            "hostile_engine_killed_mid_apply_is_said_once",
-            engine_killed_mid_apply_is_said_once,
-        ),
-        trial(
-            "hostile_tag_moved_before_removal_is_left_alone",
-            tag_moved_before_removal_is_left_alone,
-        ),
-        trial(
-            "hostile_group_user_applies_after_root_and_shares_the_lock",
-            group_user_applies_after_root_and_shares_the_lock,
-        ),
-        trial(
-            "hostile_tag_moved_within_the_untag_window_is_reported",
-            tag_moved_within_the_untag_window_is_reported,
-        ),
-        trial(
-            "hostile_a_closed_stdout_never_turns_a_failure_into_success",
-            a_closed_stdout_never_turns_a_failure_into_success,
-        ),
-        trial(
-            "hostile_plan_out_through_a_planted_link_is_refused",
-            plan_out_through_a_planted_link_is_refused,
-        ),
+pub(crate) fn trials() -> Vec<Trial> {
+    crate::trials![
+        files_are_refused_or_written_into,
+        hung_engine_times_out_and_yields_to_ctrl_c,
+        engine_killed_mid_apply_is_said_once,
+        tag_moved_before_removal_is_left_alone,
+        group_user_applies_after_root_and_shares_the_lock,
+        tag_moved_within_the_untag_window_is_reported,
+        a_closed_stdout_never_turns_a_failure_into_success,
+        plan_out_through_a_planted_link_is_refused,
     ]
 }
 
@@ -326,7 +299,7 @@ fn tag_moving_proxy(
                 moved.clone(),
             );
             std::thread::spawn(move || {
-                let mut buffer = [0u8; 65536];
+                let mut buffer = vec![0u8; 65536];
                 while let Ok(n) = client_read.read(&mut buffer) {
                     if n == 0 {
                         break;

@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::process::{ExitCode, Output};
 use std::sync::{Arc, OnceLock};
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Arguments, Trial};
 use serde_json::Value;
 
 use support::{Daemon, Result, context_store, reclaim_command};
@@ -196,46 +196,18 @@ fn main() -> ExitCode {
         fixture: OnceLock::new(),
     });
 
-    let with = |name: &str, test: fn(&Shared) -> Result<()>| {
-        let shared = Arc::clone(&shared);
-        Trial::test(name, move || test(&shared).map_err(Failed::from))
-    };
-    let trials = vec![
-        with(
-            "dry_run_json_plans_exactly_the_expected_ids",
-            dry_run_json_plans_exactly_the_expected_ids,
-        ),
-        with(
-            "dry_run_predicts_bytes_from_layers",
-            dry_run_predicts_bytes_from_layers,
-        ),
-        with("dry_run_changes_nothing", dry_run_changes_nothing),
-        with("human_dry_run_reads_well", human_dry_run_reads_well),
-        with(
-            "docker_host_env_selects_the_engine",
-            docker_host_env_selects_the_engine,
-        ),
-        with(
-            "without_dry_run_it_refuses_and_changes_nothing",
-            without_dry_run_it_refuses_and_changes_nothing,
-        ),
-        with(
-            "empty_engine_has_nothing_to_reclaim",
-            empty_engine_has_nothing_to_reclaim,
-        ),
-        with(
-            "contexts_select_the_engine_as_docker_does",
-            contexts_select_the_engine_as_docker_does,
-        ),
-        with(
-            "docker_reclaim_runs_as_a_docker_cli_plugin",
-            runs_as_a_docker_cli_plugin,
-        ),
-        with(
-            "an_engine_refusing_api_versions_below_1_44_is_planned",
-            an_engine_refusing_old_api_versions_is_planned,
-        ),
-    ];
+    let trials: Vec<Trial> = trials!(shared =>
+        dry_run_json_plans_exactly_the_expected_ids,
+        dry_run_predicts_bytes_from_layers,
+        dry_run_changes_nothing,
+        human_dry_run_reads_well,
+        docker_host_env_selects_the_engine,
+        without_dry_run_it_refuses_and_changes_nothing,
+        empty_engine_has_nothing_to_reclaim,
+        contexts_select_the_engine_as_docker_does,
+        docker_reclaim_runs_as_a_docker_cli_plugin,
+        an_engine_refusing_api_versions_below_1_44_is_planned,
+    );
     let trials = trials
         .into_iter()
         .chain(apply::trials())
@@ -492,7 +464,7 @@ fn empty_engine_has_nothing_to_reclaim(_shared: &Shared) -> Result<()> {
 /// `daemon/config/config.go` `defaultMinAPIVersion`). An engine of API 1.44 or
 /// newer started the same way (`DOCKER_MIN_API_VERSION=1.44`) is connected to
 /// and planned; an older engine cannot be told so, and that is said.
-fn an_engine_refusing_old_api_versions_is_planned(shared: &Shared) -> Result<()> {
+fn an_engine_refusing_api_versions_below_1_44_is_planned(shared: &Shared) -> Result<()> {
     let api = shared
         .daemon()?
         .docker(&["version", "--format", "{{.Server.APIVersion}}"])?;
@@ -583,9 +555,9 @@ fn contexts_select_the_engine_as_docker_does(shared: &Shared) -> Result<()> {
 }
 
 /// Through the docker CLI 28 at /usr/local/bin/docker, with the binary linked
-/// into a temporary DOCKER_CONFIG's cli-plugins: `docker reclaim`, with
+/// into a temporary `DOCKER_CONFIG`'s cli-plugins: `docker reclaim`, with
 /// docker's own `--context` and `-H`, and no invalid-plugin warning.
-fn runs_as_a_docker_cli_plugin(shared: &Shared) -> Result<()> {
+fn docker_reclaim_runs_as_a_docker_cli_plugin(shared: &Shared) -> Result<()> {
     let docker = std::path::Path::new("/usr/local/bin/docker");
     if !docker.exists() {
         return Err("no docker CLI at /usr/local/bin/docker to run the plugin through".into());

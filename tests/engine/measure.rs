@@ -4,40 +4,22 @@
 
 use std::process::Command;
 
-use libtest_mimic::{Failed, Trial};
+use libtest_mimic::Trial;
 use serde_json::Value;
 
 use crate::check;
 use crate::support::{Daemon, Result};
 
-pub fn trials() -> Vec<Trial> {
-    vec![
-        Trial::test("measure_prediction_matches_du_within_2_percent", || {
-            prediction_matches_du().map_err(Failed::from)
-        }),
-        Trial::test("measure_kept_sizes_give_what_a_full_walk_gives", || {
-            kept_sizes_match_a_full_walk().map_err(Failed::from)
-        }),
-        Trial::test("measure_verbose_lists_freed_and_kept_layers", || {
-            verbose_lists_layers().map_err(Failed::from)
-        }),
-        Trial::test("measure_buildkit_layers_held_by_the_build_cache", || {
-            buildkit_layers_held_by_cache().map_err(Failed::from)
-        }),
-        Trial::test(
-            "measure_remote_and_foreign_data_roots_are_not_measured",
-            || remote_and_foreign_data_roots_are_not_measured().map_err(Failed::from),
-        ),
-        Trial::test("measure_dry_run_without_root_uses_estimates", || {
-            dry_run_without_root_uses_estimates().map_err(Failed::from)
-        }),
-        Trial::test("measure_a_fresh_engine_and_one_under_churn", || {
-            fresh_engine_and_churn_are_measured().map_err(Failed::from)
-        }),
-        Trial::test(
-            "measure_the_apply_check_does_not_trust_the_size_cache",
-            || apply_check_does_not_trust_the_size_cache().map_err(Failed::from),
-        ),
+pub(crate) fn trials() -> Vec<Trial> {
+    crate::trials![
+        prediction_matches_du_within_2_percent,
+        kept_sizes_give_what_a_full_walk_gives,
+        verbose_lists_freed_and_kept_layers,
+        buildkit_layers_held_by_the_build_cache,
+        remote_and_foreign_data_roots_are_not_measured,
+        dry_run_without_root_uses_estimates,
+        a_fresh_engine_and_one_under_churn,
+        the_apply_check_does_not_trust_the_size_cache,
     ]
 }
 
@@ -45,7 +27,7 @@ pub fn trials() -> Vec<Trial> {
 /// root, measured; and so is one whose containers are created and removed
 /// while the plan is made (safety round 2, finding 11: "not this engine's
 /// data root" in 3 of 25 dry runs, exit 1 on the engine's 500 in 1).
-fn fresh_engine_and_churn_are_measured() -> Result<()> {
+fn a_fresh_engine_and_one_under_churn() -> Result<()> {
     let d = Daemon::start()?;
     let fresh = d.dry_run_json(&[])?;
     check!(
@@ -163,7 +145,7 @@ fn figures(plan: &Value) -> (Value, Value) {
 
 /// The sizes kept between runs (committed layers, init layers, mount records)
 /// give the plan a full walk gives, also after the engine changed things.
-fn kept_sizes_match_a_full_walk() -> Result<()> {
+fn kept_sizes_give_what_a_full_walk_gives() -> Result<()> {
     let d = Daemon::start()?;
     fixture(&d)?;
     let uncached = |d: &Daemon| -> Result<Value> {
@@ -181,7 +163,7 @@ fn kept_sizes_match_a_full_walk() -> Result<()> {
     let first = d.dry_run_json(&["-v"])?;
     let kept: Vec<_> = std::fs::read_dir(d.size_cache())
         .map_err(|e| format!("no size cache written: {e}"))?
-        .filter_map(|entry| entry.ok())
+        .filter_map(std::result::Result::ok)
         .filter(|entry| entry.file_name().to_string_lossy().starts_with("sizes-"))
         .collect();
     check!(kept.len() == 1, "size cache files: {kept:?}");
@@ -222,7 +204,7 @@ fn kept_sizes_match_a_full_walk() -> Result<()> {
     Ok(())
 }
 
-fn prediction_matches_du() -> Result<()> {
+fn prediction_matches_du_within_2_percent() -> Result<()> {
     let d = Daemon::start()?;
     fixture(&d)?;
     let output = d.reclaim(&["--dry-run", "--format", "json"]);
@@ -292,7 +274,7 @@ fn prediction_matches_du() -> Result<()> {
     Ok(())
 }
 
-fn verbose_lists_layers() -> Result<()> {
+fn verbose_lists_freed_and_kept_layers() -> Result<()> {
     let d = Daemon::start()?;
     d.build_base("base:latest")?;
     let old = d.build_on("base", "app:latest", 256, "v1")?;
@@ -333,7 +315,7 @@ fn verbose_lists_layers() -> Result<()> {
 
 /// A BuildKit-built image that goes dangling: its layers stay on disk, held by
 /// the build cache, and the prediction must not count them.
-fn buildkit_layers_held_by_cache() -> Result<()> {
+fn buildkit_layers_held_by_the_build_cache() -> Result<()> {
     let d = Daemon::start()?;
     let dockerfile = |kib: u32| {
         format!(
@@ -432,18 +414,8 @@ fn dry_run_without_root_uses_estimates() -> Result<()> {
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .env("HOME", "/tmp");
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::setgroups(0, std::ptr::null()) != 0
-                    || libc::setgid(65534) != 0
-                    || libc::setuid(65534) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        // nobody:nogroup; std drops root's supplementary groups with them.
+        command.uid(65534).gid(65534);
         command
             .output()
             .map_err(|e| format!("running as nobody: {e}"))
@@ -545,7 +517,7 @@ fn remote_and_foreign_data_roots_are_not_measured() -> Result<()> {
 /// gave a prediction that the apply's own check then confirmed, since both
 /// took the cache's word. Now the planned items' directories are walked
 /// afresh just before deleting: the bytes seen freed are theirs.
-fn apply_check_does_not_trust_the_size_cache() -> Result<()> {
+fn the_apply_check_does_not_trust_the_size_cache() -> Result<()> {
     const LIE: u64 = 100 << 20;
     let d = Daemon::start()?;
     d.build_base("base:latest")?;

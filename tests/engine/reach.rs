@@ -2,26 +2,21 @@
 //! context) and `ssh://` through a private sshd. Each test has a daemon of its
 //! own, listening where the test says.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use libtest_mimic::{Failed, Trial};
+use libtest_mimic::Trial;
 use serde_json::Value;
 
 use crate::check;
 use crate::support::{Daemon, Result, context_store, free_port, reclaim_command};
 
-pub fn trials() -> Vec<Trial> {
-    vec![
-        Trial::test("reach_tls_by_flags_environment_and_context", || {
-            tls_by_flags_environment_and_context().map_err(Failed::from)
-        }),
-        Trial::test("reach_ssh_through_a_private_sshd", || {
-            ssh_through_a_private_sshd().map_err(Failed::from)
-        }),
-        Trial::test("reach_podman_compatible_api", || {
-            podman_compatible_api().map_err(Failed::from)
-        }),
+pub(crate) fn trials() -> Vec<Trial> {
+    crate::trials![
+        tls_by_flags_environment_and_context,
+        ssh_through_a_private_sshd,
+        podman_compatible_api,
     ]
 }
 
@@ -383,7 +378,6 @@ impl Sshd {
             ),
         )
         .map_err(|e| e.to_string())?;
-        use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
             .map_err(|e| e.to_string())?;
         // sshd wants its privilege separation directory, which its package's

@@ -5,39 +5,22 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use libtest_mimic::{Failed, Trial};
+use libtest_mimic::Trial;
 use serde_json::Value;
 
 use crate::check;
 use crate::support::{Daemon, Result, ids_of};
 
-pub fn trials() -> Vec<Trial> {
-    vec![
-        Trial::test("rules_filters_and_keep_rules_protect_and_say_why", || {
-            rules_protect_and_say_why().map_err(Failed::from)
-        }),
-        Trial::test(
-            "rules_metadata_only_rebuild_leaves_a_planned_dangling_image",
-            || metadata_only_rebuild().map_err(Failed::from),
-        ),
-        Trial::test("rules_all_images_and_keep_last", || {
-            all_images_and_keep_last().map_err(Failed::from)
-        }),
-        Trial::test("rules_volumes_anonymous_named_and_protected", || {
-            volumes().map_err(Failed::from)
-        }),
-        Trial::test("rules_config_file_defaults_and_flags_override", || {
-            config_file().map_err(Failed::from)
-        }),
-        Trial::test("rules_networks_unused_user_defined_only", || {
-            networks().map_err(Failed::from)
-        }),
-        Trial::test("rules_build_cache_unshared_and_all", || {
-            build_cache().map_err(Failed::from)
-        }),
-        Trial::test("rules_target_free_stops_at_the_first_cut_off", || {
-            target_free().map_err(Failed::from)
-        }),
+pub(crate) fn trials() -> Vec<Trial> {
+    crate::trials![
+        filters_and_keep_rules_protect_and_say_why,
+        metadata_only_rebuild_leaves_a_planned_dangling_image,
+        all_images_and_keep_last,
+        volumes_anonymous_named_and_protected,
+        config_file_defaults_and_flags_override,
+        networks_unused_user_defined_only,
+        build_cache_unshared_and_all,
+        target_free_stops_at_the_first_cut_off,
     ]
 }
 
@@ -45,7 +28,7 @@ fn ids(value: &Value, field: &str) -> BTreeSet<String> {
     ids_of(value, field, None)
 }
 
-fn rules_protect_and_say_why() -> Result<()> {
+fn filters_and_keep_rules_protect_and_say_why() -> Result<()> {
     let d = Daemon::start()?;
     d.build_base("base:latest")?;
     let create = |name: &str, extra: &[&str]| {
@@ -124,8 +107,7 @@ fn rules_protect_and_say_why() -> Result<()> {
     let rule_of = |id: &str| {
         kept.iter()
             .find(|(kept_id, _)| kept_id == id)
-            .map(|(_, rule)| rule.clone())
-            .unwrap_or_else(|| "not kept".into())
+            .map_or_else(|| "not kept".into(), |(_, rule)| rule.clone())
     };
     for (what, id, rule) in [
         ("the named container", &keep_named, "--keep web-*"),
@@ -311,7 +293,7 @@ fn all_images_and_keep_last() -> Result<()> {
 /// `--volumes`: anonymous volumes no remaining container mounts go (also one
 /// whose only container is in the plan); named ones only with `--volumes=all`;
 /// one a running container mounts, and a protected one, never.
-fn volumes() -> Result<()> {
+fn volumes_anonymous_named_and_protected() -> Result<()> {
     let d = Daemon::start()?;
     d.build_base("base:latest")?;
     let volume_of = |container: &str| {
@@ -412,7 +394,7 @@ fn volumes() -> Result<()> {
 
 /// Defaults from `--config FILE`; a flag overrides, except keep rules, which
 /// add up; an unknown key is a one-line error and nothing happens.
-fn config_file() -> Result<()> {
+fn config_file_defaults_and_flags_override() -> Result<()> {
     let d = Daemon::start()?;
     d.build_base("base:latest")?;
     let web = d.docker(&[
@@ -472,7 +454,7 @@ fn config_file() -> Result<()> {
 /// `--networks`: user-defined networks with no remaining container go (also one
 /// whose only container is in the plan); one a running container uses, one a
 /// kept container uses, and the engine's own never.
-fn networks() -> Result<()> {
+fn networks_unused_user_defined_only() -> Result<()> {
     let d = Daemon::start()?;
     d.build_base("base:latest")?;
     let net = |name: &str| d.docker(&["network", "create", "--internal", name]);
@@ -575,7 +557,7 @@ fn networks() -> Result<()> {
 /// `--build-cache=all`: every record not in use. Applying removes exactly the
 /// planned records with a prune restricted to their IDs, and the image that
 /// stays still runs.
-fn build_cache() -> Result<()> {
+fn build_cache_unshared_and_all() -> Result<()> {
     let d = Daemon::start()?;
     let dockerfile = |kib: u32| {
         format!(
@@ -756,7 +738,7 @@ fn build_cache() -> Result<()> {
 
 /// `--target-free`: the oldest-finished stopped containers first, only until
 /// the target is met; the rest are listed as kept by the target.
-fn target_free() -> Result<()> {
+fn target_free_stops_at_the_first_cut_off() -> Result<()> {
     let d = Daemon::start()?;
     d.build_base("base:latest")?;
     let mut made = Vec::new();
@@ -828,7 +810,7 @@ fn target_free() -> Result<()> {
 
 /// The classic builder rebuilding a tag with only a LABEL changed: the old
 /// image has the same layers as the new one, but is dangling, and goes.
-fn metadata_only_rebuild() -> Result<()> {
+fn metadata_only_rebuild_leaves_a_planned_dangling_image() -> Result<()> {
     let d = Daemon::start()?;
     let old = d.build(
         "meta:latest",

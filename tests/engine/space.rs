@@ -1,21 +1,16 @@
 //! `df` and `layers` on a real dockerd: layer sharing, the engine's layout,
 //! orphaned overlay2 directories, container logs, and agreement with the dry run.
 
-use libtest_mimic::{Failed, Trial};
+use libtest_mimic::Trial;
 use serde_json::Value;
 
 use crate::check;
 use crate::support::{Daemon, Result};
 
-pub fn trials() -> Vec<Trial> {
-    vec![
-        Trial::test("space_layers_shows_the_shared_base", || {
-            layers_shows_the_shared_base().map_err(Failed::from)
-        }),
-        Trial::test(
-            "space_df_reports_layout_logs_orphans_and_agrees_with_the_plan",
-            || df_reports_everything().map_err(Failed::from),
-        ),
+pub(crate) fn trials() -> Vec<Trial> {
+    crate::trials![
+        layers_shows_the_shared_base,
+        df_reports_layout_logs_orphans_and_agrees_with_the_plan,
     ]
 }
 
@@ -66,7 +61,12 @@ fn layers_shows_the_shared_base() -> Result<()> {
         let blob_bytes = |shared: bool| -> u64 {
             blobs
                 .iter()
-                .filter(|b| b["shared_with"].as_array().is_some_and(|s| s.is_empty()) != shared)
+                .filter(|b| {
+                    b["shared_with"]
+                        .as_array()
+                        .is_some_and(std::vec::Vec::is_empty)
+                        != shared
+                })
                 .filter_map(|b| b["size_bytes"].as_u64())
                 .sum()
         };
@@ -128,7 +128,7 @@ fn layers_shows_the_shared_base() -> Result<()> {
     Ok(())
 }
 
-fn df_reports_everything() -> Result<()> {
+fn df_reports_layout_logs_orphans_and_agrees_with_the_plan() -> Result<()> {
     let d = Daemon::start()?;
     d.build_base("base:latest")?;
     d.build_on("base", "app:latest", 100, "v1")?;
@@ -180,8 +180,7 @@ fn df_reports_everything() -> Result<()> {
         std::fs::write(planted.join("diff/junk"), vec![0u8; 300_000]).map_err(|e| e.to_string())?;
         let base_chain = std::fs::read_dir(d.data_root.join("image/overlay2/layerdb/sha256"))
             .map_err(|e| e.to_string())?
-            .filter_map(std::result::Result::ok)
-            .next()
+            .find_map(std::result::Result::ok)
             .ok_or("no layer")?
             .path();
         let cache_id =

@@ -19,18 +19,20 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-pub type Result<T> = std::result::Result<T, String>;
+use rustix::process::{Pid, Signal};
+
+pub(crate) type Result<T> = std::result::Result<T, String>;
 
 /// How long dockerd may take to answer `/_ping` after it starts.
 const START_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long it may take to stop on SIGTERM before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub struct Daemon {
+pub(crate) struct Daemon {
     dir: tempfile::TempDir,
     child: Child,
-    pub socket: PathBuf,
-    pub data_root: PathBuf,
+    pub(crate) socket: PathBuf,
+    pub(crate) data_root: PathBuf,
     /// The name of docker-reclaim's lock file for this engine (its ID and
     /// data root), removed with the daemon so that runs leave nothing in
     /// /run/docker-reclaim.
@@ -86,11 +88,10 @@ fn dockerd_command(dockerd: &Path, dir: &Path, socket: &Path, data_root: &Path) 
         .stdout(log)
         .stderr(log_err);
     // If this process dies without dropping us, the kernel stops the daemon.
+    // SAFETY: one prctl between fork and exec, async-signal-safe.
     unsafe {
         command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+            rustix::process::set_parent_process_death_signal(Some(Signal::TERM))?;
             Ok(())
         });
     }
@@ -99,18 +100,18 @@ fn dockerd_command(dockerd: &Path, dir: &Path, socket: &Path, data_root: &Path) 
 
 impl Daemon {
     /// Starts a private dockerd and waits until it answers.
-    pub fn start() -> Result<Daemon> {
+    pub(crate) fn start() -> Result<Daemon> {
         Daemon::start_with(&[])
     }
 
     /// Starts a private dockerd with `extra` arguments (`--group nogroup`, say).
-    pub fn start_with(extra: &[&str]) -> Result<Daemon> {
+    pub(crate) fn start_with(extra: &[&str]) -> Result<Daemon> {
         Daemon::start_with_env(extra, &[])
     }
 
     /// [`Daemon::start_with`], with `env` set for dockerd
     /// (`DOCKER_MIN_API_VERSION`, say).
-    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Result<Daemon> {
+    pub(crate) fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Result<Daemon> {
         let dockerd = dockerd_binary().ok_or(
             "dockerd is not installed: run scripts/test.sh, which installs docker.io, or apt-get install docker.io",
         )?;
@@ -167,16 +168,16 @@ impl Daemon {
         ))
     }
 
-    pub fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         format!("unix://{}", self.socket.display())
     }
 
     /// Where docker-reclaim keeps sizes between runs against this daemon.
-    pub fn size_cache(&self) -> PathBuf {
+    pub(crate) fn size_cache(&self) -> PathBuf {
         self.dir.path().join("size-cache")
     }
 
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         self.dir.path()
     }
 
@@ -187,7 +188,7 @@ impl Daemon {
     }
 
     /// Runs the docker CLI against this daemon; fails on a non-zero exit.
-    pub fn docker(&self, args: &[&str]) -> Result<String> {
+    pub(crate) fn docker(&self, args: &[&str]) -> Result<String> {
         let output = self.docker_output(args)?;
         if !output.status.success() {
             return Err(format!(
@@ -200,12 +201,12 @@ impl Daemon {
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
     }
 
-    pub fn docker_output(&self, args: &[&str]) -> Result<Output> {
+    pub(crate) fn docker_output(&self, args: &[&str]) -> Result<Output> {
         self.docker_output_with(args, "0")
     }
 
     /// Builds `dockerfile` (with busybox in its context) with BuildKit.
-    pub fn buildkit_build(&self, tag: &str, dockerfile: &str) -> Result<String> {
+    pub(crate) fn buildkit_build(&self, tag: &str, dockerfile: &str) -> Result<String> {
         let context = self
             .dir
             .path()
@@ -257,7 +258,7 @@ impl Daemon {
     }
 
     /// Runs docker-reclaim against this daemon with `-H`.
-    pub fn reclaim(&self, args: &[&str]) -> Output {
+    pub(crate) fn reclaim(&self, args: &[&str]) -> Output {
         reclaim_command()
             .env("DOCKER_RECLAIM_CACHE_DIR", self.size_cache())
             .arg("-H")
@@ -269,7 +270,7 @@ impl Daemon {
 
     /// `docker-reclaim --dry-run --format json ARGS…` against this daemon, parsed;
     /// a non-zero exit is an error with the tool's stderr.
-    pub fn dry_run_json(&self, args: &[&str]) -> Result<serde_json::Value> {
+    pub(crate) fn dry_run_json(&self, args: &[&str]) -> Result<serde_json::Value> {
         let mut all = vec!["--dry-run", "--format", "json"];
         all.extend_from_slice(args);
         let output = self.reclaim(&all);
@@ -283,7 +284,7 @@ impl Daemon {
     }
 
     /// Builds a context directory with `files` and the Dockerfile, and tags the result.
-    pub fn build(&self, tag: &str, dockerfile: &str) -> Result<String> {
+    pub(crate) fn build(&self, tag: &str, dockerfile: &str) -> Result<String> {
         static CONTEXTS: AtomicUsize = AtomicUsize::new(0);
         let context = self
             .dir
@@ -301,7 +302,7 @@ impl Daemon {
     }
 
     /// The base fixture: busybox on scratch, a few MB.
-    pub fn build_base(&self, tag: &str) -> Result<String> {
+    pub(crate) fn build_base(&self, tag: &str) -> Result<String> {
         self.build(
             tag,
             "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\",\"--install\",\"-s\",\"/bin\"]\n",
@@ -309,7 +310,7 @@ impl Daemon {
     }
 
     /// An image on `base` that adds `kib` KiB of zeros and a distinguishing label.
-    pub fn build_on(&self, base: &str, tag: &str, kib: u32, label: &str) -> Result<String> {
+    pub(crate) fn build_on(&self, base: &str, tag: &str, kib: u32, label: &str) -> Result<String> {
         self.build(
             tag,
             &format!(
@@ -318,12 +319,12 @@ impl Daemon {
         )
     }
 
-    pub fn image_id(&self, reference: &str) -> Result<String> {
+    pub(crate) fn image_id(&self, reference: &str) -> Result<String> {
         self.docker(&["image", "inspect", "--format", "{{.Id}}", reference])
     }
 
     /// Every container ID, running or not.
-    pub fn all_containers(&self) -> Result<Vec<String>> {
+    pub(crate) fn all_containers(&self) -> Result<Vec<String>> {
         let out = self.docker(&["ps", "-a", "-q", "--no-trunc"])?;
         let mut ids: Vec<String> = out.lines().map(str::to_string).collect();
         ids.sort();
@@ -331,7 +332,7 @@ impl Daemon {
     }
 
     /// Every image ID, intermediate ones included.
-    pub fn all_images(&self) -> Result<Vec<String>> {
+    pub(crate) fn all_images(&self) -> Result<Vec<String>> {
         let out = self.docker(&["images", "-a", "-q", "--no-trunc"])?;
         let mut ids: Vec<String> = out.lines().map(str::to_string).collect();
         ids.sort();
@@ -340,22 +341,22 @@ impl Daemon {
     }
 
     /// The daemon's process ID.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Kills the daemon with SIGKILL, as a crash would, and the containerd it
     /// started, which would otherwise outlive it.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let pidfile = self.dir.path().join("exec/containerd/containerd.pid");
         if let Some(pid) = std::fs::read_to_string(pidfile)
             .ok()
-            .and_then(|pid| pid.trim().parse::<libc::pid_t>().ok())
+            .and_then(|pid| pid.trim().parse::<i32>().ok())
         {
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
+            if let Some(process) = Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(process, Signal::KILL);
             }
             let started = Instant::now();
             while started.elapsed() < STOP_TIMEOUT
@@ -368,7 +369,7 @@ impl Daemon {
 
     /// Starts the daemon again on the same data root after [`Daemon::kill`],
     /// and waits until it answers.
-    pub fn restart(&mut self) -> Result<()> {
+    pub(crate) fn restart(&mut self) -> Result<()> {
         let dockerd = dockerd_binary().ok_or("dockerd is not installed")?;
         let _ = std::fs::remove_file(&self.socket);
         let mut command =
@@ -380,11 +381,10 @@ impl Daemon {
     }
 
     /// Stops the daemon by its pid: SIGTERM, then SIGKILL after a grace period.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         self.remove_networks();
-        let pid = self.child.id() as libc::pid_t;
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
+        if let Some(pid) = Pid::from_raw(self.child.id().cast_signed()) {
+            let _ = rustix::process::kill_process(pid, Signal::TERM);
         }
         let started = Instant::now();
         while started.elapsed() < STOP_TIMEOUT {
@@ -466,19 +466,14 @@ impl Daemon {
         if !mounted {
             return;
         }
-        if let Ok(path) = std::ffi::CString::new(root.as_bytes()) {
-            // SAFETY: a valid C string; MNT_DETACH needs no other argument.
-            unsafe {
-                libc::umount2(path.as_ptr(), libc::MNT_DETACH);
-            }
-        }
+        let _ = rustix::mount::unmount(root.as_ref(), rustix::mount::UnmountFlags::DETACH);
     }
 }
 
 /// A docker CLI config directory with one context, `name`, reaching `host`
 /// (with the TLS material `ca.pem`, `cert.pem`, `key.pem` from `tls`, when
 /// given), and `current` as its `currentContext`, when given.
-pub fn context_store(
+pub(crate) fn context_store(
     name: &str,
     host: &str,
     current: Option<&str>,
@@ -512,15 +507,15 @@ pub fn context_store(
 }
 
 /// A port on 127.0.0.1 nothing listens on right now.
-pub fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port())
         .map_err(|e| e.to_string())
 }
 
-/// The docker-reclaim binary under test, with no DOCKER_HOST from outside.
-pub fn reclaim_command() -> Command {
+/// The docker-reclaim binary under test, with no `DOCKER_HOST` from outside.
+pub(crate) fn reclaim_command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_docker-reclaim"));
     command
         .env_remove("DOCKER_HOST")
@@ -549,14 +544,14 @@ fn docker_cli() -> PathBuf {
 }
 
 /// The unpacked engine to test, when not the system's.
-pub fn engine_root() -> Option<PathBuf> {
+pub(crate) fn engine_root() -> Option<PathBuf> {
     std::env::var_os("DOCKER_RECLAIM_TEST_ENGINE")
         .filter(|root| !root.is_empty())
         .map(PathBuf::from)
 }
 
 /// Whether the engine runs with the containerd image store.
-pub fn containerd_store() -> bool {
+pub(crate) fn containerd_store() -> bool {
     std::env::var("DOCKER_RECLAIM_TEST_STORE").is_ok_and(|store| store == "containerd")
 }
 
@@ -577,7 +572,7 @@ fn which(name: &str) -> Option<PathBuf> {
 }
 
 /// A plain HTTP/1.0 GET of `path` on the daemon's socket: the raw answer.
-pub fn raw_get(socket: &Path, path: &str) -> Result<String> {
+pub(crate) fn raw_get(socket: &Path, path: &str) -> Result<String> {
     let mut stream = UnixStream::connect(socket).map_err(|e| format!("connect: {e}"))?;
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     stream
@@ -608,7 +603,7 @@ fn ping(socket: &Path) -> bool {
 
 /// The `id`s of the objects in `value[field]` (a plan's `items` or `kept`), of
 /// `kind` only when given.
-pub fn ids_of(
+pub(crate) fn ids_of(
     value: &serde_json::Value,
     field: &str,
     kind: Option<&str>,
@@ -633,10 +628,44 @@ macro_rules! check {
     };
 }
 
+/// The engine tests of a module, each named after its function the way `cargo
+/// test` names tests (`apply::prompt_yes_removes_the_plan`), so that a name
+/// cannot drift from the code it runs. `trials!(shared => a, b)` hands each
+/// the shared daemon.
+#[macro_export]
+macro_rules! trials {
+    ($shared:expr => $($test:ident),* $(,)?) => {
+        vec![$({
+            let shared = std::sync::Arc::clone(&$shared);
+            libtest_mimic::Trial::test(
+                $crate::support::trial_name(module_path!(), stringify!($test)),
+                move || $test(&shared).map_err(libtest_mimic::Failed::from),
+            )
+        }),*]
+    };
+    ($($test:ident),* $(,)?) => {
+        vec![$(
+            libtest_mimic::Trial::test(
+                $crate::support::trial_name(module_path!(), stringify!($test)),
+                || $test().map_err(libtest_mimic::Failed::from),
+            )
+        ),*]
+    };
+}
+
+/// `engine::apply` and `prompt_yes` → `apply::prompt_yes`: the test binary's
+/// own name is left out, as `cargo test` does.
+pub(crate) fn trial_name(module: &str, test: &str) -> String {
+    match module.split_once("::") {
+        Some((_, module)) => format!("{module}::{test}"),
+        None => test.to_string(),
+    }
+}
+
 /// A child process on a pseudo-terminal, for driving the prompt as a person would.
 /// The pty is not made the child's controlling terminal, so closing our side is an
 /// end of input for the child rather than a SIGHUP.
-pub struct Pty {
+pub(crate) struct Pty {
     master: Option<std::fs::File>,
     child: Child,
     seen: Vec<u8>,
@@ -644,48 +673,49 @@ pub struct Pty {
 
 impl Pty {
     /// The child's process ID.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    pub fn spawn(command: Command) -> Result<Pty> {
+    pub(crate) fn spawn(command: Command) -> Result<Pty> {
         Pty::spawn_with_stdout(command, None)
     }
 
     /// Spawns on a pty for stdin and stderr, with stdout to `stdout` when
     /// given (`docker-reclaim | tee plan.txt`, say).
-    pub fn spawn_with_stdout(mut command: Command, stdout: Option<std::fs::File>) -> Result<Pty> {
-        use std::os::fd::{FromRawFd, OwnedFd};
-        let mut master: libc::c_int = -1;
-        let mut slave: libc::c_int = -1;
-        let size = libc::winsize {
-            ws_row: 50,
-            ws_col: 160,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: valid out-pointers; no name buffer; default termios.
-        let rc = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                &size,
-            )
-        };
-        if rc != 0 {
-            return Err(format!("openpty: {}", std::io::Error::last_os_error()));
-        }
-        // openpty does not set close-on-exec: without it the child would inherit the
-        // master and never see the hang-up.
-        for fd in [master, slave] {
-            // SAFETY: fd is a descriptor openpty just returned.
-            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-        }
-        // SAFETY: openpty returned two fresh descriptors that we now own.
-        let (master, slave) =
-            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    pub(crate) fn spawn_with_stdout(
+        mut command: Command,
+        stdout: Option<std::fs::File>,
+    ) -> Result<Pty> {
+        use rustix::fs::{Mode, OFlags};
+        use rustix::pty::OpenptFlags;
+        use std::os::fd::OwnedFd;
+        let pty_error = |what: &str, err: rustix::io::Errno| format!("{what}: {err}");
+        // Close-on-exec on both sides: the child gets the slave only as its
+        // stdio, so it sees the hang-up when the master goes.
+        let master =
+            rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
+                .map_err(|e| pty_error("openpt", e))?;
+        rustix::pty::grantpt(&master).map_err(|e| pty_error("grantpt", e))?;
+        rustix::pty::unlockpt(&master).map_err(|e| pty_error("unlockpt", e))?;
+        let name =
+            rustix::pty::ptsname(&master, Vec::new()).map_err(|e| pty_error("ptsname", e))?;
+        let slave: OwnedFd = rustix::fs::open(
+            name.as_c_str(),
+            OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| pty_error("opening the pty", e))?;
+        rustix::termios::tcsetwinsize(
+            &master,
+            rustix::termios::Winsize {
+                ws_row: 50,
+                ws_col: 160,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            },
+        )
+        .map_err(|e| pty_error("setting the pty's size", e))?;
         let clone = |fd: &OwnedFd| fd.try_clone().map_err(|e| e.to_string());
         let out = match stdout {
             Some(file) => Stdio::from(file),
@@ -710,18 +740,18 @@ impl Pty {
 
     /// Reads what the child wrote for up to `wait`; false once the pty is closed.
     fn pump(&mut self, wait: Duration) -> bool {
-        use std::os::fd::AsRawFd;
         let Some(master) = self.master.as_mut() else {
             return false;
         };
-        let mut poll = libc::pollfd {
-            fd: master.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
+        let timeout = rustix::time::Timespec {
+            tv_sec: i64::try_from(wait.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(wait.subsec_nanos()),
         };
-        // SAFETY: one valid pollfd.
-        let ready = unsafe { libc::poll(&mut poll, 1, wait.as_millis() as libc::c_int) };
-        if ready <= 0 {
+        let mut fds = [rustix::event::PollFd::new(
+            &*master,
+            rustix::event::PollFlags::IN,
+        )];
+        if !matches!(rustix::event::poll(&mut fds, Some(&timeout)), Ok(1..)) {
             return true;
         }
         let mut buf = [0u8; 4096];
@@ -735,7 +765,7 @@ impl Pty {
     }
 
     /// Waits until the child has written `needle`.
-    pub fn expect(&mut self, needle: &str, timeout: Duration) -> Result<()> {
+    pub(crate) fn expect(&mut self, needle: &str, timeout: Duration) -> Result<()> {
         let started = Instant::now();
         while started.elapsed() < timeout {
             if self.output().contains(needle) {
@@ -757,24 +787,24 @@ impl Pty {
     /// Types `bytes` at a prompt that is on screen. The pause lets the child put
     /// the terminal in raw mode first: typed earlier, a Ctrl-C would be taken by
     /// the line discipline instead of reaching the prompt.
-    pub fn answer(&mut self, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn answer(&mut self, bytes: &[u8]) -> Result<()> {
         self.pump(Duration::from_millis(400));
         self.send(bytes)
     }
 
-    pub fn send(&mut self, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn send(&mut self, bytes: &[u8]) -> Result<()> {
         let master = self.master.as_mut().ok_or("the pty is closed")?;
         master.write_all(bytes).map_err(|e| e.to_string())?;
         master.flush().map_err(|e| e.to_string())
     }
 
     /// Closes our side: the child's next read is an end of input.
-    pub fn hang_up(&mut self) {
+    pub(crate) fn hang_up(&mut self) {
         self.master = None;
     }
 
     /// Waits for the child to exit, reading its output meanwhile.
-    pub fn wait(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
+    pub(crate) fn wait(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
         let started = Instant::now();
         while started.elapsed() < timeout {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -796,7 +826,7 @@ impl Pty {
         ))
     }
 
-    pub fn output(&self) -> String {
+    pub(crate) fn output(&self) -> String {
         String::from_utf8_lossy(&self.seen).into_owned()
     }
 }

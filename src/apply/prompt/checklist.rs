@@ -36,7 +36,7 @@ const KEYS: &str = "space toggles · a all · n none · enter applies · esc abo
 impl Checklist {
     pub(crate) fn new(items: &[Item]) -> Checklist {
         Checklist {
-            labels: items.iter().map(|item| item.label()).collect(),
+            labels: items.iter().map(crate::plan::Item::label).collect(),
             sizes: items.iter().map(|item| item.predicted_bytes).collect(),
             checked: vec![true; items.len()],
             cursor: 0,
