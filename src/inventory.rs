@@ -52,7 +52,7 @@ impl Inventory {
         // While the engine sizes everything for /system/df, read the images'
         // layers: an image's RootFS and history never change under its ID.
         let hidden_too = intermediates && engine.info().image_store == ImageStore::Containerd;
-        let (usage, networks, (listed, mut prefetched)) = tokio::join!(
+        let (usage, networks, (listed, prefetched)) = tokio::join!(
             engine.disk_usage(),
             engine.networks(),
             image_layers_of_all(engine, hidden_too)
@@ -60,100 +60,10 @@ impl Inventory {
         let usage = usage.context("reading disk usage (/system/df)")?;
         let networks = networks.context("listing networks")?;
 
-        let mut containers: Vec<Container> = futures_util::stream::iter(usage.containers)
-            .map(|mut container| async move {
-                // A container that never started has no finish time to look up.
-                if container.state == ContainerState::Created {
-                    return Ok::<_, anyhow::Error>(container);
-                }
-                if let Some(finished_at) = saved_finish(&container.id) {
-                    container.finished_at = finished_at;
-                    return Ok(container);
-                }
-                // A container removed since the listing has no details; keep what we have.
-                if let Some(details) = engine
-                    .container_details(&container.id)
-                    .await
-                    .with_context(|| format!("inspecting container {}", short_id(&container.id)))?
-                {
-                    container.finished_at = details.finished_at;
-                }
-                Ok::<_, anyhow::Error>(container)
-            })
-            .buffered(INSPECT_CONCURRENCY)
-            .try_collect()
-            .await?;
-        containers.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+        let containers = with_finish_times(engine, usage.containers, saved_finish).await?;
 
-        // Podman's `/system/df` names images by tag alone (`1`), calls an
-        // untagged one `<none>`, and may list what `/images/json` does not:
-        // there the image list is the one `/images/json` gives.
-        let (mut images, all) = match (engine.info().product, listed) {
-            (Product::Podman, Some(listed)) => (listed, None),
-            (_, listed) => (usage.images, listed.filter(|_| hidden_too)),
-        };
-        if let Some(all) = all {
-            let known: std::collections::HashSet<String> =
-                images.iter().map(|image| image.id.clone()).collect();
-            images.extend(
-                all.into_iter()
-                    .filter(|image| image.is_dangling() && !known.contains(&image.id))
-                    .map(|image| Image {
-                        listed: false,
-                        ..image
-                    }),
-            );
-        }
-        // Containers can run from an untagged parent image that the list hides:
-        // fetch those too so that their layers count as in use.
-        let listed: std::collections::HashSet<String> =
-            images.iter().map(|image| image.id.clone()).collect();
-        let mut hidden: Vec<String> = containers
-            .iter()
-            .map(|container| container.image_id.clone())
-            .filter(|id| !id.is_empty() && !listed.contains(id))
-            .collect();
-        hidden.sort();
-        hidden.dedup();
-        for id in hidden {
-            images.push(Image {
-                id,
-                parent_id: None,
-                tags: Vec::new(),
-                digests: Vec::new(),
-                created: 0,
-                size: 0,
-                labels: BTreeMap::new(),
-                layers: Vec::new(),
-                layer_sizes_exact: false,
-                listed: false,
-            });
-        }
-
-        let mut images: Vec<Image> = futures_util::stream::iter(images)
-            .map(|image| (prefetched.remove(&image.id), image))
-            .map(|(prefetched, mut image)| async move {
-                let found = match prefetched {
-                    Some(found) => Some(found),
-                    None => engine
-                        .image_layers(&image.id)
-                        .await
-                        .with_context(|| format!("inspecting image {}", short_id(&image.id)))?,
-                };
-                if let Some(found) = found {
-                    let (layers, exact) = layers_from(&found, image.size);
-                    if !image.listed {
-                        image.size = layers.iter().map(|layer| layer.size).sum();
-                    }
-                    image.layers = layers;
-                    image.layer_sizes_exact = exact;
-                }
-                Ok::<_, anyhow::Error>(image)
-            })
-            .buffered(INSPECT_CONCURRENCY)
-            .try_collect()
-            .await?;
-        images.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+        let images = images_to_inspect(engine, usage.images, listed, hidden_too, &containers);
+        let images = with_layers(engine, images, prefetched).await?;
 
         // The engine lists these in no fixed order; plans and reports should
         // read the same from one run to the next.
@@ -343,6 +253,129 @@ fn distinct_layers_size(images: &[Image]) -> u64 {
         .filter(|layer| seen.insert(layer.chain_id.as_str()))
         .map(|layer| layer.size)
         .sum()
+}
+/// Each container's finish time: from its saved state on disk when that was
+/// read, else from the engine; sorted oldest first.
+async fn with_finish_times(
+    engine: &impl Engine,
+    containers: Vec<Container>,
+    saved_finish: &(dyn Fn(&str) -> Option<Option<i64>> + Sync),
+) -> Result<Vec<Container>> {
+    let mut containers: Vec<Container> = futures_util::stream::iter(containers)
+        .map(|mut container| async move {
+            // A container that never started has no finish time to look up.
+            if container.state == ContainerState::Created {
+                return Ok::<_, anyhow::Error>(container);
+            }
+            if let Some(finished_at) = saved_finish(&container.id) {
+                container.finished_at = finished_at;
+                return Ok(container);
+            }
+            // A container removed since the listing has no details; keep what we have.
+            if let Some(details) = engine
+                .container_details(&container.id)
+                .await
+                .with_context(|| format!("inspecting container {}", short_id(&container.id)))?
+            {
+                container.finished_at = details.finished_at;
+            }
+            Ok::<_, anyhow::Error>(container)
+        })
+        .buffered(INSPECT_CONCURRENCY)
+        .try_collect()
+        .await?;
+    containers.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+    Ok(containers)
+}
+
+/// The images to inspect: the engine's list, the intermediate images when
+/// asked for, and the hidden parents containers run from.
+fn images_to_inspect(
+    engine: &impl Engine,
+    from_usage: Vec<Image>,
+    listed: Option<Vec<Image>>,
+    hidden_too: bool,
+    containers: &[Container],
+) -> Vec<Image> {
+    // Podman's `/system/df` names images by tag alone (`1`), calls an
+    // untagged one `<none>`, and may list what `/images/json` does not:
+    // there the image list is the one `/images/json` gives.
+    let (mut images, all) = match (engine.info().product, listed) {
+        (Product::Podman, Some(listed)) => (listed, None),
+        (_, listed) => (from_usage, listed.filter(|_| hidden_too)),
+    };
+    if let Some(all) = all {
+        let known: std::collections::HashSet<String> =
+            images.iter().map(|image| image.id.clone()).collect();
+        images.extend(
+            all.into_iter()
+                .filter(|image| image.is_dangling() && !known.contains(&image.id))
+                .map(|image| Image {
+                    listed: false,
+                    ..image
+                }),
+        );
+    }
+    // Containers can run from an untagged parent image that the list hides:
+    // fetch those too so that their layers count as in use.
+    let listed: std::collections::HashSet<String> =
+        images.iter().map(|image| image.id.clone()).collect();
+    let mut hidden: Vec<String> = containers
+        .iter()
+        .map(|container| container.image_id.clone())
+        .filter(|id| !id.is_empty() && !listed.contains(id))
+        .collect();
+    hidden.sort();
+    hidden.dedup();
+    for id in hidden {
+        images.push(Image {
+            id,
+            parent_id: None,
+            tags: Vec::new(),
+            digests: Vec::new(),
+            created: 0,
+            size: 0,
+            labels: BTreeMap::new(),
+            layers: Vec::new(),
+            layer_sizes_exact: false,
+            listed: false,
+        });
+    }
+    images
+}
+
+/// Each image with its layers, from what was read beforehand or from the
+/// engine; sorted oldest first.
+async fn with_layers(
+    engine: &impl Engine,
+    images: Vec<Image>,
+    mut prefetched: HashMap<String, ImageLayers>,
+) -> Result<Vec<Image>> {
+    let mut images: Vec<Image> = futures_util::stream::iter(images)
+        .map(|image| (prefetched.remove(&image.id), image))
+        .map(|(prefetched, mut image)| async move {
+            let found = match prefetched {
+                Some(found) => Some(found),
+                None => engine
+                    .image_layers(&image.id)
+                    .await
+                    .with_context(|| format!("inspecting image {}", short_id(&image.id)))?,
+            };
+            if let Some(found) = found {
+                let (layers, exact) = layers_from(&found, image.size);
+                if !image.listed {
+                    image.size = layers.iter().map(|layer| layer.size).sum();
+                }
+                image.layers = layers;
+                image.layer_sizes_exact = exact;
+            }
+            Ok::<_, anyhow::Error>(image)
+        })
+        .buffered(INSPECT_CONCURRENCY)
+        .try_collect()
+        .await?;
+    images.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+    Ok(images)
 }
 
 /// The layers of every image the engine lists now, by ID. Best effort: an

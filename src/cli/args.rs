@@ -1,5 +1,8 @@
 //! The command line as clap sees it. The `///` comments here are the `--help` text
-//! and the man page; nothing outside `settings.rs` reads these types.
+//! and the man page, written for a terminal, not as Markdown. `settings.rs`
+//! turns these types into [`super::settings::Settings`]; `run` only looks at
+//! which subcommand was given, to answer `man` and `completions` first.
+#![allow(clippy::doc_markdown)]
 
 use std::path::PathBuf;
 
@@ -62,31 +65,31 @@ pub(crate) struct Cli {
     )]
     pub(crate) config: Option<PathBuf>,
 
-    /// Docker engine to talk to: <unix:///path/to/docker.sock>, tcp://host:port
+    /// Docker engine to talk to: unix:///path/to/docker.sock, tcp://host:port
     /// (with --tls/--tlsverify: TLS) or ssh://[user@]host[:port][/socket] (the
     /// system's ssh runs `docker system dial-stdio` there).
-    /// Without it (or --context): $`DOCKER_HOST`, then $`DOCKER_CONTEXT`, then the
+    /// Without it (or --context): $DOCKER_HOST, then $DOCKER_CONTEXT, then the
     /// config file's host, then the docker CLI's current context, then
-    /// <unix:///var/run/docker.sock>, as the docker CLI resolves them.
+    /// unix:///var/run/docker.sock, as the docker CLI resolves them.
     #[arg(short = 'H', long, value_name = "HOST", global = true)]
     pub(crate) host: Option<String>,
 
     /// The docker CLI context to use (`docker context ls`), from
-    /// $`DOCKER_CONFIG/contexts` (default ~/.docker). Not with --host.
+    /// $DOCKER_CONFIG/contexts (default ~/.docker). Not with --host.
     #[arg(short = 'c', long, value_name = "NAME", global = true)]
     pub(crate) context: Option<String>,
 
     /// Use TLS to reach a tcp:// engine, without verifying its certificate
-    /// (implied by --tlsverify; $`DOCKER_TLS` sets it too), as docker does.
+    /// (implied by --tlsverify; $DOCKER_TLS sets it too), as docker does.
     #[arg(long, global = true)]
     pub(crate) tls: bool,
 
     /// Use TLS and verify the engine's certificate against --tlscacert (else
-    /// the system's roots); $`DOCKER_TLS_VERIFY` sets it too, as with docker.
+    /// the system's roots); $DOCKER_TLS_VERIFY sets it too, as with docker.
     #[arg(long, global = true)]
     pub(crate) tlsverify: bool,
 
-    /// CA certificate to verify the engine with [default: $`DOCKER_CERT_PATH/ca.pem`,
+    /// CA certificate to verify the engine with [default: $DOCKER_CERT_PATH/ca.pem,
     /// else ~/.docker/ca.pem, when it exists].
     #[arg(long, value_name = "FILE", global = true)]
     pub(crate) tlscacert: Option<PathBuf>,
@@ -110,7 +113,7 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "2m", global = true)]
     pub(crate) timeout: String,
 
-    /// Colour on a terminal: auto (when stdout is a terminal and `NO_COLOR` is
+    /// Colour on a terminal: auto (when stdout is a terminal and NO_COLOR is
     /// not set), always, or never.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN", global = true)]
     pub(crate) color: ColorChoice,
@@ -175,7 +178,7 @@ pub(crate) struct FilterArgs {
     pub(crate) keep: Vec<String>,
 
     /// Never remove what carries this label (KEY or KEY=VALUE); repeatable. Adds
-    /// to the config files' `keep_labels`.
+    /// to the config files' keep_labels.
     #[arg(long, value_name = "KEY[=VALUE]")]
     pub(crate) keep_label: Vec<String>,
 
@@ -436,7 +439,7 @@ pub(crate) enum ColorChoice {
 pub(crate) enum Format {
     /// Aligned text for people.
     Human,
-    /// One JSON object (`schema_version` 1).
+    /// One JSON object (schema_version 1).
     Json,
 }
 

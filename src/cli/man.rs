@@ -39,9 +39,30 @@ pub(crate) fn render(out: &mut impl Write) -> io::Result<()> {
     man.render_synopsis_section(out)?;
     man.render_description_section(out)?;
     man.render_options_section(out)?;
-
     let mut extra = Roff::new();
-    // The subcommands inline: a page per subcommand would be overkill.
+    commands_section(&mut extra);
+    exit_status_section(&mut extra);
+    environment_section(&mut extra);
+    files_section(&mut extra);
+    examples_section(&mut extra);
+    extra.control("SH", ["SEE ALSO"]);
+    extra.text([roman(
+        "docker-system-prune(1), docker-system-df(1), and the README for the JSON plan contract.",
+    )]);
+    extra.to_writer(out)?;
+    man.render_version_section(out)?;
+    Ok(())
+}
+
+/// A term and its description, as `.TP`.
+fn entry(extra: &mut Roff, term: impl Into<String>, text: impl Into<String>) {
+    extra.control("TP", []);
+    extra.text([bold(term.into())]);
+    extra.text([roman(text.into())]);
+}
+
+/// The subcommands inline: a page per subcommand would be overkill.
+fn commands_section(extra: &mut Roff) {
     let mut command = crate::cli::args::command();
     command.build();
     extra.control("SH", ["COMMANDS"]);
@@ -83,26 +104,40 @@ pub(crate) fn render(out: &mut impl Write) -> io::Result<()> {
             extra.text([roman(help)]);
         }
     }
+}
+
+/// Every exit code and what it means.
+fn exit_status_section(extra: &mut Roff) {
     extra.control("SH", ["EXIT STATUS"]);
     for status in ExitStatus::ALL {
         extra.control("TP", []);
         extra.text([bold(status.code().to_string())]);
         extra.text([roman(status.describe())]);
     }
+}
+
+/// The variables read.
+fn environment_section(extra: &mut Roff) {
     extra.control("SH", ["ENVIRONMENT"]);
-    extra.control("TP", []);
-    extra.text([bold("DOCKER_HOST")]);
-    extra.text([roman(
+    entry(
+        extra,
+        "DOCKER_HOST",
         "The engine to talk to, as unix:///path or tcp://host:port, when -H is not given. Default: unix:///var/run/docker.sock.",
-    )]);
-    extra.control("TP", []);
-    extra.text([bold("DOCKER_RECLAIM_CONFIG")]);
-    extra.text([roman("The config file to read, as with --config.")]);
-    extra.control("TP", []);
-    extra.text([bold("DOCKER_RECLAIM_CACHE_DIR")]);
-    extra.text([roman(
+    );
+    entry(
+        extra,
+        "DOCKER_RECLAIM_CONFIG",
+        "The config file to read, as with --config.",
+    );
+    entry(
+        extra,
+        "DOCKER_RECLAIM_CACHE_DIR",
         "Where the sizes of layers that cannot change are kept between runs (see FILES); empty: nowhere, every run walks the data root in full.",
-    )]);
+    );
+}
+
+/// The config files, locks, the size cache and what is read of the engine's.
+fn files_section(extra: &mut Roff) {
     extra.control("SH", ["FILES"]);
     extra.control("TP", []);
     extra.text([bold(crate::cli::config::SYSTEM_PATH)]);
@@ -126,6 +161,10 @@ pub(crate) fn render(out: &mut impl Write) -> io::Result<()> {
     extra.text([roman(
         "On the containerd image store: containerd's metadata (images, content, snapshots, leases), read without a lock, never written, to predict what its garbage collector frees; with the overlayfs snapshotter's metadata.db, which names each snapshot's directory.",
     )]);
+}
+
+/// Common commands, each with what it does.
+fn examples_section(extra: &mut Roff) {
     extra.control("SH", ["EXAMPLES"]);
     for (command, what) in [
         (
@@ -161,12 +200,4 @@ pub(crate) fn render(out: &mut impl Write) -> io::Result<()> {
         extra.text([bold(command)]);
         extra.text([roman(what)]);
     }
-    extra.control("SH", ["SEE ALSO"]);
-    extra.text([roman(
-        "docker-system-prune(1), docker-system-df(1), and the README for the JSON plan contract.",
-    )]);
-    extra.to_writer(out)?;
-
-    man.render_version_section(out)?;
-    Ok(())
 }

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use bollard::errors::Error as BollardError;
+use bollard::models::{SystemInfo, SystemVersion};
 use bollard::query_parameters::{
     ListContainersOptions, RemoveContainerOptions, RemoveImageOptions,
 };
@@ -12,10 +13,12 @@ use bollard::{BollardRequest, ClientVersion, Docker};
 use hyper_util::rt::TokioExecutor;
 
 use super::Host;
-use super::raw::{EngineAnswered, RawClient};
+use super::raw::RawClient;
 use super::transport::{self, Connector, Tls};
 use super::{ContainerDetails, DiskUsage, ImageLayers};
-use super::{Engine, MIN_API, Refused, Removal, negotiate, parse_api_version, parse_disk_usage};
+use super::{
+    Engine, MIN_API, Refused, Removal, negotiate, parse_api_version, parse_disk_usage, timed_out,
+};
 use crate::exit::EngineUnreachable;
 use crate::model::{ContainerState, EngineInfo, Image, ImageStore, Network, Product, unix_seconds};
 
@@ -24,7 +27,7 @@ const DF_BUSY_PATIENCE: Duration = Duration::from_secs(300);
 const DF_BUSY_RETRY: Duration = Duration::from_millis(250);
 
 fn is_df_busy(err: &anyhow::Error) -> bool {
-    err.downcast_ref::<EngineAnswered>().is_some_and(|answer| {
+    err.downcast_ref::<Refused>().is_some_and(|answer| {
         answer
             .message
             .contains("a disk usage operation is already running")
@@ -38,7 +41,7 @@ const DF_FAILED_TRIES: u32 = 3;
 /// changed under it (a container or snapshot removed while it measured, seen
 /// under create/remove churn on the containerd image store). Asked again.
 fn is_df_failure(err: &anyhow::Error) -> bool {
-    err.downcast_ref::<EngineAnswered>()
+    err.downcast_ref::<Refused>()
         .is_some_and(|answer| answer.status == 500)
 }
 
@@ -122,52 +125,13 @@ impl DockerEngine {
         });
         let (version, info) = tokio::join!(base.version(), base.info());
         let version = version.map_err(|err| unreachable(host, timeout, &err, &connector))?;
-        let offered = version.api_version.as_deref().unwrap_or("");
-        let server = parse_api_version(offered).ok_or_else(|| {
-            EngineUnreachable(format!(
-                "the engine at {host} reports an API version docker-reclaim cannot read: {offered:?}"
-            ))
-        })?;
-        let (major, minor) = negotiate(server).ok_or_else(|| {
-            EngineUnreachable(format!(
-                "the engine at {host} speaks Docker API {offered}; docker-reclaim needs {}.{} or newer (Docker 20.10+): upgrade the engine",
-                MIN_API.0, MIN_API.1
-            ))
-        })?;
-        // Podman's compatible API names itself among the components; its
-        // top-level version is the Docker API's it mimics.
-        let podman = version
-            .components
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .find(|component| component.name == "Podman Engine");
-        let (product, product_version) = match podman {
-            Some(component) => (Product::Podman, Some(component.version.clone())),
-            None => (Product::Docker, version.version.clone()),
-        };
+        let (major, minor) = api_version(host, &version)?;
         let prefix = format!("/v{major}.{minor}");
         let pinned = prefix.clone();
         let docker = base.with_request_modifier(move |request| pin_version(request, &pinned));
         let info = info
             .map_err(|err| unreachable(host, timeout, &err, &connector))
             .context("reading engine info (/info)")?;
-
-        let status = info.driver_status.unwrap_or_default();
-        let status_of = |key: &str| {
-            status
-                .iter()
-                .find(|pair| pair.first().is_some_and(|first| first == key))
-                .and_then(|pair| pair.get(1).cloned())
-        };
-        // The containerd image store reports its snapshotter as the driver, with
-        // this driver type (seen on 26.1; moby `daemon/containerd` `GetDriverStatus`).
-        let image_store =
-            if status_of("driver-type").as_deref() == Some("io.containerd.snapshotter.v1") {
-                ImageStore::Containerd
-            } else {
-                ImageStore::Graphdriver
-            };
         Ok(DockerEngine {
             docker,
             host: host.clone(),
@@ -175,19 +139,72 @@ impl DockerEngine {
             raw,
             early_df: std::sync::Mutex::new(early_df),
             prefix,
-            info: EngineInfo {
-                product,
-                image_store,
-                id: info.id.unwrap_or_default(),
-                version: product_version.unwrap_or_default(),
-                api_version: format!("{major}.{minor}"),
-                data_root: info.docker_root_dir.unwrap_or_default(),
-                storage_driver: info.driver.unwrap_or_default(),
-                backing_filesystem: status_of("Backing Filesystem").unwrap_or_default(),
-                host: host.to_string(),
-                context: None,
-            },
+            info: engine_info(host, &version, info, (major, minor)),
         })
+    }
+}
+
+/// The API version both sides speak, from what the engine offers.
+fn api_version(host: &Host, version: &SystemVersion) -> Result<(u32, u32)> {
+    let offered = version.api_version.as_deref().unwrap_or("");
+    let server = parse_api_version(offered).ok_or_else(|| {
+        EngineUnreachable(format!(
+            "the engine at {host} reports an API version docker-reclaim cannot read: {offered:?}"
+        ))
+    })?;
+    Ok(negotiate(server).ok_or_else(|| {
+        EngineUnreachable(format!(
+            "the engine at {host} speaks Docker API {offered}; docker-reclaim needs {}.{} or newer (Docker 20.10+): upgrade the engine",
+            MIN_API.0, MIN_API.1
+        ))
+    })?)
+}
+
+/// What the engine is, from `/version` and `/info`.
+fn engine_info(
+    host: &Host,
+    version: &SystemVersion,
+    info: SystemInfo,
+    (major, minor): (u32, u32),
+) -> EngineInfo {
+    // Podman's compatible API names itself among the components; its
+    // top-level version is the Docker API's it mimics.
+    let podman = version
+        .components
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .find(|component| component.name == "Podman Engine");
+    let (product, product_version) = match podman {
+        Some(component) => (Product::Podman, Some(component.version.clone())),
+        None => (Product::Docker, version.version.clone()),
+    };
+    let status = info.driver_status.unwrap_or_default();
+    let status_of = |key: &str| {
+        status
+            .iter()
+            .find(|pair| pair.first().is_some_and(|first| first == key))
+            .and_then(|pair| pair.get(1).cloned())
+    };
+    // The containerd image store reports its snapshotter as the driver, with
+    // this driver type (seen on 26.1; moby `daemon/containerd` `GetDriverStatus`).
+    let image_store = if status_of("driver-type").as_deref() == Some("io.containerd.snapshotter.v1")
+    {
+        ImageStore::Containerd
+    } else {
+        ImageStore::Graphdriver
+    };
+    EngineInfo {
+        product,
+        image_store,
+        id: info.id.unwrap_or_default(),
+        version: product_version.unwrap_or_default(),
+        api_version: format!("{major}.{minor}"),
+        data_root: info.docker_root_dir.unwrap_or_default(),
+        storage_driver: info.driver.unwrap_or_default(),
+        backing_filesystem: status_of("Backing Filesystem").unwrap_or_default(),
+        host: host.to_string(),
+        context: None,
     }
 }
 
@@ -272,15 +289,6 @@ fn unreachable(
         },
     };
     EngineUnreachable(message).into()
-}
-
-/// The engine took longer than `--timeout` to answer.
-pub(super) fn timed_out(host: &Host, timeout: Duration) -> anyhow::Error {
-    EngineUnreachable(format!(
-        "the Docker engine at {host} did not answer within {} (--timeout); is dockerd stopped or overloaded?",
-        humantime::format_duration(timeout)
-    ))
-    .into()
 }
 
 /// The TLS error under `err`, if the handshake is what failed (a certificate
@@ -694,6 +702,7 @@ fn refused(err: BollardError) -> anyhow::Error {
             status_code,
             message,
         } => Refused {
+            request: String::new(),
             status: status_code,
             message,
         }

@@ -137,22 +137,47 @@ pub(crate) enum Removal {
     AlreadyGone,
 }
 
-/// The engine refused a request, with its status code and message (a 409 for a
-/// container that started, an image that gained a child, …).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the engine refused ({status}): {message}")]
+/// The engine answered a request with an error status and message (a 409 for
+/// a container that started, an image that gained a child, …): the one error
+/// type for "the engine said no", whichever client sent the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Refused {
+    /// `GET /path` when the message should say which request; else empty.
+    pub(crate) request: String,
     pub(crate) status: u16,
     pub(crate) message: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.request.is_empty() {
+            write!(f, "the engine refused ({}): {}", self.status, self.message)
+        } else {
+            write!(
+                f,
+                "{}: the engine answered {}: {}",
+                self.request, self.status, self.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// The engine took longer than `--timeout` to answer.
+pub(crate) fn timed_out(host: &Host, timeout: std::time::Duration) -> anyhow::Error {
+    crate::exit::EngineUnreachable(format!(
+        "the Docker engine at {host} did not answer within {} (--timeout); is dockerd stopped or overloaded?",
+        humantime::format_duration(timeout)
+    ))
+    .into()
 }
 
 /// Whether an error is the engine's answer to a request (it refused it) rather
 /// than the engine not answering at all.
 pub(crate) fn is_refusal(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        cause.downcast_ref::<Refused>().is_some()
-            || cause.downcast_ref::<raw::EngineAnswered>().is_some()
-    })
+    err.chain()
+        .any(|cause| cause.downcast_ref::<Refused>().is_some())
 }
 
 /// Parses an API version string like `1.41`.

@@ -12,17 +12,8 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::{Client, Error as LegacyError};
 use hyper_util::rt::TokioExecutor;
 
-use super::Host;
 use super::transport::{AUTHORITY, Connector};
-
-/// The engine answered with an error status.
-#[derive(Debug, thiserror::Error)]
-#[error("{request}: the engine answered {status}: {message}")]
-pub(crate) struct EngineAnswered {
-    pub(crate) request: String,
-    pub(crate) status: u16,
-    pub(crate) message: String,
-}
+use super::{Host, Refused};
 
 #[derive(Clone)]
 pub(crate) struct RawClient {
@@ -47,7 +38,7 @@ impl RawClient {
     ) -> Result<Response<Incoming>> {
         match tokio::time::timeout(self.timeout, request).await {
             Ok(answer) => answer.with_context(|| format!("GET {path_and_query}")),
-            Err(_) => Err(super::docker::timed_out(&self.host, self.timeout)),
+            Err(_) => Err(super::timed_out(&self.host, self.timeout)),
         }
     }
 
@@ -70,7 +61,7 @@ impl RawClient {
                 .ok()
                 .and_then(|value| value.get("message")?.as_str().map(str::to_string))
                 .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-            return Err(EngineAnswered {
+            return Err(Refused {
                 request: format!("GET {path_and_query}"),
                 status: status.as_u16(),
                 message,

@@ -225,114 +225,160 @@ impl Graph {
         };
         for (ns, space) in v1.buckets()? {
             let ns = text(ns);
-            if let Some(leases) = space.bucket(b"leases")? {
-                for (id, lease) in leases.buckets()? {
-                    let labels = labels_of(&lease)?;
-                    let node = self.id(Node::Lease(ns.clone(), text(id)));
-                    self.links[node].root = !expired(&labels, now);
-                    self.links[node].flat =
-                        labels.iter().any(|(k, _)| k == "containerd.io/gc.flat");
-                    let mut held = Vec::new();
-                    if let Some(content) = lease.bucket(b"content")? {
-                        for (digest, _) in content.entries()? {
-                            held.push(Node::Content(ns.clone(), text(digest)));
-                        }
-                    }
-                    if let Some(snapshots) = lease.bucket(b"snapshots")? {
-                        for (snapshotter, keys) in snapshots.buckets()? {
-                            for (key, _) in keys.entries()? {
-                                held.push(Node::Snapshot(ns.clone(), text(snapshotter), text(key)));
-                            }
-                        }
-                    }
-                    if let Some(images) = lease.bucket(b"images")? {
-                        for (name, _) in images.entries()? {
-                            held.push(Node::Image(ns.clone(), text(name)));
-                        }
-                    }
-                    for item in held {
-                        let to = self.id(item);
-                        self.links[node].leased.push(to);
+            self.read_leases(&ns, &space, now)?;
+            self.read_images(&ns, &space, now)?;
+            self.read_blobs(&ns, &space)?;
+            self.read_containers(&ns, &space)?;
+            self.read_snapshots(&ns, &space)?;
+        }
+        Ok(())
+    }
+
+    /// Leases: roots until they expire, holding content, snapshots and images.
+    fn read_leases(
+        &mut self,
+        ns: &str,
+        space: &Bucket<'_>,
+        now: std::time::SystemTime,
+    ) -> Result<(), bolt::Error> {
+        let Some(leases) = space.bucket(b"leases")? else {
+            return Ok(());
+        };
+        for (id, lease) in leases.buckets()? {
+            let labels = labels_of(&lease)?;
+            let node = self.id(Node::Lease(ns.to_string(), text(id)));
+            self.links[node].root = !expired(&labels, now);
+            self.links[node].flat = labels.iter().any(|(k, _)| k == "containerd.io/gc.flat");
+            let mut held = Vec::new();
+            if let Some(content) = lease.bucket(b"content")? {
+                for (digest, _) in content.entries()? {
+                    held.push(Node::Content(ns.to_string(), text(digest)));
+                }
+            }
+            if let Some(snapshots) = lease.bucket(b"snapshots")? {
+                for (snapshotter, keys) in snapshots.buckets()? {
+                    for (key, _) in keys.entries()? {
+                        held.push(Node::Snapshot(ns.to_string(), text(snapshotter), text(key)));
                     }
                 }
             }
-            if let Some(images) = space.bucket(b"images")? {
-                for (name, image) in images.buckets()? {
-                    let labels = labels_of(&image)?;
-                    let name = text(name);
-                    let node = self.id(Node::Image(ns.clone(), name.clone()));
-                    self.links[node].root = !expired(&labels, now);
-                    self.add_labels(node, &ns, &labels);
-                    if let Some(target) = image.bucket(b"target")?
-                        && let Some(digest) = value_of(&target, b"digest")?
-                    {
-                        let to = self.id(Node::Content(ns.clone(), digest.clone()));
-                        self.links[node].next = Some(to);
-                        if ns == NAMESPACE {
-                            let parent = labels
-                                .iter()
-                                .find(|(key, value)| {
-                                    key == "org.mobyproject.image.parent" && !value.is_empty()
-                                })
-                                .map(|(_, value)| value.clone());
-                            self.images.push(ImageRecord {
-                                name,
-                                target: digest,
-                                parent,
-                            });
-                        }
-                    }
+            if let Some(images) = lease.bucket(b"images")? {
+                for (name, _) in images.entries()? {
+                    held.push(Node::Image(ns.to_string(), text(name)));
                 }
             }
-            if let Some(blobs) = space.path(&["content", "blob"])? {
-                for (digest, blob) in blobs.buckets()? {
-                    let digest = text(digest);
-                    self.known_blobs.insert(digest.clone());
-                    let node = self.id(Node::Content(ns.clone(), digest));
-                    let labels = labels_of(&blob)?;
-                    self.add_labels(node, &ns, &labels);
+            for item in held {
+                let to = self.id(item);
+                self.links[node].leased.push(to);
+            }
+        }
+        Ok(())
+    }
+
+    /// Images: roots until they expire, pointing at their target content.
+    fn read_images(
+        &mut self,
+        ns: &str,
+        space: &Bucket<'_>,
+        now: std::time::SystemTime,
+    ) -> Result<(), bolt::Error> {
+        let Some(images) = space.bucket(b"images")? else {
+            return Ok(());
+        };
+        for (name, image) in images.buckets()? {
+            let labels = labels_of(&image)?;
+            let name = text(name);
+            let node = self.id(Node::Image(ns.to_string(), name.clone()));
+            self.links[node].root = !expired(&labels, now);
+            self.add_labels(node, ns, &labels);
+            if let Some(target) = image.bucket(b"target")?
+                && let Some(digest) = value_of(&target, b"digest")?
+            {
+                let to = self.id(Node::Content(ns.to_string(), digest.clone()));
+                self.links[node].next = Some(to);
+                if ns == NAMESPACE {
+                    let parent = labels
+                        .iter()
+                        .find(|(key, value)| {
+                            key == "org.mobyproject.image.parent" && !value.is_empty()
+                        })
+                        .map(|(_, value)| value.clone());
+                    self.images.push(ImageRecord {
+                        name,
+                        target: digest,
+                        parent,
+                    });
                 }
             }
-            if let Some(containers) = space.bucket(b"containers")? {
-                for (id, container) in containers.buckets()? {
-                    let node = self.id(Node::Container(ns.clone(), text(id)));
-                    self.links[node].root = true;
-                    if let (Some(snapshotter), Some(key)) = (
-                        value_of(&container, b"snapshotter")?,
-                        value_of(&container, b"snapshotKey")?,
-                    ) && !snapshotter.is_empty()
-                    {
-                        let to = self.id(Node::Snapshot(ns.clone(), snapshotter, key));
-                        self.links[node].refs.push(to);
-                    }
-                    let labels = labels_of(&container)?;
-                    self.add_labels(node, &ns, &labels);
-                }
+        }
+        Ok(())
+    }
+
+    /// Content blobs, with the labels that reference other content and snapshots.
+    fn read_blobs(&mut self, ns: &str, space: &Bucket<'_>) -> Result<(), bolt::Error> {
+        let Some(blobs) = space.path(&["content", "blob"])? else {
+            return Ok(());
+        };
+        for (digest, blob) in blobs.buckets()? {
+            let digest = text(digest);
+            self.known_blobs.insert(digest.clone());
+            let node = self.id(Node::Content(ns.to_string(), digest));
+            let labels = labels_of(&blob)?;
+            self.add_labels(node, ns, &labels);
+        }
+        Ok(())
+    }
+
+    /// Containers: always roots, holding their snapshot.
+    fn read_containers(&mut self, ns: &str, space: &Bucket<'_>) -> Result<(), bolt::Error> {
+        let Some(containers) = space.bucket(b"containers")? else {
+            return Ok(());
+        };
+        for (id, container) in containers.buckets()? {
+            let node = self.id(Node::Container(ns.to_string(), text(id)));
+            self.links[node].root = true;
+            if let (Some(snapshotter), Some(key)) = (
+                value_of(&container, b"snapshotter")?,
+                value_of(&container, b"snapshotKey")?,
+            ) && !snapshotter.is_empty()
+            {
+                let to = self.id(Node::Snapshot(ns.to_string(), snapshotter, key));
+                self.links[node].refs.push(to);
             }
-            if let Some(snapshotters) = space.bucket(b"snapshots")? {
-                for (snapshotter, keys) in snapshotters.buckets()? {
-                    let snapshotter = text(snapshotter);
-                    for (key, snapshot) in keys.buckets()? {
-                        let node =
-                            self.id(Node::Snapshot(ns.clone(), snapshotter.clone(), text(key)));
-                        if let Some(parent) = value_of(&snapshot, b"parent")?
-                            && !parent.is_empty()
-                        {
-                            let to =
-                                self.id(Node::Snapshot(ns.clone(), snapshotter.clone(), parent));
-                            self.links[node].next = Some(to);
-                        }
-                        // Its key in the snapshotter (`<ns>/<n>/<key>`), which
-                        // names its directory there.
-                        if snapshotter == SNAPSHOTTER
-                            && let Some(name) = value_of(&snapshot, b"name")?
-                        {
-                            self.backend_names.push((node, name));
-                        }
-                        let labels = labels_of(&snapshot)?;
-                        self.add_labels(node, &ns, &labels);
-                    }
+            let labels = labels_of(&container)?;
+            self.add_labels(node, ns, &labels);
+        }
+        Ok(())
+    }
+
+    /// Snapshots, each pointing at its parent, and the overlayfs snapshotter's key for each.
+    fn read_snapshots(&mut self, ns: &str, space: &Bucket<'_>) -> Result<(), bolt::Error> {
+        let Some(snapshotters) = space.bucket(b"snapshots")? else {
+            return Ok(());
+        };
+        for (snapshotter, keys) in snapshotters.buckets()? {
+            let snapshotter = text(snapshotter);
+            for (key, snapshot) in keys.buckets()? {
+                let node = self.id(Node::Snapshot(
+                    ns.to_string(),
+                    snapshotter.clone(),
+                    text(key),
+                ));
+                if let Some(parent) = value_of(&snapshot, b"parent")?
+                    && !parent.is_empty()
+                {
+                    let to = self.id(Node::Snapshot(ns.to_string(), snapshotter.clone(), parent));
+                    self.links[node].next = Some(to);
                 }
+                // Its key in the snapshotter (`<ns>/<n>/<key>`), which
+                // names its directory there.
+                if snapshotter == SNAPSHOTTER
+                    && let Some(name) = value_of(&snapshot, b"name")?
+                {
+                    self.backend_names.push((node, name));
+                }
+                let labels = labels_of(&snapshot)?;
+                self.add_labels(node, ns, &labels);
             }
         }
         Ok(())
@@ -658,6 +704,7 @@ mod tests {
     /// snapshot sD on sA) whose config a BuildKit history lease also holds; a
     /// container X of the rebuild (lease X: snapshots X and X-init, on sD); a flat lease that
     /// holds only the blob cF, whose snapshot sF it does not keep.
+    #[allow(clippy::too_many_lines)] // the whole store, one bucket after another
     fn store() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         let snap = "containerd.io/gc.ref.snapshot.overlayfs";

@@ -45,6 +45,67 @@ fn once_each<'a>(index: &'a Index, keys: &'a mut Vec<String>) -> impl FnMut(&str
     }
 }
 
+/// The untagged parents the engine removes with an image on the graphdriver
+/// store.
+struct HiddenParents<'a> {
+    parents: &'a HashMap<String, String>,
+    children: HashMap<&'a str, Vec<&'a str>>,
+    listed: HashSet<&'a str>,
+    used: HashSet<&'a str>,
+    removed: HashSet<String>,
+}
+
+impl<'a> HiddenParents<'a> {
+    fn new(
+        parents: &'a HashMap<String, String>,
+        plan: &'a Plan,
+        inventory: &'a Inventory,
+    ) -> HiddenParents<'a> {
+        let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (child, parent) in parents {
+            children
+                .entry(parent.as_str())
+                .or_default()
+                .push(child.as_str());
+        }
+        let planned_containers: HashSet<&str> = plan
+            .items_of(Kind::Container)
+            .map(|item| item.id.as_str())
+            .collect();
+        HiddenParents {
+            parents,
+            children,
+            listed: inventory
+                .images
+                .iter()
+                .filter(|image| image.listed)
+                .map(|image| image.id.as_str())
+                .collect(),
+            used: images_used_by_remaining(inventory, &planned_containers),
+            removed: plan
+                .items_of(Kind::Image)
+                .map(|item| item.id.clone())
+                .collect(),
+        }
+    }
+
+    /// The parent of `id` the engine goes on to remove: an untagged one that
+    /// nothing else needs (hidden from the image list, no other child, no
+    /// container), as `docker rmi` does.
+    fn removed_with(&mut self, id: &str) -> Option<String> {
+        let parent = self.parents.get(id).cloned().filter(|parent| {
+            !self.listed.contains(parent.as_str())
+                && !self.used.contains(parent.as_str())
+                && self
+                    .children
+                    .get(parent.as_str())
+                    .is_none_or(|kids| kids.iter().all(|kid| self.removed.contains(*kid)))
+        })?;
+        self.removed.insert(parent.clone());
+        Some(parent)
+    }
+}
+
 /// Measures every planned item's own directories, and the data root, from one
 /// walk of it (`index`). Images also count the records of the untagged parents
 /// the engine removes with them.
@@ -57,29 +118,7 @@ pub(crate) fn measure_plan(
     if let Some(Ok(graph)) = &index.refs.containerd {
         return measure_plan_containerd(graph, index, plan, inventory);
     }
-    let parents = &index.refs.parents;
-    let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
-    for (child, parent) in parents {
-        children
-            .entry(parent.as_str())
-            .or_default()
-            .push(child.as_str());
-    }
-    let planned_containers: HashSet<&str> = plan
-        .items_of(Kind::Container)
-        .map(|item| item.id.as_str())
-        .collect();
-    let used = images_used_by_remaining(inventory, &planned_containers);
-    let listed: HashSet<&str> = inventory
-        .images
-        .iter()
-        .filter(|image| image.listed)
-        .map(|image| image.id.as_str())
-        .collect();
-    let mut removed: HashSet<String> = plan
-        .items_of(Kind::Image)
-        .map(|item| item.id.clone())
-        .collect();
+    let mut parents = HiddenParents::new(&index.refs.parents, plan, inventory);
     let mut keys = Vec::new();
     let mut owned = once_each(index, &mut keys);
 
@@ -109,19 +148,7 @@ pub(crate) fn measure_plan(
                         for key in Layout::image_keys(&id) {
                             bytes += owned(&key);
                         }
-                        // The engine goes on to an untagged parent that nothing
-                        // else needs (hidden from the image list, no other child,
-                        // no container), as `docker rmi` does.
-                        image = parents.get(&id).cloned().filter(|parent| {
-                            !listed.contains(parent.as_str())
-                                && !used.contains(parent.as_str())
-                                && children.get(parent.as_str()).is_none_or(|kids| {
-                                    kids.iter().all(|kid| removed.contains(*kid))
-                                })
-                        });
-                        if let Some(parent) = &image {
-                            removed.insert(parent.clone());
-                        }
+                        image = parents.removed_with(&id);
                     }
                 }
                 Kind::Volume => {

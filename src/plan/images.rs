@@ -104,46 +104,7 @@ pub(super) fn account(
     items: &mut Vec<Item>,
 ) {
     let inventory = cx.inventory;
-    let planned_ids: HashSet<&str> = planned_images
-        .iter()
-        .map(|image| image.id.as_str())
-        .collect();
-
-    // What remains holds layers: every image not planned, listed or not (a hidden
-    // image is there because a container uses it). The holder named for a layer is
-    // a tagged image using it, else any image, else a container on it; among
-    // those, the one with the shortest chain: the image that brought the layer.
-    let mut holders: HashMap<&str, String> = HashMap::new();
-    let mut remaining: Vec<&Image> = inventory
-        .images
-        .iter()
-        .filter(|image| !planned_ids.contains(image.id.as_str()))
-        .collect();
-    remaining.sort_by(|a, b| {
-        (a.layers.len(), a.created, &a.id).cmp(&(b.layers.len(), b.created, &b.id))
-    });
-    for pass in [true, false] {
-        for image in remaining.iter().filter(|image| image.is_dangling() != pass) {
-            let holder = if image.listed {
-                format!("image {}", image.label())
-            } else {
-                let user = inventory
-                    .containers
-                    .iter()
-                    .find(|container| container.image_id == image.id)
-                    .map_or_else(
-                        || short_id(&image.id).to_string(),
-                        super::super::model::Container::display_name,
-                    );
-                format!("container {user}")
-            };
-            for layer in &image.layers {
-                holders
-                    .entry(layer.chain_id.as_str())
-                    .or_insert_with(|| holder.clone());
-            }
-        }
-    }
+    let holders = layer_holders(inventory, planned_images);
 
     // BuildKit's cache keeps the layers it built after their image goes (the
     // records show as shared, then unshared). Which record holds which layer is not
@@ -209,6 +170,54 @@ pub(super) fn account(
             )
         });
     }
+}
+
+/// Who holds each layer that stays: every image not planned, listed or not (a
+/// hidden image is there because a container uses it).
+fn layer_holders<'a>(
+    inventory: &'a Inventory,
+    planned_images: &[&Image],
+) -> HashMap<&'a str, String> {
+    let planned_ids: HashSet<&str> = planned_images
+        .iter()
+        .map(|image| image.id.as_str())
+        .collect();
+    // What remains holds layers: every image not planned, listed or not (a hidden
+    // image is there because a container uses it). The holder named for a layer is
+    // a tagged image using it, else any image, else a container on it; among
+    // those, the one with the shortest chain: the image that brought the layer.
+    let mut holders: HashMap<&str, String> = HashMap::new();
+    let mut remaining: Vec<&Image> = inventory
+        .images
+        .iter()
+        .filter(|image| !planned_ids.contains(image.id.as_str()))
+        .collect();
+    remaining.sort_by(|a, b| {
+        (a.layers.len(), a.created, &a.id).cmp(&(b.layers.len(), b.created, &b.id))
+    });
+    for pass in [true, false] {
+        for image in remaining.iter().filter(|image| image.is_dangling() != pass) {
+            let holder = if image.listed {
+                format!("image {}", image.label())
+            } else {
+                let user = inventory
+                    .containers
+                    .iter()
+                    .find(|container| container.image_id == image.id)
+                    .map_or_else(
+                        || short_id(&image.id).to_string(),
+                        crate::model::Container::display_name,
+                    );
+                format!("container {user}")
+            };
+            for layer in &image.layers {
+                holders
+                    .entry(layer.chain_id.as_str())
+                    .or_insert_with(|| holder.clone());
+            }
+        }
+    }
+    holders
 }
 
 /// For `--keep-last N`: the N newest images of each repository, with the rule.

@@ -35,85 +35,8 @@ pub(crate) fn layers_human(
             )?,
             None => writeln!(out, "{} ({})", printable(&report.name), report.id)?,
         }
-        let rows: Vec<(String, String)> = report
-            .layers
-            .iter()
-            .map(|layer| {
-                let shared = if layer.shared_with.is_empty() {
-                    "-".to_string()
-                } else {
-                    printable(&layer.shared_with.join(", ")).into_owned()
-                };
-                (shared, printable(&layer.created_by).into_owned())
-            })
-            .collect();
-        let longest = rows
-            .iter()
-            .map(|(shared, _)| shared.chars().count())
-            .max()
-            .unwrap_or(0)
-            .max("SHARED WITH".len());
-        let (shared_width, created_width) = match width {
-            Some(width) => {
-                let room = width.saturating_sub(FIXED_COLUMNS);
-                let shared = longest.min(24).min(room.saturating_sub(16)).max(1);
-                (shared, room.saturating_sub(shared).max(1))
-            }
-            None => (longest, usize::MAX),
-        };
-        let line =
-            |chain: &str, diff: &str, size: &str, containers: &str, shared: &str, created: &str| {
-                format!(
-                "  {chain:<12}  {diff:<12}  {size:>10}  {containers:>10}  {:<shared_width$}  {}",
-                cut_end(shared, shared_width),
-                cut_end(created, created_width)
-            )
-            .trim_end()
-            .to_string()
-            };
-        writeln!(
-            out,
-            "{}",
-            line(
-                "CHAIN ID",
-                "DIFF ID",
-                "SIZE",
-                "CONTAINERS",
-                "SHARED WITH",
-                "CREATED BY"
-            )
-        )?;
-        for (layer, (shared, created_by)) in report.layers.iter().zip(&rows) {
-            writeln!(
-                out,
-                "{}",
-                line(
-                    short_id(&layer.chain_id),
-                    short_id(&layer.diff_id),
-                    &bytes(layer.size_bytes),
-                    &layer.containers.to_string(),
-                    shared,
-                    created_by
-                )
-            )?;
-        }
-        if !report.blobs.is_empty() {
-            writeln!(out, "  {:<12}  {:>10}  SHARED WITH", "BLOB", "SIZE")?;
-            for blob in &report.blobs {
-                let shared = if blob.shared_with.is_empty() {
-                    "-".to_string()
-                } else {
-                    printable(&blob.shared_with.join(", ")).into_owned()
-                };
-                writeln!(
-                    out,
-                    "  {:<12}  {:>10}  {}",
-                    short_id(&blob.digest),
-                    bytes(blob.size_bytes),
-                    shared
-                )?;
-            }
-        }
+        layer_table(out, report, width)?;
+        blob_table(out, report)?;
         let footnote = format!(
             "unique {} (what removing this image alone frees), shared {}{}",
             bytes(report.unique_bytes),
@@ -127,6 +50,99 @@ pub(crate) fn layers_human(
         for line in wrap(&footnote, width.map(|width| width.saturating_sub(2))) {
             writeln!(out, "  {line}")?;
         }
+    }
+    Ok(())
+}
+
+/// Other images sharing a layer or blob, or `-`.
+fn shared_with(images: &[String]) -> String {
+    if images.is_empty() {
+        "-".to_string()
+    } else {
+        printable(&images.join(", ")).into_owned()
+    }
+}
+
+/// The image's layers, one line each.
+fn layer_table(out: &mut impl Write, report: &ImageReport, width: Option<usize>) -> io::Result<()> {
+    let rows: Vec<(String, String)> = report
+        .layers
+        .iter()
+        .map(|layer| {
+            (
+                shared_with(&layer.shared_with),
+                printable(&layer.created_by).into_owned(),
+            )
+        })
+        .collect();
+    let longest = rows
+        .iter()
+        .map(|(shared, _)| shared.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("SHARED WITH".len());
+    let (shared_width, created_width) = match width {
+        Some(width) => {
+            let room = width.saturating_sub(FIXED_COLUMNS);
+            let shared = longest.min(24).min(room.saturating_sub(16)).max(1);
+            (shared, room.saturating_sub(shared).max(1))
+        }
+        None => (longest, usize::MAX),
+    };
+    let line =
+        |chain: &str, diff: &str, size: &str, containers: &str, shared: &str, created: &str| {
+            format!(
+                "  {chain:<12}  {diff:<12}  {size:>10}  {containers:>10}  {:<shared_width$}  {}",
+                cut_end(shared, shared_width),
+                cut_end(created, created_width)
+            )
+            .trim_end()
+            .to_string()
+        };
+    writeln!(
+        out,
+        "{}",
+        line(
+            "CHAIN ID",
+            "DIFF ID",
+            "SIZE",
+            "CONTAINERS",
+            "SHARED WITH",
+            "CREATED BY"
+        )
+    )?;
+    for (layer, (shared, created_by)) in report.layers.iter().zip(&rows) {
+        writeln!(
+            out,
+            "{}",
+            line(
+                short_id(&layer.chain_id),
+                short_id(&layer.diff_id),
+                &bytes(layer.size_bytes),
+                &layer.containers.to_string(),
+                shared,
+                created_by
+            )
+        )?;
+    }
+    Ok(())
+}
+
+/// On the containerd image store: the image's own blobs (index, manifest,
+/// config) and what shares them.
+fn blob_table(out: &mut impl Write, report: &ImageReport) -> io::Result<()> {
+    if report.blobs.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "  {:<12}  {:>10}  SHARED WITH", "BLOB", "SIZE")?;
+    for blob in &report.blobs {
+        writeln!(
+            out,
+            "  {:<12}  {:>10}  {}",
+            short_id(&blob.digest),
+            bytes(blob.size_bytes),
+            shared_with(&blob.shared_with)
+        )?;
     }
     Ok(())
 }

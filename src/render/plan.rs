@@ -240,6 +240,32 @@ fn totals_lines(
     plan: &Plan,
     show: &Show,
 ) -> io::Result<()> {
+    let shown = totals_table(out, plan)?;
+    if let Some(root) = plan.data_root {
+        totals_row(out, "Data root", &plan.total)?;
+        writeln!(out)?;
+        measured_notes(out, engine, plan, &shown, root)?;
+    } else {
+        totals_row(out, "Total", &plan.total)?;
+        writeln!(out)?;
+        let why = plan.unmeasured.as_ref().map_or_else(
+            || "the data root was not measured".to_string(),
+            ToString::to_string,
+        );
+        writeln!(
+            out,
+            "Sizes are the engine's own figures, not measured on disk: {why}. Image sizes count each shared layer once."
+        )?;
+    }
+    engine_notes(out, engine, plan)?;
+    if show.dry_run {
+        writeln!(out, "Dry run: nothing was removed.")?;
+    }
+    Ok(())
+}
+
+/// One row per kind that has something now or in the plan; returns those kinds.
+fn totals_table(out: &mut impl Write, plan: &Plan) -> io::Result<Vec<Kind>> {
     writeln!(
         out,
         "{:<12}  {:>10}  {:>10}  {:>10}",
@@ -272,56 +298,55 @@ fn totals_lines(
             totals_row(out, kind.heading(), figures)?;
         }
     }
+    Ok(shown.iter().map(|(kind, _)| *kind).collect())
+}
+
+/// What was measured on disk, what is the engine's estimate, and the data root.
+fn measured_notes(
+    out: &mut impl Write,
+    engine: &EngineInfo,
+    plan: &Plan,
+    shown: &[Kind],
+    root: Measured,
+) -> io::Result<()> {
     let words = |measured: bool| {
         shown
             .iter()
-            .filter(|(kind, _)| plan.items_of(*kind).next().is_some())
-            .filter(|(kind, _)| plan.kind_measured(*kind) == measured)
-            .map(|(kind, _)| kind.heading().to_lowercase())
+            .filter(|kind| plan.items_of(**kind).next().is_some())
+            .filter(|kind| plan.kind_measured(**kind) == measured)
+            .map(|kind| kind.heading().to_lowercase())
             .collect::<Vec<_>>()
             .join(", ")
     };
-    if let Some(root) = plan.data_root {
-        totals_row(out, "Data root", &plan.total).and_then(|()| {
-        writeln!(out)?;
-        let (on_disk, estimated) = (words(true), words(false));
-        if !on_disk.is_empty() {
-            writeln!(
-                out,
-                "RECLAIM: measured on disk for {on_disk} (allocated blocks; shared layers and hard links counted once)."
-            )?;
-        }
-        if !estimated.is_empty() {
-            writeln!(
-                out,
-                "RECLAIM (~): the engine's estimate for {estimated}, which are not measured on disk."
-            )?;
-        }
-        writeln!(out, "CURRENT per kind (~): the engine's estimate.")?;
+    let (on_disk, estimated) = (words(true), words(false));
+    if !on_disk.is_empty() {
         writeln!(
             out,
-            "Data root: {}, measured on disk ({} apparent){}.",
-            engine.data_root,
-            bytes(root.bytes.apparent),
-            if root.incomplete {
-                "; some entries could not be read, so figures are lower bounds"
-            } else {
-                ""
-            }
-        )
-    })?;
-    } else {
-        totals_row(out, "Total", &plan.total)?;
-        writeln!(out)?;
-        let why = plan.unmeasured.as_ref().map_or_else(
-            || "the data root was not measured".to_string(),
-            ToString::to_string,
-        );
-        writeln!(
-            out,
-            "Sizes are the engine's own figures, not measured on disk: {why}. Image sizes count each shared layer once."
+            "RECLAIM: measured on disk for {on_disk} (allocated blocks; shared layers and hard links counted once)."
         )?;
     }
+    if !estimated.is_empty() {
+        writeln!(
+            out,
+            "RECLAIM (~): the engine's estimate for {estimated}, which are not measured on disk."
+        )?;
+    }
+    writeln!(out, "CURRENT per kind (~): the engine's estimate.")?;
+    writeln!(
+        out,
+        "Data root: {}, measured on disk ({} apparent){}.",
+        engine.data_root,
+        bytes(root.bytes.apparent),
+        if root.incomplete {
+            "; some entries could not be read, so figures are lower bounds"
+        } else {
+            ""
+        }
+    )
+}
+
+/// Orphans the engine cannot reclaim, and what Podman does not tell.
+fn engine_notes(out: &mut impl Write, engine: &EngineInfo, plan: &Plan) -> io::Result<()> {
     if let Some((count, orphaned)) = plan.orphaned.filter(|(count, _)| *count > 0) {
         let what = if engine.image_store == crate::model::ImageStore::Containerd {
             "containerd snapshot directories and blobs"
@@ -344,9 +369,6 @@ fn totals_lines(
                 ""
             }
         )?;
-    }
-    if show.dry_run {
-        writeln!(out, "Dry run: nothing was removed.")?;
     }
     Ok(())
 }

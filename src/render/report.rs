@@ -68,7 +68,26 @@ pub(crate) fn report_human(out: &mut impl Write, report: &Report) -> io::Result<
     }
     let total = report.total();
     row(out, "Total", &total)?;
+    not_removed_lists(out, report)?;
+    figures_lines(out, report, &total)?;
+    if report.engine_gone {
+        writeln!(
+            out,
+            "The engine stopped answering: {} items were not started.",
+            total.not_started
+        )?;
+    } else if report.interrupted {
+        writeln!(
+            out,
+            "Interrupted: {} items were not started.",
+            total.not_started
+        )?;
+    }
+    Ok(())
+}
 
+/// The skipped and the failed items, each with why.
+fn not_removed_lists(out: &mut impl Write, report: &Report) -> io::Result<()> {
     for (heading, wanted) in [("Skipped", "skipped"), ("Failed", "failed")] {
         let listed: Vec<&ItemResult> = report
             .results
@@ -90,6 +109,11 @@ pub(crate) fn report_human(out: &mut impl Write, report: &Report) -> io::Result<
         }
     }
 
+    Ok(())
+}
+
+/// Predicted against measured, the engine's figures and the free space.
+fn figures_lines(out: &mut impl Write, report: &Report, total: &Tally) -> io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
@@ -139,19 +163,6 @@ pub(crate) fn report_human(out: &mut impl Write, report: &Report) -> io::Result<
             out,
             "Free space on the data root's filesystem: not readable from here"
         )?,
-    }
-    if report.engine_gone {
-        writeln!(
-            out,
-            "The engine stopped answering: {} items were not started.",
-            total.not_started
-        )?;
-    } else if report.interrupted {
-        writeln!(
-            out,
-            "Interrupted: {} items were not started.",
-            total.not_started
-        )?;
     }
     Ok(())
 }
