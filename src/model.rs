@@ -28,6 +28,9 @@ pub(crate) struct EngineInfo {
     pub(crate) context: Option<String>,
 }
 
+/// How the engine names an untagged image in a tag list.
+pub(crate) const UNTAGGED: &str = "<none>:<none>";
+
 /// Where the engine keeps images.
 #[derive(Debug, Clone, Copy, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -175,7 +178,7 @@ pub(crate) struct Image {
 impl Image {
     /// Untagged: what `docker image prune` calls dangling.
     pub(crate) fn is_dangling(&self) -> bool {
-        self.tags.iter().all(|tag| tag == "<none>:<none>")
+        self.tags.iter().all(|tag| tag == UNTAGGED)
     }
 
     /// Whether this image is built on `parent`: the engine names it as the
@@ -222,7 +225,7 @@ impl Image {
             .tags
             .iter()
             .map(String::as_str)
-            .filter(|tag| *tag != "<none>:<none>")
+            .filter(|tag| *tag != UNTAGGED)
             .collect();
         if tags.is_empty() {
             "<none>".to_string()

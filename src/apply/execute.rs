@@ -21,12 +21,12 @@ use crate::plan::{Item, Kind, Plan, Reason};
 /// What stops new deletions: a signal (`stop`), or the engine going away
 /// (`gone`, set here on the first failure to reach it).
 #[derive(Clone, Copy)]
-pub(crate) struct Flags<'a> {
+pub(crate) struct StopSignals<'a> {
     pub(crate) stop: &'a AtomicBool,
     pub(crate) gone: &'a AtomicBool,
 }
 
-impl Flags<'_> {
+impl StopSignals<'_> {
     fn halted(&self) -> bool {
         self.stop.load(Ordering::SeqCst) || self.gone.load(Ordering::SeqCst)
     }
@@ -52,7 +52,7 @@ pub(crate) async fn apply(
     plan: &Plan,
     inventory: &Inventory,
     jobs: usize,
-    flags: Flags<'_>,
+    flags: StopSignals<'_>,
     progress: &mut dyn Progress,
 ) -> Vec<ItemResult> {
     let jobs = jobs.max(1);
@@ -119,7 +119,7 @@ pub(crate) async fn apply(
 async fn batch_states(
     engine: &impl Engine,
     chunk: Option<&[&Item]>,
-    flags: Flags<'_>,
+    flags: StopSignals<'_>,
 ) -> Option<States> {
     let chunk = chunk.filter(|chunk| {
         chunk
@@ -189,7 +189,7 @@ async fn carry_out(
     engine: &impl Engine,
     item: &Item,
     states: Option<&States>,
-    flags: Flags<'_>,
+    flags: StopSignals<'_>,
 ) -> Outcome {
     let checked = match item.kind {
         Kind::Container => recheck_container(item, states, flags),
@@ -239,7 +239,7 @@ async fn carry_out(
 async fn prune_build_cache(
     engine: &impl Engine,
     items: &[&Item],
-    flags: Flags<'_>,
+    flags: StopSignals<'_>,
 ) -> Vec<ItemResult> {
     let mut outcomes: Vec<Option<Outcome>> = vec![None; items.len()];
     loop {
@@ -343,7 +343,7 @@ async fn remove_image(
 fn recheck_container(
     item: &Item,
     states: Option<&States>,
-    flags: Flags<'_>,
+    flags: StopSignals<'_>,
 ) -> Result<(), Outcome> {
     match states {
         None => Err(Outcome::Failed("re-checking it: no listing".into())),
@@ -359,7 +359,11 @@ fn recheck_container(
     }
 }
 
-async fn recheck_image(engine: &impl Engine, item: &Item, flags: Flags<'_>) -> Result<(), Outcome> {
+async fn recheck_image(
+    engine: &impl Engine,
+    item: &Item,
+    flags: StopSignals<'_>,
+) -> Result<(), Outcome> {
     let tags = match engine.image_tags(&item.id).await {
         Err(err) => return Err(flags.failed("re-checking it: ", &err)),
         Ok(None) => return Err(Outcome::AlreadyGone),
@@ -400,7 +404,7 @@ async fn recheck_image(engine: &impl Engine, item: &Item, flags: Flags<'_>) -> R
 async fn recheck_volume(
     engine: &impl Engine,
     item: &Item,
-    flags: Flags<'_>,
+    flags: StopSignals<'_>,
 ) -> Result<(), Outcome> {
     match engine.containers_using_volume(&item.id).await {
         Err(err) => Err(flags.failed("re-checking it: ", &err)),
@@ -421,7 +425,7 @@ async fn recheck_volume(
 async fn recheck_network(
     engine: &impl Engine,
     item: &Item,
-    flags: Flags<'_>,
+    flags: StopSignals<'_>,
 ) -> Result<(), Outcome> {
     match engine.containers_using_network(&item.id, &item.name).await {
         Err(err) => Err(flags.failed("re-checking it: ", &err)),

@@ -218,34 +218,49 @@ mod tests {
         }
     }
 
+    /// A writer the test can read back after `Lines` owns a copy of it.
+    #[derive(Clone, Default)]
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
     #[test]
     fn log_lines_name_each_item_and_its_outcome() {
+        let written = Shared::default();
         let mut lines = Lines {
-            out: Box::new(Vec::new()),
+            out: Box::new(written.clone()),
         };
+        lines.start(4, 0);
         lines.item(&result(Outcome::Removed));
+        lines.item(&result(Outcome::AlreadyGone));
         lines.item(&result(Outcome::Skipped("it is running now".into())));
+        lines.item(&result(Outcome::Failed(
+            "the engine refused (409): in use".into(),
+        )));
         lines.item(&result(Outcome::NotStarted));
-        // The boxed writer cannot be read back; the line text is what matters.
+        lines.finish();
+        let text = String::from_utf8(written.0.lock().unwrap().clone()).unwrap();
         assert_eq!(
-            line_for(&result(Outcome::Skipped("it is running now".into()))).as_deref(),
-            Some("skipped container c0ffee (web-1): it is running now")
+            text,
+            "removed container c0ffee (web-1), 0 B\n\
+             already gone: container c0ffee (web-1)\n\
+             skipped container c0ffee (web-1): it is running now\n\
+             failed container c0ffee (web-1): the engine refused (409): in use\n"
         );
-        assert_eq!(line_for(&result(Outcome::NotStarted)), None);
     }
 
     #[test]
     fn fanout_tells_every_reporter() {
-        let engine = EngineInfo {
-            id: "E".into(),
-            version: "20.10.24".into(),
-            api_version: "1.41".into(),
-            data_root: "/var/lib/docker".into(),
-            storage_driver: "overlay2".into(),
-            backing_filesystem: "extfs".into(),
-            host: "unix:///var/run/docker.sock".into(),
-            ..EngineInfo::default()
-        };
+        let engine = crate::testing::engine();
         let mut audit = AuditLog {
             out: Vec::new(),
             engine,

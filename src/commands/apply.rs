@@ -80,7 +80,7 @@ pub(crate) async fn run(
         settings,
         &plan,
         &inventory,
-        execute::Flags {
+        execute::StopSignals {
             stop: signals.stop(),
             gone: &gone,
         },
@@ -217,7 +217,7 @@ async fn execute(
     settings: &Settings,
     plan: &Plan,
     inventory: &Inventory,
-    flags: execute::Flags<'_>,
+    flags: execute::StopSignals<'_>,
     audit: Option<&mut AuditLog<File>>,
 ) -> Vec<ItemResult> {
     let mut display = progress::for_stderr(settings.quiet);
@@ -247,13 +247,13 @@ fn say_engine_gone(settings: &Settings, results: &[ItemResult]) {
 }
 
 /// Before and after, as far as they could be measured.
-struct Figures {
+struct BeforeAndAfter {
     engine_usage: Option<BeforeAfter>,
     free_space: Option<BeforeAfter>,
     data_root: Option<BeforeAfter>,
 }
 
-impl Figures {
+impl BeforeAndAfter {
     fn report(self, results: Vec<ItemResult>, interrupted: bool, engine_gone: bool) -> Report {
         Report {
             results,
@@ -276,7 +276,7 @@ async fn measure_after(
     before: Before,
     engine_gone: bool,
     size_cache: Option<&std::path::Path>,
-) -> Figures {
+) -> BeforeAndAfter {
     let engine_info = inventory.engine.clone();
     let walk = before.disk.is_some();
     let size_cache = size_cache.map(std::path::Path::to_path_buf);
@@ -308,7 +308,7 @@ async fn measure_after(
             .zip(after)
             .map(|(before, after)| BeforeAfter { before, after })
     };
-    Figures {
+    BeforeAndAfter {
         engine_usage: pair(Some(plan.engine_current_bytes()), usage_after),
         free_space: pair(
             before.free_space,

@@ -30,8 +30,8 @@ pub(crate) fn show_plan(
     show: &render::Show,
 ) -> std::io::Result<()> {
     match format {
-        Format::Human => render::human(out, &inventory.engine, plan, show)?,
-        Format::Json => render::json(out, &inventory.engine, plan, show)?,
+        Format::Human => render::plan_human(out, &inventory.engine, plan, show)?,
+        Format::Json => render::plan_json(out, &inventory.engine, plan, show)?,
     }
     out.flush()
 }

@@ -547,7 +547,7 @@ impl Engine for DockerEngine {
                     .repo_tags
                     .unwrap_or_default()
                     .into_iter()
-                    .filter(|tag| tag != "<none>:<none>")
+                    .filter(|tag| tag != crate::model::UNTAGGED)
                     .collect(),
             )),
             Err(err) if is_not_found(&err) => Ok(None),
@@ -740,8 +740,14 @@ mod tests {
         );
     }
 
+    /// The newest version both know: the engine's own between the two
+    /// bounds, ours above them, none below.
     #[test]
-    fn max_api_is_not_below_min() {
+    fn negotiates_within_the_bounds() {
         assert!(MAX_API >= MIN_API);
+        assert_eq!(negotiate(MIN_API), Some(MIN_API));
+        assert_eq!(negotiate((MIN_API.0, MIN_API.1 - 1)), None);
+        assert_eq!(negotiate((1, 999)), Some(MAX_API));
+        assert_eq!(negotiate((2, 0)), Some(MAX_API));
     }
 }

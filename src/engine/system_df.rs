@@ -133,7 +133,7 @@ pub(super) fn image_id(raw: &str) -> String {
 /// A real tag, not the engine's way of saying "untagged" (`<none>:<none>`,
 /// and Podman's `<none>`).
 pub(super) fn is_tag(tag: &str) -> bool {
-    tag != "<none>:<none>" && tag != "<none>"
+    tag != crate::model::UNTAGGED && tag != "<none>"
 }
 
 /// Negative sizes mean "not computed" in the engine's API.

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::{Context, Item, Kept, Kind, Reason};
+use super::{Context, Item, Kind, LeftOut, Reason};
 use crate::model::{ContainerState, Image};
 use crate::plan::rules::{CacheScope, VolumeScope};
 
@@ -13,7 +13,7 @@ use crate::plan::rules::{CacheScope, VolumeScope};
 pub(super) fn containers<'a>(
     cx: &Context<'a>,
     items: &mut Vec<Item>,
-    kept: &mut Vec<Kept>,
+    kept: &mut Vec<LeftOut>,
 ) -> HashSet<&'a str> {
     let (inventory, rules, now) = (cx.inventory, cx.rules, cx.now);
     let mut removed_containers: HashSet<&str> = HashSet::new();
@@ -35,7 +35,7 @@ pub(super) fn containers<'a>(
                     .then(|| "--stopped-for (stopped more recently)".to_string())
             });
         if let Some(rule) = rule {
-            kept.push(Kept {
+            kept.push(LeftOut {
                 kind: Kind::Container,
                 id: container.id.clone(),
                 name: container.display_name(),
@@ -75,7 +75,7 @@ pub(super) fn build_cache(
     cx: &Context,
     scope: CacheScope,
     planned_images: &[&Image],
-    kept: &mut Vec<Kept>,
+    kept: &mut Vec<LeftOut>,
 ) -> Vec<Item> {
     let (inventory, rules) = (cx.inventory, cx.rules);
     let going: HashSet<&str> = planned_images
@@ -118,7 +118,7 @@ pub(super) fn build_cache(
             record.description.clone()
         };
         if let Some(rule) = rule {
-            kept.push(Kept {
+            kept.push(LeftOut {
                 kind: Kind::BuildCache,
                 id: record.id.clone(),
                 name,
@@ -140,7 +140,7 @@ pub(super) fn networks(
     cx: &Context,
     removed_containers: &HashSet<&str>,
     items: &mut Vec<Item>,
-    kept: &mut Vec<Kept>,
+    kept: &mut Vec<LeftOut>,
 ) {
     let (inventory, rules) = (cx.inventory, cx.rules);
     let attached: HashSet<&str> = inventory
@@ -162,7 +162,7 @@ pub(super) fn networks(
             .or_else(|| rules.kept_by(std::slice::from_ref(&network.name), &network.labels))
             .or_else(|| rules.filtered_out_by(created, &network.labels));
         if let Some(rule) = rule {
-            kept.push(Kept {
+            kept.push(LeftOut {
                 kind: Kind::Network,
                 id: network.id.clone(),
                 name: network.name.clone(),
@@ -188,7 +188,7 @@ pub(super) fn volumes(
     scope: VolumeScope,
     removed_containers: &HashSet<&str>,
     items: &mut Vec<Item>,
-    kept: &mut Vec<Kept>,
+    kept: &mut Vec<LeftOut>,
 ) {
     let (inventory, rules) = (cx.inventory, cx.rules);
     let mounted: HashSet<&str> = inventory
@@ -212,7 +212,7 @@ pub(super) fn volumes(
             .or_else(|| rules.kept_by(std::slice::from_ref(&volume.name), &volume.labels))
             .or_else(|| rules.filtered_out_by(volume.created.unwrap_or(i64::MIN), &volume.labels));
         if let Some(rule) = rule {
-            kept.push(Kept {
+            kept.push(LeftOut {
                 kind: Kind::Volume,
                 id: volume.name.clone(),
                 name: volume.name.clone(),

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{
-    BUILD_CACHE_HOLDER, Context, FreedLayer, Item, Kept, KeptLayer, Kind, Reason,
+    BUILD_CACHE_HOLDER, Context, FreedLayer, Item, KeptLayer, Kind, LeftOut, Reason,
     images_used_by_remaining,
 };
 use crate::inventory::Inventory;
@@ -15,7 +15,7 @@ use crate::model::{Image, ImageStore, short_id};
 pub(super) fn select<'a>(
     cx: &Context<'a>,
     removed_containers: &HashSet<&str>,
-    kept: &mut Vec<Kept>,
+    kept: &mut Vec<LeftOut>,
 ) -> Vec<&'a Image> {
     let (inventory, rules) = (cx.inventory, cx.rules);
     // Images used by a container that stays are never planned.
@@ -48,7 +48,7 @@ pub(super) fn select<'a>(
             .or_else(|| rules.filtered_out_by(image.created, &image.labels))
             .or_else(|| newest.get(image.id.as_str()).cloned());
         match rule {
-            Some(rule) => kept.push(Kept {
+            Some(rule) => kept.push(LeftOut {
                 kind: Kind::Image,
                 id: image.id.clone(),
                 name: image.display_name(),
@@ -83,7 +83,7 @@ pub(super) fn select<'a>(
         }
         for index in blocked.into_iter().rev() {
             let image = candidates.remove(index);
-            kept.push(Kept {
+            kept.push(LeftOut {
                 kind: Kind::Image,
                 id: image.id.clone(),
                 name: image.display_name(),

@@ -10,6 +10,7 @@ mod candidates;
 pub(crate) mod file;
 mod images;
 pub(crate) mod rules;
+mod saved;
 mod target;
 
 use std::collections::{HashMap, HashSet};
@@ -21,6 +22,7 @@ pub(crate) use crate::model::Kind;
 use crate::model::{EngineInfo, Measured, Unmeasured, short_id};
 use crate::plan::rules::{Rules, Scope, VolumeScope};
 
+pub(crate) use saved::plan_saved;
 pub(crate) use target::plan_to_target;
 
 /// Why an item is in the plan.
@@ -150,7 +152,7 @@ pub(crate) struct Plan {
     /// allocated bytes. The engine cannot reclaim them.
     pub(crate) orphaned: Option<(usize, u64)>,
     /// What would have gone but a filter or keep rule left alone, and which.
-    pub(crate) kept: Vec<Kept>,
+    pub(crate) kept: Vec<LeftOut>,
     /// With --target-free or --max-usage: where the plan stopped, and why.
     pub(crate) target: Option<TargetNote>,
     /// The scope the plan was made in.
@@ -174,9 +176,9 @@ pub(crate) struct SavedPlanNote {
     /// Items of the file, how many.
     pub(crate) items: usize,
     /// Items of the file that no longer exist: gone before this run, not removed by it.
-    pub(crate) gone: Vec<Kept>,
+    pub(crate) gone: Vec<LeftOut>,
     /// Items of the file that still exist but that a plan made now does not take.
-    pub(crate) not_taken: Vec<Kept>,
+    pub(crate) not_taken: Vec<LeftOut>,
 }
 
 /// Where a target plan stopped.
@@ -193,9 +195,10 @@ pub(crate) struct TargetNote {
     pub(crate) met: bool,
 }
 
-/// A candidate that a rule kept out of the plan.
+/// A candidate left out of the plan, with why: a keep rule, or (against a
+/// saved plan) gone or changed since it was saved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct Kept {
+pub(crate) struct LeftOut {
     pub(crate) kind: Kind,
     pub(crate) id: String,
     pub(crate) name: String,
@@ -360,108 +363,6 @@ pub(crate) fn plan_within(
     let mut plan = summarize(items, inventory);
     plan.kept = kept;
     plan.scope = rules.scope();
-    plan
-}
-
-/// Applying a saved plan: the plan that `rules`, with the file's `scope`, make
-/// now, limited to the file's `saved` items. A saved plan is an upper bound,
-/// never a licence: what of the file a plan made now does not take is noted
-/// with the reason, and what no longer exists is noted as gone.
-pub(crate) fn plan_saved(
-    inventory: &Inventory,
-    rules: &Rules,
-    now: i64,
-    saved: &[Item],
-    scope: Scope,
-) -> Plan {
-    // An image whose tags are not the ones the file shows changed since: the
-    // person reviewed other tags. It stays.
-    let tagged = |tags: &[String]| {
-        let mut tags: Vec<String> = tags
-            .iter()
-            .filter(|tag| *tag != "<none>:<none>")
-            .cloned()
-            .collect();
-        tags.sort();
-        tags
-    };
-    let changed: Vec<Kept> = saved
-        .iter()
-        .filter(|item| item.kind == Kind::Image)
-        .filter_map(|item| {
-            let image = inventory.image(&item.id)?;
-            let now = tagged(&image.tags);
-            (now != tagged(&item.tags)).then(|| Kept {
-                kind: Kind::Image,
-                id: item.id.clone(),
-                name: image.display_name(),
-                rule: format!(
-                    "tags changed since the plan was saved: now {}",
-                    if now.is_empty() {
-                        "none".to_string()
-                    } else {
-                        now.join(", ")
-                    }
-                ),
-            })
-        })
-        .collect();
-    let changed_ids: HashSet<&str> = changed.iter().map(|kept| kept.id.as_str()).collect();
-    let allowed = Allowed {
-        ids: saved
-            .iter()
-            .filter(|item| !changed_ids.contains(item.id.as_str()))
-            .map(|item| item.id.clone())
-            .collect(),
-        why: "not in the saved plan".into(),
-    };
-    let mut plan = plan_within(inventory, &rules.with_scope(scope), now, Some(&allowed));
-    let taken: HashSet<&str> = plan.items.iter().map(|item| item.id.as_str()).collect();
-    let mut note = SavedPlanNote {
-        items: saved.len(),
-        not_taken: changed.clone(),
-        ..SavedPlanNote::default()
-    };
-    for item in saved
-        .iter()
-        .filter(|item| !taken.contains(item.id.as_str()) && !changed_ids.contains(item.id.as_str()))
-    {
-        let Some(name) = inventory.name_of(item.kind, &item.id) else {
-            note.gone.push(Kept {
-                kind: item.kind,
-                id: item.id.clone(),
-                name: item.name.clone(),
-                rule: "no longer exists".into(),
-            });
-            continue;
-        };
-        let rule = plan
-            .kept
-            .iter()
-            .find(|kept| kept.id == item.id).map_or_else(|| {
-                format!(
-                    "a plan made now does not take it: {}",
-                    match item.kind {
-                        Kind::Container => "it is no longer stopped",
-                        Kind::Image =>
-                            "a container or an image that stays uses it, or it is no longer unused",
-                        Kind::Volume =>
-                            "a container that stays mounts it, or it is outside the saved scope",
-                        Kind::Network => "a container that stays is attached to it",
-                        Kind::BuildCache => "it is in use, or shared outside the saved scope",
-                    }
-                )
-            }, |kept| kept.rule.clone());
-        note.not_taken.push(Kept {
-            kind: item.kind,
-            id: item.id.clone(),
-            name,
-            rule,
-        });
-    }
-    // Everything the rules kept is either outside the file or listed above.
-    plan.kept.clear();
-    plan.saved = Some(note);
     plan
 }
 

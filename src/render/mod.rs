@@ -17,7 +17,7 @@ use humansize::{DECIMAL, format_size};
 mod snapshots;
 pub(crate) use df::{df_human, df_json};
 pub(crate) use layers::{layers_human, layers_json};
-pub(crate) use plan::{Show, human, json, quiet_ids};
+pub(crate) use plan::{Show, plan_human, plan_json, quiet_ids};
 pub(crate) use report::{audit_line, report_human, report_json, report_summary};
 
 /// The JSON contract's version; bump it on any incompatible change.
@@ -257,7 +257,7 @@ mod tests {
             width: None,
             color: false,
         };
-        json(&mut out, &engine(), &sample(), &show).unwrap();
+        plan_json(&mut out, &engine(), &sample(), &show).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(value["schema_version"], 1);
         assert_eq!(value["engine"]["id"], "ENGINE-ID");

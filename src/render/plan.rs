@@ -12,7 +12,7 @@ use crate::model::printable;
 use crate::model::{EngineInfo, Measured, Unmeasured, short_id};
 use crate::plan::rules::Scope;
 use crate::plan::{
-    Figures, FreedLayer, Item, Kept, KeptLayer, Kind, Plan, Reason, SavedPlanNote, TargetNote,
+    Figures, FreedLayer, Item, KeptLayer, Kind, LeftOut, Plan, Reason, SavedPlanNote, TargetNote,
 };
 
 /// The reason in a few words, for a narrow terminal.
@@ -88,7 +88,7 @@ pub(crate) fn quiet_ids(out: &mut impl Write, plan: &Plan) -> io::Result<()> {
 }
 
 /// The plan for people: grouped by kind, then the totals table.
-pub(crate) fn human(
+pub(crate) fn plan_human(
     out: &mut impl Write,
     engine: &EngineInfo,
     plan: &Plan,
@@ -407,7 +407,7 @@ fn target_lines(out: &mut impl Write, plan: &Plan) -> io::Result<()> {
 }
 
 /// Kept or left-out items, a line each: all of them with -v, else the first few.
-fn kept_lines(out: &mut impl Write, kept: &[Kept], show: &Show) -> io::Result<()> {
+fn kept_lines(out: &mut impl Write, kept: &[LeftOut], show: &Show) -> io::Result<()> {
     let shown = if show.verbose { kept.len() } else { KEPT_SHOWN };
     for kept in kept.iter().take(shown) {
         let line = format!(
@@ -478,7 +478,7 @@ struct JsonPlan<'a> {
     engine: &'a EngineInfo,
     items: Vec<JsonItem<'a>>,
     /// Candidates a filter or keep rule left alone, with the rule.
-    kept: &'a [Kept],
+    kept: &'a [LeftOut],
     /// With --target-free or --max-usage: where the plan stopped.
     target: Option<&'a TargetNote>,
     /// The kinds beyond the default the plan may take (`--all`, `--volumes`, …).
@@ -531,7 +531,12 @@ struct JsonTotals<'a> {
     /// `remote`, `driver`, `not_readable`, `not_the_engines` or `metadata`; null
     /// when measured.
     unmeasured: Option<&'a Unmeasured>,
-    /// Orphaned overlay2 directories: not reclaimable by the engine.
+    /// What the engine's records no longer name under its data root (overlay2
+    /// directories; on the containerd image store, snapshot directories and
+    /// blobs): `{count, bytes}`, not reclaimable by the engine.
+    orphaned: Option<serde_json::Value>,
+    /// The same, under its first name (which said overlay2 on every store):
+    /// kept within schema version 1 for readers of it; goes at version 2.
     orphaned_overlay2: Option<serde_json::Value>,
     count: usize,
     current_bytes: u64,
@@ -541,12 +546,15 @@ struct JsonTotals<'a> {
 }
 
 /// The plan as one JSON object (the README documents the contract).
-pub(crate) fn json(
+pub(crate) fn plan_json(
     out: &mut impl Write,
     engine: &EngineInfo,
     plan: &Plan,
     show: &Show,
 ) -> io::Result<()> {
+    let orphaned = plan
+        .orphaned
+        .map(|(count, bytes)| serde_json::json!({"count": count, "bytes": bytes}));
     let document = JsonPlan {
         schema_version: SCHEMA_VERSION,
         generated_at: unix_to_rfc3339(show.now),
@@ -579,9 +587,8 @@ pub(crate) fn json(
             measured: plan.all_measured(),
             data_root: plan.data_root,
             unmeasured: plan.unmeasured.as_ref(),
-            orphaned_overlay2: plan
-                .orphaned
-                .map(|(count, bytes)| serde_json::json!({"count": count, "bytes": bytes})),
+            orphaned: orphaned.clone(),
+            orphaned_overlay2: orphaned,
             count: plan.items.len(),
             current_bytes: plan.total.current_bytes,
             predicted_bytes: plan.total.predicted_bytes,

@@ -226,7 +226,7 @@ fn text(write: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> String {
 fn plan_human() {
     let inventory = inventory();
     let plan = measured_plan(&inventory);
-    insta::assert_snapshot!(text(|out| render::human(
+    insta::assert_snapshot!(text(|out| render::plan_human(
         out,
         &crate::testing::engine(),
         &plan,
@@ -238,7 +238,7 @@ fn plan_human() {
 fn plan_human_verbose() {
     let inventory = inventory();
     let plan = measured_plan(&inventory);
-    insta::assert_snapshot!(text(|out| render::human(
+    insta::assert_snapshot!(text(|out| render::plan_human(
         out,
         &crate::testing::engine(),
         &plan,
@@ -250,7 +250,7 @@ fn plan_human_verbose() {
 fn plan_human_estimated() {
     let inventory = inventory();
     let plan = plan::plan(&inventory, &Rules::default(), NOW);
-    insta::assert_snapshot!(text(|out| render::human(
+    insta::assert_snapshot!(text(|out| render::plan_human(
         out,
         &crate::testing::engine(),
         &plan,
@@ -262,7 +262,7 @@ fn plan_human_estimated() {
 fn plan_json() {
     let inventory = inventory();
     let plan = measured_plan(&inventory);
-    insta::assert_snapshot!(text(|out| render::json(
+    insta::assert_snapshot!(text(|out| render::plan_json(
         out,
         &crate::testing::engine(),
         &plan,
@@ -406,7 +406,7 @@ fn plan_human_at_80_columns() {
         width: Some(80),
         ..show(true)
     };
-    let text = text(|out| render::human(out, &crate::testing::engine(), &plan, &show));
+    let text = text(|out| render::plan_human(out, &crate::testing::engine(), &plan, &show));
     // Every line fits: table rows and items are fitted, notes wrapped (#21).
     for line in text.lines() {
         assert!(line.chars().count() <= 80, "wraps at 80 columns: {line:?}");
@@ -437,7 +437,7 @@ fn target_already_met_is_said_first() {
     let mut rules = Rules::default();
     rules.target = crate::plan::rules::Target::parse(Some("20G"), None).unwrap();
     let plan = plan::plan_to_target(&inventory, &rules, NOW, 0);
-    let text = text(|out| render::human(out, &crate::testing::engine(), &plan, &show(false)));
+    let text = text(|out| render::plan_human(out, &crate::testing::engine(), &plan, &show(false)));
     let met = text.find("already met").expect("no 'already met'");
     assert!(
         text.find("Nothing to reclaim")
@@ -538,7 +538,7 @@ fn escapes_and_newlines_from_the_engine_are_shown_escaped() {
             ..show(true)
         };
         outputs.push(text(|out| {
-            render::human(out, &crate::testing::engine(), &plan, &show)
+            render::plan_human(out, &crate::testing::engine(), &plan, &show)
         }));
     }
     outputs.push(text(|out| render::report_human(out, &report)));
