@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::Host;
+use super::host::Host;
 use super::transport::Tls;
 use crate::exit::UsageError;
 use crate::files;

@@ -12,13 +12,12 @@ use bollard::query_parameters::{
 use bollard::{BollardRequest, ClientVersion, Docker};
 use hyper_util::rt::TokioExecutor;
 
-use super::Host;
+use super::api::{ContainerDetails, DiskUsage, ImageLayers};
+use super::api::{Engine, MIN_API, Refused, Removal, negotiate, parse_api_version, timed_out};
+use super::host::Host;
 use super::raw::RawClient;
+use super::system_df::parse_disk_usage;
 use super::transport::{self, Connector, Tls};
-use super::{ContainerDetails, DiskUsage, ImageLayers};
-use super::{
-    Engine, MIN_API, Refused, Removal, negotiate, parse_api_version, parse_disk_usage, timed_out,
-};
 use crate::exit::EngineUnreachable;
 use crate::model::{ContainerState, EngineInfo, Image, ImageStore, Network, Product, unix_seconds};
 
@@ -714,7 +713,7 @@ fn refused(err: BollardError) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::MAX_API;
+    use crate::engine::api::MAX_API;
 
     #[test]
     fn pins_the_api_version_once() {

@@ -12,8 +12,9 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::{Client, Error as LegacyError};
 use hyper_util::rt::TokioExecutor;
 
+use super::api::{Refused, timed_out};
+use super::host::Host;
 use super::transport::{AUTHORITY, Connector};
-use super::{Host, Refused};
 
 #[derive(Clone)]
 pub(crate) struct RawClient {
@@ -38,7 +39,7 @@ impl RawClient {
     ) -> Result<Response<Incoming>> {
         match tokio::time::timeout(self.timeout, request).await {
             Ok(answer) => answer.with_context(|| format!("GET {path_and_query}")),
-            Err(_) => Err(super::timed_out(&self.host, self.timeout)),
+            Err(_) => Err(timed_out(&self.host, self.timeout)),
         }
     }
 

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
-use super::DiskUsage;
+use super::api::DiskUsage;
 use crate::model::{BuildCacheRecord, Container, ContainerState, Image, Mount, Volume};
 
 #[derive(Deserialize, Default)]

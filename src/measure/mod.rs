@@ -17,10 +17,11 @@ pub(crate) mod cache;
 pub(crate) mod containerd;
 pub(crate) mod fs;
 pub(crate) mod overlay2;
+mod refs;
 pub(crate) mod sizes;
 mod walk;
 
-pub(crate) use overlay2::{Layout, Orphan, Refs};
+pub(crate) use overlay2::{Layout, Orphan};
 pub(crate) use walk::Index;
 #[cfg(test)]
 pub(crate) use walk::Walk;

@@ -115,7 +115,7 @@ pub(crate) fn measure_plan(
     plan: &Plan,
     inventory: &Inventory,
 ) -> PlanOnDisk {
-    if let Some(Ok(graph)) = &index.refs.containerd {
+    if let Some(graph) = index.refs.metadata.graph() {
         return measure_plan_containerd(graph, index, plan, inventory);
     }
     let mut parents = HiddenParents::new(&index.refs.parents, plan, inventory);
@@ -316,7 +316,8 @@ pub(crate) async fn inventory_and_walk(
                 .iter()
                 .flat_map(|image| image.layers.iter().map(|layer| layer.chain_id.as_str()))
                 .collect();
-            if let Some(Err(why)) = &index.refs.containerd {
+            if let crate::measure::refs::Metadata::ContainerdUnreadable(why) = &index.refs.metadata
+            {
                 Err(Unmeasured::Metadata(why.clone()))
             } else if let Err(why) = layout.metadata_agrees(&index, &containers) {
                 Err(Unmeasured::Metadata(why))

@@ -9,8 +9,8 @@ use std::rc::Rc;
 
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 
-use super::Refs;
 use super::cache::{self, Sizes, Stamp};
+use super::refs::Refs;
 use crate::model::Bytes;
 
 /// A walk that counts each inode once across all the paths it is given: the

@@ -4,7 +4,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::{Context, Item, Kind, LeftOut, Reason};
+use super::context::Context;
+use super::items::{Item, LeftOut, Reason};
+use crate::model::Kind;
 use crate::model::{ContainerState, Image};
 use crate::plan::rules::{CacheScope, VolumeScope};
 

@@ -2,11 +2,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{
-    BUILD_CACHE_HOLDER, Context, FreedLayer, Item, KeptLayer, Kind, LeftOut, Reason,
-    images_used_by_remaining,
-};
+use super::context::{Context, images_used_by_remaining};
+use super::items::{BUILD_CACHE_HOLDER, FreedLayer, Item, KeptLayer, LeftOut, Reason};
 use crate::inventory::Inventory;
+use crate::model::Kind;
 use crate::model::{Image, ImageStore, short_id};
 
 /// Unused images: dangling ones, and with `--all` every tagged one too, that no

@@ -3,9 +3,12 @@
 
 use std::collections::HashSet;
 
+use super::build::plan_within;
+use super::context::Allowed;
+use super::items::{Item, LeftOut, Plan, SavedPlanNote};
 use super::rules::{Rules, Scope};
-use super::{Allowed, Item, Kind, LeftOut, Plan, SavedPlanNote, plan_within};
 use crate::inventory::Inventory;
+use crate::model::Kind;
 
 /// Applying a saved plan: the plan that `rules`, with the file's `scope`, make
 /// now, limited to the file's `saved` items. A saved plan is an upper bound,

@@ -1,7 +1,10 @@
 //! `--target-free` and `--max-usage`: plan only as much as the target needs.
 
-use super::{Allowed, Item, Kind, Plan, Reason, TargetNote, plan, plan_within};
+use super::build::{plan, plan_within};
+use super::context::Allowed;
+use super::items::{Item, Plan, Reason, TargetNote};
 use crate::inventory::Inventory;
+use crate::model::Kind;
 use crate::plan::rules::Rules;
 
 /// Plans only as much as `needed` bytes take: candidates in the documented

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use super::{SCHEMA_VERSION, age, bytes, maybe_bytes, shorten, unix_to_rfc3339};
+use super::text::{SCHEMA_VERSION, age, bytes, maybe_bytes, shorten, unix_to_rfc3339};
 use crate::model::{EngineInfo, ImageStore, printable, short_id};
 use crate::views::df::{Section, Usage};
 
@@ -18,7 +18,7 @@ pub(crate) fn df_human(
     width: Option<usize>,
     now: i64,
 ) -> io::Result<()> {
-    writeln!(out, "{}", super::engine_line(engine))?;
+    writeln!(out, "{}", super::text::engine_line(engine))?;
     let backing = if engine.backing_filesystem.is_empty() {
         String::new()
     } else {

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use super::{SCHEMA_VERSION, bytes, cut_end, unix_to_rfc3339, wrap};
+use super::text::{SCHEMA_VERSION, bytes, cut_end, unix_to_rfc3339, wrap};
 use crate::model::{printable, short_id};
 use crate::views::layers::ImageReport;
 

@@ -5,15 +5,16 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::{
-    KEPT_SHOWN, SCHEMA_VERSION, age, bold, bytes, cut_end, shorten, unix_to_rfc3339, wrapped,
-};
+use super::text::{SCHEMA_VERSION, age, bold, bytes, cut_end, shorten, unix_to_rfc3339, wrapped};
 use crate::model::printable;
 use crate::model::{EngineInfo, Measured, Unmeasured, short_id};
 use crate::plan::rules::Scope;
 use crate::plan::{
     Figures, FreedLayer, Item, KeptLayer, Kind, LeftOut, Plan, Reason, SavedPlanNote, TargetNote,
 };
+
+/// How many kept items the plan lists without -v.
+const KEPT_SHOWN: usize = 10;
 
 /// The reason in a few words, for a narrow terminal.
 fn short_reason_text(item: &Item, now: i64) -> String {
@@ -94,7 +95,7 @@ pub(crate) fn plan_human(
     plan: &Plan,
     show: &Show,
 ) -> io::Result<()> {
-    writeln!(out, "{}", super::engine_line(engine))?;
+    writeln!(out, "{}", super::text::engine_line(engine))?;
     writeln!(
         out,
         "data root {}, storage driver {}",
@@ -614,4 +615,109 @@ pub(crate) fn plan_json(
     };
     serde_json::to_writer_pretty(&mut *out, &document)?;
     writeln!(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::rules::Scope;
+    use crate::plan::{Figures, FreedLayer, Item, Kind, Plan, Reason};
+    use crate::testing::engine;
+
+    fn sample() -> Plan {
+        let items = vec![
+            Item {
+                created: 1_000_000 - 7200,
+                finished_at: Some(1_000_000 - 300),
+                predicted_bytes: 1_048_576,
+                ..Item::new(
+                    Kind::Container,
+                    "a2b626f2f7a82d8dac90b34cf5fb1ef12b245500d8c2637c4f61dce7cd3ab721",
+                    "stopped-one",
+                    Reason::Exited,
+                )
+            },
+            Item {
+                created: 1_000_000 - 3 * 86_400,
+                predicted_bytes: 2_577_420,
+                frees_layers: vec![FreedLayer {
+                    chain_id: "sha256:x".into(),
+                    bytes: 2_577_420,
+                }],
+                ..Item::new(
+                    Kind::Image,
+                    "sha256:c55c529a12814a6da91c6846e040d3bf55a586f04e25abffc7b3a64b3804c2bf",
+                    "<none>",
+                    Reason::Dangling,
+                )
+            },
+        ];
+        let by_kind = Kind::ALL
+            .iter()
+            .map(|kind| {
+                let predicted = items
+                    .iter()
+                    .filter(|i| i.kind == *kind)
+                    .map(|i| i.predicted_bytes)
+                    .sum();
+                (
+                    *kind,
+                    Figures {
+                        current_bytes: if *kind == Kind::Image {
+                            7_287_746
+                        } else {
+                            predicted
+                        },
+                        predicted_bytes: predicted,
+                    },
+                )
+            })
+            .collect();
+        Plan {
+            items,
+            by_kind,
+            total: Figures {
+                current_bytes: 8_336_322,
+                predicted_bytes: 3_625_996,
+            },
+            data_root: None,
+            orphaned: None,
+            kept: vec![],
+            target: None,
+            scope: Scope::default(),
+            saved: None,
+            unmeasured: None,
+            measured_keys: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn json_carries_the_contract_fields() {
+        let mut out = Vec::new();
+        let show = Show {
+            dry_run: true,
+            verbose: false,
+            now: 1_000_000,
+            width: None,
+            color: false,
+        };
+        plan_json(&mut out, &engine(), &sample(), &show).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(value["schema_version"], 1);
+        assert_eq!(value["engine"]["id"], "ENGINE-ID");
+        assert_eq!(value["engine"]["api_version"], "1.41");
+        assert_eq!(value["engine"]["storage_driver"], "overlay2");
+        assert_eq!(value["items"][0]["kind"], "container");
+        assert_eq!(value["items"][1]["kind"], "image");
+        assert_eq!(
+            value["items"][1]["id"],
+            "sha256:c55c529a12814a6da91c6846e040d3bf55a586f04e25abffc7b3a64b3804c2bf"
+        );
+        assert_eq!(value["items"][0]["reason"], "exited");
+        assert_eq!(value["items"][0]["predicted_bytes"], 1_048_576);
+        assert_eq!(value["totals"]["predicted_bytes"], 3_625_996);
+        assert_eq!(value["totals"]["measured"], false);
+        assert_eq!(value["totals"]["by_kind"]["build_cache"]["count"], 0);
+        assert_eq!(value["generated_at"], "1970-01-12T13:46:40Z");
+    }
 }

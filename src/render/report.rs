@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::{SCHEMA_VERSION, bytes, change, unix_to_rfc3339};
+use super::text::{SCHEMA_VERSION, bytes, change, unix_to_rfc3339};
 use crate::apply::report::{BeforeAfter, ItemResult, Report, Tally};
 use crate::model::EngineInfo;
 use crate::plan::{Kind, Reason};
