@@ -15,6 +15,17 @@ use crate::model::{
     Network, Product, Volume, short_id,
 };
 
+/// Where an inventory's sizes come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SizeSource {
+    /// The engine measures them (`/system/df`): for a data root not measured
+    /// here (remote, not readable, another storage driver, Podman).
+    Engine,
+    /// The data root is measured here: the engine only lists (no sizes), and
+    /// with `build_cache` gives its build cache records.
+    Disk { build_cache: bool },
+}
+
 /// How many inspect calls run at once while collecting details.
 const INSPECT_CONCURRENCY: usize = 8;
 
@@ -27,12 +38,18 @@ pub(crate) struct Inventory {
     pub(crate) volumes: Vec<Volume>,
     pub(crate) networks: Vec<Network>,
     pub(crate) build_cache: Vec<BuildCacheRecord>,
-    /// Bytes of all image layers, each counted once, as the engine reports it.
+    /// Bytes of all image layers, each counted once, as the engine reports it
+    /// (or, with `sizes_measured`, as measured on disk with the images' records).
     pub(crate) layers_size: u64,
+    /// Whether the sizes were measured on the data root rather than the
+    /// engine's (`/system/df`).
+    #[serde(skip)]
+    pub(crate) sizes_measured: bool,
 }
 
 impl Inventory {
-    /// Takes the snapshot: one `/system/df` and, while the engine works on it, the
+    /// Takes the snapshot: one `/system/df` (or, with [`SizeSource::Disk`], the
+    /// lists without sizes) and, while the engine works on it, the
     /// network list and an inspect plus history per listed image; then an inspect
     /// per stopped container whose finish time `saved_finish` does not know (it
     /// reads what the engine saved on disk, when that is readable here), and the
@@ -48,30 +65,61 @@ impl Inventory {
         engine: &impl Engine,
         saved_finish: &(dyn Fn(&str) -> Option<Option<i64>> + Sync),
         intermediates: bool,
+        sizes: SizeSource,
     ) -> Result<Inventory> {
         // While the engine sizes everything for /system/df, read the images'
         // layers: an image's RootFS and history never change under its ID.
         let hidden_too = intermediates && engine.info().image_store == ImageStore::Containerd;
+        let usage = async {
+            match sizes {
+                SizeSource::Engine => engine
+                    .disk_usage()
+                    .await
+                    .context("reading disk usage (/system/df)"),
+                SizeSource::Disk { build_cache } => engine
+                    .listing(build_cache)
+                    .await
+                    .context("listing containers, images and volumes"),
+            }
+        };
         let (usage, networks, (listed, prefetched)) = tokio::join!(
-            engine.disk_usage(),
+            usage,
             engine.networks(),
             image_layers_of_all(engine, hidden_too)
         );
-        let usage = usage.context("reading disk usage (/system/df)")?;
+        let usage = usage?;
         let networks = networks.context("listing networks")?;
 
         let containers = with_finish_times(engine, usage.containers, saved_finish).await?;
 
         let images = images_to_inspect(engine, usage.images, listed, hidden_too, &containers);
         let images = with_layers(engine, images, prefetched).await?;
+        let mut build_cache = usage.build_cache;
+        // BuildKit's cache may hold layers of images that go: the image
+        // accounting needs its records. Before API 1.42 only the whole
+        // /system/df has them, and only then is it asked for.
+        let buildkit_layers = images
+            .iter()
+            .any(|image| image.layers.iter().any(|layer| layer.buildkit));
+        let old_api = crate::engine::parse_api_version(&engine.info().api_version)
+            .is_none_or(|version| version < (1, 42));
+        if sizes == (SizeSource::Disk { build_cache: false }) && buildkit_layers && old_api {
+            build_cache = engine
+                .disk_usage()
+                .await
+                .context("reading the build cache records (/system/df)")?
+                .build_cache;
+        }
 
         // The engine lists these in no fixed order; plans and reports should
         // read the same from one run to the next.
         let mut volumes = usage.volumes;
         volumes.sort_by(|a, b| a.name.cmp(&b.name));
+        if matches!(sizes, SizeSource::Disk { .. }) {
+            count_volume_users(&mut volumes, &containers);
+        }
         let mut networks = networks;
         networks.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
-        let mut build_cache = usage.build_cache;
         build_cache.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
 
         Ok(Inventory {
@@ -87,8 +135,34 @@ impl Inventory {
             } else {
                 usage.layers_size
             },
+            sizes_measured: false,
             images,
         })
+    }
+
+    /// Takes the engine's sizes from `/system/df` into an inventory collected
+    /// without them, for when the data root could not be measured after all.
+    pub(crate) fn adopt_engine_sizes(&mut self, usage: DiskUsage) {
+        let rw: HashMap<&str, u64> = usage
+            .containers
+            .iter()
+            .map(|c| (c.id.as_str(), c.size_rw))
+            .collect();
+        for container in &mut self.containers {
+            container.size_rw = rw.get(container.id.as_str()).copied().unwrap_or(0);
+        }
+        let volumes: HashMap<&str, &Volume> =
+            usage.volumes.iter().map(|v| (v.name.as_str(), v)).collect();
+        for volume in &mut self.volumes {
+            if let Some(sized) = volumes.get(volume.name.as_str()) {
+                volume.size = sized.size;
+                volume.ref_count = sized.ref_count.or(volume.ref_count);
+            }
+        }
+        self.layers_size = usage.layers_size;
+        if !usage.build_cache.is_empty() || self.build_cache.is_empty() {
+            self.build_cache = usage.build_cache;
+        }
     }
 
     /// An inventory of sizes only, straight from `/system/df`, without the per-item
@@ -102,6 +176,7 @@ impl Inventory {
             networks: Vec::new(),
             build_cache: usage.build_cache,
             layers_size: usage.layers_size,
+            sizes_measured: false,
         }
     }
 
@@ -286,6 +361,26 @@ async fn with_finish_times(
         .await?;
     containers.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
     Ok(containers)
+}
+
+/// Without `/system/df`, how many containers mount each volume: what the
+/// engine's `UsageData.RefCount` counts (moby `volume/service` `Count`).
+fn count_volume_users(volumes: &mut [Volume], containers: &[Container]) {
+    let mut users: HashMap<&str, u64> = HashMap::new();
+    for container in containers {
+        for mount in &container.mounts {
+            if mount.kind == "volume"
+                && let Some(name) = &mount.name
+            {
+                *users.entry(name.as_str()).or_default() += 1;
+            }
+        }
+    }
+    for volume in volumes {
+        if volume.ref_count.is_none() {
+            volume.ref_count = Some(users.get(volume.name.as_str()).copied().unwrap_or(0));
+        }
+    }
 }
 
 /// The images to inspect: the engine's list, the intermediate images when

@@ -139,7 +139,10 @@ fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
     runtime.block_on(async {
         let signals = Signals::install()?;
         let work = async {
-            let prefetch_df = !matches!(settings.mode, Mode::Apply | Mode::ApplyFile { .. });
+            // A local engine's data root is measured here when it can be
+            // read, and then the engine is not asked to measure at all.
+            let prefetch_df = !matches!(settings.mode, Mode::Apply | Mode::ApplyFile { .. })
+                && !matches!(settings.host, engine::Host::Unix(_));
             let engine = DockerEngine::connect(
                 &settings.host,
                 settings.tls.as_ref(),

@@ -503,6 +503,7 @@ mod tests {
             networks: vec![],
             build_cache: vec![],
             layers_size: 0,
+            sizes_measured: false,
         }
     }
 

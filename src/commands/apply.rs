@@ -129,11 +129,15 @@ async fn prepare(
     let prune_scope = saved
         .as_ref()
         .map_or(settings.rules.prune_scope, |saved| saved.scope.prune_scope);
+    let build_cache = saved
+        .as_ref()
+        .map_or(settings.rules.build_cache, |saved| saved.scope.build_cache);
     let (inventory, walked) = sizes::inventory_and_walk(
         engine,
         &settings.host,
         settings.size_cache.as_deref(),
         prune_scope,
+        build_cache.is_some(),
     )
     .await?;
     let plan = match saved {
@@ -290,7 +294,9 @@ async fn measure_after(
         })
         .flatten()
     });
-    let usage_after = if engine_gone {
+    // Where the data root is measured, the engine is not asked to measure:
+    // the report gives the measured figures alone.
+    let usage_after = if engine_gone || walk {
         None
     } else {
         engine
@@ -309,7 +315,7 @@ async fn measure_after(
             .map(|(before, after)| BeforeAfter { before, after })
     };
     BeforeAndAfter {
-        engine_usage: pair(Some(plan.engine_current_bytes()), usage_after),
+        engine_usage: pair((!walk).then(|| plan.engine_current_bytes()), usage_after),
         free_space: pair(
             before.free_space,
             before

@@ -26,6 +26,8 @@ pub(crate) async fn run(
         &settings.host,
         settings.size_cache.as_deref(),
         settings.rules.prune_scope,
+        // df shows the build cache row.
+        true,
     )
     .await?;
     let (plan, orphans) =

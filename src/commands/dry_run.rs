@@ -26,6 +26,7 @@ pub(crate) async fn run(
         &settings.host,
         settings.size_cache.as_deref(),
         settings.rules.prune_scope,
+        settings.rules.build_cache.is_some(),
     )
     .await?;
     let plan = sizes::measure(make_plan(&inventory, settings)?, &inventory, &walked);

@@ -26,6 +26,7 @@ pub(crate) async fn run(
         &settings.host,
         settings.size_cache.as_deref(),
         false,
+        false,
     )
     .await?;
     let images = references

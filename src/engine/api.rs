@@ -26,6 +26,16 @@ pub(crate) trait Engine {
     /// volumes with sizes, build cache records.
     async fn disk_usage(&self) -> Result<DiskUsage>;
 
+    /// The engine's lists, without sizes: `/containers/json?all=1`,
+    /// `/images/json` and `/volumes`, which the engine answers from its
+    /// records, where `/system/df` walks every container's writable layer (on
+    /// the containerd image store, asks containerd for every snapshot's
+    /// usage). With them the build cache records, from API 1.42
+    /// (`/system/df?type=build-cache`, no walk); before, only with
+    /// `build_cache`, from the whole `/system/df`. For a data root measured
+    /// here, which gives the sizes.
+    async fn listing(&self, build_cache: bool) -> Result<DiskUsage>;
+
     /// Inspect one container; `None` when it no longer exists.
     async fn container_details(&self, id: &str) -> Result<Option<ContainerDetails>>;
 

@@ -16,7 +16,7 @@ use super::api::{ContainerDetails, DiskUsage, ImageLayers};
 use super::api::{Engine, MIN_API, Refused, Removal, negotiate, parse_api_version, timed_out};
 use super::host::Host;
 use super::raw::RawClient;
-use super::system_df::parse_disk_usage;
+use super::system_df::{parse_disk_usage, parse_listing};
 use super::transport::{self, Connector, Tls};
 use crate::exit::EngineUnreachable;
 use crate::model::{ContainerState, EngineInfo, Image, ImageStore, Network, Product, unix_seconds};
@@ -412,6 +412,40 @@ impl Engine for DockerEngine {
                 Err(err) => return Err(err),
             }
         }
+    }
+
+    async fn listing(&self, build_cache: bool) -> Result<DiskUsage> {
+        let prefix = &self.prefix;
+        let containers = format!("{prefix}/containers/json?all=1");
+        let images = format!("{prefix}/images/json");
+        let volumes = format!("{prefix}/volumes");
+        // `type` filters /system/df from API 1.42 (moby v23
+        // `api/server/router/system/system_routes.go` `getDiskUsage`): the
+        // records alone cost the engine no walk, and the image accounting reads
+        // them. Before, only the whole walk has them: asked for when needed.
+        let typed = parse_api_version(&self.info.api_version).is_some_and(|v| v >= (1, 42));
+        let records = async {
+            if typed {
+                let body = self
+                    .raw
+                    .get(&format!("{prefix}/system/df?type=build-cache&verbose=1"))
+                    .await?;
+                Ok::<_, anyhow::Error>(parse_disk_usage(&body)?.build_cache)
+            } else if build_cache {
+                Ok(self.disk_usage().await?.build_cache)
+            } else {
+                Ok(Vec::new())
+            }
+        };
+        let (containers, images, volumes, records) = tokio::join!(
+            self.raw.get(&containers),
+            self.raw.get(&images),
+            self.raw.get(&volumes),
+            records
+        );
+        let mut usage = parse_listing(&containers?, &images?, &volumes?)?;
+        usage.build_cache = records?;
+        Ok(usage)
     }
 
     async fn container_details(&self, id: &str) -> Result<Option<ContainerDetails>> {

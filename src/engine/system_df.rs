@@ -165,6 +165,35 @@ pub(crate) fn parse_disk_usage(body: &[u8]) -> Result<DiskUsage> {
     })
 }
 
+/// The answers to `/containers/json?all=1`, `/images/json` and `/volumes`
+/// as a [`DiskUsage`] without sizes: no writable-layer sizes, no volume usage,
+/// no layer total, no build cache.
+pub(crate) fn parse_listing(containers: &[u8], images: &[u8], volumes: &[u8]) -> Result<DiskUsage> {
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "PascalCase", default)]
+    struct Volumes {
+        volumes: Option<Vec<RawVolume>>,
+    }
+    let containers: Vec<RawContainer> = serde_json::from_slice(containers)
+        .context("the engine's container list is not the JSON we expect")?;
+    let images: Vec<RawImage> = serde_json::from_slice(images)
+        .context("the engine's image list is not the JSON we expect")?;
+    let volumes: Volumes = serde_json::from_slice(volumes)
+        .context("the engine's volume list is not the JSON we expect")?;
+    Ok(DiskUsage {
+        layers_size: 0,
+        images: images.into_iter().map(image).collect(),
+        containers: containers.into_iter().map(container).collect(),
+        volumes: volumes
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(volume)
+            .collect(),
+        build_cache: Vec::new(),
+    })
+}
+
 /// The legacy list when the engine sent one, else the 1.52 items.
 fn either<T>(legacy: Option<Vec<T>>, usage: Option<RawUsage<T>>) -> Vec<T> {
     legacy

@@ -181,26 +181,36 @@ impl Sizes {
 /// or no longer planned on: it is removed when another is saved.
 const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
 
-/// Removes our cache files in `dir`, other than `keep`, not written for `age`.
+/// At most this many cache files stay in the directory (one per data root
+/// planned on): the least recently written go first.
+const MAX_FILES: usize = 16;
+
+/// Removes our cache files in `dir`, other than `keep`, not written for `age`,
+/// and beyond the [`MAX_FILES`] most recently written.
 fn forget_stale(dir: &Path, keep: &Path, age: std::time::Duration) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
-    for entry in entries.filter_map(Result::ok) {
-        let path = entry.path();
-        let ours = entry.file_name().to_str().is_some_and(|name| {
-            name.strip_prefix("sizes-")
-                .and_then(|rest| rest.strip_suffix(".json"))
-                .is_some()
-        });
-        let old = entry
-            .metadata()
-            .ok()
-            .filter(std::fs::Metadata::is_file)
-            .and_then(|meta| meta.modified().ok())
-            .and_then(|modified| modified.elapsed().ok())
-            .is_some_and(|elapsed| elapsed >= age);
-        if ours && old && path != keep {
+    let mut ours: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            entry.file_name().to_str().is_some_and(|name| {
+                name.strip_prefix("sizes-")
+                    .and_then(|rest| rest.strip_suffix(".json"))
+                    .is_some()
+            })
+        })
+        .filter_map(|entry| {
+            let meta = entry.metadata().ok().filter(std::fs::Metadata::is_file)?;
+            Some((meta.modified().ok()?, entry.path()))
+        })
+        .filter(|(_, path)| path != keep)
+        .collect();
+    // Newest first; `keep` is the newest of all and counts as one.
+    ours.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
+    for (index, (modified, path)) in ours.into_iter().enumerate() {
+        let old = modified.elapsed().is_ok_and(|elapsed| elapsed >= age);
+        if old || index + 1 >= MAX_FILES {
             let _ = std::fs::remove_file(path);
         }
     }
@@ -330,6 +340,39 @@ mod tests {
             },
         ] {
             assert!(Sizes::load(dir.path(), &other).entries.is_empty());
+        }
+    }
+
+    #[test]
+    fn the_directory_keeps_only_the_newest_files() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in 0..MAX_FILES + 4 {
+            let path = dir.path().join(format!("sizes-{n:016x}.json"));
+            std::fs::write(&path, b"{}").unwrap();
+            let when =
+                std::time::SystemTime::now() - std::time::Duration::from_secs(100 - n as u64);
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
+        }
+        std::fs::write(dir.path().join("not-ours.json"), b"{}").unwrap();
+        let keep = dir.path().join("sizes-keep.json");
+        std::fs::write(&keep, b"{}").unwrap();
+        forget_stale(dir.path(), &keep, STALE_AFTER);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left.len(), MAX_FILES + 1, "{left:?}");
+        assert!(left.contains(&"not-ours.json".to_string()));
+        assert!(left.contains(&"sizes-keep.json".to_string()));
+        // The oldest five of ours went.
+        for n in 0..5 {
+            assert!(!left.contains(&format!("sizes-{n:016x}.json")), "{left:?}");
         }
     }
 

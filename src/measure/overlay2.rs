@@ -13,7 +13,7 @@ use std::os::unix::fs::MetadataExt;
 use super::containerd::{self, Graph};
 use super::refs::{IMAGE_DIR, Metadata, Refs};
 use super::walk::{Index, entries};
-use crate::model::{Bytes, ImageStore, Unmeasured};
+use crate::model::{Bytes, Image, ImageStore, Unmeasured};
 
 /// The layouts measured here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -364,6 +364,44 @@ impl Layout {
     /// On the containerd image store: the content blobs of image `id`, with
     /// their measured bytes, by digest (empty on overlay2, where an image's
     /// bytes are its layers).
+    /// The images' bytes on disk, each layer and record once: the layers of
+    /// `images`; on overlay2 the image records of them and of every image
+    /// the records name as a parent (the untagged parents the list hides), on
+    /// the containerd image store their blobs.
+    pub(crate) fn images_bytes(&self, index: &Index, images: &[Image]) -> Bytes {
+        let chains: HashSet<&str> = images
+            .iter()
+            .flat_map(|image| image.layers.iter().map(|layer| layer.chain_id.as_str()))
+            .collect();
+        let mut bytes = Bytes::default();
+        for chain in chains {
+            bytes += self.layer_bytes(index, chain);
+        }
+        if let Some(graph) = index.refs.metadata.graph() {
+            let mut blobs = HashSet::new();
+            for image in images {
+                for (_, key) in graph.image_blobs(&image.id) {
+                    if blobs.insert(key.clone()) {
+                        bytes += index.owned_key(&key);
+                    }
+                }
+            }
+            return bytes;
+        }
+        let hex = |id: &str| id.strip_prefix("sha256:").unwrap_or(id).to_string();
+        let mut ids: HashSet<String> = images.iter().map(|image| hex(&image.id)).collect();
+        for (child, parent) in &index.refs.parents {
+            ids.insert(hex(child));
+            ids.insert(hex(parent));
+        }
+        for id in ids {
+            for key in Layout::image_keys(&id) {
+                bytes += index.owned_key(&key);
+            }
+        }
+        bytes
+    }
+
     pub(crate) fn image_blobs(&self, index: &Index, id: &str) -> Vec<(String, Bytes)> {
         match index.refs.metadata.graph() {
             Some(graph) => graph

@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::engine::{Engine, Host};
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, SizeSource};
 use crate::measure::containerd::{Graph, Node};
 use crate::measure::{self, Bytes, Index, Layout};
 use crate::model::{EngineInfo, Measured, Unmeasured};
@@ -264,13 +264,16 @@ impl Walked {
 /// Takes the inventory and, at the same time, walks the data root when the
 /// engine is local and the directory can be read here: the walk is local disk
 /// work, the inventory waits on the engine. The walk is kept only if the
-/// engine's containers and layers are in it. `intermediates`: see
-/// [`Inventory::collect`].
+/// engine's containers and layers are in it, and then gives the sizes: the
+/// engine is asked only for its lists, not to measure (`/system/df`), unless
+/// the walk is not kept. `intermediates`: see [`Inventory::collect`];
+/// `build_cache`: the build cache records are needed (in scope, or shown).
 pub(crate) async fn inventory_and_walk(
     engine: &impl Engine,
     host: &Host,
     size_cache: Option<&Path>,
     intermediates: bool,
+    build_cache: bool,
 ) -> Result<(Inventory, Walked)> {
     let info = engine.info();
     let layout = match host {
@@ -278,6 +281,11 @@ pub(crate) async fn inventory_and_walk(
             measure::Layout::open(&info.data_root, &info.storage_driver, info.image_store)
         }
         _ => Err(Unmeasured::Remote(host.to_string())),
+    };
+    let sizes = if layout.is_ok() {
+        SizeSource::Disk { build_cache }
+    } else {
+        SizeSource::Engine
     };
     let saved = layout.as_ref().ok().cloned();
     let saved_finish = move |id: &str| saved.as_ref().and_then(|layout| layout.finished_at(id));
@@ -288,48 +296,85 @@ pub(crate) async fn inventory_and_walk(
             (layout, index)
         })
     });
-    let inventory = Inventory::collect(engine, &saved_finish, intermediates).await?;
+    let mut inventory = Inventory::collect(engine, &saved_finish, intermediates, sizes).await?;
     let walked = match walk {
         Ok(handle) => {
             let (layout, index) = handle.await.context("walking the data root")?;
-            // A container listed while the walk ran may be gone since (`docker
-            // run --rm`), directory and all: the engine says so, and then it
-            // is no sign of another engine's directory.
-            // The first one the engine still has settles it: no more asking.
-            let mut containers: Vec<&str> = Vec::new();
-            for container in &inventory.containers {
-                let id = container.id.as_str();
-                if layout.has_container_dir(&index, id) {
-                    containers.push(id);
-                } else if !matches!(engine.container_details(id).await, Ok(None)) {
-                    containers.push(id);
-                    break;
-                }
-            }
-            let images: Vec<&str> = inventory
-                .images
-                .iter()
-                .map(|image| image.id.as_str())
-                .collect();
-            let chains: Vec<&str> = inventory
-                .images
-                .iter()
-                .flat_map(|image| image.layers.iter().map(|layer| layer.chain_id.as_str()))
-                .collect();
-            if let crate::measure::refs::Metadata::ContainerdUnreadable(why) = &index.refs.metadata
-            {
-                Err(Unmeasured::Metadata(why.clone()))
-            } else if let Err(why) = layout.metadata_agrees(&index, &containers) {
-                Err(Unmeasured::Metadata(why))
-            } else if layout.holds(&index, &containers, &images, &chains) {
-                Ok((layout, index))
-            } else {
-                Err(Unmeasured::NotTheEngines(info.data_root.clone()))
-            }
+            kept_walk(engine, &inventory, layout, index).await
         }
         Err(why) => Err(why),
     };
+    match &walked {
+        Ok((layout, index)) => adopt_measured_sizes(&mut inventory, layout, index),
+        Err(_) if sizes != SizeSource::Engine => inventory.adopt_engine_sizes(
+            engine
+                .disk_usage()
+                .await
+                .context("reading disk usage (/system/df)")?,
+        ),
+        Err(_) => {}
+    }
     Ok((inventory, Walked(walked)))
+}
+
+/// The walk, if it is this engine's data root: its containers and layers are
+/// in it, and the store's metadata agrees.
+async fn kept_walk(
+    engine: &impl Engine,
+    inventory: &Inventory,
+    layout: Layout,
+    index: Index,
+) -> Result<(Layout, Index), Unmeasured> {
+    let info = engine.info();
+    // A container listed while the walk ran may be gone since (`docker
+    // run --rm`), directory and all: the engine says so, and then it
+    // is no sign of another engine's directory.
+    // The first one the engine still has settles it: no more asking.
+    let mut containers: Vec<&str> = Vec::new();
+    for container in &inventory.containers {
+        let id = container.id.as_str();
+        if layout.has_container_dir(&index, id) {
+            containers.push(id);
+        } else if !matches!(engine.container_details(id).await, Ok(None)) {
+            containers.push(id);
+            break;
+        }
+    }
+    let images: Vec<&str> = inventory
+        .images
+        .iter()
+        .map(|image| image.id.as_str())
+        .collect();
+    let chains: Vec<&str> = inventory
+        .images
+        .iter()
+        .flat_map(|image| image.layers.iter().map(|layer| layer.chain_id.as_str()))
+        .collect();
+    if let crate::measure::refs::Metadata::ContainerdUnreadable(why) = &index.refs.metadata {
+        Err(Unmeasured::Metadata(why.clone()))
+    } else if let Err(why) = layout.metadata_agrees(&index, &containers) {
+        Err(Unmeasured::Metadata(why))
+    } else if layout.holds(&index, &containers, &images, &chains) {
+        Ok((layout, index))
+    } else {
+        Err(Unmeasured::NotTheEngines(info.data_root.clone()))
+    }
+}
+
+/// Sizes from the walk instead of the engine's: each container's directories
+/// (writable and init layers, its directory with its log), each local
+/// volume's directory, and the images' layers and records, each once.
+fn adopt_measured_sizes(inventory: &mut Inventory, layout: &Layout, index: &Index) {
+    for container in &mut inventory.containers {
+        container.size_rw = layout.container_bytes(index, &container.id).allocated;
+    }
+    for volume in &mut inventory.volumes {
+        if let Some((_, bytes)) = index.owner(&format!("volumes/{}", volume.name)) {
+            volume.size = Some(bytes.allocated);
+        }
+    }
+    inventory.layers_size = layout.images_bytes(index, &inventory.images).allocated;
+    inventory.sizes_measured = true;
 }
 
 /// The plan with sizes measured on disk, when the data root was walked (else

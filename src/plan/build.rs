@@ -1,7 +1,7 @@
 //! Building a plan: the candidates of each kind in scope, the images' layer
 //! accounting, and the figures per kind.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::context::{Allowed, Context};
 use super::items::{Figures, Item, Plan};
@@ -55,7 +55,8 @@ pub(crate) fn plan_within(
 
 /// A plan of `items`, with per-kind and total figures against the inventory's usage.
 pub(crate) fn summarize(items: Vec<Item>, inventory: &Inventory) -> Plan {
-    let current = current_usage(inventory);
+    let planned: HashSet<&str> = items.iter().map(|item| item.id.as_str()).collect();
+    let current = current_usage(inventory, &planned);
     let by_kind: Vec<(Kind, Figures)> = Kind::ALL
         .iter()
         .map(|kind| {
@@ -108,24 +109,50 @@ fn prune_volume_scope(rules: &Rules, engine: &EngineInfo, scope: VolumeScope) ->
 }
 
 /// Bytes each kind takes now, from the engine's figures.
-fn current_usage(inventory: &Inventory) -> HashMap<Kind, u64> {
+fn current_usage(inventory: &Inventory, planned: &HashSet<&str>) -> HashMap<Kind, u64> {
     let mut usage = HashMap::new();
     usage.insert(
         Kind::Container,
         inventory.containers.iter().map(|c| c.size_rw).sum(),
     );
-    usage.insert(Kind::Image, inventory.layers_size);
+    // The images' layers each once: measured on disk, or the sizes the
+    // images' histories give, which the plan counts its freed layers in
+    // (the engine's own total when no layer is known).
+    let layers: HashMap<&str, u64> = inventory
+        .images
+        .iter()
+        .flat_map(|image| {
+            image
+                .layers
+                .iter()
+                .map(|layer| (layer.chain_id.as_str(), layer.size))
+        })
+        .collect();
+    let images = if inventory.sizes_measured || layers.is_empty() {
+        inventory.layers_size
+    } else {
+        layers.values().sum::<u64>()
+            + inventory
+                .images
+                .iter()
+                .filter(|image| image.layers.is_empty())
+                .map(|image| image.size)
+                .sum::<u64>()
+    };
+    usage.insert(Kind::Image, images);
     usage.insert(
         Kind::Volume,
         inventory.volumes.iter().filter_map(|v| v.size).sum(),
     );
     usage.insert(Kind::Network, 0);
+    // Shared records' bytes are the images' too: counted here only when the
+    // plan takes them.
     usage.insert(
         Kind::BuildCache,
         inventory
             .build_cache
             .iter()
-            .filter(|record| !record.shared)
+            .filter(|record| !record.shared || planned.contains(record.id.as_str()))
             .map(|record| record.size)
             .sum(),
     );

@@ -257,6 +257,7 @@ mod tests {
             networks: vec![],
             build_cache: vec![],
             layers_size: 0,
+            sizes_measured: false,
         };
         let plan = summarize(items, &inventory);
         let mut out = Vec::new();

@@ -32,7 +32,7 @@ mod tests {
     use super::items::BUILD_CACHE_HOLDER;
     use super::*;
     use crate::inventory::{Inventory, chain_ids};
-    use crate::model::{Container, ContainerState, Image, Layer};
+    use crate::model::{Container, ContainerState, Image, Layer, Volume};
     use crate::plan::rules::Rules;
     use crate::plan::rules::{CacheScope, VolumeScope};
     use crate::testing;
@@ -81,6 +81,7 @@ mod tests {
             networks: Vec::new(),
             build_cache: Vec::new(),
             layers_size: 0,
+            sizes_measured: false,
         }
     }
 
@@ -699,5 +700,94 @@ mod tests {
         assert_eq!(plan.total.current_bytes, 400);
         assert_eq!(plan.total.predicted_bytes, 300);
         assert_eq!(plan.total.after_bytes(), 100);
+    }
+
+    proptest::proptest! {
+        /// Each kind's CURRENT is never below its RECLAIM (#21): CURRENT counts
+        /// what RECLAIM counts, from the same figures, and more. On generated
+        /// hosts: images sharing layers, containers in every state on them,
+        /// volumes, build cache records shared or not, every scope.
+        #[test]
+        fn current_is_never_below_reclaim(
+            images in proptest::collection::vec(
+                (proptest::collection::vec(0u8..6, 1..4), proptest::bool::ANY, 0u8..1),
+                1..8,
+            ),
+            containers in proptest::collection::vec((0usize..8, 0u8..4, 0u64..3_000), 0..8),
+            volumes in proptest::collection::vec((proptest::bool::ANY, 0u64..4_000), 0..4),
+            records in proptest::collection::vec((proptest::bool::ANY, proptest::bool::ANY, 0u64..2_000), 0..4),
+            all in proptest::bool::ANY,
+            every_volume in proptest::bool::ANY,
+            all_cache in proptest::bool::ANY,
+        ) {
+            let images: Vec<Image> = images
+                .iter()
+                .enumerate()
+                .map(|(n, (diffs, tagged, _))| {
+                    let tag = format!("repo{n}:1");
+                    let tags: Vec<&str> = if *tagged { vec![tag.as_str()] } else { vec![] };
+                    // The chain is the prefix of a shared sequence, so layers are shared.
+                    let mut chain = diffs.clone();
+                    chain.sort_unstable();
+                    chain.dedup();
+                    // One layer has one size, whichever image it is in.
+                    let sizes: Vec<u64> = chain.iter().map(|d| u64::from(*d) * 100 + 7).collect();
+                    Image {
+                        created: 1000 + i64::try_from(n).unwrap_or(0),
+                        ..image(&format!("{n:064x}"), &tags, &chain, &sizes)
+                    }
+                })
+                .collect();
+            let states = [ContainerState::Running, ContainerState::Exited, ContainerState::Created, ContainerState::Paused];
+            let containers: Vec<Container> = containers
+                .iter()
+                .enumerate()
+                .map(|(n, (image, state, size))| {
+                    let image = &images[image % images.len()].id;
+                    container(&format!("c{n}"), states[usize::from(*state)], image.trim_start_matches("sha256:"), *size)
+                })
+                .collect();
+            let mut host = inventory(containers, images);
+            host.volumes = volumes
+                .iter()
+                .enumerate()
+                .map(|(n, (named, size))| Volume {
+                    name: if *named { format!("data{n}") } else { format!("{n:064x}") },
+                    driver: "local".into(),
+                    created: Some(0),
+                    labels: BTreeMap::new(),
+                    size: Some(*size),
+                    ref_count: Some(0),
+                })
+                .collect();
+            host.build_cache = records
+                .iter()
+                .enumerate()
+                .map(|(n, (shared, in_use, size))| crate::model::BuildCacheRecord {
+                    id: format!("cache{n}"),
+                    kind: "regular".into(),
+                    description: String::new(),
+                    in_use: *in_use,
+                    shared: *shared,
+                    size: *size,
+                    parents: Vec::new(),
+                    created: Some(0),
+                })
+                .collect();
+            let mut rules = Rules::default();
+            rules.all_images = all;
+            rules.volumes = Some(if every_volume { VolumeScope::All } else { VolumeScope::Anonymous });
+            rules.networks = true;
+            rules.build_cache = Some(if all_cache { CacheScope::All } else { CacheScope::Unshared });
+            let plan = plan(&host, &rules, 10_000);
+            for (kind, figures) in &plan.by_kind {
+                proptest::prop_assert!(
+                    figures.current_bytes >= figures.predicted_bytes,
+                    "{kind:?}: CURRENT {} below RECLAIM {}",
+                    figures.current_bytes,
+                    figures.predicted_bytes
+                );
+            }
+        }
     }
 }

@@ -281,19 +281,25 @@ fn totals_table(out: &mut impl Write, plan: &Plan) -> io::Result<Vec<Kind>> {
         .collect();
     for (kind, figures) in &shown {
         if plan.data_root.is_some() {
-            // Per kind, CURRENT is the engine's estimate and RECLAIM a measurement
-            // (or, marked ~, the engine's estimate too): no AFTER from the two.
-            let reclaim = if plan.kind_measured(*kind) {
-                bytes(figures.predicted_bytes)
-            } else {
-                format!("~{}", bytes(figures.predicted_bytes))
+            // Measured on disk, both of them, except what is marked ~: the
+            // engine's figures (the build cache's CURRENT, a RECLAIM the
+            // disk does not show), and an AFTER from one of those.
+            let mark = |measured: bool, value: u64| {
+                if measured {
+                    bytes(value)
+                } else {
+                    format!("~{}", bytes(value))
+                }
             };
+            let current = current_measured(*kind);
+            let reclaim = plan.kind_measured(*kind);
             writeln!(
                 out,
-                "{:<12}  {:>10}  {:>10}",
+                "{:<12}  {:>10}  {:>10}  {:>10}",
                 kind.heading(),
-                format!("~{}", bytes(figures.current_bytes)),
-                reclaim
+                mark(current, figures.current_bytes),
+                mark(reclaim, figures.predicted_bytes),
+                mark(current && reclaim, figures.after_bytes())
             )?;
         } else {
             totals_row(out, kind.heading(), figures)?;
@@ -332,7 +338,16 @@ fn measured_notes(
             "RECLAIM (~): the engine's estimate for {estimated}, which are not measured on disk."
         )?;
     }
-    writeln!(out, "CURRENT per kind (~): the engine's estimate.")?;
+    let build_cache_shown = shown.contains(&Kind::BuildCache);
+    writeln!(
+        out,
+        "CURRENT: measured on disk (containers with their logs, images' layers and records once each, volumes){}.",
+        if build_cache_shown {
+            "; the build cache's (~) is the engine's figure"
+        } else {
+            ""
+        }
+    )?;
     writeln!(
         out,
         "Data root: {}, measured on disk ({} apparent){}.",
@@ -458,6 +473,12 @@ fn layer_lines(out: &mut impl Write, item: &Item, width: Option<usize>) -> io::R
         writeln!(out, "{}", fit(&line, width))?;
     }
     Ok(())
+}
+
+/// Whether a kind's CURRENT is measured when the data root is: all but the
+/// build cache's, whose records the API does not place on disk.
+fn current_measured(kind: Kind) -> bool {
+    kind != Kind::BuildCache
 }
 
 fn totals_row(out: &mut impl Write, label: &str, figures: &Figures) -> io::Result<()> {
@@ -604,7 +625,7 @@ pub(crate) fn plan_json(
                             count: plan.items_of(*kind).count(),
                             measured: plan.data_root.is_some() && plan.kind_measured(*kind),
                             current_bytes: figures.current_bytes,
-                            current_measured: false,
+                            current_measured: plan.data_root.is_some() && current_measured(*kind),
                             predicted_bytes: figures.predicted_bytes,
                             after_bytes: figures.after_bytes(),
                         },

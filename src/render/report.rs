@@ -146,10 +146,11 @@ fn figures_lines(out: &mut impl Write, report: &Report, total: &Tally) -> io::Re
             bytes(usage.after),
             change(usage.before, usage.after)
         )?,
-        None => writeln!(
+        None if report.data_root.is_none() => writeln!(
             out,
             "Engine-reported usage after: unknown (the engine did not answer)"
         )?,
+        None => {}
     }
     match report.free_space {
         Some(free) => writeln!(

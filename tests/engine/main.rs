@@ -221,9 +221,13 @@ fn main() -> ExitCode {
         .chain(reach::trials())
         .map(|trial| trial.with_ignored_flag(skip))
         .collect();
+    let locks_before = support::lock_files();
     let conclusion = libtest_mimic::run(&args, trials);
     // The trials held the other references; this stops the shared daemon by its pid.
     drop(shared);
+    // Engines that are not a `Daemon` (Podman, the fake ones) leave their
+    // lock files: what this run made and nobody holds goes with it.
+    support::remove_new_lock_files(&locks_before);
     conclusion.exit_code()
 }
 

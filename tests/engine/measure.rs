@@ -8,7 +8,7 @@ use libtest_mimic::Trial;
 use serde_json::Value;
 
 use crate::check;
-use crate::support::{Daemon, Result};
+use crate::support::{CountingProxy, Daemon, Result, reclaim_command};
 
 pub(crate) fn trials() -> Vec<Trial> {
     crate::trials![
@@ -20,6 +20,7 @@ pub(crate) fn trials() -> Vec<Trial> {
         dry_run_without_root_uses_estimates,
         a_fresh_engine_and_one_under_churn,
         the_apply_check_does_not_trust_the_size_cache,
+        a_measured_dry_run_asks_the_engine_to_measure_nothing,
     ]
 }
 
@@ -559,6 +560,92 @@ fn the_apply_check_does_not_trust_the_size_cache() -> Result<()> {
     check!(
         freed < LIE / 2,
         "the check after the apply took the cache's word: {freed} bytes freed; {root}"
+    );
+    Ok(())
+}
+
+/// Where the data root is measured here, the engine is not asked to measure
+/// (#20): a dry run, a wider one and `df` go through a counting proxy in front
+/// of the engine's socket and send no `/system/df` but the build cache's
+/// (`?type=build-cache`, API 1.42 on), and on 20.10 (API 1.41) none at all
+/// without the build cache in scope. The plan is the one made without the
+/// proxy, and each kind's measured CURRENT is never below its RECLAIM.
+fn a_measured_dry_run_asks_the_engine_to_measure_nothing() -> Result<()> {
+    let d = Daemon::start()?;
+    fixture(&d)?;
+    d.docker(&["volume", "create", "scratch"])?;
+    let proxy = CountingProxy::start(&d.socket)?;
+    let through_proxy = |args: &[&str]| -> Result<Value> {
+        let output = reclaim_command()
+            .env("DOCKER_RECLAIM_CACHE_DIR", d.size_cache())
+            .arg("-H")
+            .arg(proxy.host())
+            .args(args)
+            .output()
+            .map_err(|e| e.to_string())?;
+        check!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).map_err(|e| format!("{args:?}: {e}"))
+    };
+    let measuring = |requests: &[String]| -> Vec<String> {
+        requests
+            .iter()
+            .filter(|line| line.contains("/system/df") && !line.contains("type=build-cache"))
+            .cloned()
+            .collect()
+    };
+    let plan = through_proxy(&["--dry-run", "--format", "json"])?;
+    let direct = d.dry_run_json(&[])?;
+    let requests = proxy.requests();
+    check!(
+        requests
+            .iter()
+            .any(|line| line.contains("/containers/json")),
+        "the proxy saw no container list: {requests:?}"
+    );
+    check!(
+        measuring(&requests).is_empty(),
+        "a dry run asked the engine to measure: {requests:?}"
+    );
+    check!(
+        plan["totals"]["measured"] == true && plan["items"] == direct["items"],
+        "through the proxy: {}\ndirect: {}",
+        plan["items"],
+        direct["items"]
+    );
+    for (kind, figures) in plan["totals"]["by_kind"].as_object().ok_or("no by_kind")? {
+        let current = figures["current_bytes"].as_u64().unwrap_or(0);
+        let reclaim = figures["predicted_bytes"].as_u64().unwrap_or(0);
+        check!(
+            kind == "build_cache" || (current >= reclaim && figures["current_measured"] == true),
+            "{kind}: CURRENT {current} below RECLAIM {reclaim} or not measured: {figures}"
+        );
+    }
+    let wide = through_proxy(&[
+        "--dry-run",
+        "--format",
+        "json",
+        "--all",
+        "--volumes=all",
+        "--networks",
+    ])?;
+    check!(
+        wide["totals"]["measured"] == true,
+        "the wide plan was not measured: {}",
+        wide["totals"]
+    );
+    let df = through_proxy(&["df", "--format", "json"])?;
+    check!(df.is_object(), "df: {df}");
+    let old_api = d.api_version()? < (1, 42);
+    let measured = measuring(&proxy.requests());
+    // Only df (which shows the build cache) may need the whole /system/df,
+    // and only before API 1.42.
+    check!(
+        measured.len() <= usize::from(old_api),
+        "asked the engine to measure: {measured:?}"
     );
     Ok(())
 }

@@ -172,6 +172,23 @@ impl Daemon {
         format!("unix://{}", self.socket.display())
     }
 
+    /// The engine's own API version, as (major, minor).
+    pub(crate) fn api_version(&self) -> Result<(u32, u32)> {
+        let text = self.docker(&["version", "--format", "{{.Server.APIVersion}}"])?;
+        let (major, minor) = text
+            .trim()
+            .split_once('.')
+            .ok_or_else(|| format!("API version {text:?}"))?;
+        Ok((
+            major
+                .parse()
+                .map_err(|e| format!("API version {text:?}: {e}"))?,
+            minor
+                .parse()
+                .map_err(|e| format!("API version {text:?}: {e}"))?,
+        ))
+    }
+
     /// Where docker-reclaim keeps sizes between runs against this daemon.
     pub(crate) fn size_cache(&self) -> PathBuf {
         self.dir.path().join("size-cache")
@@ -835,5 +852,126 @@ impl Drop for Pty {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A unix socket in front of a dockerd's that passes everything through and
+/// remembers each request line (`GET /v1.41/containers/json?all=1`): how a
+/// test sees which calls docker-reclaim makes. Stops with the test process.
+pub(crate) struct CountingProxy {
+    pub(crate) socket: PathBuf,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl CountingProxy {
+    pub(crate) fn start(target: &Path) -> Result<CountingProxy> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let socket = dir.path().join("proxy.sock");
+        let listener =
+            std::os::unix::net::UnixListener::bind(&socket).map_err(|e| e.to_string())?;
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::clone(&requests);
+        let target = target.to_path_buf();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { break };
+                let Ok(server) = UnixStream::connect(&target) else {
+                    continue;
+                };
+                let seen = std::sync::Arc::clone(&seen);
+                std::thread::spawn(move || pass_through(client, server, &seen));
+            }
+        });
+        Ok(CountingProxy {
+            socket,
+            requests,
+            _dir: dir,
+        })
+    }
+
+    pub(crate) fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// The request lines seen so far, in order.
+    pub(crate) fn requests(&self) -> Vec<String> {
+        self.requests
+            .lock()
+            .map(|seen| seen.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Copies both ways; on the way in, each line that starts a request is kept.
+fn pass_through(
+    mut client: UnixStream,
+    mut server: UnixStream,
+    seen: &std::sync::Mutex<Vec<String>>,
+) {
+    let (Ok(mut back_from), Ok(mut back_to)) = (server.try_clone(), client.try_clone()) else {
+        return;
+    };
+    let answers = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut back_from, &mut back_to);
+        let _ = back_to.shutdown(std::net::Shutdown::Write);
+    });
+    let mut buffer = vec![0u8; 65536];
+    let mut line = Vec::new();
+    loop {
+        let n = match client.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        for &byte in &buffer[..n] {
+            if byte == b'\n' {
+                let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                let method = ["GET ", "POST ", "DELETE ", "HEAD ", "PUT "]
+                    .iter()
+                    .any(|method| text.starts_with(method));
+                if method
+                    && text.ends_with(" HTTP/1.1")
+                    && let Ok(mut seen) = seen.lock()
+                {
+                    seen.push(text.trim_end_matches(" HTTP/1.1").to_string());
+                }
+                line.clear();
+            } else if line.len() < 4096 {
+                line.push(byte);
+            }
+        }
+        if server.write_all(&buffer[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = server.shutdown(std::net::Shutdown::Write);
+    let _ = answers.join();
+}
+
+/// Where root's docker-reclaim keeps its lock files.
+const LOCK_DIR: &str = "/run/docker-reclaim";
+
+/// The lock files there now.
+pub(crate) fn lock_files() -> std::collections::BTreeSet<PathBuf> {
+    std::fs::read_dir(LOCK_DIR)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "lock"))
+        .collect()
+}
+
+/// Removes the lock files made since `before` that no process holds now (a
+/// lock taken meanwhile stays).
+pub(crate) fn remove_new_lock_files(before: &std::collections::BTreeSet<PathBuf>) {
+    for path in lock_files().difference(before) {
+        let Ok(file) = std::fs::File::open(path) else {
+            continue;
+        };
+        if std::fs::symlink_metadata(path).is_ok_and(|meta| meta.is_file())
+            && file.try_lock().is_ok()
+        {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
