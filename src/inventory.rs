@@ -91,25 +91,9 @@ impl Inventory {
         let networks = networks.context("listing networks")?;
 
         let containers = with_finish_times(engine, usage.containers, saved_finish).await?;
-
         let images = images_to_inspect(engine, usage.images, listed, hidden_too, &containers);
         let images = with_layers(engine, images, prefetched).await?;
         let mut build_cache = usage.build_cache;
-        // BuildKit's cache may hold layers of images that go: the image
-        // accounting needs its records. Before API 1.42 only the whole
-        // /system/df has them, and only then is it asked for.
-        let buildkit_layers = images
-            .iter()
-            .any(|image| image.layers.iter().any(|layer| layer.buildkit));
-        let old_api = crate::engine::parse_api_version(&engine.info().api_version)
-            .is_none_or(|version| version < (1, 42));
-        if sizes == (SizeSource::Disk { build_cache: false }) && buildkit_layers && old_api {
-            build_cache = engine
-                .disk_usage()
-                .await
-                .context("reading the build cache records (/system/df)")?
-                .build_cache;
-        }
 
         // The engine lists these in no fixed order; plans and reports should
         // read the same from one run to the next.

@@ -140,9 +140,10 @@ fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
         let signals = Signals::install()?;
         let work = async {
             // A local engine's data root is measured here when it can be
-            // read, and then the engine is not asked to measure at all.
-            let prefetch_df = !matches!(settings.mode, Mode::Apply | Mode::ApplyFile { .. })
-                && !matches!(settings.host, engine::Host::Unix(_));
+            // read, and then the engine is not asked to measure, except on API
+            // 1.41 for the build cache records (see below).
+            let planning = !matches!(settings.mode, Mode::Apply | Mode::ApplyFile { .. });
+            let prefetch_df = planning && !matches!(settings.host, engine::Host::Unix(_));
             let engine = DockerEngine::connect(
                 &settings.host,
                 settings.tls.as_ref(),
@@ -151,6 +152,17 @@ fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
             )
             .await?
             .named_by(settings.context.clone());
+            let wants_build_cache =
+                settings.rules.build_cache.is_some() || matches!(settings.mode, Mode::Df);
+            if planning
+                && matches!(settings.host, engine::Host::Unix(_))
+                && measure::sizes::whole_disk_usage_needed(
+                    engine::Engine::info(&engine),
+                    wants_build_cache,
+                )
+            {
+                engine.prefetch_disk_usage();
+            }
             match &settings.mode {
                 Mode::DryRun { plan_out } => {
                     commands::dry_run::run(&engine, &settings, plan_out.as_deref(), out).await

@@ -208,6 +208,19 @@ fn engine_info(
 }
 
 impl DockerEngine {
+    /// Sends `/system/df` now, for the inventory that follows to take (see
+    /// [`Engine::disk_usage`]): for a run that will ask for it anyway.
+    pub(crate) fn prefetch_disk_usage(&self) {
+        if let Ok(mut slot) = self.early_df.lock()
+            && slot.is_none()
+        {
+            let early = self.raw.clone();
+            *slot = Some(EarlyDf(tokio::spawn(
+                async move { early.get(DF_PATH).await },
+            )));
+        }
+    }
+
     /// Records the docker CLI context that named this engine.
     pub(crate) fn named_by(mut self, context: Option<String>) -> DockerEngine {
         self.info.context = context;

@@ -117,7 +117,13 @@ impl Layout {
     /// there; a container directory without its snapshot record says the
     /// metadata is not to be trusted for figures labelled measured (safety
     /// round 2, finding 10: bit flips gave predictions 0.3-18% low).
-    pub(crate) fn metadata_agrees(&self, index: &Index, containers: &[&str]) -> Result<(), String> {
+    /// `Err((Some(id), why))` names the container whose snapshot is missing
+    /// (it may have been removed since the walk: the caller asks the engine).
+    pub(crate) fn metadata_agrees(
+        &self,
+        index: &Index,
+        containers: &[&str],
+    ) -> Result<(), (Option<String>, String)> {
         let Some(graph) = index.refs.metadata.graph() else {
             return Ok(());
         };
@@ -130,11 +136,14 @@ impl Layout {
         }
         // The metadata was read before the walk: a container created between
         // the two is in the walk but not in that copy. A fresh copy decides.
-        let again = Graph::read(&self.root)?;
+        let again = Graph::read(&self.root).map_err(|why| (None, why))?;
         match walked.iter().find(|id| again.snapshot_key(id).is_none()) {
-            Some(id) => Err(format!(
-                "containerd's metadata has no snapshot for container {}, whose directory is there: damaged or changing metadata",
-                &id[..id.len().min(12)]
+            Some(id) => Err((
+                Some((**id).to_string()),
+                format!(
+                    "containerd's metadata has no snapshot for container {}, whose directory is there: damaged or changing metadata",
+                    &id[..id.len().min(12)]
+                ),
             )),
             None => Ok(()),
         }

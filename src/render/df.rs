@@ -105,7 +105,7 @@ fn notes_human(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
     if usage.data_root.is_some() {
         writeln!(
             out,
-            "Containers, logs, images, layers and orphans are measured on disk (allocated blocks); volumes and build cache are the engine's figures."
+            "Containers, logs, images, layers, volumes and orphans are measured on disk (allocated blocks); the build cache is the engine's figure."
         )?;
     } else {
         let why = usage.unmeasured.as_ref().map_or_else(

@@ -293,7 +293,8 @@ fn image_rows(inventory: &Inventory, plan: &Plan, on_disk: Option<&OnDisk>) -> I
     }
 }
 
-/// The volumes and build cache rows (the engine's figures), and each volume.
+/// The volumes row (measured with the rest when the inventory's sizes were)
+/// and the build cache row (the engine's figures), and each volume.
 fn volume_and_cache_rows(inventory: &Inventory, plan: &Plan) -> (Vec<Row>, Vec<Listed>) {
     let volumes_in_use = inventory
         .volumes
@@ -306,7 +307,7 @@ fn volume_and_cache_rows(inventory: &Inventory, plan: &Plan) -> (Vec<Row>, Vec<L
             size_bytes: Some(inventory.volumes.iter().filter_map(|v| v.size).sum()),
             in_use_bytes: Some(volumes_in_use.filter_map(|v| v.size).sum()),
             reclaimable_bytes: Some(planned(plan, Kind::Volume)),
-            measured: false,
+            measured: inventory.sizes_measured,
         },
         Row {
             kind: Section::BuildCache,
