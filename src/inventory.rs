@@ -21,9 +21,9 @@ pub(crate) enum SizeSource {
     /// The engine measures them (`/system/df`): for a data root not measured
     /// here (remote, not readable, another storage driver, Podman).
     Engine,
-    /// The data root is measured here: the engine only lists (no sizes), and
-    /// with `build_cache` gives its build cache records.
-    Disk { build_cache: bool },
+    /// The data root is measured here: the engine only lists (no sizes), with
+    /// its build cache records from API 1.42.
+    Disk,
 }
 
 /// How many inspect calls run at once while collecting details.
@@ -76,8 +76,8 @@ impl Inventory {
                     .disk_usage()
                     .await
                     .context("reading disk usage (/system/df)"),
-                SizeSource::Disk { build_cache } => engine
-                    .listing(build_cache)
+                SizeSource::Disk => engine
+                    .listing()
                     .await
                     .context("listing containers, images and volumes"),
             }
@@ -99,7 +99,7 @@ impl Inventory {
         // read the same from one run to the next.
         let mut volumes = usage.volumes;
         volumes.sort_by(|a, b| a.name.cmp(&b.name));
-        if matches!(sizes, SizeSource::Disk { .. }) {
+        if sizes == SizeSource::Disk {
             count_volume_users(&mut volumes, &containers);
         }
         let mut networks = networks;

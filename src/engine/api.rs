@@ -31,10 +31,10 @@ pub(crate) trait Engine {
     /// records, where `/system/df` walks every container's writable layer (on
     /// the containerd image store, asks containerd for every snapshot's
     /// usage). With them the build cache records, from API 1.42
-    /// (`/system/df?type=build-cache`, no walk); before, only with
-    /// `build_cache`, from the whole `/system/df`. For a data root measured
-    /// here, which gives the sizes.
-    async fn listing(&self, build_cache: bool) -> Result<DiskUsage>;
+    /// (`/system/df?type=build-cache`, no walk); before, none (only the
+    /// whole `/system/df` has them). For a data root measured here, which
+    /// gives the sizes.
+    async fn listing(&self) -> Result<DiskUsage>;
 
     /// Inspect one container; `None` when it no longer exists.
     async fn container_details(&self, id: &str) -> Result<Option<ContainerDetails>>;

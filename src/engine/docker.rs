@@ -427,7 +427,7 @@ impl Engine for DockerEngine {
         }
     }
 
-    async fn listing(&self, build_cache: bool) -> Result<DiskUsage> {
+    async fn listing(&self) -> Result<DiskUsage> {
         let prefix = &self.prefix;
         let containers = format!("{prefix}/containers/json?all=1");
         let images = format!("{prefix}/images/json");
@@ -435,7 +435,8 @@ impl Engine for DockerEngine {
         // `type` filters /system/df from API 1.42 (moby v23
         // `api/server/router/system/system_routes.go` `getDiskUsage`): the
         // records alone cost the engine no walk, and the image accounting reads
-        // them. Before, only the whole walk has them: asked for when needed.
+        // them. Before, only the whole walk has them: a run that needs them
+        // there takes `/system/df` instead of the lists.
         let typed = parse_api_version(&self.info.api_version).is_some_and(|v| v >= (1, 42));
         let records = async {
             if typed {
@@ -444,8 +445,6 @@ impl Engine for DockerEngine {
                     .get(&format!("{prefix}/system/df?type=build-cache&verbose=1"))
                     .await?;
                 Ok::<_, anyhow::Error>(parse_disk_usage(&body)?.build_cache)
-            } else if build_cache {
-                Ok(self.disk_usage().await?.build_cache)
             } else {
                 Ok(Vec::new())
             }

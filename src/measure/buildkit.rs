@@ -17,7 +17,23 @@ const METADATA: &str = "buildkit/metadata_v2.db";
 
 /// Whether BuildKit may hold records under `data_root`: false only when its
 /// metadata is missing or has none; a file that cannot be read may have some.
+/// Read once per run (the connection and the inventory both ask).
 pub(crate) fn may_have_records(data_root: &Path) -> bool {
+    static READ: std::sync::Mutex<Option<(std::path::PathBuf, bool)>> = std::sync::Mutex::new(None);
+    let Ok(mut read) = READ.lock() else {
+        return read_records(data_root);
+    };
+    match read.as_ref() {
+        Some((root, found)) if root == data_root => *found,
+        _ => {
+            let found = read_records(data_root);
+            *read = Some((data_root.to_path_buf(), found));
+            found
+        }
+    }
+}
+
+fn read_records(data_root: &Path) -> bool {
     let db = match Db::open(&data_root.join(METADATA)) {
         Ok(db) => db,
         Err(bolt::Error::Io(err)) if err.kind() == std::io::ErrorKind::NotFound => return false,
@@ -38,21 +54,21 @@ mod tests {
     #[test]
     fn records_are_found_or_their_absence_is_known() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(!may_have_records(dir.path()), "no metadata file");
+        assert!(!read_records(dir.path()), "no metadata file");
         std::fs::create_dir(dir.path().join("buildkit")).unwrap();
         let path = dir.path().join(METADATA);
         std::fs::write(&path, b"not bolt").unwrap();
         assert!(
-            may_have_records(dir.path()),
+            read_records(dir.path()),
             "an unreadable file may hold records"
         );
         std::fs::write(&path, Builder::new().build(vec![("_main", bucket(vec![]))])).unwrap();
-        assert!(!may_have_records(dir.path()), "an empty _main");
+        assert!(!read_records(dir.path()), "an empty _main");
         std::fs::write(
             &path,
             Builder::new().build(vec![("_main", bucket(vec![("abc123", bucket(vec![]))]))]),
         )
         .unwrap();
-        assert!(may_have_records(dir.path()), "one record");
+        assert!(read_records(dir.path()), "one record");
     }
 }

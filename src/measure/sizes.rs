@@ -284,7 +284,7 @@ pub(crate) async fn inventory_and_walk(
     };
     let sizes = match &layout {
         Ok(_) if whole_disk_usage_needed(info, build_cache) => SizeSource::Engine,
-        Ok(_) => SizeSource::Disk { build_cache },
+        Ok(_) => SizeSource::Disk,
         Err(_) => SizeSource::Engine,
     };
     let saved = layout.as_ref().ok().cloned();

@@ -568,7 +568,8 @@ fn the_apply_check_does_not_trust_the_size_cache() -> Result<()> {
 /// (#20): a dry run, a wider one and `df` go through a counting proxy in front
 /// of the engine's socket and send no `/system/df` but the build cache's
 /// (`?type=build-cache`, API 1.42 on), and on 20.10 (API 1.41) none at all
-/// without the build cache in scope. The plan is the one made without the
+/// without the build cache in scope (the fixture's classic builds leave
+/// BuildKit no records; with records, 1.41 keeps `/system/df`). The plan is the one made without the
 /// proxy, and each kind's measured CURRENT is never below its RECLAIM.
 fn a_measured_dry_run_asks_the_engine_to_measure_nothing() -> Result<()> {
     let d = Daemon::start()?;
