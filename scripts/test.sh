@@ -24,8 +24,10 @@ dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # Podman's Docker-compatible API is tested on a private --root and socket.
 command -v podman >/dev/null 2>&1 || missing+=(podman)
-# The fish completion script is tested in a real fish (bash is always there).
+# The fish and zsh completion scripts are tested in a real fish and zsh (bash
+# is always there).
 command -v fish >/dev/null 2>&1 || missing+=(fish)
+command -v zsh >/dev/null 2>&1 || missing+=(zsh)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "scripts/test.sh: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

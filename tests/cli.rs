@@ -311,3 +311,69 @@ fn fish_completes_subcommands_flags_and_values() {
     assert!(complete("docker-reclaim apply plan.json --max").contains("--max-age"));
     assert!(complete("docker-reclaim --volumes=").contains("--volumes=anonymous"));
 }
+
+/// What an interactive zsh shows after typing each of `lines` followed by a
+/// tab (a line ending in `\t\t` gets two), with the generated script on its
+/// `fpath` and compinit loaded: driven through zsh's own pseudo-terminal
+/// module, as a person would type.
+fn zsh_completes(lines: &[&str]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let script = reclaim_command()
+        .args(["completions", "zsh"])
+        .output()
+        .unwrap()
+        .stdout;
+    std::fs::write(dir.path().join("_docker-reclaim"), script).unwrap();
+    let mut driver = format!(
+        "zmodload zsh/zpty\n\
+         zpty z zsh -f -i\n\
+         zpty -w z \"PS1='>'; fpath=('{}' \\$fpath); autoload -U compinit; compinit -u -D\"\n\
+         drain() {{ local chunk all=''; local end=$((SECONDS+2)); \
+         while (( SECONDS < end )); do if zpty -r -t z chunk; then all+=$chunk; else sleep 0.1; fi; done; REPLY=$all }}\n\
+         drain\n",
+        dir.path().display()
+    );
+    for line in lines {
+        let typed = line.replace('\t', "\\t");
+        driver.push_str(&format!(
+            "zpty -w -n z $'{typed}\\t'\ndrain\nprint -r -- \"@@${{REPLY}}\"\nzpty -w -n z $'\\C-u'\ndrain\n"
+        ));
+    }
+    driver.push_str("zpty -d z\n");
+    let output = Command::new("zsh")
+        .args(["-f", "-c", &driver])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .split("@@")
+        .skip(1)
+        .map(str::to_string)
+        .collect()
+}
+
+/// The zsh script, in a real interactive zsh when there is one
+/// (scripts/test.sh installs it): a subcommand's flags and a flag's values
+/// complete.
+#[test]
+fn zsh_completes_subcommands_flags_and_values() {
+    if Command::new("zsh").arg("--version").output().is_err() {
+        eprintln!("zsh is not installed: skipped");
+        return;
+    }
+    let shown = zsh_completes(&[
+        "docker-reclaim df --al",
+        "docker-reclaim completions ",
+        "docker-reclaim --volumes=\t",
+    ]);
+    assert_eq!(shown.len(), 3, "{shown:?}");
+    assert!(shown[0].contains("--all"), "df --al: {:?}", shown[0]);
+    assert!(
+        ["bash", "fish", "zsh"]
+            .iter()
+            .all(|shell| shown[1].contains(shell)),
+        "completions: {:?}",
+        shown[1]
+    );
+    assert!(shown[2].contains("anonymous"), "--volumes=: {:?}", shown[2]);
+}
