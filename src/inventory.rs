@@ -67,8 +67,9 @@ impl Inventory {
         intermediates: bool,
         sizes: SizeSource,
     ) -> Result<Inventory> {
-        // While the engine sizes everything for /system/df, read the images'
-        // layers: an image's RootFS and history never change under its ID.
+        // While the engine answers (its lists, or /system/df, which sizes
+        // everything), read the images' layers: an image's RootFS and history
+        // never change under its ID.
         let hidden_too = intermediates && engine.info().image_store == ImageStore::Containerd;
         let usage = async {
             match sizes {
