@@ -419,6 +419,8 @@ fn images_to_inspect(
             layers: Vec::new(),
             layer_sizes_exact: false,
             listed: false,
+            last_tagged: None,
+            last_use: None,
         });
     }
     images
@@ -448,6 +450,7 @@ async fn with_layers(
                 }
                 image.layers = layers;
                 image.layer_sizes_exact = exact;
+                image.last_tagged = found.last_tagged;
             }
             Ok::<_, anyhow::Error>(image)
         })
@@ -503,6 +506,7 @@ mod tests {
     #[test]
     fn history_sizes_line_up_with_layers() {
         let found = ImageLayers {
+            last_tagged: None,
             diff_ids: vec![diff(1), diff(2)],
             history_sizes: vec![100, 0, 0, 50, 0],
             history_buildkit: vec![false, false, false, true, false],
@@ -529,6 +533,7 @@ mod tests {
     #[test]
     fn a_zero_byte_layer_falls_back_to_the_image_total() {
         let found = ImageLayers {
+            last_tagged: None,
             diff_ids: vec![diff(1), diff(2), diff(3)],
             history_sizes: vec![100, 50],
             history_buildkit: vec![],

@@ -15,6 +15,7 @@ mod inventory;
 mod measure;
 mod model;
 mod plan;
+mod policy;
 mod render;
 mod signals;
 mod views;
@@ -110,32 +111,23 @@ fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
         }
         _ => {}
     }
-    let config = cli::config::load(cli.config.as_deref())?;
-    let endpoint = engine::context::resolve(
-        &engine::context::Request::from_env(
-            cli.host.clone(),
-            cli.context.clone(),
-            config.host.clone(),
-            engine::context::TlsOptions {
-                tls: cli.tls,
-                verify: cli.tlsverify,
-                ca: cli.tlscacert.clone(),
-                cert: cli.tlscert.clone(),
-                key: cli.tlskey.clone(),
-                cert_path: None,
-            },
-        )
-        .with_docker_config(cli.docker_config.clone()),
-    )?;
-    let mut settings = Settings::from_cli(cli, config, endpoint, unix_now())?;
-    settings.size_cache = measure::cache::default_dir(
-        |key| std::env::var_os(key),
-        rustix::process::geteuid().is_root(),
-    );
+    let settings = settings_from(cli)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    if let Mode::Watch {
+        once,
+        interval,
+        poll,
+    } = settings.mode
+    {
+        return runtime.block_on(async {
+            let signals = Signals::install()?;
+            let every = commands::watch::Every { interval, poll };
+            commands::watch::run(&settings, &signals, once, every, out).await
+        });
+    }
     runtime.block_on(async {
         let signals = Signals::install()?;
         let work = async {
@@ -174,6 +166,7 @@ fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
                 Mode::Layers { images } => {
                     commands::layers::run(&engine, &settings, images, out).await
                 }
+                Mode::Watch { .. } => Err(anyhow::anyhow!("watch runs on its own, before this")),
             }
         };
         // Before deletions start, a signal ends the run wherever it waits.
@@ -193,6 +186,38 @@ fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
             .into()),
         }
     })
+}
+
+/// The config files, the engine's endpoint and the flags, validated once;
+/// with where sizes and last uses are kept between runs.
+fn settings_from(cli: Cli) -> Result<Settings> {
+    let config = cli::config::load(cli.config.as_deref())?;
+    let endpoint = engine::context::resolve(
+        &engine::context::Request::from_env(
+            cli.host.clone(),
+            cli.context.clone(),
+            config.host.clone(),
+            engine::context::TlsOptions {
+                tls: cli.tls,
+                verify: cli.tlsverify,
+                ca: cli.tlscacert.clone(),
+                cert: cli.tlscert.clone(),
+                key: cli.tlskey.clone(),
+                cert_path: None,
+            },
+        )
+        .with_docker_config(cli.docker_config.clone()),
+    )?;
+    let mut settings = Settings::from_cli(cli, config, endpoint, unix_now())?;
+    settings.size_cache = measure::cache::default_dir(
+        |key| std::env::var_os(key),
+        rustix::process::geteuid().is_root(),
+    );
+    settings.state_dir = policy::state::default_dir(
+        |key| std::env::var_os(key),
+        rustix::process::geteuid().is_root(),
+    );
+    Ok(settings)
 }
 
 /// A line for the person on stderr. A closed stderr (a terminal that went away)

@@ -173,6 +173,56 @@ pub(crate) struct Image {
     /// False for an image that the engine's image list hides (an untagged parent
     /// of other images) and that we only know of because a container uses it.
     pub(crate) listed: bool,
+    /// When the image was last pulled or tagged here (`Metadata.LastTagTime`),
+    /// Unix seconds; `None` when the engine does not say.
+    pub(crate) last_tagged: Option<i64>,
+    /// When it was last used, and how that is known: filled in by the policy
+    /// (`crate::policy`) from every source there is; `None` until then.
+    pub(crate) last_use: Option<LastUse>,
+}
+
+/// When an image was last used, and which source says so.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub(crate) struct LastUse {
+    /// Unix seconds.
+    pub(crate) at: i64,
+    pub(crate) source: UseSource,
+}
+
+/// Where an image's last use comes from, most direct first. The latest time
+/// of all the sources wins; see the README's "Maintenance policy".
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum UseSource {
+    /// A running, paused or restarting container uses it (or an image built on it): now.
+    Running,
+    /// A container present uses it (or an image built on it): its start,
+    /// finish or creation time.
+    Container,
+    /// The engine's events: a container was created or started from it.
+    Event,
+    /// Our state file: an earlier run saw it in use then.
+    State,
+    /// Pulled or tagged then (`Metadata.LastTagTime`).
+    Tagged,
+    /// Its creation time: the floor.
+    Created,
+    /// A build cache record: BuildKit's own `LastUsedAt`.
+    Buildkit,
+}
+
+impl UseSource {
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            UseSource::Running => "in use",
+            UseSource::Container => "container",
+            UseSource::Event => "event",
+            UseSource::State => "state file",
+            UseSource::Tagged => "pulled/tagged",
+            UseSource::Created => "created",
+            UseSource::Buildkit => "BuildKit",
+        }
+    }
 }
 
 impl Image {
@@ -290,6 +340,10 @@ pub(crate) struct BuildCacheRecord {
     pub(crate) parents: Vec<String>,
     /// Unix seconds.
     pub(crate) created: Option<i64>,
+    /// When BuildKit last used it (`LastUsedAt`), Unix seconds.
+    pub(crate) last_used: Option<i64>,
+    /// How many times BuildKit used it (`UsageCount`).
+    pub(crate) usage_count: u64,
 }
 
 /// Docker's RFC 3339 times as Unix seconds; the zero time (`0001-01-01…`) is `None`.

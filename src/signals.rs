@@ -79,6 +79,23 @@ impl Signals {
         self.state.applying.store(true, Ordering::SeqCst);
     }
 
+    /// Deletions are over (`watch`, between its rounds): signals end the
+    /// run again wherever it waits.
+    pub(crate) fn done_applying(&self) {
+        self.state.applying.store(false, Ordering::SeqCst);
+    }
+
+    /// Resolves once any of the signals has come, whatever is under way.
+    pub(crate) async fn stopped(&self) {
+        loop {
+            let notified = self.state.notify.notified();
+            if self.state.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// Resolves when a signal comes before deletions have started.
     pub(crate) async fn aborted(&self) -> Interrupt {
         loop {

@@ -61,6 +61,8 @@ pub(crate) fn image(id: &str, tags: &[&str], layers: Vec<Layer>) -> Image {
         layers,
         layer_sizes_exact: true,
         listed: true,
+        last_tagged: None,
+        last_use: None,
     }
 }
 

@@ -34,6 +34,14 @@ pub(crate) fn for_stderr(quiet: bool) -> Box<dyn Progress> {
     }
 }
 
+/// One line per item on stderr, whatever stderr is (`watch`: journald or a
+/// log file).
+pub(crate) fn lines() -> Box<dyn Progress> {
+    Box::new(Lines {
+        out: Box::new(std::io::stderr()),
+    })
+}
+
 /// Tells nobody.
 #[cfg(test)]
 pub(crate) struct Silent;

@@ -185,6 +185,26 @@ pub(crate) struct FilterArgs {
     /// Keep the N newest images (by creation) of each repository.
     #[arg(long, value_name = "N")]
     pub(crate) keep_last: Option<usize>,
+
+    /// Keep any image used, pulled, tagged or created within this long (a
+    /// grace period for an image a job pulled and has not run yet) [default
+    /// with --target-free, --max-usage, --when-above and in `watch`: 1h; 0
+    /// turns it off]. Last use comes from containers, the engine's events and
+    /// the state file (see the README's "Maintenance policy").
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) min_idle: Option<String>,
+
+    /// Keep the most recently used build cache up to this size (10G, 500MB),
+    /// as `docker builder prune --keep-storage` does: only the least recently
+    /// used build cache records beyond it are planned.
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) build_cache_keep: Option<String>,
+
+    /// Also plan containers that kubelet created (labels io.kubernetes.*, as
+    /// through cri-dockerd), and so their images. By default they are
+    /// kubelet's to collect and stay, with that reason.
+    #[arg(long)]
+    pub(crate) include_kubernetes: bool,
 }
 
 /// What the plan may take beyond the default (stopped containers and dangling
@@ -227,8 +247,9 @@ pub(crate) struct ScopeArgs {
 
     /// Plan only until this much is free on the data root's filesystem (10G,
     /// 500MiB…), taking candidates in order: stopped containers, oldest finished
-    /// first; dangling images; build cache; unused images, oldest first; then
-    /// volumes and networks. Needs a local engine.
+    /// first; dangling images, least recently used first; build cache, least
+    /// recently used first; unused images, least recently used first (then
+    /// largest); then volumes and networks. Needs a local engine.
     #[arg(long, value_name = "SIZE")]
     pub(crate) target_free: Option<String>,
 
@@ -236,6 +257,17 @@ pub(crate) struct ScopeArgs {
     /// (80, 80%), in the same order as --target-free.
     #[arg(long, value_name = "PERCENT", conflicts_with = "target_free")]
     pub(crate) max_usage: Option<String>,
+
+    /// Act only when more than this much of the data root's filesystem is
+    /// used (85%), then plan down to --down-to (default: the same mark), in
+    /// the order of --target-free: kubelet's high and low marks. Below it,
+    /// the plan is empty.
+    #[arg(long, value_name = "PERCENT", conflicts_with_all = ["target_free", "max_usage"])]
+    pub(crate) when_above: Option<String>,
+
+    /// With --when-above: how far down to free (75%).
+    #[arg(long, value_name = "PERCENT", requires = "when_above")]
+    pub(crate) down_to: Option<String>,
 
     /// Also plan user-defined networks that no remaining container is attached
     /// to. Never `bridge`, `host`, `none`, an ingress or a swarm-scoped network.
@@ -304,6 +336,41 @@ pub(crate) enum Command {
 
         /// Accepted only to refuse in one line: a saved plan's scope is the
         /// file's. Hidden from `apply --help` (see [`command`]).
+        #[command(flatten)]
+        scope: ScopeArgs,
+    },
+    /// Keep the disk below a high mark: record image use as it happens and
+    /// reclaim when the mark is crossed.
+    ///
+    /// Needs a target: --when-above 85% --down-to 75% (kubelet's marks), or
+    /// --max-usage / --target-free. Reads the engine's events every --poll
+    /// and records which images containers are created and started from (in
+    /// the state file, so a `docker run --rm` job counts as a use); checks
+    /// the data root's filesystem every --interval and shortly after a burst
+    /// of events; when the mark is crossed, runs the same plan, re-checks and
+    /// deletions as `--yes`, least recently used first, with the same keep
+    /// rules, lock and audit log (--log-file). One line per action, for
+    /// journald or a log file. Reconnects with backoff when the engine goes
+    /// away; SIGTERM finishes the deletions under way and exits 0.
+    Watch {
+        /// Run one check (reclaiming if the mark is crossed) and exit.
+        #[arg(long)]
+        once: bool,
+
+        /// How often to check the filesystem without any event (5m, 1h).
+        #[arg(long, value_name = "DURATION", default_value = "5m")]
+        interval: String,
+
+        /// How often to read the engine's events (it holds its last 256).
+        #[arg(long, value_name = "DURATION", default_value = "10s")]
+        poll: String,
+
+        #[command(flatten)]
+        apply: ApplyArgs,
+
+        #[command(flatten)]
+        filter: FilterArgs,
+
         #[command(flatten)]
         scope: ScopeArgs,
     },
@@ -381,12 +448,20 @@ impl Cli {
                 self.filter.absorb(std::mem::take(filter));
                 self.scope.absorb(std::mem::take(scope));
             }
-            Some(Command::Apply {
-                apply,
-                filter,
-                scope,
-                ..
-            }) => {
+            Some(
+                Command::Apply {
+                    apply,
+                    filter,
+                    scope,
+                    ..
+                }
+                | Command::Watch {
+                    apply,
+                    filter,
+                    scope,
+                    ..
+                },
+            ) => {
                 self.apply.absorb(std::mem::take(apply));
                 self.filter.absorb(std::mem::take(filter));
                 self.scope.absorb(std::mem::take(scope));
@@ -413,6 +488,9 @@ impl FilterArgs {
         self.keep.extend(other.keep);
         self.keep_label.extend(other.keep_label);
         self.keep_last = other.keep_last.or(self.keep_last);
+        self.min_idle = other.min_idle.or(self.min_idle.take());
+        self.build_cache_keep = other.build_cache_keep.or(self.build_cache_keep.take());
+        self.include_kubernetes |= other.include_kubernetes;
     }
 }
 
@@ -423,6 +501,8 @@ impl ScopeArgs {
         self.build_cache = other.build_cache.or(self.build_cache);
         self.target_free = other.target_free.or(self.target_free.take());
         self.max_usage = other.max_usage.or(self.max_usage.take());
+        self.when_above = other.when_above.or(self.when_above.take());
+        self.down_to = other.down_to.or(self.down_to.take());
         self.networks |= other.networks;
         self.prune_scope |= other.prune_scope;
     }
@@ -523,7 +603,11 @@ mod tests {
             "--prune-scope",
             "--target-free",
         ] {
-            assert!(!apply.contains(flag), "apply --help lists {flag}");
+            // The flag itself, not a longer one it begins (--build-cache-keep).
+            let listed = apply.match_indices(flag).any(|(at, _)| {
+                !apply[at + flag.len()..].starts_with(|c: char| c == '-' || c.is_alphanumeric())
+            });
+            assert!(!listed, "apply --help lists {flag}");
         }
     }
 

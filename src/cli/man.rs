@@ -134,6 +134,11 @@ fn environment_section(extra: &mut Roff) {
         "DOCKER_RECLAIM_CACHE_DIR",
         "Where the sizes of layers that cannot change are kept between runs (see FILES); empty: nowhere, every run walks the data root in full.",
     );
+    entry(
+        extra,
+        "DOCKER_RECLAIM_STATE_DIR",
+        "Where images' last uses are kept between runs (see FILES); empty: nowhere, only what the engine still shows counts.",
+    );
 }
 
 /// The config files, locks, the size cache and what is read of the engine's.
@@ -153,6 +158,11 @@ fn files_section(extra: &mut Roff) {
     extra.text([bold("/var/cache/docker-reclaim/sizes-*.json")]);
     extra.text([roman(
         "Sizes of committed image layers, containers' init layers and layer records (on the containerd image store: committed snapshots), one file per data root (for root; other users: $XDG_CACHE_HOME/docker-reclaim or ~/.cache/docker-reclaim). The engine writes these directories once, so a size is reused while the directory keeps its inode and times; anything else is walked again. Only a hint: a missing, foreign or damaged file means a full walk. Safe to delete; files not written for 30 days go, and at most 16 are kept, the most recently written.",
+    )]);
+    extra.control("TP", []);
+    extra.text([bold("/var/lib/docker-reclaim/state-*.json")]);
+    extra.text([roman(
+        "When each image was last seen in use, per engine (for root; other users: $XDG_STATE_HOME/docker-reclaim or ~/.local/state/docker-reclaim), and when the engine's events were last read: a `docker run --rm` job leaves no container, and the engine holds only its last 256 events, so this is how such a use still counts for --target-free, --max-usage, --when-above and watch. Written atomically in a private directory, never through a link, at most 20,000 images; a file that is not what we wrote gives one warning and is started afresh.",
     )]);
     extra.control("TP", []);
     extra.text([bold(
@@ -181,7 +191,11 @@ fn examples_section(extra: &mut Roff) {
         ),
         (
             "docker-reclaim --all --target-free 20G --keep 'db-*' --yes",
-            "For a maintenance job: remove, oldest first, until 20 GB are free on the data root's filesystem, never anything named db-*, without asking.",
+            "For a maintenance job: remove, least recently used first, until 20 GB are free on the data root's filesystem, never anything named db-* nor an image used in the last hour, without asking.",
+        ),
+        (
+            "docker-reclaim watch --all --when-above 85% --down-to 75% --build-cache --build-cache-keep 10G",
+            "Stay running (as the docker-reclaim-watch service does): record image use as it happens, and whenever more than 85% of the data root's filesystem is used, remove least recently used first until 75% is, keeping the 10 GB of build cache used most recently.",
         ),
         (
             "docker-reclaim --dry-run --plan-out plan.json && docker-reclaim apply plan.json",

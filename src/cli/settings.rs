@@ -9,7 +9,7 @@ use crate::cli::config::Config;
 use crate::engine::{Endpoint, Host};
 use crate::exit::UsageError;
 use crate::model::ImageStore;
-use crate::plan::rules::{CacheScope, Rules, Target, VolumeScope};
+use crate::plan::rules::{CacheScope, DEFAULT_MIN_IDLE, Rules, Target, VolumeScope};
 
 /// What to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +24,12 @@ pub(crate) enum Mode {
     Df,
     /// Show images' layers.
     Layers { images: Vec<String> },
+    /// Keep the disk under a mark (`watch`).
+    Watch {
+        once: bool,
+        interval: Duration,
+        poll: Duration,
+    },
 }
 
 /// Deletions at once unless told otherwise.
@@ -79,6 +85,12 @@ pub(crate) struct Settings {
     /// Where sizes that cannot change are kept between runs (see
     /// [`crate::measure::cache`]); `None`: measured in full every time.
     pub(crate) size_cache: Option<PathBuf>,
+    /// Where last uses are remembered between runs (see
+    /// [`crate::policy::state`]); `None`: not remembered.
+    pub(crate) state_dir: Option<PathBuf>,
+    /// One line per removed, skipped or failed item on stderr, whatever it is
+    /// (`watch`).
+    pub(crate) item_lines: bool,
 }
 
 impl Settings {
@@ -119,6 +131,18 @@ impl Settings {
                 "--quiet shows no plan to confirm: pass --yes to apply, or --dry-run to list the planned IDs".into(),
             ));
         }
+        if let Mode::Watch { .. } = mode {
+            if rules.target.is_none() {
+                return Err(UsageError(
+                    "watch needs a mark to keep under: --when-above 85% --down-to 75% (or --max-usage, --target-free)".into(),
+                ));
+            }
+            if cli.apply.select {
+                return Err(UsageError(
+                    "--select asks on a terminal, which `watch` never does: leave it out".into(),
+                ));
+            }
+        }
         let Endpoint { host, context, tls } = endpoint;
         Ok(Settings {
             host,
@@ -137,6 +161,8 @@ impl Settings {
             rules,
             now,
             size_cache: None,
+            state_dir: None,
+            item_lines: false,
         })
     }
 }
@@ -198,7 +224,32 @@ fn rules_from(
     };
     rules.networks = scope.networks || scope.prune_scope || config.networks.unwrap_or(false);
     rules.prune_scope = scope.prune_scope;
-    rules.target = Target::parse(scope.target_free.as_deref(), scope.max_usage.as_deref())?;
+    rules.target = Target::parse(
+        scope.target_free.as_deref(),
+        scope.max_usage.as_deref(),
+        (scope.when_above.as_deref(), scope.down_to.as_deref()),
+    )?;
+    rules.min_idle = match filter.min_idle.as_deref() {
+        Some(raw) => Some(humantime::parse_duration(raw).map_err(|err| {
+            UsageError(format!(
+                "invalid --min-idle {raw:?}: {err} (try 30m, 1h or 2days; 0 turns it off)"
+            ))
+        })?)
+        .filter(|idle| !idle.is_zero()),
+        None => rules.target.map(|_| DEFAULT_MIN_IDLE),
+    };
+    rules.build_cache_keep = filter
+        .build_cache_keep
+        .as_deref()
+        .map(|raw| {
+            parse_size::parse_size(raw).map_err(|err| {
+                UsageError(format!(
+                    "invalid --build-cache-keep {raw:?}: {err} (try 10G or 500MB)"
+                ))
+            })
+        })
+        .transpose()?;
+    rules.kubernetes = filter.include_kubernetes;
     // `docker system prune` prunes build cache as `docker builder prune`,
     // with `-a` passed on (docker/cli v28.2.2 `cli/command/system/prune.go`).
     let prune_cache = scope.prune_scope.then_some(if scope.all {
@@ -234,6 +285,7 @@ fn scope_flag(scope: &ScopeArgs) -> Option<&'static str> {
         (scope.prune_scope, "--prune-scope"),
         (scope.target_free.is_some(), "--target-free"),
         (scope.max_usage.is_some(), "--max-usage"),
+        (scope.when_above.is_some(), "--when-above"),
     ]
     .into_iter()
     .find(|(given, _)| *given)
@@ -258,6 +310,36 @@ fn mode_from(
         }
         (Some(Command::Df { .. }), _) => Mode::Df,
         (Some(Command::Layers { images }), _) => Mode::Layers { images },
+        (Some(Command::Watch { .. }), true) => {
+            return Err(UsageError(
+                "--dry-run does not go with `watch`: try `docker-reclaim --dry-run` with the same marks to see what a check would take".into(),
+            ));
+        }
+        (
+            Some(Command::Watch {
+                once,
+                interval,
+                poll,
+                ..
+            }),
+            false,
+        ) => {
+            let duration = |flag: &str, raw: &str| {
+                humantime::parse_duration(raw)
+                    .ok()
+                    .filter(|every| *every >= Duration::from_secs(1))
+                    .ok_or_else(|| {
+                        UsageError(format!(
+                            "invalid {flag} {raw:?}: give a duration of at least 1s, like 10s or 5m"
+                        ))
+                    })
+            };
+            Mode::Watch {
+                once,
+                interval: duration("--interval", &interval)?,
+                poll: duration("--poll", &poll)?,
+            }
+        }
         (Some(Command::Apply { .. }), true) => {
             return Err(UsageError(
                 "--dry-run does not go with `apply`: a saved plan is shown before it is applied anyway".into(),

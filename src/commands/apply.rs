@@ -132,7 +132,7 @@ async fn prepare(
     let build_cache = saved
         .as_ref()
         .map_or(settings.rules.build_cache, |saved| saved.scope.build_cache);
-    let (inventory, walked) = sizes::inventory_and_walk(
+    let (mut inventory, walked) = sizes::inventory_and_walk(
         engine,
         &settings.host,
         settings.size_cache.as_deref(),
@@ -140,6 +140,7 @@ async fn prepare(
         build_cache.is_some(),
     )
     .await?;
+    super::last_uses(engine, &mut inventory, settings).await;
     let plan = match saved {
         Some(saved) => plan::plan_saved(
             &inventory,
@@ -224,7 +225,11 @@ async fn execute(
     flags: execute::StopSignals<'_>,
     audit: Option<&mut AuditLog<File>>,
 ) -> Vec<ItemResult> {
-    let mut display = progress::for_stderr(settings.quiet);
+    let mut display = if settings.item_lines {
+        progress::lines()
+    } else {
+        progress::for_stderr(settings.quiet)
+    };
     let mut reporters: Vec<&mut dyn Progress> = vec![display.as_mut()];
     if let Some(audit) = audit {
         reporters.push(audit);

@@ -21,7 +21,7 @@ pub(crate) async fn run(
     plan_out: Option<&Path>,
     out: &mut impl Write,
 ) -> Result<ExitStatus> {
-    let (inventory, walked) = sizes::inventory_and_walk(
+    let (mut inventory, walked) = sizes::inventory_and_walk(
         engine,
         &settings.host,
         settings.size_cache.as_deref(),
@@ -29,6 +29,7 @@ pub(crate) async fn run(
         settings.rules.build_cache.is_some(),
     )
     .await?;
+    super::last_uses(engine, &mut inventory, settings).await;
     let plan = sizes::measure(make_plan(&inventory, settings)?, &inventory, &walked);
     let show = super::show(settings, true, false);
     if settings.quiet {

@@ -6,6 +6,7 @@ pub(crate) mod apply;
 pub(crate) mod df;
 pub(crate) mod dry_run;
 pub(crate) mod layers;
+pub(crate) mod watch;
 
 use std::io::Write;
 
@@ -59,6 +60,41 @@ pub(crate) fn make_plan(inventory: &Inventory, settings: &Settings) -> Result<Pl
         settings.now,
         needed,
     ))
+}
+
+/// Fills in every image's last use (containers, the engine's events since
+/// the last run, the state file, tag and creation times) and remembers what
+/// this run saw in the state file for the next. Best effort: events the
+/// engine will not give, or a state file that cannot be written, leave the
+/// other sources.
+pub(crate) async fn last_uses(
+    engine: &impl crate::engine::Engine,
+    inventory: &mut Inventory,
+    settings: &Settings,
+) {
+    use crate::policy::{last_use, state};
+    let now = crate::unix_now();
+    let (mut kept, warning) = match settings.state_dir.as_deref() {
+        Some(dir) => state::load(dir, &inventory.engine),
+        None => (state::State::new(&inventory.engine), None),
+    };
+    if let Some(warning) = warning {
+        crate::note(&warning);
+    }
+    // From a second before the last run: the engine's times are finer than
+    // ours, and an event seen twice changes nothing.
+    let since = kept.last_run.map_or(1, |last| last - 1).max(1);
+    let events = engine.use_events(since).await.unwrap_or_default();
+    last_use::annotate(inventory, &events, &kept.remembered(), now);
+    kept.remember(inventory, now);
+    if let Some(dir) = settings.state_dir.as_deref()
+        && let Err(err) = state::save(dir, &inventory.engine, &kept)
+    {
+        crate::note(&format!(
+            "docker-reclaim: warning: cannot write the state file in {}: {err}",
+            dir.display()
+        ));
+    }
 }
 
 /// The data root, when the engine is local and the directory can be read here.

@@ -91,6 +91,14 @@ pub(crate) trait Engine {
     /// already), so that a tag moved to another image meanwhile is found out.
     async fn untag_image(&self, reference: &str) -> Result<Vec<String>>;
 
+    /// The container `create` and `start` events the engine still holds from
+    /// `since` (Unix seconds) to this very moment: `/events` with both, which
+    /// replays its in-memory log and ends (moby v20.10.24 and v26.1.5
+    /// `daemon/events/events.go`: the last 256 events; both bounds
+    /// inclusive, to the nanosecond, so `until` is given to the nanosecond:
+    /// a whole second would leave out what happened within it).
+    async fn use_events(&self, since: i64) -> Result<Vec<UseEvent>>;
+
     /// Removes an image by ID without force. The engine also removes the image's
     /// untagged parents that nothing else uses, as `docker rmi` does.
     async fn remove_image(&self, id: &str) -> Result<Removal>;
@@ -113,6 +121,20 @@ pub(crate) struct ImageLayers {
     pub(crate) history_buildkit: Vec<bool>,
     /// Each history entry's command (same order).
     pub(crate) history_created_by: Vec<String>,
+    /// `Metadata.LastTagTime`: when it was last pulled or tagged here.
+    pub(crate) last_tagged: Option<i64>,
+}
+
+/// A container event the engine still holds: a use of an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UseEvent {
+    /// Unix seconds.
+    pub(crate) time: i64,
+    /// The container's ID.
+    pub(crate) container: String,
+    /// The image as the container was created from it: a reference or an ID
+    /// (the event's `image` attribute).
+    pub(crate) image: String,
 }
 
 /// What `/system/df` reports, in either of its response shapes.

@@ -12,7 +12,7 @@ use bollard::query_parameters::{
 use bollard::{BollardRequest, ClientVersion, Docker};
 use hyper_util::rt::TokioExecutor;
 
-use super::api::{ContainerDetails, DiskUsage, ImageLayers};
+use super::api::{ContainerDetails, DiskUsage, ImageLayers, UseEvent};
 use super::api::{Engine, MIN_API, Refused, Removal, negotiate, parse_api_version, timed_out};
 use super::host::Host;
 use super::raw::RawClient;
@@ -488,7 +488,13 @@ impl Engine for DockerEngine {
             Err(err) if is_not_found(&err) => return Ok(None),
             Err(err) => return Err(self.error(err)),
         };
+        let last_tagged = inspect
+            .metadata
+            .as_ref()
+            .and_then(|metadata| metadata.last_tag_time.as_deref())
+            .and_then(unix_seconds);
         Ok(Some(ImageLayers {
+            last_tagged,
             diff_ids: inspect
                 .root_fs
                 .and_then(|root_fs| root_fs.layers)
@@ -545,6 +551,8 @@ impl Engine for DockerEngine {
                 layers: Vec::new(),
                 layer_sizes_exact: false,
                 listed: true,
+                last_tagged: None,
+                last_use: None,
             })
             .collect())
     }
@@ -694,6 +702,23 @@ impl Engine for DockerEngine {
         }
     }
 
+    async fn use_events(&self, since: i64) -> Result<Vec<UseEvent>> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let until = format!("{}.{:09}", now.as_secs(), now.subsec_nanos());
+        // filters={"type":["container"],"event":["create","start"]}, encoded.
+        let filters = "%7B%22type%22%3A%5B%22container%22%5D%2C%22event%22%3A%5B%22create%22%2C%22start%22%5D%7D";
+        let body = self
+            .raw
+            .get(&format!(
+                "{}/events?since={since}&until={until}&filters={filters}",
+                self.prefix
+            ))
+            .await?;
+        Ok(parse_use_events(&body))
+    }
+
     async fn untag_image(&self, reference: &str) -> Result<Vec<String>> {
         let options = RemoveImageOptions {
             force: false,
@@ -754,6 +779,49 @@ fn refused(err: BollardError) -> anyhow::Error {
         .into(),
         other => other.into(),
     }
+}
+
+/// The container events in an `/events` answer: one JSON object per line.
+/// Lines that are not such an event are skipped (the log is a hint, not a
+/// record the plan depends on).
+fn parse_use_events(body: &[u8]) -> Vec<UseEvent> {
+    #[derive(serde::Deserialize)]
+    struct Actor {
+        #[serde(rename = "ID", default)]
+        id: String,
+        #[serde(rename = "Attributes", default)]
+        attributes: HashMap<String, String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Message {
+        #[serde(rename = "Type", default)]
+        kind: String,
+        #[serde(rename = "Actor")]
+        actor: Option<Actor>,
+        #[serde(default)]
+        from: String,
+        #[serde(default)]
+        time: i64,
+    }
+    serde_json::Deserializer::from_slice(body)
+        .into_iter::<Message>()
+        .map_while(Result::ok)
+        .filter(|message| message.kind == "container")
+        .filter_map(|message| {
+            let actor = message.actor?;
+            let image = actor
+                .attributes
+                .get("image")
+                .cloned()
+                .filter(|image| !image.is_empty())
+                .unwrap_or(message.from);
+            (!image.is_empty()).then_some(UseEvent {
+                time: message.time,
+                container: actor.id,
+                image,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

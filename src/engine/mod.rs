@@ -11,7 +11,7 @@ mod system_df;
 pub(crate) mod transport;
 
 pub(crate) use api::{
-    DiskUsage, Engine, ImageLayers, Refused, Removal, is_refusal, parse_api_version,
+    DiskUsage, Engine, ImageLayers, Refused, Removal, UseEvent, is_refusal, parse_api_version,
 };
 pub(crate) use context::Endpoint;
 pub(crate) use docker::DockerEngine;

@@ -117,6 +117,9 @@ struct RawBuildCache {
     parent: Option<String>,
     parents: Option<Vec<String>>,
     created_at: Option<String>,
+    last_used_at: Option<String>,
+    #[serde(default)]
+    usage_count: i64,
 }
 
 /// An image ID as Docker gives it, `sha256:<hex>`: Podman's `/system/df`
@@ -226,6 +229,8 @@ fn image(raw: RawImage) -> Image {
         layers: Vec::new(),
         layer_sizes_exact: false,
         listed: true,
+        last_tagged: None,
+        last_use: None,
     }
 }
 
@@ -303,6 +308,11 @@ fn build_cache_record(raw: RawBuildCache) -> BuildCacheRecord {
             .created_at
             .as_deref()
             .and_then(crate::model::unix_seconds),
+        last_used: raw
+            .last_used_at
+            .as_deref()
+            .and_then(crate::model::unix_seconds),
+        usage_count: u64::try_from(raw.usage_count).unwrap_or(0),
     }
 }
 

@@ -149,29 +149,9 @@ impl Sizes {
         let Some(root) = &self.root else {
             return Ok(());
         };
-        ensure_private_dir(dir)?;
         let target = file_for(dir, root);
         let body = serde_json::to_vec(self).map_err(std::io::Error::other)?;
-        let temp = dir.join(format!(
-            ".{}.{}.tmp",
-            target
-                .file_name()
-                .and_then(|name| name.to_str())
-                .unwrap_or("sizes"),
-            std::process::id()
-        ));
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed())
-            .open(&temp)?;
-        let written = file.write_all(&body).and_then(|()| file.sync_data());
-        drop(file);
-        if let Err(err) = written.and_then(|()| std::fs::rename(&temp, &target)) {
-            let _ = std::fs::remove_file(&temp);
-            return Err(err);
-        }
+        write_private(dir, &target, &body)?;
         forget_stale(dir, &target, STALE_AFTER);
         Ok(())
     }
@@ -216,6 +196,34 @@ fn forget_stale(dir: &Path, keep: &Path, age: std::time::Duration) {
     }
 }
 
+/// Writes `body` to `target` in `dir` (created private when missing): into a
+/// new temp file opened without following links, synced, then renamed over
+/// `target` (a rename replaces a link itself, never what it points to).
+pub(crate) fn write_private(dir: &Path, target: &Path, body: &[u8]) -> std::io::Result<()> {
+    ensure_private_dir(dir)?;
+    let temp = dir.join(format!(
+        ".{}.{}.tmp",
+        target
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or("file"),
+        std::process::id()
+    ));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed())
+        .open(&temp)?;
+    let written = file.write_all(body).and_then(|()| file.sync_data());
+    drop(file);
+    if let Err(err) = written.and_then(|()| std::fs::rename(&temp, target)) {
+        let _ = std::fs::remove_file(&temp);
+        return Err(err);
+    }
+    Ok(())
+}
+
 /// The cache file of one data root: named by a hash of its identity, so that
 /// data roots never share one.
 fn file_for(dir: &Path, root: &RootId) -> PathBuf {
@@ -230,7 +238,7 @@ fn file_for(dir: &Path, root: &RootId) -> PathBuf {
 
 /// The body of `path` when it is a regular file owned by this user and written
 /// only by them (not through a symlink); `None` otherwise.
-fn read_own(path: &Path) -> Option<Vec<u8>> {
+pub(crate) fn read_own(path: &Path) -> Option<Vec<u8>> {
     let fd = rustix::fs::open(
         path,
         OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,

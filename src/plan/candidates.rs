@@ -27,8 +27,19 @@ pub(super) fn containers<'a>(
             _ => continue,
         };
         let stopped_since = container.finished_at.unwrap_or(container.created);
+        let kubelets = !rules.kubernetes
+            && container
+                .labels
+                .keys()
+                .any(|key| key.starts_with("io.kubernetes."));
         let rule = cx
             .left_out(&container.id)
+            .or_else(|| {
+                kubelets.then(|| {
+                    "kubelet's to collect (io.kubernetes.* labels; --include-kubernetes takes them)"
+                        .to_string()
+                })
+            })
             .or_else(|| rules.kept_by(&container.names, &container.labels))
             .or_else(|| rules.filtered_out_by(container.created, &container.labels))
             .or_else(|| {
@@ -98,6 +109,10 @@ pub(super) fn build_cache(
     });
     let mut items = Vec::new();
     let no_labels = BTreeMap::new();
+    let budget = rules
+        .build_cache_keep
+        .map(|keep| within_budget(&inventory.build_cache, keep))
+        .unwrap_or_default();
     for record in &inventory.build_cache {
         if record.in_use
             || (record.shared && scope == CacheScope::Unshared && !frees_buildkit_layers)
@@ -113,7 +128,18 @@ pub(super) fn build_cache(
         let rule = cx
             .left_out(&record.id)
             .or_else(|| rules.kept_by(&names, &no_labels))
-            .or_else(|| rules.filtered_out_by(record.created.unwrap_or(i64::MIN), &no_labels));
+            .or_else(|| rules.filtered_out_by(record.created.unwrap_or(i64::MIN), &no_labels))
+            .or_else(|| {
+                budget.contains(record.id.as_str()).then(|| {
+                    format!(
+                        "--build-cache-keep {} (among the most recently used)",
+                        humansize::format_size(
+                            rules.build_cache_keep.unwrap_or(0),
+                            humansize::DECIMAL
+                        )
+                    )
+                })
+            });
         let name = if record.description.is_empty() {
             record.kind.clone()
         } else {
@@ -130,11 +156,41 @@ pub(super) fn build_cache(
         }
         items.push(Item {
             created: record.created.unwrap_or(0),
+            last_use: record
+                .last_used
+                .or(record.created)
+                .map(|at| crate::model::LastUse {
+                    at,
+                    source: crate::model::UseSource::Buildkit,
+                }),
             predicted_bytes: if record.shared { 0 } else { record.size },
             ..Item::new(Kind::BuildCache, record.id.clone(), name, reason)
         });
     }
     items
+}
+
+/// The records `--build-cache-keep` keeps: the most recently used, while
+/// all that stays (records in use first, which stay anyway) fits in `keep`
+/// bytes, as BuildKit's `keep-storage` prune keeps them.
+fn within_budget(records: &[crate::model::BuildCacheRecord], keep: u64) -> HashSet<&str> {
+    let mut order: Vec<&crate::model::BuildCacheRecord> = records.iter().collect();
+    order.sort_by_key(|record| {
+        (
+            !record.in_use,
+            std::cmp::Reverse(record.last_used.or(record.created).unwrap_or(0)),
+        )
+    });
+    let mut total = 0u64;
+    let mut kept = HashSet::new();
+    for record in order {
+        total = total.saturating_add(record.size);
+        if total > keep {
+            break;
+        }
+        kept.insert(record.id.as_str());
+    }
+    kept
 }
 
 /// User-defined networks that no remaining container is attached to.

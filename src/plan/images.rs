@@ -45,7 +45,8 @@ pub(super) fn select<'a>(
             .left_out(&image.id)
             .or_else(|| rules.kept_by(&references, &image.labels))
             .or_else(|| rules.filtered_out_by(image.created, &image.labels))
-            .or_else(|| newest.get(image.id.as_str()).cloned());
+            .or_else(|| newest.get(image.id.as_str()).cloned())
+            .or_else(|| idle_rule(rules.min_idle?, image, cx.now));
         match rule {
             Some(rule) => kept.push(LeftOut {
                 kind: Kind::Image,
@@ -91,6 +92,30 @@ pub(super) fn select<'a>(
         }
     }
     candidates
+}
+
+/// `--min-idle`: why an image used, pulled, tagged or created within the
+/// grace period stays.
+fn idle_rule(min_idle: std::time::Duration, image: &Image, now: i64) -> Option<String> {
+    let used = image.last_use.unwrap_or(crate::model::LastUse {
+        at: image
+            .last_tagged
+            .unwrap_or(image.created)
+            .max(image.created),
+        source: crate::model::UseSource::Created,
+    });
+    let idle = now.saturating_sub(used.at);
+    let grace = i64::try_from(min_idle.as_secs()).unwrap_or(i64::MAX);
+    (idle < grace).then(|| {
+        format!(
+            "--min-idle {} (last used {} ago: {})",
+            humantime::format_duration(min_idle),
+            humantime::format_duration(std::time::Duration::from_secs(
+                u64::try_from(idle.max(0) / 60 * 60).unwrap_or(0)
+            )),
+            used.source.describe()
+        )
+    })
 }
 
 /// The planned images as items, each with the layers it frees (counted once
@@ -154,6 +179,7 @@ pub(super) fn account(
         items.push(Item {
             tags: image.tags.clone(),
             created: image.created,
+            last_use: image.last_use,
             predicted_bytes: bytes,
             frees_layers: frees,
             keeps_layers: keeps,

@@ -90,6 +90,9 @@ pub(crate) struct Item {
     pub(crate) frees_layers: Vec<FreedLayer>,
     /// The image's layers that stay because something that remains uses them.
     pub(crate) keeps_layers: Vec<KeptLayer>,
+    /// When it was last used, and how that is known (images; build cache
+    /// records: BuildKit's last use).
+    pub(crate) last_use: Option<crate::model::LastUse>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -274,6 +277,7 @@ impl Item {
             measured: false,
             frees_layers: Vec::new(),
             keeps_layers: Vec::new(),
+            last_use: None,
         }
     }
 

@@ -225,6 +225,8 @@ mod tests {
             size: 100,
             parents: vec![],
             created: None,
+            last_used: None,
+            usage_count: 0,
         }
     }
 
@@ -603,6 +605,8 @@ mod tests {
             size: 100,
             parents: vec![],
             created: Some(1),
+            last_used: None,
+            usage_count: 0,
         };
         let mut built = image("built", &[], &[1], &[70]);
         built.layers[0].buildkit = true;
@@ -689,6 +693,110 @@ mod tests {
         assert!(plan_to_target(&inv, &rules, 1000, 0).items.is_empty());
     }
 
+    fn used(mut image: Image, at: i64) -> Image {
+        image.last_use = Some(crate::model::LastUse {
+            at,
+            source: crate::model::UseSource::Event,
+        });
+        image
+    }
+
+    #[test]
+    fn a_target_takes_the_least_recently_used_images_first_and_spares_fresh_ones() {
+        // Built in order a (oldest) … e; a and b were run since, by jobs
+        // that left no container; e was pulled a minute ago.
+        let inv = inventory(
+            vec![],
+            vec![
+                used(image("a", &["a:1"], &[1], &[10]), 5000),
+                used(image("b", &["b:1"], &[2], &[10]), 4900),
+                used(image("c", &["c:1"], &[3], &[10]), 1100),
+                used(image("d", &["d:1"], &[4], &[10]), 1200),
+                used(image("e", &["e:1"], &[5], &[10]), 5950),
+            ],
+        );
+        let mut rules = Rules::default();
+        rules.all_images = true;
+        rules.target = Some(crate::plan::rules::Target::Free(0));
+        rules.min_idle = Some(std::time::Duration::from_secs(3600));
+        let plan = plan_to_target(&inv, &rules, 6000, 20);
+        assert_eq!(ids(&plan, Kind::Image), vec!["sha256:c", "sha256:d"]);
+        // More than the idle ones hold: b and a (used 18 and 16 minutes ago)
+        // are idle for less than an hour, e too: all three stay.
+        let all = plan_to_target(&inv, &rules, 6000, 1000);
+        assert_eq!(ids(&all, Kind::Image), vec!["sha256:c", "sha256:d"]);
+        let kept: Vec<&str> = all
+            .kept
+            .iter()
+            .filter(|k| k.rule.starts_with("--min-idle 1h"))
+            .map(|k| k.id.as_str())
+            .collect();
+        assert_eq!(kept, vec!["sha256:a", "sha256:b", "sha256:e"]);
+        // Without the grace period, same-age images go largest first.
+        rules.min_idle = None;
+        let mut big = inv.clone();
+        big.images[1] = used(image("b", &["b:1"], &[2], &[30]), 5000);
+        let plan = plan_to_target(&big, &rules, 6000, 45);
+        assert_eq!(
+            ids(&plan, Kind::Image),
+            vec!["sha256:b", "sha256:c", "sha256:d"]
+        );
+    }
+
+    #[test]
+    fn kubelets_containers_stay_unless_asked_and_so_do_their_images() {
+        let mut pod = container("pod", ContainerState::Exited, "pause", 10);
+        pod.labels
+            .insert("io.kubernetes.pod.name".into(), "web-0".into());
+        let inv = inventory(vec![pod], vec![image("pause", &["pause:3"], &[1], &[5])]);
+        let mut rules = Rules::default();
+        rules.all_images = true;
+        let kept = plan(&inv, &rules, 1000);
+        assert!(kept.items.is_empty());
+        assert!(kept.kept[0].rule.starts_with("kubelet's to collect"));
+        rules.kubernetes = true;
+        assert_eq!(plan(&inv, &rules, 1000).items.len(), 2);
+    }
+
+    #[test]
+    fn a_build_cache_budget_keeps_the_most_recently_used_within_it() {
+        let record =
+            |id: &str, size: u64, last_used: i64, in_use: bool| crate::model::BuildCacheRecord {
+                id: id.into(),
+                size,
+                in_use,
+                shared: false,
+                last_used: Some(last_used),
+                ..cache_record("regular")
+            };
+        let mut inv = inventory(vec![], vec![]);
+        inv.build_cache = vec![
+            record("busy", 40, 10, true),
+            record("old", 30, 100, false),
+            record("recent", 30, 300, false),
+            record("middle", 30, 200, false),
+        ];
+        let mut rules = Rules::default();
+        rules.build_cache = Some(CacheScope::All);
+        rules.build_cache_keep = Some(100);
+        let plan = plan(&inv, &rules, 1000);
+        // In use (40) + recent (30) + middle (30) = 100 stay; old goes.
+        assert_eq!(ids(&plan, Kind::BuildCache), vec!["old"]);
+        rules.build_cache_keep = Some(69);
+        let plan = plan_within_budget(&inv, &rules);
+        assert_eq!(plan, vec!["middle", "old", "recent"]);
+    }
+
+    fn plan_within_budget(inv: &Inventory, rules: &Rules) -> Vec<String> {
+        let mut ids: Vec<String> = plan(inv, rules, 1000)
+            .items
+            .iter()
+            .map(|item| item.id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
     #[test]
     fn usage_after_is_current_minus_predicted() {
         let mut inv = inventory(
@@ -772,6 +880,8 @@ mod tests {
                     size: *size,
                     parents: Vec::new(),
                     created: Some(0),
+                    last_used: None,
+                    usage_count: 0,
                 })
                 .collect();
             let mut rules = Rules::default();

@@ -76,9 +76,19 @@ pub(crate) struct Rules {
     /// `--prune-scope`: also what the engine's own prune takes that the
     /// default scope leaves (the containerd store's untagged intermediates).
     pub(crate) prune_scope: bool,
-    /// `--target-free` / `--max-usage`: plan only until this is met.
+    /// `--target-free` / `--max-usage` / `--when-above`: plan only until this is met.
     pub(crate) target: Option<Target>,
+    /// `--min-idle`: images used, pulled, tagged or created within this long stay.
+    pub(crate) min_idle: Option<Duration>,
+    /// `--build-cache-keep`: the most recently used build cache up to this
+    /// many bytes stays.
+    pub(crate) build_cache_keep: Option<u64>,
+    /// `--include-kubernetes`: kubelet's containers are candidates too.
+    pub(crate) kubernetes: bool,
 }
+
+/// The grace period a target mode keeps images for unless told otherwise.
+pub(crate) const DEFAULT_MIN_IDLE: Duration = Duration::from_secs(3600);
 
 /// How much space the plan needs to make on the data root's filesystem.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -87,6 +97,9 @@ pub(crate) enum Target {
     Free(u64),
     /// `--max-usage PERCENT`: at most this much of the filesystem used afterwards.
     MaxUsage(f64),
+    /// `--when-above HIGH --down-to LOW`: nothing while at most HIGH percent
+    /// is used; above it, down to LOW percent.
+    Band { high: f64, low: f64 },
 }
 
 impl Target {
@@ -94,7 +107,35 @@ impl Target {
     pub(crate) fn parse(
         target_free: Option<&str>,
         max_usage: Option<&str>,
+        band: (Option<&str>, Option<&str>),
     ) -> Result<Option<Target>, UsageError> {
+        let percent = |flag: &str, raw: &str| {
+            let number = raw.trim().trim_end_matches('%');
+            match number.parse::<f64>() {
+                Ok(percent) if (0.0..100.0).contains(&percent) => Ok(percent),
+                _ => Err(UsageError(format!(
+                    "invalid {flag} {raw:?}: give a percentage from 0 to 99, like 80%"
+                ))),
+            }
+        };
+        if let (Some(high), low) = band {
+            if target_free.is_some() || max_usage.is_some() {
+                return Err(UsageError(
+                    "--when-above does not go with --target-free or --max-usage: give one".into(),
+                ));
+            }
+            let high = percent("--when-above", high)?;
+            let low = low.map_or(Ok(high), |low| percent("--down-to", low))?;
+            if low > high {
+                return Err(UsageError(format!(
+                    "--down-to {low}% is above --when-above {high}%: the low mark must not be higher"
+                )));
+            }
+            return Ok(Some(Target::Band { high, low }));
+        }
+        if band.1.is_some() {
+            return Err(UsageError("--down-to needs --when-above".into()));
+        }
         match (target_free, max_usage) {
             (Some(_), Some(_)) => Err(UsageError(
                 "--target-free and --max-usage do not go together: give one".into(),
@@ -106,32 +147,30 @@ impl Target {
                         "invalid --target-free {raw:?}: {err} (try 10G or 500MiB)"
                     ))
                 }),
-            (None, Some(raw)) => {
-                let number = raw.trim().trim_end_matches('%');
-                match number.parse::<f64>() {
-                    Ok(percent) if (0.0..100.0).contains(&percent) => {
-                        Ok(Some(Target::MaxUsage(percent)))
-                    }
-                    _ => Err(UsageError(format!(
-                        "invalid --max-usage {raw:?}: give a percentage from 0 to 99, like 80%"
-                    ))),
-                }
-            }
+            (None, Some(raw)) => percent("--max-usage", raw).map(|p| Some(Target::MaxUsage(p))),
             (None, None) => Ok(None),
         }
     }
 
     /// Bytes to free on a filesystem of `total` bytes with `available` free.
     pub(crate) fn needed(self, total: u64, available: u64) -> u64 {
+        let down_to = |percent: f64| {
+            let used = total.saturating_sub(available) as f64;
+            let allowed = total as f64 * percent / 100.0;
+            // Never negative; `as` saturates above u64::MAX.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let needed = (used - allowed).max(0.0).ceil() as u64;
+            needed
+        };
         match self {
             Target::Free(bytes) => bytes.saturating_sub(available),
-            Target::MaxUsage(percent) => {
-                let used = total.saturating_sub(available) as f64;
-                let allowed = total as f64 * percent / 100.0;
-                // Never negative; `as` saturates above u64::MAX.
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                let needed = (used - allowed).max(0.0).ceil() as u64;
-                needed
+            Target::MaxUsage(percent) => down_to(percent),
+            Target::Band { high, low } => {
+                if down_to(high) > 0 {
+                    down_to(low)
+                } else {
+                    0
+                }
             }
         }
     }
@@ -143,6 +182,10 @@ impl Target {
                 humansize::format_size(bytes, humansize::DECIMAL)
             ),
             Target::MaxUsage(percent) => format!("--max-usage {percent}%"),
+            Target::Band { high, low } if (high - low).abs() < f64::EPSILON => {
+                format!("--when-above {high}%")
+            }
+            Target::Band { high, low } => format!("--when-above {high}% --down-to {low}%"),
         }
     }
 }
@@ -404,19 +447,37 @@ mod tests {
     #[test]
     fn targets_parse_and_say_what_they_need() {
         assert_eq!(
-            Target::parse(Some("10G"), None).unwrap(),
+            Target::parse(Some("10G"), None, (None, None)).unwrap(),
             Some(Target::Free(10_000_000_000))
         );
         assert_eq!(
-            Target::parse(None, Some("80%")).unwrap(),
+            Target::parse(None, Some("80%"), (None, None)).unwrap(),
             Some(Target::MaxUsage(80.0))
         );
-        assert!(Target::parse(Some("1G"), Some("80")).is_err());
-        assert!(Target::parse(None, Some("120")).is_err());
-        assert!(Target::parse(Some("lots"), None).is_err());
+        assert!(Target::parse(Some("1G"), Some("80"), (None, None)).is_err());
+        assert!(Target::parse(None, Some("120"), (None, None)).is_err());
+        assert!(Target::parse(Some("lots"), None, (None, None)).is_err());
         assert_eq!(Target::Free(100).needed(1000, 40), 60);
         assert_eq!(Target::Free(100).needed(1000, 400), 0);
         assert_eq!(Target::MaxUsage(50.0).needed(1000, 300), 200);
+        // Kubelet's marks: nothing at or below the high mark; above it, down
+        // to the low one.
+        let band = Target::parse(None, None, (Some("85%"), Some("75")))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            band,
+            Target::Band {
+                high: 85.0,
+                low: 75.0
+            }
+        );
+        assert_eq!(band.needed(1000, 150), 0);
+        assert_eq!(band.needed(1000, 100), 150);
+        assert_eq!(band.describe(), "--when-above 85% --down-to 75%");
+        assert!(Target::parse(None, None, (Some("70"), Some("80"))).is_err());
+        assert!(Target::parse(None, None, (None, Some("80"))).is_err());
+        assert!(Target::parse(None, Some("80"), (Some("90"), None)).is_err());
     }
 
     #[test]

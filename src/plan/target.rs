@@ -9,7 +9,8 @@ use crate::plan::rules::Rules;
 
 /// Plans only as much as `needed` bytes take: candidates in the documented
 /// order (stopped containers oldest finished first, dangling images, build
-/// cache, unused images oldest first, volumes, networks), the shortest prefix
+/// cache, unused images, each least recently used first, then volumes and
+/// networks), the shortest prefix
 /// whose plan predicts at least `needed`. Everything allowed when that is not
 /// enough.
 pub(crate) fn plan_to_target(inventory: &Inventory, rules: &Rules, now: i64, needed: u64) -> Plan {
@@ -18,14 +19,19 @@ pub(crate) fn plan_to_target(inventory: &Inventory, rules: &Rules, now: i64, nee
         .map_or_else(String::new, super::rules::Target::describe);
     let full = plan(inventory, rules, now);
     let mut order: Vec<&Item> = full.items.iter().collect();
-    let rank = |item: &Item| -> (u8, i64) {
+    // Least recently used first: an image by its last use (see
+    // `crate::policy::last_use`), then the largest; build cache by BuildKit's
+    // last use; containers by when they finished.
+    let used = |item: &Item| item.last_use.map_or(item.created, |used| used.at);
+    let rank = |item: &Item| -> (u8, i64, std::cmp::Reverse<u64>) {
+        let size = std::cmp::Reverse(item.predicted_bytes);
         match (item.kind, item.reason) {
-            (Kind::Container, _) => (0, item.finished_at.unwrap_or(item.created)),
-            (Kind::Image, Reason::Dangling) => (1, item.created),
-            (Kind::BuildCache, _) => (2, item.created),
-            (Kind::Image, _) => (3, item.created),
-            (Kind::Volume, _) => (4, item.created),
-            _ => (5, item.created),
+            (Kind::Container, _) => (0, item.finished_at.unwrap_or(item.created), size),
+            (Kind::Image, Reason::Dangling) => (1, used(item), size),
+            (Kind::BuildCache, _) => (2, used(item), size),
+            (Kind::Image, _) => (3, used(item), size),
+            (Kind::Volume, _) => (4, item.created, size),
+            _ => (5, item.created, size),
         }
     };
     order.sort_by_key(|item| rank(item));

@@ -180,6 +180,14 @@ fn items_lines(out: &mut impl Write, plan: &Plan, show: &Show) -> io::Result<()>
                 cut_end(&reason_of(item, now), reason_width)
             )?;
             if show.verbose {
+                if let Some(used) = item.last_use {
+                    writeln!(
+                        out,
+                        "      last used {} ago ({})",
+                        age((now - used.at).max(0)),
+                        used.source.describe()
+                    )?;
+                }
                 layer_lines(out, item, show.width)?;
             }
         }
@@ -529,6 +537,15 @@ struct JsonItem<'a> {
     frees_layers: Option<&'a [FreedLayer]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     keeps_layers: Option<&'a [KeptLayer]>,
+    /// Images and build cache records: `{at, source}`, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_use: Option<JsonLastUse>,
+}
+
+#[derive(Serialize)]
+struct JsonLastUse {
+    at: String,
+    source: crate::model::UseSource,
 }
 
 #[derive(Serialize)]
@@ -599,6 +616,10 @@ pub(crate) fn plan_json(
                 measured: item.measured,
                 frees_layers: (item.kind == Kind::Image).then_some(item.frees_layers.as_slice()),
                 keeps_layers: (item.kind == Kind::Image).then_some(item.keeps_layers.as_slice()),
+                last_use: item.last_use.map(|used| JsonLastUse {
+                    at: unix_to_rfc3339(used.at),
+                    source: used.source,
+                }),
             })
             .collect(),
         kept: &plan.kept,

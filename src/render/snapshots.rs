@@ -53,6 +53,18 @@ fn image(name: &str, tags: &[&str], created: i64, layers: Vec<Layer>) -> Image {
         layers,
         layer_sizes_exact: true,
         listed: true,
+        last_tagged: None,
+        last_use: None,
+    }
+}
+
+fn last_used(image: Image, at: i64) -> Image {
+    Image {
+        last_use: Some(crate::model::LastUse {
+            at,
+            source: crate::model::UseSource::Event,
+        }),
+        ..image
     }
 }
 
@@ -103,11 +115,15 @@ fn inventory() -> Inventory {
             ],
         ),
     );
-    let tool = image(
-        "tool:2",
-        &["tool:2", "tool:latest"],
-        NOW - 30 * DAY,
-        layers(&["tool"], &[5_242_880], &["COPY tool /usr/bin/tool"]),
+    // Last run by a `docker run --rm` job the engine's events told of.
+    let tool = last_used(
+        image(
+            "tool:2",
+            &["tool:2", "tool:latest"],
+            NOW - 30 * DAY,
+            layers(&["tool"], &[5_242_880], &["COPY tool /usr/bin/tool"]),
+        ),
+        NOW - 2 * DAY,
     );
     let mut db = container("prod-db", ContainerState::Exited, &app, 8192);
     db.mounts.push(Mount {
@@ -166,6 +182,8 @@ fn inventory() -> Inventory {
             size: 3_145_728,
             parents: Vec::new(),
             created: Some(NOW - 4 * DAY),
+            last_used: None,
+            usage_count: 0,
         }],
         layers_size: 2_170_000 + 40_960 + 1_572_864 + 5_242_880,
         sizes_measured: false,
@@ -447,7 +465,7 @@ fn report_summary_line() {
 fn target_already_met_is_said_first() {
     let inventory = inventory();
     let mut rules = Rules::default();
-    rules.target = crate::plan::rules::Target::parse(Some("20G"), None).unwrap();
+    rules.target = crate::plan::rules::Target::parse(Some("20G"), None, (None, None)).unwrap();
     let plan = plan::plan_to_target(&inventory, &rules, NOW, 0);
     let text = text(|out| render::plan_human(out, &crate::testing::engine(), &plan, &show(false)));
     let met = text.find("already met").expect("no 'already met'");

@@ -9,6 +9,7 @@
 mod apply;
 mod hostile;
 mod measure;
+mod policy;
 mod reach;
 mod rules;
 mod space;
@@ -218,6 +219,7 @@ fn main() -> ExitCode {
         .chain(measure::trials())
         .chain(space::trials())
         .chain(rules::trials())
+        .chain(policy::trials())
         .chain(reach::trials())
         .map(|trial| trial.with_ignored_flag(skip))
         .collect();

@@ -198,6 +198,24 @@ impl Daemon {
         self.dir.path()
     }
 
+    /// Where docker-reclaim keeps last uses between runs against this daemon.
+    pub(crate) fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// docker-reclaim against this daemon with `-H`, its size cache and
+    /// state directory, as a command to run or spawn.
+    pub(crate) fn reclaim_cmd(&self, args: &[&str]) -> Command {
+        let mut command = reclaim_command();
+        command
+            .env("DOCKER_RECLAIM_CACHE_DIR", self.size_cache())
+            .env("DOCKER_RECLAIM_STATE_DIR", self.state_dir())
+            .arg("-H")
+            .arg(self.host())
+            .args(args);
+        command
+    }
+
     fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.dir.path().join("dockerd.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
@@ -276,11 +294,7 @@ impl Daemon {
 
     /// Runs docker-reclaim against this daemon with `-H`.
     pub(crate) fn reclaim(&self, args: &[&str]) -> Output {
-        reclaim_command()
-            .env("DOCKER_RECLAIM_CACHE_DIR", self.size_cache())
-            .arg("-H")
-            .arg(self.host())
-            .args(args)
+        self.reclaim_cmd(args)
             .output()
             .expect("running docker-reclaim")
     }
@@ -546,6 +560,8 @@ pub(crate) fn reclaim_command() -> Command {
         .env("NO_COLOR", "1")
         // No sizes kept between runs, unless a test asks (see Daemon::reclaim).
         .env("DOCKER_RECLAIM_CACHE_DIR", "")
+        // Nor last uses (see Daemon::reclaim): nothing in /var/lib.
+        .env("DOCKER_RECLAIM_STATE_DIR", "")
         .stdin(Stdio::null());
     command
 }
