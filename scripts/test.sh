@@ -28,6 +28,8 @@ command -v podman >/dev/null 2>&1 || missing+=(podman)
 # is always there).
 command -v fish >/dev/null 2>&1 || missing+=(fish)
 command -v zsh >/dev/null 2>&1 || missing+=(zsh)
+# The systemd units are checked by `systemd-analyze verify`.
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "scripts/test.sh: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

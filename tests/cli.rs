@@ -195,6 +195,64 @@ fn completions_for_each_shell_name_the_flags() {
     assert_eq!(output.status.code(), Some(2));
 }
 
+/// The units shipped in systemd/ pass `systemd-analyze verify` (with the
+/// binary built here standing in for /usr/bin/docker-reclaim; the man page
+/// they point to is checked once installed, by the package test).
+#[test]
+fn systemd_units_verify() {
+    let Some(analyze) = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"]
+        .into_iter()
+        .find(|path| std::path::Path::new(path).exists())
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "systemd-analyze is missing: scripts/test.sh installs systemd"
+        );
+        eprintln!("systemd-analyze not installed: units not checked");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let units = [
+        "docker-reclaim.service",
+        "docker-reclaim.timer",
+        "docker-reclaim-watch.service",
+    ];
+    for unit in units {
+        let text = std::fs::read_to_string(format!("systemd/{unit}")).unwrap();
+        let text = text.replace(
+            "/usr/bin/docker-reclaim",
+            env!("CARGO_BIN_EXE_docker-reclaim"),
+        );
+        std::fs::write(dir.path().join(unit), text).unwrap();
+    }
+    let output = std::process::Command::new(analyze)
+        .args(["verify", "--man=no"])
+        .args(units.iter().map(|unit| dir.path().join(unit)))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success() && output.stderr.is_empty(),
+        "systemd-analyze verify: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Each ExecStart parses as a docker-reclaim command line.
+    for unit in ["docker-reclaim.service", "docker-reclaim-watch.service"] {
+        let text = std::fs::read_to_string(format!("systemd/{unit}")).unwrap();
+        let exec = text
+            .lines()
+            .find_map(|line| line.strip_prefix("ExecStart=/usr/bin/docker-reclaim "))
+            .unwrap();
+        let mut args: Vec<&str> = exec.split_whitespace().collect();
+        args.push("--help");
+        let output = reclaim_command().args(&args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{unit}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
 /// docker's habits (#21): `--keep-last` without
 /// `--all` and a second `until` are one-line usage errors, not silently
 /// nothing; as a plugin, help says `docker reclaim`.
