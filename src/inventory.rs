@@ -45,6 +45,9 @@ pub(crate) struct Inventory {
     /// engine's (`/system/df`).
     #[serde(skip)]
     pub(crate) sizes_measured: bool,
+    /// The containers' log files, when read on disk (`--logs`, `df`).
+    #[serde(skip)]
+    pub(crate) logs: Vec<crate::model::LogFile>,
 }
 
 impl Inventory {
@@ -121,6 +124,7 @@ impl Inventory {
                 usage.layers_size
             },
             sizes_measured: false,
+            logs: Vec::new(),
             images,
         })
     }
@@ -162,6 +166,7 @@ impl Inventory {
             build_cache: usage.build_cache,
             layers_size: usage.layers_size,
             sizes_measured: false,
+            logs: Vec::new(),
         }
     }
 
@@ -190,6 +195,11 @@ impl Inventory {
                 .iter()
                 .find(|r| r.id == id)
                 .map(|r| r.description.clone()),
+            Kind::Log => self
+                .logs
+                .iter()
+                .find(|log| crate::model::log_item_id(log) == id)
+                .map(|log| log.name.clone()),
         }
     }
 

@@ -145,7 +145,7 @@ fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
             .await?
             .named_by(settings.context.clone());
             let wants_build_cache =
-                settings.rules.build_cache.is_some() || matches!(settings.mode, Mode::Df);
+                settings.rules.build_cache.is_some() || matches!(settings.mode, Mode::Df { .. });
             if planning
                 && matches!(settings.host, engine::Host::Unix(_))
                 && measure::sizes::whole_disk_usage_needed(
@@ -162,7 +162,7 @@ fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
                 Mode::Apply | Mode::ApplyFile { .. } => {
                     commands::apply::run(&engine, &settings, &signals, out).await
                 }
-                Mode::Df => commands::df::run(&engine, &settings, out).await,
+                Mode::Df { why } => commands::df::run(&engine, &settings, *why, out).await,
                 Mode::Layers { images } => {
                     commands::layers::run(&engine, &settings, images, out).await
                 }

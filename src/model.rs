@@ -117,6 +117,8 @@ pub(crate) struct Container {
     pub(crate) image_id: String,
     /// The image as the container was created from it (a reference or an ID).
     pub(crate) image: String,
+    /// Its command as the engine lists it (`Command`: entrypoint and arguments).
+    pub(crate) command: String,
     pub(crate) state: ContainerState,
     /// Unix seconds.
     pub(crate) created: i64,
@@ -346,6 +348,72 @@ pub(crate) struct BuildCacheRecord {
     pub(crate) usage_count: u64,
 }
 
+/// A container's log file on disk, as found under its directory.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub(crate) struct LogFile {
+    pub(crate) container_id: String,
+    /// The container's directory (`DATA-ROOT/containers/ID`).
+    pub(crate) dir: String,
+    /// The file's path under `dir`: `ID-json.log`, `ID-json.log.1`,
+    /// `local-logs/container.log.2.gz`.
+    pub(crate) name: String,
+    /// `json-file` or `local`.
+    pub(crate) driver: String,
+    /// The file the daemon writes to now (else a rotated one).
+    pub(crate) active: bool,
+    /// Allocated bytes (`st_blocks` × 512).
+    pub(crate) allocated: u64,
+    /// Apparent bytes (`st_size`).
+    pub(crate) apparent: u64,
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    /// Unix seconds.
+    pub(crate) modified: i64,
+    /// Whether every process that holds it open writes in append mode;
+    /// `None` when none holds it (see `crate::measure::logs`).
+    pub(crate) append_only: Option<bool>,
+    /// The engine compresses rotated files (json-file `compress=true`; the
+    /// local driver unless `compress=false`): an uncompressed rotated file
+    /// may be one it is compressing.
+    pub(crate) compressed_rotation: bool,
+}
+
+/// The ID a log item has in a plan: the container's ID, then the file's path
+/// under the container's directory.
+pub(crate) fn log_item_id(log: &LogFile) -> String {
+    format!("{}/{}", log.container_id, log.name)
+}
+
+/// The names the engine gives a container's log files under its directory:
+/// json-file's `ID-json.log` and its rotations (`.1`, `.2.gz`), the local
+/// driver's `local-logs/container.log` and its rotations.
+pub(crate) fn valid_log_name(container: &str, name: &str) -> bool {
+    let json = format!("{container}-json.log");
+    let local = "local-logs/container.log";
+    name == json
+        || name == local
+        || rotation(name, &json).is_some()
+        || rotation(name, local).is_some()
+}
+
+/// The rotation number of `name`, a rotated file of `base` (`base.3`, `base.3.gz`).
+pub(crate) fn rotation(name: &str, base: &str) -> Option<u32> {
+    let rest = name.strip_prefix(base)?.strip_prefix('.')?;
+    let number = rest.strip_suffix(".gz").unwrap_or(rest);
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    number.parse().ok().filter(|n| *n > 0)
+}
+
+/// A container's log settings (`HostConfig.LogConfig` as saved by the engine,
+/// the daemon's `log-opts` merged in at creation).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub(crate) struct LogConfig {
+    pub(crate) driver: String,
+    pub(crate) options: BTreeMap<String, String>,
+}
+
 /// Docker's RFC 3339 times as Unix seconds; the zero time (`0001-01-01…`) is `None`.
 pub(crate) fn unix_seconds(raw: &str) -> Option<i64> {
     let time = humantime::parse_rfc3339_weak(raw).ok()?;
@@ -430,15 +498,19 @@ pub(crate) enum Kind {
     Volume,
     Network,
     BuildCache,
+    /// A log file of a container that stays (`--logs`): a rotated file
+    /// removed, or the active file truncated.
+    Log,
 }
 
 impl Kind {
-    pub(crate) const ALL: [Kind; 5] = [
+    pub(crate) const ALL: [Kind; 6] = [
         Kind::Container,
         Kind::Image,
         Kind::Volume,
         Kind::Network,
         Kind::BuildCache,
+        Kind::Log,
     ];
 
     /// Plural heading for people.
@@ -449,6 +521,7 @@ impl Kind {
             Kind::Volume => "volume",
             Kind::Network => "network",
             Kind::BuildCache => "build cache record",
+            Kind::Log => "log",
         }
     }
 
@@ -459,6 +532,7 @@ impl Kind {
             Kind::Volume => "Volumes",
             Kind::Network => "Networks",
             Kind::BuildCache => "Build cache",
+            Kind::Log => "Logs",
         }
     }
 }

@@ -70,6 +70,7 @@ pub(crate) fn image(id: &str, tags: &[&str], layers: Vec<Layer>) -> Image {
 pub(crate) fn container(id: &str, state: ContainerState, image_id: &str) -> Container {
     Container {
         id: id.to_string(),
+        command: String::new(),
         names: vec![format!("name-{id}")],
         image_id: image_id.to_string(),
         image: image_id.to_string(),

@@ -68,6 +68,25 @@ pub(crate) async fn apply(
         } else {
             phase.len().max(1)
         };
+        if phase.first().is_some_and(|item| item.kind == Kind::Log) {
+            let over = plan.scope.logs.and_then(|scope| scope.over);
+            for item in phase {
+                let outcome = if flags.halted() {
+                    Outcome::NotStarted
+                } else {
+                    crate::apply::logs::carry_out(engine, item, inventory, over)
+                        .await
+                        .unwrap_or_else(|err| flags.failed("inspecting its container: ", &err))
+                };
+                let result = ItemResult {
+                    item: item.clone(),
+                    outcome,
+                };
+                progress.item(&result);
+                results.push(result);
+            }
+            continue;
+        }
         if phase
             .first()
             .is_some_and(|item| item.kind == Kind::BuildCache)
@@ -144,7 +163,7 @@ pub(crate) fn phases<'a>(plan: &'a Plan, inventory: &Inventory) -> Vec<Vec<&'a I
         phases.push(containers);
     }
     phases.extend(image_waves(plan.items_of(Kind::Image).collect(), inventory));
-    for kind in [Kind::Volume, Kind::Network, Kind::BuildCache] {
+    for kind in [Kind::Volume, Kind::Network, Kind::BuildCache, Kind::Log] {
         let items: Vec<&Item> = plan.items_of(kind).collect();
         if !items.is_empty() {
             phases.push(items);
@@ -196,7 +215,7 @@ async fn carry_out(
         Kind::Image => recheck_image(engine, item, flags).await,
         Kind::Volume => recheck_volume(engine, item, flags).await,
         Kind::Network => recheck_network(engine, item, flags).await,
-        other @ Kind::BuildCache => Err(Outcome::Skipped(format!(
+        other @ (Kind::BuildCache | Kind::Log) => Err(Outcome::Skipped(format!(
             "this version does not remove {}s",
             other.word()
         ))),
@@ -504,6 +523,7 @@ mod tests {
             build_cache: vec![],
             layers_size: 0,
             sizes_measured: false,
+            logs: Vec::new(),
         }
     }
 

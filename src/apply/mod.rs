@@ -4,6 +4,7 @@
 
 pub(crate) mod execute;
 pub(crate) mod lock;
+pub(crate) mod logs;
 pub(crate) mod progress;
 pub(crate) mod prompt;
 pub(crate) mod report;

@@ -269,6 +269,21 @@ pub(crate) struct ScopeArgs {
     #[arg(long, value_name = "PERCENT", requires = "when_above")]
     pub(crate) down_to: Option<String>,
 
+    /// Also plan container logs, for containers that stay: their rotated log
+    /// files (json-file's ID-json.log.1, .2.gz…, the local driver's), removed.
+    /// The engine's files, under its data root: a local Docker engine only.
+    #[arg(long)]
+    pub(crate) logs: bool,
+
+    /// With --logs: also truncate the active json-file log of any container
+    /// that stays when it takes more than SIZE (100M, 1G) on disk. The
+    /// container keeps running and logging; `docker logs` then shows only what
+    /// came after. Only on Docker 20.10 (from Docker 23, `docker logs` breaks
+    /// on a truncated file) and while dockerd writes the file in append mode
+    /// (after a rotation it does not); otherwise the file is left, with why.
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) logs_over: Option<String>,
+
     /// Also plan user-defined networks that no remaining container is attached
     /// to. Never `bridge`, `host`, `none`, an ingress or a swarm-scoped network.
     #[arg(long)]
@@ -298,6 +313,15 @@ pub(crate) enum Command {
     /// measured on disk when the data root is readable here, else the engine's
     /// estimates. With -v, the items, largest first, and each orphaned directory.
     Df {
+        /// Also say what keeps filling the disk: containers whose json-file log
+        /// has no size limit (with the daemon.json lines that cap them),
+        /// stopped copies of one image and command (`docker run` without
+        /// --rm, or a restart loop), images rebuilt under one tag leaving
+        /// dangling copies (how many a day), the build cache's growth, and
+        /// volumes nothing mounts. A local engine's data root is read for logs.
+        #[arg(long)]
+        why: bool,
+
         #[command(flatten)]
         filter: FilterArgs,
 
@@ -444,7 +468,7 @@ impl Cli {
 
     fn merged(mut self) -> Cli {
         match &mut self.command {
-            Some(Command::Df { filter, scope }) => {
+            Some(Command::Df { filter, scope, .. }) => {
                 self.filter.absorb(std::mem::take(filter));
                 self.scope.absorb(std::mem::take(scope));
             }
@@ -505,6 +529,8 @@ impl ScopeArgs {
         self.down_to = other.down_to.or(self.down_to.take());
         self.networks |= other.networks;
         self.prune_scope |= other.prune_scope;
+        self.logs |= other.logs;
+        self.logs_over = other.logs_over.or(self.logs_over.take());
     }
 }
 

@@ -9,7 +9,7 @@ use crate::cli::config::Config;
 use crate::engine::{Endpoint, Host};
 use crate::exit::UsageError;
 use crate::model::ImageStore;
-use crate::plan::rules::{CacheScope, DEFAULT_MIN_IDLE, Rules, Target, VolumeScope};
+use crate::plan::rules::{CacheScope, DEFAULT_MIN_IDLE, LogScope, Rules, Target, VolumeScope};
 
 /// What to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,8 +20,8 @@ pub(crate) enum Mode {
     Apply,
     /// Apply a saved plan.
     ApplyFile { path: PathBuf, max_age: Duration },
-    /// Show usage per kind.
-    Df,
+    /// Show usage per kind; with `why`, what keeps filling the disk.
+    Df { why: bool },
     /// Show images' layers.
     Layers { images: Vec<String> },
     /// Keep the disk under a mark (`watch`).
@@ -229,27 +229,7 @@ fn rules_from(
         scope.max_usage.as_deref(),
         (scope.when_above.as_deref(), scope.down_to.as_deref()),
     )?;
-    rules.min_idle = match filter.min_idle.as_deref() {
-        Some(raw) => Some(humantime::parse_duration(raw).map_err(|err| {
-            UsageError(format!(
-                "invalid --min-idle {raw:?}: {err} (try 30m, 1h or 2days; 0 turns it off)"
-            ))
-        })?)
-        .filter(|idle| !idle.is_zero()),
-        None => rules.target.map(|_| DEFAULT_MIN_IDLE),
-    };
-    rules.build_cache_keep = filter
-        .build_cache_keep
-        .as_deref()
-        .map(|raw| {
-            parse_size::parse_size(raw).map_err(|err| {
-                UsageError(format!(
-                    "invalid --build-cache-keep {raw:?}: {err} (try 10G or 500MB)"
-                ))
-            })
-        })
-        .transpose()?;
-    rules.kubernetes = filter.include_kubernetes;
+    policy_rules(filter, scope, &mut rules)?;
     // `docker system prune` prunes build cache as `docker builder prune`,
     // with `-a` passed on (docker/cli v28.2.2 `cli/command/system/prune.go`).
     let prune_cache = scope.prune_scope.then_some(if scope.all {
@@ -274,6 +254,59 @@ fn rules_from(
     Ok(rules)
 }
 
+/// The maintenance policy's rules (grace, build cache budget, kubelet's
+/// containers) and the logs' scope, onto `rules` (whose target is set).
+fn policy_rules(
+    filter: &FilterArgs,
+    scope: &ScopeArgs,
+    rules: &mut Rules,
+) -> Result<(), UsageError> {
+    rules.min_idle = match filter.min_idle.as_deref() {
+        Some(raw) => Some(humantime::parse_duration(raw).map_err(|err| {
+            UsageError(format!(
+                "invalid --min-idle {raw:?}: {err} (try 30m, 1h or 2days; 0 turns it off)"
+            ))
+        })?)
+        .filter(|idle| !idle.is_zero()),
+        None => rules.target.map(|_| DEFAULT_MIN_IDLE),
+    };
+    rules.build_cache_keep = filter
+        .build_cache_keep
+        .as_deref()
+        .map(|raw| {
+            parse_size::parse_size(raw).map_err(|err| {
+                UsageError(format!(
+                    "invalid --build-cache-keep {raw:?}: {err} (try 10G or 500MB)"
+                ))
+            })
+        })
+        .transpose()?;
+    rules.kubernetes = filter.include_kubernetes;
+    let logs_over = scope
+        .logs_over
+        .as_deref()
+        .map(|raw| {
+            parse_size::parse_size(raw)
+                .map_err(|err| {
+                    UsageError(format!(
+                        "invalid --logs-over {raw:?}: {err} (try 100M or 1G)"
+                    ))
+                })
+                .and_then(|bytes| {
+                    if bytes == 0 {
+                        Err(UsageError(
+                            "invalid --logs-over 0: give the size above which an active log is truncated, like 100M".into(),
+                        ))
+                    } else {
+                        Ok(bytes)
+                    }
+                })
+        })
+        .transpose()?;
+    rules.logs = (scope.logs || logs_over.is_some()).then_some(LogScope { over: logs_over });
+    Ok(())
+}
+
 /// The first flag given that widens or cuts the scope: a saved plan carries
 /// its own.
 fn scope_flag(scope: &ScopeArgs) -> Option<&'static str> {
@@ -286,6 +319,8 @@ fn scope_flag(scope: &ScopeArgs) -> Option<&'static str> {
         (scope.target_free.is_some(), "--target-free"),
         (scope.max_usage.is_some(), "--max-usage"),
         (scope.when_above.is_some(), "--when-above"),
+        (scope.logs, "--logs"),
+        (scope.logs_over.is_some(), "--logs-over"),
     ]
     .into_iter()
     .find(|(given, _)| *given)
@@ -308,7 +343,7 @@ fn mode_from(
                     .into(),
             ));
         }
-        (Some(Command::Df { .. }), _) => Mode::Df,
+        (Some(Command::Df { why, .. }), _) => Mode::Df { why },
         (Some(Command::Layers { images }), _) => Mode::Layers { images },
         (Some(Command::Watch { .. }), true) => {
             return Err(UsageError(

@@ -141,6 +141,10 @@ async fn prepare(
     )
     .await?;
     super::last_uses(engine, &mut inventory, settings).await;
+    let logs = saved
+        .as_ref()
+        .map_or(settings.rules.logs, |saved| saved.scope.logs);
+    super::read_logs(settings, &mut inventory, logs.is_some());
     let plan = match saved {
         Some(saved) => plan::plan_saved(
             &inventory,

@@ -19,6 +19,7 @@ use crate::{render, unix_now};
 pub(crate) async fn run(
     engine: &impl Engine,
     settings: &Settings,
+    why: bool,
     out: &mut impl Write,
 ) -> Result<ExitStatus> {
     let (inventory, walked) = sizes::inventory_and_walk(
@@ -63,20 +64,52 @@ pub(crate) async fn run(
         }
     });
     let usage = views::df::usage(&inventory, &plan, on_disk.as_ref());
+    let now = unix_now();
+    let sources = why.then(|| {
+        let root = local_data_root(&settings.host, &inventory);
+        let configs = root
+            .as_deref()
+            .map(|root| {
+                inventory
+                    .containers
+                    .iter()
+                    .filter_map(|c| Some((c.id.clone(), measure::logs::log_config(root, &c.id)?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let log_bytes = on_disk
+            .as_ref()
+            .map(|on_disk| on_disk.logs.clone())
+            .unwrap_or_default();
+        views::sources::sources(
+            &inventory,
+            &plan,
+            &views::sources::LogFacts {
+                bytes: &log_bytes,
+                configs: &configs,
+            },
+            now,
+        )
+    });
     let free = local_data_root(&settings.host, &inventory)
         .as_deref()
         .and_then(measure::fs::free_space);
-    let now = unix_now();
     match settings.format {
         // The notes under the tables wrap to the terminal; nothing is cut.
         Format::Human => {
             let width = super::show(settings, false, false).width;
             render::wrapped(out, width, |out| {
                 let verbose = settings.verbose;
-                render::df_human(out, &inventory.engine, &usage, free, verbose, width, now)
+                render::df_human(out, &inventory.engine, &usage, free, verbose, width, now)?;
+                if let Some(sources) = &sources {
+                    render::sources_human(out, sources, width, now)?;
+                }
+                Ok(())
             })?;
         }
-        Format::Json => render::df_json(out, &inventory.engine, &usage, free, now)?,
+        Format::Json => {
+            render::df_json(out, &inventory.engine, &usage, free, sources.as_ref(), now)?;
+        }
     }
     out.flush()?;
     Ok(ExitStatus::Success)

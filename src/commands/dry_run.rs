@@ -30,6 +30,7 @@ pub(crate) async fn run(
     )
     .await?;
     super::last_uses(engine, &mut inventory, settings).await;
+    super::read_logs(settings, &mut inventory, settings.rules.logs.is_some());
     let plan = sizes::measure(make_plan(&inventory, settings)?, &inventory, &walked);
     let show = super::show(settings, true, false);
     if settings.quiet {

@@ -97,6 +97,23 @@ pub(crate) async fn last_uses(
     }
 }
 
+/// Reads the containers' log files into the inventory when the plan's scope
+/// takes logs (`--logs`) and the engine is a local Docker whose data root is
+/// readable here; otherwise says once why logs are not planned.
+pub(crate) fn read_logs(settings: &Settings, inventory: &mut Inventory, wanted: bool) {
+    if !wanted {
+        return;
+    }
+    let local = local_data_root(&settings.host, inventory)
+        .filter(|_| inventory.engine.product == crate::model::Product::Docker);
+    match local {
+        Some(root) => inventory.logs = measure::logs::scan(&root, &inventory.containers),
+        None => crate::note(
+            "docker-reclaim: --logs plans nothing here: container logs are only reached on a local Docker engine's data root",
+        ),
+    }
+}
+
 /// The data root, when the engine is local and the directory can be read here.
 pub(crate) fn local_data_root(host: &Host, inventory: &Inventory) -> Option<PathBuf> {
     let root = PathBuf::from(&inventory.engine.data_root);

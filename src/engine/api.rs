@@ -108,6 +108,10 @@ pub(crate) trait Engine {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct ContainerDetails {
     pub(crate) finished_at: Option<i64>,
+    /// `LogPath`: the json-file log the engine writes (empty for other drivers).
+    pub(crate) log_path: String,
+    /// `HostConfig.LogConfig.Type`.
+    pub(crate) log_driver: String,
 }
 
 /// An image's layer chain and the sizes its history gives.

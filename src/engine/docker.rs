@@ -463,6 +463,13 @@ impl Engine for DockerEngine {
     async fn container_details(&self, id: &str) -> Result<Option<ContainerDetails>> {
         match self.docker.inspect_container(id, None).await {
             Ok(found) => Ok(Some(ContainerDetails {
+                log_path: found.log_path.clone().unwrap_or_default(),
+                log_driver: found
+                    .host_config
+                    .as_ref()
+                    .and_then(|host| host.log_config.as_ref())
+                    .and_then(|config| config.typ.clone())
+                    .unwrap_or_default(),
                 finished_at: found
                     .state
                     .and_then(|state| state.finished_at)

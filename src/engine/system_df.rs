@@ -60,6 +60,7 @@ struct RawContainer {
     size_rw: Option<i64>,
     labels: Option<BTreeMap<String, String>>,
     state: String,
+    command: String,
     mounts: Option<Vec<RawMount>>,
     network_settings: Option<RawNetworkSettings>,
 }
@@ -245,6 +246,7 @@ fn container(raw: RawContainer) -> Container {
             .collect(),
         image_id: image_id(&raw.image_id),
         image: raw.image,
+        command: raw.command,
         state: ContainerState::parse(&raw.state),
         created: raw.created,
         finished_at: None,

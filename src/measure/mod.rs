@@ -17,6 +17,7 @@ pub(crate) mod buildkit;
 pub(crate) mod cache;
 pub(crate) mod containerd;
 pub(crate) mod fs;
+pub(crate) mod logs;
 pub(crate) mod overlay2;
 mod refs;
 pub(crate) mod sizes;

@@ -167,6 +167,8 @@ pub(crate) fn measure_plan(
                 // A network keeps nothing of its own in the data root: removing
                 // it frees nothing there, measured or not.
                 Kind::Network => {}
+                // A log file is measured by itself when planned.
+                Kind::Log => return None,
             }
             Some(measured(bytes, index.incomplete))
         })
@@ -220,7 +222,7 @@ fn measure_plan_containerd(
                 Kind::Volume => bytes += owned(&format!("volumes/{}", item.id)),
                 // BuildKit's records live in its own snapshots and leases, which
                 // the API does not name: the engine's figure stands for those.
-                Kind::BuildCache => return None,
+                Kind::BuildCache | Kind::Log => return None,
                 Kind::Image | Kind::Network => {}
             }
             for layer in &item.frees_layers {

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use super::context::{Allowed, Context};
 use super::items::{Figures, Item, Plan};
 use super::rules::{Rules, Scope, VolumeScope};
-use super::{candidates, images};
+use super::{candidates, images, logs};
 use crate::inventory::Inventory;
 use crate::model::{EngineInfo, Kind};
 
@@ -44,6 +44,9 @@ pub(crate) fn plan_within(
     }
     if rules.networks {
         candidates::networks(&cx, &removed_containers, &mut items, &mut kept);
+    }
+    if let Some(scope) = rules.logs {
+        logs::candidates(&cx, scope, &removed_containers, &mut items, &mut kept);
     }
     items.extend(cache_items);
 
@@ -145,6 +148,11 @@ fn current_usage(inventory: &Inventory, planned: &HashSet<&str>) -> HashMap<Kind
         inventory.volumes.iter().filter_map(|v| v.size).sum(),
     );
     usage.insert(Kind::Network, 0);
+    // Part of the containers' bytes too: their directories hold them.
+    usage.insert(
+        Kind::Log,
+        inventory.logs.iter().map(|log| log.allocated).sum(),
+    );
     // Shared records' bytes are the images' too: counted here only when the
     // plan takes them.
     usage.insert(

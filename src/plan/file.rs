@@ -200,6 +200,10 @@ fn valid_id(kind: Kind, id: &str) -> bool {
                     .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
         }
         Kind::Network => is_hex64(id),
+        // A container's ID, then its log file's name under its directory.
+        Kind::Log => id.split_once('/').is_some_and(|(container, name)| {
+            is_hex64(container) && crate::model::valid_log_name(container, name)
+        }),
         // BuildKit record IDs: lowercase letters and digits.
         Kind::BuildCache => {
             !id.is_empty()
@@ -258,6 +262,7 @@ mod tests {
             build_cache: vec![],
             layers_size: 0,
             sizes_measured: false,
+            logs: Vec::new(),
         };
         let plan = summarize(items, &inventory);
         let mut out = Vec::new();

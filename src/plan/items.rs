@@ -33,6 +33,10 @@ pub(crate) enum Reason {
     /// A build cache record shared only with images the plan removes
     /// (`--build-cache`): unshared once they go, as `docker system prune` finds it.
     CacheOfRemovedImages,
+    /// A rotated log file of a container that stays (`--logs`): removed.
+    RotatedLog,
+    /// The active log of a container that stays, over `--logs-over`: truncated.
+    OversizedLog,
 }
 
 impl Reason {
@@ -44,6 +48,7 @@ impl Reason {
             Reason::AnonymousVolume | Reason::NamedVolume => Kind::Volume,
             Reason::UnusedNetwork => Kind::Network,
             Reason::UnusedBuildCache | Reason::CacheOfRemovedImages => Kind::BuildCache,
+            Reason::RotatedLog | Reason::OversizedLog => Kind::Log,
         }
     }
 
@@ -60,6 +65,10 @@ impl Reason {
             Reason::UnusedBuildCache => "build cache record not in use",
             Reason::CacheOfRemovedImages => {
                 "build cache record shared with an image: goes if only images of this plan share it"
+            }
+            Reason::RotatedLog => "rotated log file of a container that stays: removed (--logs)",
+            Reason::OversizedLog => {
+                "active log over --logs-over: truncated to 0, the container keeps logging"
             }
         }
     }

@@ -12,6 +12,7 @@ mod context;
 pub(crate) mod file;
 mod images;
 mod items;
+mod logs;
 pub(crate) mod rules;
 mod saved;
 mod target;
@@ -22,6 +23,7 @@ pub(crate) use context::images_used_by_remaining;
 pub(crate) use items::{
     Figures, FreedLayer, Item, KeptLayer, LeftOut, Plan, Reason, SavedPlanNote, TargetNote,
 };
+pub(crate) use logs::truncation_is_safe;
 pub(crate) use saved::plan_saved;
 pub(crate) use target::plan_to_target;
 
@@ -82,6 +84,7 @@ mod tests {
             build_cache: Vec::new(),
             layers_size: 0,
             sizes_measured: false,
+            logs: Vec::new(),
         }
     }
 
@@ -795,6 +798,71 @@ mod tests {
             .collect();
         ids.sort();
         ids
+    }
+
+    fn log(container: &str, name: &str, active: bool, allocated: u64) -> crate::model::LogFile {
+        crate::model::LogFile {
+            container_id: container.into(),
+            dir: format!("/var/lib/docker/containers/{container}"),
+            name: name.into(),
+            driver: "json-file".into(),
+            active,
+            allocated,
+            apparent: allocated,
+            dev: 1,
+            ino: allocated,
+            modified: 0,
+            append_only: Some(true),
+            compressed_rotation: false,
+        }
+    }
+
+    #[test]
+    fn logs_of_containers_that_stay_are_planned_where_it_is_safe() {
+        let mut inv = inventory(
+            vec![
+                container("web", ContainerState::Running, "base", 0),
+                container("old", ContainerState::Exited, "base", 0),
+            ],
+            vec![image("base", &["b:1"], &[1], &[1])],
+        );
+        inv.logs = vec![
+            log("web", "web-json.log", true, 500),
+            log("web", "web-json.log.1", false, 300),
+            log("old", "old-json.log", true, 900),
+        ];
+        let mut rules = Rules::default();
+        rules.logs = Some(crate::plan::rules::LogScope { over: Some(400) });
+        let ids = |plan: &Plan| -> Vec<String> {
+            plan.items_of(Kind::Log)
+                .map(|item| item.id.clone())
+                .collect()
+        };
+        // Docker 20.10: the rotated file and the oversized active log; the
+        // stopped container's log goes with it.
+        let plan = plan(&inv, &rules, 1000);
+        assert_eq!(ids(&plan), vec!["web/web-json.log", "web/web-json.log.1"]);
+        assert_eq!(
+            plan.items_of(Kind::Log)
+                .map(|i| i.predicted_bytes)
+                .sum::<u64>(),
+            800
+        );
+        // Written without O_APPEND (after a rotation): left, with the reason.
+        inv.logs[0].append_only = Some(false);
+        let plan = super::plan(&inv, &rules, 1000);
+        assert_eq!(ids(&plan), vec!["web/web-json.log.1"]);
+        assert!(plan.kept.iter().any(|k| k.rule.contains("O_APPEND")));
+        // Docker 23 and later: never truncated.
+        inv.logs[0].append_only = Some(true);
+        inv.engine.api_version = "1.45".into();
+        let plan = super::plan(&inv, &rules, 1000);
+        assert_eq!(ids(&plan), vec!["web/web-json.log.1"]);
+        assert!(
+            plan.kept
+                .iter()
+                .any(|k| k.rule.contains("not truncated on Docker"))
+        );
     }
 
     #[test]

@@ -85,6 +85,17 @@ pub(crate) struct Rules {
     pub(crate) build_cache_keep: Option<u64>,
     /// `--include-kubernetes`: kubelet's containers are candidates too.
     pub(crate) kubernetes: bool,
+    /// `--logs`: log files of containers that stay are candidates.
+    pub(crate) logs: Option<LogScope>,
+}
+
+/// What `--logs` takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LogScope {
+    /// `--logs-over SIZE`: also truncate an active log larger than this
+    /// (allocated bytes); without it, rotated files only.
+    pub(crate) over: Option<u64>,
 }
 
 /// The grace period a target mode keeps images for unless told otherwise.
@@ -232,6 +243,9 @@ pub(crate) struct Scope {
     /// `--prune-scope`.
     #[serde(default)]
     pub(crate) prune_scope: bool,
+    /// `--logs`, `--logs-over`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) logs: Option<LogScope>,
 }
 
 impl Rules {
@@ -243,6 +257,7 @@ impl Rules {
             networks: self.networks,
             build_cache: self.build_cache,
             prune_scope: self.prune_scope,
+            logs: self.logs,
         }
     }
 
@@ -254,6 +269,7 @@ impl Rules {
             networks: scope.networks,
             build_cache: scope.build_cache,
             prune_scope: scope.prune_scope,
+            logs: scope.logs,
             ..self.clone()
         }
     }

@@ -96,6 +96,8 @@ pub(crate) fn plan_saved(
                             "a container that stays mounts it, or it is outside the saved scope",
                         Kind::Network => "a container that stays is attached to it",
                         Kind::BuildCache => "it is in use, or shared outside the saved scope",
+                        Kind::Log =>
+                            "its container goes, it is no longer over the size, or it changed",
                     }
                 )
             }, |kept| kept.rule.clone());

@@ -120,7 +120,39 @@ fn notes_human(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
     writeln!(
         out,
         "RECLAIMABLE is what `docker-reclaim --dry-run` plans to free: stopped containers and dangling images."
-    )
+    )?;
+    logs_hint(out, usage)
+}
+
+/// When containers' logs hold more than any reclaimable part, say how to
+/// reclaim them: they are in no prune's scope.
+fn logs_hint(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
+    let Some(logs) = usage
+        .rows
+        .iter()
+        .find(|row| row.kind == Section::ContainerLogs)
+    else {
+        return Ok(());
+    };
+    let held = logs
+        .size_bytes
+        .unwrap_or(0)
+        .saturating_sub(logs.reclaimable_bytes.unwrap_or(0));
+    let largest = usage
+        .rows
+        .iter()
+        .filter(|row| row.kind != Section::ContainerLogs)
+        .filter_map(|row| row.reclaimable_bytes)
+        .max()
+        .unwrap_or(0);
+    if held > largest && held > 0 {
+        writeln!(
+            out,
+            "Logs of containers that stay hold {}, more than any reclaimable part: `docker-reclaim --logs --logs-over 100M --dry-run` shows what reclaiming them frees; `df --why` lists the logs with no size limit.",
+            bytes(held)
+        )?;
+    }
+    Ok(())
 }
 
 /// `df -v`: every container, image and volume, by kind, largest first.
@@ -210,15 +242,19 @@ pub(crate) fn df_json(
     engine: &EngineInfo,
     usage: &Usage,
     free_space: Option<u64>,
+    why: Option<&crate::views::sources::Sources>,
     now: i64,
 ) -> io::Result<()> {
-    let document = serde_json::json!({
+    let mut document = serde_json::json!({
         "schema_version": SCHEMA_VERSION,
         "generated_at": unix_to_rfc3339(now),
         "engine": engine,
         "free_space_bytes": free_space,
         "usage": usage,
     });
+    if let Some(why) = why {
+        document["why"] = serde_json::to_value(why).map_err(io::Error::other)?;
+    }
     serde_json::to_writer_pretty(&mut *out, &document)?;
     writeln!(out)
 }

@@ -9,11 +9,13 @@ mod plan;
 mod report;
 #[cfg(test)]
 mod snapshots;
+mod sources;
 mod text;
 
 pub(crate) use df::{df_human, df_json};
 pub(crate) use layers::{layers_human, layers_json};
 pub(crate) use plan::{Show, plan_human, plan_json, quiet_ids};
 pub(crate) use report::{audit_line, report_human, report_json, report_summary};
+pub(crate) use sources::sources_human;
 
 pub(crate) use text::{SCHEMA_VERSION, age, bytes, cut_end, wrapped};

@@ -30,6 +30,8 @@ fn short_reason_text(item: &Item, now: i64) -> String {
         (Reason::UnusedNetwork, _) => "no containers".into(),
         (Reason::UnusedBuildCache, _) => "not in use".into(),
         (Reason::CacheOfRemovedImages, _) => "shared, its images go".into(),
+        (Reason::RotatedLog, _) => "rotated log".into(),
+        (Reason::OversizedLog, _) => "truncate log".into(),
     }
 }
 

@@ -71,6 +71,7 @@ fn last_used(image: Image, at: i64) -> Image {
 fn container(name: &str, state: ContainerState, image: &Image, size_rw: u64) -> Container {
     Container {
         id: hex(name),
+        command: String::new(),
         names: vec![name.to_string()],
         image_id: image.id.clone(),
         image: image.label(),
@@ -187,6 +188,7 @@ fn inventory() -> Inventory {
         }],
         layers_size: 2_170_000 + 40_960 + 1_572_864 + 5_242_880,
         sizes_measured: false,
+        logs: Vec::new(),
     }
 }
 
@@ -400,8 +402,52 @@ fn df_json() {
         &crate::testing::engine(),
         &usage,
         Some(1_000_000_000),
+        None,
         NOW
     )));
+}
+
+/// `df --why`: twenty stopped copies of one image and command, an uncapped
+/// 50 MB log of a running container, an image rebuilt under its tag, build
+/// cache and a volume nothing mounts; at 80 columns.
+#[test]
+fn df_why_at_80_columns() {
+    use crate::views::sources::{LogFacts, sources};
+    let mut inventory = inventory();
+    let app = inventory.images[0].clone();
+    for n in 0..20 {
+        let mut copy = container(&format!("job-{n}"), ContainerState::Exited, &app, 4096);
+        copy.command = "sh -c 'make test'".into();
+        inventory.containers.push(copy);
+    }
+    let plan = crate::plan::plan(&inventory, &crate::plan::rules::Rules::default(), NOW);
+    let web = inventory.containers[0].id.clone();
+    let bytes = HashMap::from([(web.clone(), 50_000_000)]);
+    let configs: HashMap<String, crate::model::LogConfig> = inventory
+        .containers
+        .iter()
+        .map(|c| {
+            let mut options = BTreeMap::new();
+            if c.id != web {
+                options.insert("max-size".to_string(), "10m".to_string());
+            }
+            (
+                c.id.clone(),
+                crate::model::LogConfig {
+                    driver: "json-file".into(),
+                    options,
+                },
+            )
+        })
+        .collect();
+    let facts = LogFacts {
+        bytes: &bytes,
+        configs: &configs,
+    };
+    let why = sources(&inventory, &plan, &facts, NOW);
+    insta::assert_snapshot!(text(|out| render::wrapped(out, Some(80), |out| {
+        render::sources_human(out, &why, Some(80), NOW)
+    })));
 }
 
 fn layer_reports(inventory: &Inventory) -> Vec<layers::ImageReport> {

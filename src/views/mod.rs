@@ -3,3 +3,4 @@
 
 pub(crate) mod df;
 pub(crate) mod layers;
+pub(crate) mod sources;

@@ -8,6 +8,7 @@
 
 mod apply;
 mod hostile;
+mod logs;
 mod measure;
 mod policy;
 mod reach;
@@ -220,6 +221,7 @@ fn main() -> ExitCode {
         .chain(space::trials())
         .chain(rules::trials())
         .chain(policy::trials())
+        .chain(logs::trials())
         .chain(reach::trials())
         .map(|trial| trial.with_ignored_flag(skip))
         .collect();
