@@ -13,6 +13,7 @@ mod exit;
 mod files;
 mod inventory;
 mod measure;
+mod metrics;
 mod model;
 mod plan;
 mod policy;
@@ -116,6 +117,7 @@ fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let started = std::time::Instant::now();
     if let Mode::Watch {
         once,
         interval,
@@ -128,7 +130,7 @@ fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
             commands::watch::run(&settings, &signals, once, every, out).await
         });
     }
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let signals = Signals::install()?;
         let work = async {
             // A local engine's data root is measured here when it can be
@@ -144,6 +146,7 @@ fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
             )
             .await?
             .named_by(settings.context.clone());
+            metrics::note_engine(local_root(&settings.host, engine::Engine::info(&engine)));
             let wants_build_cache =
                 settings.rules.build_cache.is_some() || matches!(settings.mode, Mode::Df { .. });
             if planning
@@ -185,7 +188,15 @@ fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
             }
             .into()),
         }
-    })
+    });
+    if let Some(path) = settings.metrics_file.as_deref() {
+        let exit_code = match &result {
+            Ok(status) => i32::from(status.code()),
+            Err(err) => i32::from(exit::status_of(err).code()),
+        };
+        runtime.block_on(write_metrics(path, exit_code, started));
+    }
+    result
 }
 
 /// The config files, the engine's endpoint and the flags, validated once;
@@ -218,6 +229,29 @@ fn settings_from(cli: Cli) -> Result<Settings> {
         rustix::process::geteuid().is_root(),
     );
     Ok(settings)
+}
+
+/// Writes `--metrics-file` for the run that ended with `exit_code`.
+pub(crate) async fn write_metrics(
+    path: &std::path::Path,
+    exit_code: i32,
+    started: std::time::Instant,
+) {
+    let noted = metrics::take_noted();
+    let filesystem = noted.data_root.as_deref().and_then(metrics::Filesystem::of);
+    let run = metrics::RunFigures {
+        noted,
+        exit_code,
+        duration_seconds: started.elapsed().as_secs_f64(),
+        finished_at: unix_now(),
+        filesystem,
+    };
+    metrics::write(path, &run).await;
+}
+
+/// The data root, when the engine is reached through a local socket.
+fn local_root(host: &engine::Host, info: &model::EngineInfo) -> Option<std::path::PathBuf> {
+    matches!(host, engine::Host::Unix(_)).then(|| std::path::PathBuf::from(&info.data_root))
 }
 
 /// A line for the person on stderr. A closed stderr (a terminal that went away)

@@ -124,6 +124,14 @@ pub(crate) struct Cli {
     #[arg(short, long, global = true)]
     pub(crate) quiet: bool,
 
+    /// Write the run's figures to FILE in Prometheus' text format when it
+    /// ends (atomically, for node_exporter's textfile collector: items per
+    /// kind and outcome, bytes predicted and freed, duration, exit code,
+    /// engine reachable, the data root's filesystem); `watch` rewrites it
+    /// after every check.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub(crate) metrics_file: Option<PathBuf>,
+
     /// Output format: `human` for a terminal or a log file, `json` for the
     /// documented machine-readable plan and report (see the README for the contract).
     #[arg(long, value_enum, default_value_t = Format::Human, value_name = "FORMAT", global = true)]

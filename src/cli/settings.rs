@@ -91,6 +91,8 @@ pub(crate) struct Settings {
     /// One line per removed, skipped or failed item on stderr, whatever it is
     /// (`watch`).
     pub(crate) item_lines: bool,
+    /// `--metrics-file`.
+    pub(crate) metrics_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -163,6 +165,7 @@ impl Settings {
             size_cache: None,
             state_dir: None,
             item_lines: false,
+            metrics_file: cli.metrics_file,
         })
     }
 }

@@ -106,6 +106,7 @@ pub(crate) async fn run(
     )
     .await
     .report(results, signals.stop().load(Ordering::SeqCst), engine_gone);
+    crate::metrics::note_report(&report);
     write_report(
         out,
         settings.format,
@@ -156,6 +157,7 @@ async fn prepare(
         None => make_plan(&inventory, settings)?,
     };
     let plan = sizes::measure(plan, &inventory, &walked);
+    crate::metrics::note_plan(&plan);
     let show = super::show(settings, false, false);
     let on_terminal = super::show(settings, false, true);
     let asking = !settings.yes && !plan.is_empty();

@@ -32,6 +32,7 @@ pub(crate) async fn run(
     super::last_uses(engine, &mut inventory, settings).await;
     super::read_logs(settings, &mut inventory, settings.rules.logs.is_some());
     let plan = sizes::measure(make_plan(&inventory, settings)?, &inventory, &walked);
+    crate::metrics::note_plan(&plan);
     let show = super::show(settings, true, false);
     if settings.quiet {
         render::quiet_ids(out, &plan)

@@ -163,7 +163,15 @@ async fn follow(
         if once || now >= next_check || settled {
             burst = None;
             next_check = now.saturating_add(interval);
+            let round = std::time::Instant::now();
+            crate::metrics::note_engine(
+                matches!(cycle.host, crate::engine::Host::Unix(_))
+                    .then(|| std::path::PathBuf::from(&engine.info().data_root)),
+            );
             let status = check(engine, cycle, signals, out).await?;
+            if let Some(path) = cycle.metrics_file.as_deref() {
+                crate::write_metrics(path, i32::from(status.code()), round).await;
+            }
             if once {
                 return Ok(status);
             }
