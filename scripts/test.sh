@@ -30,6 +30,10 @@ command -v fish >/dev/null 2>&1 || missing+=(fish)
 command -v zsh >/dev/null 2>&1 || missing+=(zsh)
 # The systemd units are checked by `systemd-analyze verify`.
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+# The metrics file is checked by promtool (Debian's prometheus package) and
+# read back through a real node_exporter on 127.0.0.1.
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+[ -x /usr/bin/prometheus-node-exporter ] || missing+=(prometheus-node-exporter)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "scripts/test.sh: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -40,6 +44,10 @@ fi
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 export DOCKER_RECLAIM_ENGINE_TESTS=1
+# The Debian package, installed and purged by the engine tests (package.rs).
+echo "== package"
+DOCKER_RECLAIM_DEB="$PWD/$(bash scripts/package.sh)"
+export DOCKER_RECLAIM_DEB
 echo "== engine: system $(dockerd --version 2>/dev/null || /usr/sbin/dockerd --version), overlay2"
 cargo test --all-targets --locked
 

@@ -10,6 +10,8 @@ mod apply;
 mod hostile;
 mod logs;
 mod measure;
+mod metrics;
+mod package;
 mod policy;
 mod reach;
 mod rules;
@@ -222,6 +224,8 @@ fn main() -> ExitCode {
         .chain(rules::trials())
         .chain(policy::trials())
         .chain(logs::trials())
+        .chain(metrics::trials())
+        .chain(package::trials())
         .chain(reach::trials())
         .map(|trial| trial.with_ignored_flag(skip))
         .collect();
