@@ -39,6 +39,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Nothing left in /var/cache: the downloaded packages go.
+  apt-get clean
 fi
 
 cargo fmt --all -- --check
