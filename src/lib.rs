@@ -122,11 +122,16 @@ fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
         once,
         interval,
         poll,
+        metrics_listen,
     } = settings.mode
     {
         return runtime.block_on(async {
             let signals = Signals::install()?;
-            let every = commands::watch::Every { interval, poll };
+            let every = commands::watch::Every {
+                interval,
+                poll,
+                metrics_listen,
+            };
             commands::watch::run(&settings, &signals, once, every, out).await
         });
     }
@@ -237,16 +242,20 @@ pub(crate) async fn write_metrics(
     exit_code: i32,
     started: std::time::Instant,
 ) {
+    metrics::write(path, &run_figures(exit_code, started)).await;
+}
+
+/// The run that ended with `exit_code`, with what it noted on its way.
+pub(crate) fn run_figures(exit_code: i32, started: std::time::Instant) -> metrics::RunFigures {
     let noted = metrics::take_noted();
     let filesystem = noted.data_root.as_deref().and_then(metrics::Filesystem::of);
-    let run = metrics::RunFigures {
+    metrics::RunFigures {
         noted,
         exit_code,
         duration_seconds: started.elapsed().as_secs_f64(),
         finished_at: unix_now(),
         filesystem,
-    };
-    metrics::write(path, &run).await;
+    }
 }
 
 /// The data root, when the engine is reached through a local socket.

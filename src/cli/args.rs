@@ -397,6 +397,11 @@ pub(crate) enum Command {
         #[arg(long, value_name = "DURATION", default_value = "10s")]
         poll: String,
 
+        /// Also serve the metrics of --metrics-file over HTTP at ADDR/metrics
+        /// (127.0.0.1:9464), for Prometheus to scrape; off unless given.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<String>,
+
         #[command(flatten)]
         apply: ApplyArgs,
 

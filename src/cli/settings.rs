@@ -29,6 +29,8 @@ pub(crate) enum Mode {
         once: bool,
         interval: Duration,
         poll: Duration,
+        /// `--metrics-listen`: serve the metrics over HTTP here.
+        metrics_listen: Option<std::net::SocketAddr>,
     },
 }
 
@@ -358,6 +360,7 @@ fn mode_from(
                 once,
                 interval,
                 poll,
+                metrics_listen,
                 ..
             }),
             false,
@@ -376,6 +379,15 @@ fn mode_from(
                 once,
                 interval: duration("--interval", &interval)?,
                 poll: duration("--poll", &poll)?,
+                metrics_listen: metrics_listen
+                    .map(|raw| {
+                        raw.parse().map_err(|_| {
+                            UsageError(format!(
+                                "invalid --metrics-listen {raw:?}: give an address and port, like 127.0.0.1:9464"
+                            ))
+                        })
+                    })
+                    .transpose()?,
             }
         }
         (Some(Command::Apply { .. }), true) => {

@@ -25,6 +25,47 @@ pub(crate) struct Every {
     pub(crate) interval: Duration,
     /// Reads the engine's events.
     pub(crate) poll: Duration,
+    /// Serves the metrics over HTTP here.
+    pub(crate) metrics_listen: Option<std::net::SocketAddr>,
+}
+
+/// The metrics of the last check, as served by `--metrics-listen`.
+type Served = std::sync::Arc<std::sync::Mutex<String>>;
+
+/// Serves `served` at `/metrics` on `listener`: one short request per
+/// connection (read for at most 5 s, 8 KiB), answered and closed.
+async fn serve(listener: tokio::net::TcpListener, served: Served) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let served = std::sync::Arc::clone(&served);
+        tokio::spawn(async move {
+            let mut head = vec![0u8; 8192];
+            let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut head)).await;
+            let Ok(Ok(length)) = read else {
+                return;
+            };
+            let request = String::from_utf8_lossy(&head[..length]);
+            let answer = if request.starts_with("GET /metrics ")
+                || request.starts_with("GET /metrics?")
+            {
+                let body = served.lock().map(|text| text.clone()).unwrap_or_default();
+                format!(
+                    "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_string()
+            };
+            let _ =
+                tokio::time::timeout(Duration::from_secs(5), stream.write_all(answer.as_bytes()))
+                    .await;
+        });
+    }
 }
 
 /// After a burst of container events, check once this long has passed
@@ -56,6 +97,14 @@ pub(crate) async fn run(
         .target
         .map(crate::plan::rules::Target::describe)
         .unwrap_or_default();
+    let served: Served = Served::default();
+    if let Some(addr) = every.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|err| {
+            crate::exit::UsageError(format!("cannot listen on --metrics-listen {addr}: {err}"))
+        })?;
+        say(&format!("serving metrics at http://{addr}/metrics"));
+        tokio::spawn(serve(listener, std::sync::Arc::clone(&served)));
+    }
     let mut backoff = BACKOFF_MIN;
     let mut said_away = false;
     // Where the events were read up to: kept across reconnects, so that what
@@ -74,6 +123,13 @@ pub(crate) async fn run(
             Ok(engine) => engine.named_by(settings.context.clone()),
             Err(err) if once => return Err(err),
             Err(err) => {
+                if let Ok(mut text) = served.lock() {
+                    let status = crate::exit::status_of(&err);
+                    *text = crate::metrics::encode(&crate::run_figures(
+                        i32::from(status.code()),
+                        std::time::Instant::now(),
+                    ));
+                }
                 if !said_away {
                     say(&format!(
                         "{err:#}; trying again with backoff (up to every {})",
@@ -95,7 +151,16 @@ pub(crate) async fn run(
             info.version,
             info.data_root
         ));
-        match follow(&engine, &cycle, signals, (once, every), &mut since, out).await {
+        match follow(
+            &engine,
+            &cycle,
+            signals,
+            (once, every, &served),
+            &mut since,
+            out,
+        )
+        .await
+        {
             Ok(status) => return Ok(status),
             Err(err) if once => return Err(err),
             Err(err) => {
@@ -123,7 +188,7 @@ async fn follow(
     engine: &DockerEngine,
     cycle: &Settings,
     signals: &Signals,
-    (once, every): (bool, Every),
+    (once, every, served): (bool, Every, &Served),
     since: &mut i64,
     out: &mut impl Write,
 ) -> Result<ExitStatus> {
@@ -169,8 +234,12 @@ async fn follow(
                     .then(|| std::path::PathBuf::from(&engine.info().data_root)),
             );
             let status = check(engine, cycle, signals, out).await?;
+            let run = crate::run_figures(i32::from(status.code()), round);
+            if let Ok(mut text) = served.lock() {
+                *text = crate::metrics::encode(&run);
+            }
             if let Some(path) = cycle.metrics_file.as_deref() {
-                crate::write_metrics(path, i32::from(status.code()), round).await;
+                crate::metrics::write(path, &run).await;
             }
             if once {
                 return Ok(status);

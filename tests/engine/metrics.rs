@@ -52,7 +52,7 @@ fn promtool_check(file: &std::path::Path) -> Result<()> {
 }
 
 /// GET /metrics from `node_exporter` on 127.0.0.1:`port`, retried while it starts.
-fn scrape(port: u16) -> Result<String> {
+pub(crate) fn scrape(port: u16) -> Result<String> {
     let started = Instant::now();
     loop {
         if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {

@@ -22,6 +22,7 @@ pub(crate) fn trials() -> Vec<Trial> {
         watch_survives_an_engine_restart_and_a_corrupt_state_file,
         watch_stops_cleanly_on_sigterm_while_deleting,
         kubelets_containers_and_their_images_stay_unless_asked,
+        watch_serves_its_metrics_on_loopback,
     ]
 }
 
@@ -518,6 +519,39 @@ fn kubelets_containers_and_their_images_stay_unless_asked() -> Result<()> {
         planned(&taken, "image").contains(&pause),
         "its image not taken when asked: {taken}"
     );
+    Ok(())
+}
+
+/// `watch --metrics-listen 127.0.0.1:PORT` serves the last check's metrics.
+fn watch_serves_its_metrics_on_loopback() -> Result<()> {
+    let d = Daemon::start()?;
+    let port = crate::support::free_port()?;
+    let listen = format!("127.0.0.1:{port}");
+    let mut watch = spawn_watch(
+        &d,
+        &[
+            "--when-above",
+            "99.9%",
+            "--poll",
+            "1s",
+            "--interval",
+            "1h",
+            "--metrics-listen",
+            &listen,
+        ],
+    )?;
+    wait_for(&mut watch, "within --when-above", Duration::from_secs(60))?;
+    let scraped = crate::metrics::scrape(port)?;
+    let (status, stderr) = terminate(watch)?;
+    check!(scraped.starts_with("HTTP/1.0 200"), "{scraped}");
+    for needle in [
+        "docker_reclaim_engine_up 1",
+        "docker_reclaim_last_run_exit_code 0",
+        "docker_reclaim_filesystem_free_bytes ",
+    ] {
+        check!(scraped.contains(needle), "{needle} not served:\n{scraped}");
+    }
+    check!(status.success(), "exit {status}: {stderr}");
     Ok(())
 }
 
