@@ -468,6 +468,7 @@ fn group_user_applies_after_root_and_shares_the_lock() -> Result<()> {
         .args(["-H", &d.host()])
         .env("XDG_CONFIG_HOME", "/nonexistent/docker-reclaim-tests")
         .env("DOCKER_RECLAIM_CACHE_DIR", "")
+        .env("DOCKER_RECLAIM_STATE_DIR", "")
         .env_remove("XDG_RUNTIME_DIR");
     let mut user_first = crate::support::Pty::spawn(first)?;
     user_first.expect("[y/N]", Duration::from_secs(60))?;
@@ -499,6 +500,7 @@ fn group_user_applies_after_root_and_shares_the_lock() -> Result<()> {
             .args(args)
             .env("XDG_CONFIG_HOME", "/nonexistent/docker-reclaim-tests")
             .env("DOCKER_RECLAIM_CACHE_DIR", "")
+            .env("DOCKER_RECLAIM_STATE_DIR", "")
             .env_remove("XDG_RUNTIME_DIR")
             .stdin(Stdio::null())
             .output()

@@ -594,6 +594,7 @@ fn docker_reclaim_runs_as_a_docker_cli_plugin(shared: &Shared) -> Result<()> {
             .env("DOCKER_CONFIG", store.path())
             .env("XDG_CONFIG_HOME", "/nonexistent/docker-reclaim-tests")
             .env("DOCKER_RECLAIM_CACHE_DIR", "")
+            .env("DOCKER_RECLAIM_STATE_DIR", "")
             .env("NO_COLOR", "1")
             .env_remove("DOCKER_HOST")
             .env_remove("DOCKER_CONTEXT")

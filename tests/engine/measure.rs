@@ -414,7 +414,8 @@ fn dry_run_without_root_uses_estimates() -> Result<()> {
             .args(["-H", &d.host(), "--dry-run", "--format", format])
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
-            .env("HOME", "/tmp");
+            .env("HOME", "/tmp")
+            .env("DOCKER_RECLAIM_STATE_DIR", "");
         // nobody:nogroup; std drops root's supplementary groups with them.
         command.uid(65534).gid(65534);
         command
@@ -506,6 +507,7 @@ fn remote_and_foreign_data_roots_are_not_measured() -> Result<()> {
         .arg(a.host())
         .env("XDG_CONFIG_HOME", "/nonexistent/docker-reclaim-tests")
         .env("DOCKER_RECLAIM_CACHE_DIR", "")
+        .env("DOCKER_RECLAIM_STATE_DIR", "")
         .output()
         .map_err(|e| e.to_string())?;
     let why = reason(foreign)?;
