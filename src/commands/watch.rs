@@ -205,8 +205,15 @@ async fn follow(
         }
         let now = unix_now();
         let events = tokio::select! {
-            events = engine.use_events(*since) => events?,
+            events = engine.use_events(*since) => events,
             () = signals.stopped() => continue,
+        };
+        // An engine that refuses the events (an API without them) still
+        // answers: the checks go on, with the other sources of last use.
+        let events = match events {
+            Ok(events) => events,
+            Err(err) if crate::engine::is_refusal(&err) => Vec::new(),
+            Err(err) => return Err(err),
         };
         // The next read overlaps this one by a second (see `use_events`).
         *since = now - 1;
