@@ -66,12 +66,30 @@ fn planned(plan: &Value, kind: &str) -> Vec<String> {
 /// oldest are run by `docker run --rm` jobs, which leave no container.
 /// Returns the image IDs, oldest first.
 fn eight_images_two_oldest_used(d: &Daemon) -> Result<Vec<String>> {
+    let images = eight_images(d, "i")?;
+    run_jobs(d)?;
+    Ok(images)
+}
+
+/// Eight 8 MiB images `img:0`…`img:7` on `base`, built one second apart
+/// (labelled `LABELn`); their IDs, oldest first.
+fn eight_images(d: &Daemon, label: &str) -> Result<Vec<String>> {
     d.build_base("base:latest")?;
     let mut images = Vec::new();
     for n in 0..8 {
-        images.push(d.build_on("base", &format!("img:{n}"), 8 * 1024, &format!("i{n}"))?);
+        images.push(d.build_on(
+            "base",
+            &format!("img:{n}"),
+            8 * 1024,
+            &format!("{label}{n}"),
+        )?);
         std::thread::sleep(Duration::from_millis(1100));
     }
+    Ok(images)
+}
+
+/// The two `docker run --rm` jobs on `img:0` and `img:1`: they leave no container.
+fn run_jobs(d: &Daemon) -> Result<()> {
     for n in 0..2 {
         d.docker(&[
             "run",
@@ -82,7 +100,7 @@ fn eight_images_two_oldest_used(d: &Daemon) -> Result<Vec<String>> {
             "true",
         ])?;
     }
-    Ok(images)
+    Ok(())
 }
 
 /// The plan under `--target-free` takes the shortest least-recently-used
@@ -187,28 +205,14 @@ fn targets_take_the_least_recently_used_images_and_spare_fresh_ones() -> Result<
 /// the state file knows, and `watch --once` still spares those images.
 fn watch_records_jobs_and_reclaims_the_least_recently_used() -> Result<()> {
     let mut d = Daemon::start()?;
-    d.build_base("base:latest")?;
-    let mut images = Vec::new();
-    for n in 0..8 {
-        images.push(d.build_on("base", &format!("img:{n}"), 8 * 1024, &format!("w{n}"))?);
-        std::thread::sleep(Duration::from_millis(1100));
-    }
+    let images = eight_images(&d, "w")?;
     // Far from any mark: the watch only records.
     let mut watch = spawn_watch(
         &d,
         &["--when-above", "99.9%", "--poll", "1s", "--interval", "1h"],
     )?;
     wait_for(&mut watch, "watching", Duration::from_secs(60))?;
-    for n in 0..2 {
-        d.docker(&[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            &format!("img:{n}"),
-            "true",
-        ])?;
-    }
+    run_jobs(&d)?;
     let recorded = || {
         state_text(&d).is_some_and(|text| images[..2].iter().all(|id| text.contains(id.as_str())))
     };
