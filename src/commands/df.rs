@@ -11,7 +11,9 @@ use crate::cli::args::Format;
 use crate::cli::settings::Settings;
 use crate::engine::Engine;
 use crate::exit::ExitStatus;
+use crate::inventory::Inventory;
 use crate::measure::{self, sizes};
+use crate::model::Measured;
 use crate::views;
 use crate::{render, unix_now};
 
@@ -33,36 +35,10 @@ pub(crate) async fn run(
     .await?;
     let (plan, orphans) =
         sizes::measure_and_find_orphans(make_plan(&inventory, settings)?, &inventory, &walked);
-    let on_disk = walked.get().map(|(layout, index)| {
-        let chains: HashSet<&str> = inventory
-            .images
-            .iter()
-            .flat_map(|image| image.layers.iter().map(|layer| layer.chain_id.as_str()))
-            .collect();
-        views::df::OnDisk {
-            containers: inventory
-                .containers
-                .iter()
-                .map(|c| (c.id.clone(), layout.container_bytes(index, &c.id).allocated))
-                .collect(),
-            logs: inventory
-                .containers
-                .iter()
-                .map(|c| (c.id.clone(), layout.log_bytes(&c.id).allocated))
-                .collect(),
-            layers: chains
-                .into_iter()
-                .map(|chain| {
-                    (
-                        chain.to_string(),
-                        layout.layer_bytes(index, chain).allocated,
-                    )
-                })
-                .collect(),
-            orphans,
-            data_root: plan.data_root.unwrap_or_default(),
-        }
-    });
+    let data_root = plan.data_root.unwrap_or_default();
+    let on_disk = walked
+        .get()
+        .map(|(layout, index)| on_disk(&inventory, layout, index, orphans, data_root));
     let usage = views::df::usage(&inventory, &plan, on_disk.as_ref());
     let now = unix_now();
     let sources = why.then(|| {
@@ -113,4 +89,53 @@ pub(crate) async fn run(
     }
     out.flush()?;
     Ok(ExitStatus::Success)
+}
+
+/// What the walk found, per item and as the data root's breakdown.
+fn on_disk(
+    inventory: &Inventory,
+    layout: &measure::Layout,
+    index: &measure::Index,
+    orphans: Vec<measure::Orphan>,
+    data_root: Measured,
+) -> views::df::OnDisk {
+    let container_ids: Vec<String> = inventory.containers.iter().map(|c| c.id.clone()).collect();
+    let volume_names: Vec<String> = inventory.volumes.iter().map(|v| v.name.clone()).collect();
+    let chains: HashSet<&str> = inventory
+        .images
+        .iter()
+        .flat_map(|image| image.layers.iter().map(|layer| layer.chain_id.as_str()))
+        .collect();
+    let per_container = |bytes: &dyn Fn(&str) -> u64| {
+        inventory
+            .containers
+            .iter()
+            .map(|c| (c.id.clone(), bytes(&c.id)))
+            .collect()
+    };
+    views::df::OnDisk {
+        containers: per_container(&|id| layout.container_bytes(index, id).allocated),
+        container_dirs: per_container(&|id| index.owned_key(&format!("containers/{id}")).allocated),
+        logs: per_container(&|id| layout.log_bytes(id).allocated),
+        layers: chains
+            .into_iter()
+            .map(|chain| {
+                (
+                    chain.to_string(),
+                    layout.layer_bytes(index, chain).allocated,
+                )
+            })
+            .collect(),
+        breakdown: layout.breakdown(
+            index,
+            &measure::breakdown::Items {
+                containers: &container_ids,
+                images: &inventory.images,
+                volumes: &volume_names,
+                orphans: &orphans,
+            },
+        ),
+        orphans,
+        data_root,
+    }
 }

@@ -13,6 +13,7 @@
 //! root), there is no [`Layout`] and every figure stays the engine's estimate.
 
 mod bolt;
+pub(crate) mod breakdown;
 pub(crate) mod buildkit;
 pub(crate) mod cache;
 pub(crate) mod containerd;

@@ -2,7 +2,8 @@
 
 use std::io::{self, Write};
 
-use super::text::{SCHEMA_VERSION, age, bytes, maybe_bytes, shorten, unix_to_rfc3339};
+use super::table::{Align, Table};
+use super::text::{SCHEMA_VERSION, age, bytes, maybe_bytes, unix_to_rfc3339};
 use crate::model::{EngineInfo, ImageStore, printable, short_id};
 use crate::views::df::{Section, Usage};
 
@@ -35,62 +36,58 @@ pub(crate) fn df_human(
         )
     )?;
     writeln!(out)?;
-    rows_human(out, usage)?;
+    rows_human(out, engine.image_store, usage)?;
     notes_human(out, usage)?;
     if verbose {
         items_human(out, usage, width)?;
-        orphans_human(out, engine, usage, now)?;
+        orphans_human(out, engine, usage, width, now)?;
     }
     Ok(())
 }
 
-/// One row per kind, and the data root's.
-fn rows_human(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
-    writeln!(
-        out,
-        "{:<18}  {:>5}  {:>10}  {:>10}  {:>11}",
-        "", "COUNT", "SIZE", "IN USE", "RECLAIMABLE"
-    )?;
+/// One row per kind, parts indented under the row they belong to, and the
+/// data root's total (which the top-level rows add up to when measured).
+fn rows_human(out: &mut impl Write, store: ImageStore, usage: &Usage) -> io::Result<()> {
+    let mut table = Table::new(&[
+        ("", Align::Left),
+        ("COUNT", Align::Right),
+        ("SIZE", Align::Right),
+        ("IN USE", Align::Right),
+        ("RECLAIMABLE", Align::Right),
+    ]);
     for row in &usage.rows {
         let reclaimable = match row.reclaimable_bytes {
             Some(value) => bytes(value),
-            None if matches!(
-                row.kind,
-                Section::OrphanedOverlay2 | Section::OrphanedContainerd
-            ) =>
-            {
-                "not by the engine".to_string()
-            }
-            None => "-".to_string(),
+            None if row.kind == Section::Orphans => "not by the engine".to_string(),
+            None => String::new(),
         };
         let size = match row.size_bytes {
-            Some(size) if !row.measured && !row.kind.is_engine_figure() => {
-                format!("~{}", bytes(size))
-            }
+            Some(size) if !row.measured => format!("~{}", bytes(size)),
             other => maybe_bytes(other),
         };
-        writeln!(
-            out,
-            "{:<18}  {:>5}  {:>10}  {:>10}  {:>11}",
-            row.kind.label(),
-            row.count,
+        let label = if row.part_of.is_some() {
+            format!("  {}", row.kind.label(store))
+        } else {
+            row.kind.label(store).to_string()
+        };
+        table.row(vec![
+            label,
+            row.count.map(|n| n.to_string()).unwrap_or_default(),
             size,
-            maybe_bytes(row.in_use_bytes),
-            reclaimable
-        )?;
+            row.in_use_bytes.map(bytes).unwrap_or_default(),
+            reclaimable,
+        ]);
     }
     if let Some(root) = usage.data_root {
-        writeln!(
-            out,
-            "{:<18}  {:>5}  {:>10}  {:>10}  {:>11}",
-            "Data root",
-            "",
+        table.row(vec![
+            "Total (data root)".to_string(),
+            String::new(),
             bytes(root.bytes.allocated),
-            "",
-            bytes(usage.reclaimable_bytes)
-        )?;
+            String::new(),
+            bytes(usage.reclaimable_bytes),
+        ]);
     }
-    Ok(())
+    table.write(out, None)
 }
 
 /// What is shared, what was measured, what RECLAIMABLE means.
@@ -105,7 +102,7 @@ fn notes_human(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
     if usage.data_root.is_some() {
         writeln!(
             out,
-            "Containers, logs, images, layers, volumes and orphans are measured on disk (allocated blocks); the build cache is the engine's figure."
+            "Measured on disk (allocated blocks), each byte in one row: the rows without indent add up to the data root. The build cache is the engine's figure (~) for its records not shared with images; Other is the rest: BuildKit's own files and snapshots beyond that figure, temporary files."
         )?;
     } else {
         let why = usage.unmeasured.as_ref().map_or_else(
@@ -114,7 +111,7 @@ fn notes_human(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
         );
         writeln!(
             out,
-            "Not measured on disk ({why}): sizes are the engine's estimates (~); logs and orphaned directories are unknown."
+            "Not measured on disk ({why}): sizes are the engine's estimates (~); logs, metadata and orphaned directories are unknown."
         )?;
     }
     writeln!(
@@ -141,7 +138,7 @@ fn logs_hint(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
     let largest = usage
         .rows
         .iter()
-        .filter(|row| row.kind != Section::ContainerLogs)
+        .filter(|row| row.part_of.is_none())
         .filter_map(|row| row.reclaimable_bytes)
         .max()
         .unwrap_or(0);
@@ -155,53 +152,41 @@ fn logs_hint(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
     Ok(())
 }
 
-/// `df -v`: every container, image and volume, by kind, largest first.
+/// `df -v`: every container, image and volume, by kind, largest first; one
+/// table per kind, NAME cut in the middle to fit a terminal only.
 fn items_human(out: &mut impl Write, usage: &Usage, width: Option<usize>) -> io::Result<()> {
-    let names: Vec<String> = usage
-        .items
-        .iter()
-        .map(|item| printable(&item.name).into_owned())
-        .collect();
-    // Each kind's NAME column as wide as its longest name; on a terminal
-    // no wider than what ID, SIZE, IN USE and the gaps (34) leave.
-    let column = |kind| {
-        let longest = usage
-            .items
-            .iter()
-            .zip(&names)
-            .filter(|(item, _)| item.kind == kind)
-            .map(|(_, name)| name.chars().count())
-            .max()
-            .unwrap_or(0)
-            .max("NAME".len());
-        match width {
-            Some(width) => longest.min(width.saturating_sub(34).max(12)),
-            None => longest,
-        }
-    };
     let mut kind = None;
-    let mut name_width = 0;
-    for (index, item) in usage.items.iter().enumerate() {
+    let mut table: Option<Table> = None;
+    for item in &usage.items {
         if kind != Some(item.kind) {
             kind = Some(item.kind);
-            name_width = column(item.kind);
-            writeln!(out)?;
-            writeln!(
-                out,
-                "{:<12}  {:<name_width$}  {:>10}  IN USE",
-                item.kind.word().to_uppercase(),
-                "NAME",
-                "SIZE"
-            )?;
+            if let Some(done) = table.take() {
+                writeln!(out)?;
+                done.write(out, width)?;
+            }
+            let heading = item.kind.word().to_uppercase();
+            table = Some(
+                Table::new(&[
+                    (heading.as_str(), Align::Left),
+                    ("NAME", Align::Left),
+                    ("SIZE", Align::Right),
+                    ("IN USE", Align::Left),
+                ])
+                .flexible(1),
+            );
         }
-        writeln!(
-            out,
-            "{:<12}  {:<name_width$}  {:>10}  {}",
-            short_id(&item.id),
-            shorten(&names[index], name_width),
-            bytes(item.size_bytes),
-            if item.in_use { "yes" } else { "no" }
-        )?;
+        if let Some(table) = table.as_mut() {
+            table.row(vec![
+                short_id(&item.id).to_string(),
+                printable(&item.name).into_owned(),
+                bytes(item.size_bytes),
+                if item.in_use { "yes" } else { "no" }.to_string(),
+            ]);
+        }
+    }
+    if let Some(done) = table {
+        writeln!(out)?;
+        done.write(out, width)?;
     }
     Ok(())
 }
@@ -211,29 +196,34 @@ fn orphans_human(
     out: &mut impl Write,
     engine: &EngineInfo,
     usage: &Usage,
+    width: Option<usize>,
     now: i64,
 ) -> io::Result<()> {
-    if !usage.orphans.is_empty() {
-        writeln!(out)?;
-        let what = if engine.image_store == ImageStore::Containerd {
-            "ORPHANED containerd SNAPSHOT OR BLOB"
-        } else {
-            "ORPHANED overlay2 DIRECTORY"
-        };
-        writeln!(out, "{what:<64}  {:>10}  {:>7}", "SIZE", "AGE")?;
-        for orphan in &usage.orphans {
-            writeln!(
-                out,
-                "{:<64}  {:>10}  {:>7}",
-                printable(&orphan.name),
-                bytes(orphan.bytes.allocated),
-                orphan
-                    .modified
-                    .map_or_else(|| "-".to_string(), |m| age(now - m))
-            )?;
-        }
+    if usage.orphans.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    writeln!(out)?;
+    let what = if engine.image_store == ImageStore::Containerd {
+        "ORPHANED containerd SNAPSHOT OR BLOB"
+    } else {
+        "ORPHANED overlay2 DIRECTORY"
+    };
+    let mut table = Table::new(&[
+        (what, Align::Left),
+        ("SIZE", Align::Right),
+        ("AGE", Align::Right),
+    ])
+    .flexible(0);
+    for orphan in &usage.orphans {
+        table.row(vec![
+            printable(&orphan.name).into_owned(),
+            bytes(orphan.bytes.allocated),
+            orphan
+                .modified
+                .map_or_else(|| "-".to_string(), |m| age(now - m)),
+        ]);
+    }
+    table.write(out, width)
 }
 
 /// `docker-reclaim df --format json`.

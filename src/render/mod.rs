@@ -10,6 +10,7 @@ mod report;
 #[cfg(test)]
 mod snapshots;
 mod sources;
+mod table;
 mod text;
 
 pub(crate) use df::{df_human, df_json};

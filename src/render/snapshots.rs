@@ -201,6 +201,70 @@ fn rules() -> Rules {
     rules
 }
 
+/// What a walk of this host's data root would have found: each container's
+/// writable layer (its engine figure), an 8 kB directory and a log; each
+/// layer as the engine says; image records, volumes, engine metadata, one
+/// orphan and 300 kB of other, filed in one part each.
+fn measured_on_disk(inventory: &Inventory, orphans: Vec<crate::measure::Orphan>) -> usage::OnDisk {
+    use crate::measure::breakdown::{Breakdown, Part};
+    let allocated = |n: u64| Bytes {
+        allocated: n,
+        apparent: n,
+    };
+    let mut on_disk = usage::OnDisk::default();
+    let mut parts: HashMap<Part, Bytes> = HashMap::new();
+    let mut add = |part, n: u64| *parts.entry(part).or_default() += allocated(n);
+    for (n, container) in inventory.containers.iter().enumerate() {
+        let log = 4096 * 25 * n as u64;
+        let dir = 8192 + log;
+        on_disk
+            .containers
+            .insert(container.id.clone(), container.size_rw + dir);
+        on_disk.container_dirs.insert(container.id.clone(), dir);
+        on_disk.logs.insert(container.id.clone(), log);
+        add(Part::ContainerLayers, container.size_rw);
+        add(Part::ContainerLogs, log);
+        add(Part::ContainerMetadata, 8192);
+    }
+    for image in &inventory.images {
+        for layer in &image.layers {
+            if on_disk
+                .layers
+                .insert(layer.chain_id.clone(), layer.size)
+                .is_none()
+            {
+                add(Part::ImageLayers, layer.size);
+            }
+        }
+        add(Part::ImageRecords, 8192);
+    }
+    add(
+        Part::Volumes,
+        inventory.volumes.iter().filter_map(|v| v.size).sum(),
+    );
+    add(Part::EngineMetadata, 196_608);
+    add(
+        Part::Orphans,
+        orphans.iter().map(|o| o.bytes.allocated).sum(),
+    );
+    // BuildKit's snapshots (the build cache's figure) and other files.
+    add(
+        Part::Unclaimed,
+        inventory.build_cache.iter().map(|r| r.size).sum::<u64>() + 300_000,
+    );
+    let total = parts.values().fold(Bytes::default(), |mut sum, bytes| {
+        sum += *bytes;
+        sum
+    });
+    on_disk.breakdown = Breakdown { parts, total };
+    on_disk.data_root = Measured {
+        bytes: total,
+        incomplete: false,
+    };
+    on_disk.orphans = orphans;
+    on_disk
+}
+
 /// The plan as the dry run shows it, with sizes measured on disk.
 fn measured_plan(inventory: &Inventory) -> Plan {
     let plan = plan::plan(inventory, &rules(), NOW);
@@ -529,30 +593,15 @@ fn df_human_containerd_store() {
     let mut inventory = inventory();
     inventory.engine.image_store = ImageStore::Containerd;
     inventory.engine.storage_driver = "overlayfs".into();
-    // Measured: the sizes are the walk's, as a measured run adopts them.
-    inventory.sizes_measured = true;
-    let plan = plan::plan(&inventory, &Rules::default(), NOW);
-    let on_disk = usage::OnDisk {
-        containers: HashMap::new(),
-        logs: HashMap::new(),
-        layers: HashMap::new(),
-        orphans: vec![crate::measure::Orphan {
-            name: "io.containerd.snapshotter.v1.overlayfs/snapshots/999".into(),
-            bytes: Bytes {
-                allocated: 307_200,
-                apparent: 300_000,
-            },
-            modified: Some(NOW - 86_400),
-        }],
-        data_root: Measured {
-            bytes: Bytes {
-                allocated: 9_000_000,
-                apparent: 8_000_000,
-            },
-            incomplete: false,
+    let orphan = crate::measure::Orphan {
+        name: "io.containerd.snapshotter.v1.overlayfs/snapshots/999".into(),
+        bytes: Bytes {
+            allocated: 307_200,
+            apparent: 300_000,
         },
+        modified: Some(NOW - 86_400),
     };
-    let usage = usage::usage(&inventory, &plan, Some(&on_disk));
+    let usage = measured_usage(&mut inventory, vec![orphan]);
     insta::assert_snapshot!(text(|out| render::df_human(
         out,
         &inventory.engine,
@@ -562,6 +611,92 @@ fn df_human_containerd_store() {
         None,
         NOW
     )));
+}
+
+/// `df` on a measured host, as the dry run's plan measured it: its rows.
+fn measured_usage(inventory: &mut Inventory, orphans: Vec<crate::measure::Orphan>) -> usage::Usage {
+    // Measured: the sizes are the walk's, as a measured run adopts them.
+    inventory.sizes_measured = true;
+    let on_disk = measured_on_disk(inventory, orphans);
+    let plan = plan::plan(inventory, &Rules::default(), NOW);
+    let items: Vec<Option<Measured>> = plan
+        .items
+        .iter()
+        .map(|item| {
+            let bytes = match item.kind {
+                Kind::Container => on_disk.containers.get(&item.id).copied(),
+                Kind::Image => Some(item.predicted_bytes + 8192),
+                _ => None,
+            }?;
+            Some(Measured {
+                bytes: Bytes {
+                    allocated: bytes,
+                    apparent: bytes,
+                },
+                incomplete: false,
+            })
+        })
+        .collect();
+    let plan = plan.with_measurements(&items, &HashMap::new(), Some(on_disk.data_root));
+    usage::usage(inventory, &plan, Some(&on_disk))
+}
+
+/// A measured `df`: its top-level rows add up to the data root, each part
+/// row to its parent, and the table fits 80 and 200 columns and a pipe
+/// (#21).
+#[test]
+fn df_measured_adds_up_and_fits() {
+    let mut inventory = inventory();
+    let orphan = crate::measure::Orphan {
+        name: hex("stray"),
+        bytes: Bytes {
+            allocated: 1_310_720,
+            apparent: 1_300_000,
+        },
+        modified: Some(NOW - 3 * DAY),
+    };
+    let usage = measured_usage(&mut inventory, vec![orphan]);
+    let top: u64 = usage
+        .rows
+        .iter()
+        .filter(|row| row.part_of.is_none())
+        .filter_map(|row| row.size_bytes)
+        .sum();
+    assert_eq!(top, usage.data_root.unwrap().bytes.allocated);
+    for parent in usage.rows.iter().filter(|row| row.part_of.is_none()) {
+        let parts: Vec<_> = usage
+            .rows
+            .iter()
+            .filter(|row| row.part_of == Some(parent.kind))
+            .collect();
+        if !parts.is_empty() {
+            let sum: u64 = parts.iter().filter_map(|row| row.size_bytes).sum();
+            assert_eq!(Some(sum), parent.size_bytes, "{:?}", parent.kind);
+        }
+    }
+    for (name, width) in [("80", Some(80)), ("200", Some(200)), ("piped", None)] {
+        let output = text(|out| {
+            render::wrapped(out, width, |out| {
+                render::df_human(
+                    out,
+                    &crate::testing::engine(),
+                    &usage,
+                    Some(1_000_000_000),
+                    true,
+                    width,
+                    NOW,
+                )
+            })
+        });
+        if let Some(width) = width {
+            for line in output.lines() {
+                assert!(line.chars().count() <= width, "{line}");
+            }
+        } else {
+            assert!(output.contains(&hex("stray")), "nothing cut in a pipe");
+        }
+        insta::assert_snapshot!(format!("df_measured_{name}"), output);
+    }
 }
 
 /// On the containerd image store an image's blobs are listed under its layers,
@@ -721,4 +856,48 @@ fn report_and_df_notes_wrap_at_80_columns() {
     }
     insta::assert_snapshot!("report_human_at_80_columns", report_text);
     insta::assert_snapshot!("df_human_at_80_columns", df_text);
+}
+
+/// The plan, the report and `layers` on a 200-column terminal: every line
+/// fits, and nothing is cut that fits (#21).
+#[test]
+fn plan_report_and_layers_at_200_columns() {
+    let mut inventory = inventory();
+    let long = "RUN apt-get update && apt-get install -y --no-install-recommends build-essential ca-certificates curl git";
+    for image in &mut inventory.images {
+        for layer in &mut image.layers {
+            layer.created_by = long.to_string();
+        }
+    }
+    let plan = measured_plan(&inventory);
+    let show = Show {
+        width: Some(200),
+        ..show(true)
+    };
+    let report = report(&inventory);
+    let reports = layer_reports(&inventory);
+    let outputs = [
+        (
+            "plan_human_at_200_columns",
+            text(|out| render::plan_human(out, &crate::testing::engine(), &plan, &show)),
+        ),
+        (
+            "report_human_at_200_columns",
+            text(|out| render::wrapped(out, Some(200), |out| render::report_human(out, &report))),
+        ),
+        (
+            "layers_human_at_200_columns",
+            text(|out| render::layers_human(out, &reports, Some(200))),
+        ),
+    ];
+    for (name, output) in outputs {
+        for line in output.lines() {
+            assert!(line.chars().count() <= 200, "{name}: {line}");
+        }
+        assert!(
+            !output.contains('…') || name == "layers_human_at_200_columns",
+            "{name}: {output}"
+        );
+        insta::assert_snapshot!(name, output);
+    }
 }

@@ -7,61 +7,85 @@ use serde::Serialize;
 
 use crate::inventory::Inventory;
 use crate::measure::Orphan;
+use crate::measure::breakdown::{Breakdown, Part};
 use crate::model::{ImageStore, short_id};
 use crate::model::{Measured, Unmeasured};
 use crate::plan::{Kind, Plan};
 
-/// What was measured on disk for `df`, by item.
+/// What was measured on disk for `df`, by item, and the data root's breakdown.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct OnDisk {
     /// Allocated bytes of everything each container's removal frees.
     pub(crate) containers: HashMap<String, u64>,
+    /// Allocated bytes of each container's directory (`containers/<id>`:
+    /// config and logs), part of the above.
+    pub(crate) container_dirs: HashMap<String, u64>,
     /// Allocated bytes of each container's json-file logs.
     pub(crate) logs: HashMap<String, u64>,
     /// Allocated bytes of each image layer, by chain ID.
     pub(crate) layers: HashMap<String, u64>,
+    /// Every byte of the data root in one part.
+    pub(crate) breakdown: Breakdown,
     pub(crate) orphans: Vec<Orphan>,
     pub(crate) data_root: Measured,
 }
 
-/// What a line of the table counts.
+/// What a line of the table counts. The JSON names are part of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub(crate) enum Section {
     Containers,
-    #[serde(rename = "Container logs")]
+    /// Part of containers: writable and init layers.
+    ContainerLayers,
+    /// Part of containers: json-file logs.
     ContainerLogs,
+    /// Part of containers: the rest of their directories.
+    ContainerMetadata,
     Images,
-    Layers,
+    /// Part of images: their layers, each once.
+    ImageLayers,
+    /// Part of images: configs and metadata, or content blobs.
+    ImageRecords,
     Volumes,
-    #[serde(rename = "Build cache")]
     BuildCache,
-    #[serde(rename = "Orphaned overlay2")]
-    OrphanedOverlay2,
-    /// Snapshot directories and blobs of the containerd image store that its
-    /// metadata does not know.
-    #[serde(rename = "Orphaned containerd")]
-    OrphanedContainerd,
+    /// The engine's own databases and records.
+    EngineMetadata,
+    /// Directories (or snapshots and blobs) nothing refers to.
+    Orphans,
+    /// The rest of the data root.
+    Other,
 }
 
 impl Section {
-    /// The table's first column.
-    pub(crate) fn label(self) -> &'static str {
+    /// The table's first column (sub-rows are indented by the renderer).
+    pub(crate) fn label(self, store: ImageStore) -> &'static str {
         match self {
             Section::Containers => "Containers",
-            Section::ContainerLogs => "Container logs",
+            Section::ContainerLayers => "writable layers",
+            Section::ContainerLogs => "logs",
+            Section::ContainerMetadata => "metadata",
             Section::Images => "Images",
-            Section::Layers => "Layers",
+            Section::ImageLayers => "layers",
+            Section::ImageRecords if store == ImageStore::Containerd => "content blobs",
+            Section::ImageRecords => "records",
             Section::Volumes => "Volumes",
             Section::BuildCache => "Build cache",
-            Section::OrphanedOverlay2 => "Orphaned overlay2",
-            Section::OrphanedContainerd => "Orphaned containerd",
+            Section::EngineMetadata => "Engine metadata",
+            Section::Orphans if store == ImageStore::Containerd => "Orphaned containerd",
+            Section::Orphans => "Orphaned overlay2",
+            Section::Other => "Other",
         }
     }
 
-    /// Whether the engine's own figure is what is shown, even on a readable
-    /// data root.
-    pub(crate) fn is_engine_figure(self) -> bool {
-        matches!(self, Section::Volumes | Section::BuildCache)
+    /// The row this one is a part of.
+    pub(crate) fn part_of(self) -> Option<Section> {
+        match self {
+            Section::ContainerLayers | Section::ContainerLogs | Section::ContainerMetadata => {
+                Some(Section::Containers)
+            }
+            Section::ImageLayers | Section::ImageRecords => Some(Section::Images),
+            _ => None,
+        }
     }
 }
 
@@ -69,13 +93,39 @@ impl Section {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct Row {
     pub(crate) kind: Section,
-    pub(crate) count: usize,
-    /// `None` when it cannot be known from here (logs of a remote engine).
+    /// The row whose bytes include this one's.
+    pub(crate) part_of: Option<Section>,
+    /// `None` where there is nothing to count (engine metadata, other).
+    pub(crate) count: Option<usize>,
+    /// `None` when it cannot be known from here.
     pub(crate) size_bytes: Option<u64>,
     pub(crate) in_use_bytes: Option<u64>,
-    /// `None` for what the engine cannot reclaim (orphaned directories).
+    /// `None` for what the plan does not split this way, and for what the
+    /// engine cannot reclaim (orphans).
     pub(crate) reclaimable_bytes: Option<u64>,
+    /// Measured on disk; otherwise the engine's figure.
     pub(crate) measured: bool,
+}
+
+impl Row {
+    fn new(kind: Section, count: Option<usize>, measured: bool) -> Row {
+        Row {
+            kind,
+            part_of: kind.part_of(),
+            count,
+            size_bytes: None,
+            in_use_bytes: None,
+            reclaimable_bytes: None,
+            measured,
+        }
+    }
+
+    fn sized(mut self, size: u64, in_use: Option<u64>, reclaimable: Option<u64>) -> Row {
+        self.size_bytes = Some(size);
+        self.in_use_bytes = in_use;
+        self.reclaimable_bytes = reclaimable;
+        self
+    }
 }
 
 /// One item under `-v`.
@@ -104,30 +154,19 @@ pub(crate) struct Usage {
 }
 
 /// Usage per kind from the inventory, the default plan and, when the data root
-/// was readable, what was measured on it.
+/// was readable, what was measured on it: then the top-level rows add up to
+/// the data root (each byte in one row, #21).
 pub(crate) fn usage(inventory: &Inventory, plan: &Plan, on_disk: Option<&OnDisk>) -> Usage {
-    let measured = on_disk.is_some();
     let (mut rows, mut container_items) = container_rows(inventory, plan, on_disk);
     let images = image_rows(inventory, plan, on_disk);
     rows.extend(images.rows);
     let mut items = images.items;
-    let (other_rows, volumes) = volume_and_cache_rows(inventory, plan);
+    let (other_rows, volumes) = volume_and_cache_rows(inventory, plan, on_disk);
     rows.extend(other_rows);
     items.extend(volumes);
     let orphans = on_disk.map(|disk| disk.orphans.clone()).unwrap_or_default();
-    if measured {
-        rows.push(Row {
-            kind: if inventory.engine.image_store == ImageStore::Containerd {
-                Section::OrphanedContainerd
-            } else {
-                Section::OrphanedOverlay2
-            },
-            count: orphans.len(),
-            size_bytes: Some(orphans.iter().map(|o| o.bytes.allocated).sum()),
-            in_use_bytes: None,
-            reclaimable_bytes: None,
-            measured,
-        });
+    if let Some(disk) = on_disk {
+        rows.extend(rest_rows(&rows, disk));
     }
 
     container_items.sort_by_key(|item| std::cmp::Reverse(item.size_bytes));
@@ -151,71 +190,144 @@ pub(crate) fn usage(inventory: &Inventory, plan: &Plan, on_disk: Option<&OnDisk>
     }
 }
 
+/// The engine's metadata, the orphans and what is left of the data root
+/// once every other row took its bytes.
+fn rest_rows(rows: &[Row], disk: &OnDisk) -> Vec<Row> {
+    let part = |part| disk.breakdown.get(part).allocated;
+    let metadata =
+        Row::new(Section::EngineMetadata, None, true).sized(part(Part::EngineMetadata), None, None);
+    let orphans = Row::new(Section::Orphans, Some(disk.orphans.len()), true).sized(
+        part(Part::Orphans),
+        None,
+        None,
+    );
+    let counted: u64 = rows
+        .iter()
+        .chain([&metadata, &orphans])
+        .filter(|row| row.part_of.is_none())
+        .filter_map(|row| row.size_bytes)
+        .sum();
+    let other = Row::new(Section::Other, None, true).sized(
+        disk.data_root.bytes.allocated.saturating_sub(counted),
+        None,
+        None,
+    );
+    vec![metadata, orphans, other]
+}
+
 fn planned(plan: &Plan, kind: Kind) -> u64 {
     plan.items_of(kind).map(|item| item.predicted_bytes).sum()
 }
 
-/// The containers row and the container logs row, and each container.
+/// Per container, its bytes split as the rows split them.
+#[derive(Default)]
+struct Split {
+    layers: u64,
+    logs: u64,
+    metadata: u64,
+}
+
+impl std::ops::AddAssign<&Split> for Split {
+    fn add_assign(&mut self, other: &Split) {
+        self.layers += other.layers;
+        self.logs += other.logs;
+        self.metadata += other.metadata;
+    }
+}
+
+/// The containers row with its parts, and each container.
 fn container_rows(
     inventory: &Inventory,
     plan: &Plan,
     on_disk: Option<&OnDisk>,
 ) -> (Vec<Row>, Vec<Listed>) {
-    let measured = on_disk.is_some();
-    let mut size = 0;
-    let mut in_use = 0;
-    let mut logs = 0;
-    let mut logs_in_use = 0;
     let planned_ids: HashSet<&str> = plan.items.iter().map(|item| item.id.as_str()).collect();
-    let mut logs_reclaimable = 0;
+    let (mut all, mut in_use, mut reclaimable) =
+        (Split::default(), Split::default(), Split::default());
     let mut container_items = Vec::new();
     for container in &inventory.containers {
-        let bytes = on_disk
-            .and_then(|disk| disk.containers.get(&container.id).copied())
-            .unwrap_or(container.size_rw);
-        let log = on_disk
-            .and_then(|disk| disk.logs.get(&container.id).copied())
-            .unwrap_or(0);
+        let split = match on_disk {
+            Some(disk) => {
+                let get = |map: &HashMap<String, u64>| map.get(&container.id).copied().unwrap_or(0);
+                let dir = get(&disk.container_dirs);
+                let logs = get(&disk.logs).min(dir);
+                Split {
+                    layers: get(&disk.containers).saturating_sub(dir),
+                    logs,
+                    metadata: dir - logs,
+                }
+            }
+            None => Split {
+                layers: container.size_rw,
+                ..Split::default()
+            },
+        };
         let running = !container.state.is_stopped();
-        size += bytes;
-        logs += log;
+        all += &split;
         if running {
-            in_use += bytes;
-            logs_in_use += log;
+            in_use += &split;
         }
         if planned_ids.contains(container.id.as_str()) {
-            logs_reclaimable += log;
+            reclaimable += &split;
         }
         container_items.push(Listed {
             kind: Kind::Container,
             id: container.id.clone(),
             name: container.display_name(),
-            size_bytes: bytes,
+            size_bytes: split.layers + split.logs + split.metadata,
             in_use: running,
         });
     }
-    let rows = vec![
-        Row {
-            kind: Section::Containers,
-            count: inventory.containers.len(),
-            size_bytes: Some(size),
-            in_use_bytes: Some(in_use),
-            reclaimable_bytes: Some(planned(plan, Kind::Container)),
-            measured,
-        },
-        Row {
-            kind: Section::ContainerLogs,
-            count: inventory.containers.len(),
-            size_bytes: measured.then_some(logs),
-            in_use_bytes: measured.then_some(logs_in_use),
-            reclaimable_bytes: measured.then_some(logs_reclaimable),
-            measured,
-        },
-    ];
+    let count = Some(inventory.containers.len());
+    let mut rows = Vec::new();
+    match on_disk {
+        Some(disk) => {
+            // Directories of containers created while the walk ran are in
+            // the breakdown, not in the list: the parts are the breakdown's.
+            let part = |part| disk.breakdown.get(part).allocated;
+            let parts = Split {
+                layers: part(Part::ContainerLayers).max(all.layers),
+                logs: part(Part::ContainerLogs).max(all.logs),
+                metadata: part(Part::ContainerMetadata).max(all.metadata),
+            };
+            rows.push(Row::new(Section::Containers, count, true).sized(
+                parts.layers + parts.logs + parts.metadata,
+                Some(in_use.layers + in_use.logs + in_use.metadata),
+                Some(planned(plan, Kind::Container)),
+            ));
+            for (section, size, used, freed) in [
+                (
+                    Section::ContainerLayers,
+                    parts.layers,
+                    in_use.layers,
+                    reclaimable.layers,
+                ),
+                (
+                    Section::ContainerLogs,
+                    parts.logs,
+                    in_use.logs,
+                    reclaimable.logs,
+                ),
+                (
+                    Section::ContainerMetadata,
+                    parts.metadata,
+                    in_use.metadata,
+                    reclaimable.metadata,
+                ),
+            ] {
+                rows.push(Row::new(section, None, true).sized(size, Some(used), Some(freed)));
+            }
+        }
+        None => rows.push(Row::new(Section::Containers, count, false).sized(
+            all.layers,
+            Some(in_use.layers),
+            Some(planned(plan, Kind::Container)),
+        )),
+    }
     (rows, container_items)
 }
 
-/// The images and layers rows (each layer once), and each listed image.
+/// The images row with its parts (each layer once), and each listed image.
 struct ImageRows {
     rows: Vec<Row>,
     items: Vec<Listed>,
@@ -224,7 +336,6 @@ struct ImageRows {
 }
 
 fn image_rows(inventory: &Inventory, plan: &Plan, on_disk: Option<&OnDisk>) -> ImageRows {
-    let measured = on_disk.is_some();
     let layer_bytes = |chain_id: &str, fallback: u64| {
         on_disk
             .and_then(|disk| disk.layers.get(chain_id).copied())
@@ -247,7 +358,6 @@ fn image_rows(inventory: &Inventory, plan: &Plan, on_disk: Option<&OnDisk>) -> I
             }
         }
     }
-    let layers_total: u64 = sizes.values().sum();
     let layers_in_use: u64 = in_use_layers.iter().filter_map(|c| sizes.get(c)).sum();
     let shared: Vec<&&str> = users
         .iter()
@@ -274,19 +384,34 @@ fn image_rows(inventory: &Inventory, plan: &Plan, on_disk: Option<&OnDisk>) -> I
             in_use: used_images.contains(image.id.as_str()),
         })
         .collect();
-    let row = |kind, count| Row {
-        kind,
-        count,
-        size_bytes: Some(layers_total),
-        in_use_bytes: Some(layers_in_use),
-        reclaimable_bytes: Some(planned(plan, Kind::Image)),
-        measured,
+    let count = Some(listed_images.len());
+    let reclaimable = Some(planned(plan, Kind::Image));
+    let rows = match on_disk {
+        Some(disk) => {
+            let layers = disk.breakdown.get(Part::ImageLayers).allocated;
+            let records = disk.breakdown.get(Part::ImageRecords).allocated;
+            vec![
+                Row::new(Section::Images, count, true).sized(
+                    layers + records,
+                    Some(layers_in_use),
+                    reclaimable,
+                ),
+                Row::new(Section::ImageLayers, Some(sizes.len()), true).sized(
+                    layers,
+                    Some(layers_in_use),
+                    None,
+                ),
+                Row::new(Section::ImageRecords, None, true).sized(records, None, None),
+            ]
+        }
+        None => vec![Row::new(Section::Images, count, false).sized(
+            sizes.values().sum(),
+            Some(layers_in_use),
+            reclaimable,
+        )],
     };
     ImageRows {
-        rows: vec![
-            row(Section::Images, listed_images.len()),
-            row(Section::Layers, sizes.len()),
-        ],
+        rows,
         items,
         shared_layers: shared.len(),
         shared_layer_bytes,
@@ -294,36 +419,54 @@ fn image_rows(inventory: &Inventory, plan: &Plan, on_disk: Option<&OnDisk>) -> I
 }
 
 /// The volumes row (measured with the rest when the inventory's sizes were)
-/// and the build cache row (the engine's figures), and each volume.
-fn volume_and_cache_rows(inventory: &Inventory, plan: &Plan) -> (Vec<Row>, Vec<Listed>) {
+/// and the build cache row (the plan's figure: the engine's records, shared
+/// ones counted with the images), and each volume.
+fn volume_and_cache_rows(
+    inventory: &Inventory,
+    plan: &Plan,
+    on_disk: Option<&OnDisk>,
+) -> (Vec<Row>, Vec<Listed>) {
     let volumes_in_use = inventory
         .volumes
         .iter()
         .filter(|volume| volume.ref_count.unwrap_or(0) > 0);
+    let volume_bytes = match on_disk {
+        Some(disk) => disk.breakdown.get(Part::Volumes).allocated,
+        None => inventory.volumes.iter().filter_map(|v| v.size).sum(),
+    };
+    let cache_current = plan
+        .by_kind
+        .iter()
+        .find(|(kind, _)| *kind == Kind::BuildCache)
+        .map_or(0, |(_, figures)| figures.current_bytes);
     let rows = vec![
-        Row {
-            kind: Section::Volumes,
-            count: inventory.volumes.len(),
-            size_bytes: Some(inventory.volumes.iter().filter_map(|v| v.size).sum()),
-            in_use_bytes: Some(volumes_in_use.filter_map(|v| v.size).sum()),
-            reclaimable_bytes: Some(planned(plan, Kind::Volume)),
-            measured: inventory.sizes_measured,
-        },
-        Row {
-            kind: Section::BuildCache,
-            count: inventory.build_cache.len(),
-            size_bytes: Some(inventory.build_cache.iter().map(|r| r.size).sum()),
-            in_use_bytes: Some(
+        Row::new(
+            Section::Volumes,
+            Some(inventory.volumes.len()),
+            inventory.sizes_measured,
+        )
+        .sized(
+            volume_bytes,
+            Some(volumes_in_use.filter_map(|v| v.size).sum()),
+            Some(planned(plan, Kind::Volume)),
+        ),
+        Row::new(
+            Section::BuildCache,
+            Some(inventory.build_cache.len()),
+            false,
+        )
+        .sized(
+            cache_current,
+            Some(
                 inventory
                     .build_cache
                     .iter()
-                    .filter(|r| r.in_use)
+                    .filter(|r| r.in_use && !r.shared)
                     .map(|r| r.size)
                     .sum(),
             ),
-            reclaimable_bytes: Some(planned(plan, Kind::BuildCache)),
-            measured: false,
-        },
+            Some(planned(plan, Kind::BuildCache)),
+        ),
     ];
     let items = inventory
         .volumes

@@ -133,6 +133,29 @@ fn df_reports_layout_logs_orphans_and_agrees_with_the_plan() -> Result<()> {
     d.build_base("base:latest")?;
     d.build_on("base", "app:latest", 100, "v1")?;
     d.build_on("base", "app:latest", 100, "v2")?;
+    // BuildKit's cache, rebuilt once (the first image dangles), and a volume
+    // with data: the shapes a real host has besides classic builds.
+    for n in 0..2 {
+        d.buildkit_build(
+            "bk:latest",
+            &format!(
+                "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox dd if=/dev/zero of=/blob{n} bs=1k count=300\"]\n"
+            ),
+        )?;
+    }
+    d.docker(&["volume", "create", "data"])?;
+    d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "data:/data",
+        "base",
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/data/blob bs=1k count=500",
+    ])?;
     // A container that logs about 2 MB.
     let noisy = d.docker(&[
         "run", "-d", "--network", "none", "--name", "noisy", "base", "sh", "-c",
@@ -222,7 +245,11 @@ fn df_reports_layout_logs_orphans_and_agrees_with_the_plan() -> Result<()> {
             .cloned()
             .unwrap_or(Value::Null)
     };
-    let logs = row("Container logs");
+    let logs = row("container_logs");
+    check!(
+        logs["part_of"] == "containers",
+        "logs are part of the containers row: {logs}"
+    );
     check!(
         logs["size_bytes"].as_u64().is_some_and(|b| b > 1_500_000),
         "logs: {logs}"
@@ -234,8 +261,59 @@ fn df_reports_layout_logs_orphans_and_agrees_with_the_plan() -> Result<()> {
         "the stopped noisy container's logs are reclaimable: {logs}"
     );
 
-    // df's reclaimable is the dry run's predicted total.
+    // Each byte in one row: the top-level rows add up to the data root
+    // (within 1%: the build cache row is the engine's figure), each part row
+    // to its parent, and the data root is what du says.
+    let rows = report["usage"]["rows"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let root = report["usage"]["data_root"]["allocated"]
+        .as_u64()
+        .ok_or("no data root")?;
+    let top: u64 = rows
+        .iter()
+        .filter(|row| row["part_of"].is_null())
+        .filter_map(|row| row["size_bytes"].as_u64())
+        .sum();
+    check!(
+        top.abs_diff(root) * 100 <= root,
+        "rows add up to {top}, data root {root}: {rows:?}"
+    );
+    for parent in ["containers", "images"] {
+        let parts: u64 = rows
+            .iter()
+            .filter(|row| row["part_of"] == parent)
+            .filter_map(|row| row["size_bytes"].as_u64())
+            .sum();
+        check!(
+            Some(parts) == row(parent)["size_bytes"].as_u64(),
+            "{parent}: parts {parts} vs {}",
+            row(parent)
+        );
+    }
+    let du = std::process::Command::new("du")
+        .args(["-s", "-x", "--block-size=1"])
+        .arg(&d.data_root)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let du: u64 = String::from_utf8_lossy(&du.stdout)
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .ok_or("du said nothing")?;
+    check!(du.abs_diff(root) * 100 <= du, "data root {root} vs du {du}");
+
+    // df's reclaimable is the dry run's predicted total, its build cache the
+    // dry run's CURRENT.
     let plan = json(d.reclaim(&["--dry-run", "--format", "json"]))?;
+    check!(
+        row("build_cache")["size_bytes"]
+            == plan["totals"]["by_kind"]["build_cache"]["current_bytes"],
+        "df build cache {} vs dry run {}",
+        row("build_cache"),
+        plan["totals"]["by_kind"]["build_cache"]
+    );
     check!(
         report["usage"]["reclaimable_bytes"] == plan["totals"]["predicted_bytes"],
         "df {} vs dry run {}",
