@@ -32,6 +32,11 @@
 #                                    run on disk, goroutine dumps of dockerd (SIGUSR1)
 #                                    summarised by where container removals wait
 #                                    (bench/stacks.py).
+#   bash bench/bench.sh fleet [N]    a fleet dry run (-H three times) against the
+#                                    slowest of the three single-host dry runs,
+#                                    three private engines each with the mixed
+#                                    fixture of N containers (default 1000), warm,
+#                                    medians of alternating runs.
 #
 # Which engine: the system's dockerd (Docker 20.10, overlay2); with
 # BENCH_ENGINE=DIR the one scripts/engines.sh unpacked there (Docker 26.1), and
@@ -63,8 +68,10 @@ stop_daemon() {
   fi
   pid=
 }
+fleet_pids=()
 cleanup() {
   stop_daemon
+  for pid in "${fleet_pids[@]}"; do stop_daemon; done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -361,10 +368,48 @@ bench_floor() {
   done
 }
 
+# Three engines, each planned alone and then all three as one fleet run.
+bench_fleet() {
+  local hosts=() n rounds=${ROUNDS:-5} t0 t1
+  for n in 1 2 3; do
+    start_daemon "$work/fleet-$n"
+    make_mixed_fixture "$count"
+    hosts+=("$DOCKER_HOST")
+    fleet_pids+=("$pid")
+    pid=
+  done
+  local fleet_args=()
+  for h in "${hosts[@]}"; do fleet_args+=(-H "$h"); done
+  # Warm: a first run of each fills the size cache and the page cache.
+  "$reclaim" --dry-run --format json "${fleet_args[@]}" >/dev/null
+  for n in 0 1 2; do : >"$work/single-$n.times"; done
+  : >"$work/fleet.times"
+  for _ in $(seq 1 "$rounds"); do
+    for n in 0 1 2; do
+      t0=$(now); "$reclaim" --dry-run --format json -H "${hosts[$n]}" >/dev/null; t1=$(now)
+      echo "$t1 - $t0" | bc >>"$work/single-$n.times"
+    done
+    t0=$(now); "$reclaim" --dry-run --format json "${fleet_args[@]}" >/dev/null; t1=$(now)
+    echo "$t1 - $t0" | bc >>"$work/fleet.times"
+  done
+  local slowest=0 m f
+  for n in 0 1 2; do
+    m=$(median <"$work/single-$n.times")
+    echo "single host $((n + 1)), N=$count: median ${m}s ($(sort -n "$work/single-$n.times" | tr '\n' ' '))"
+    if [ "$(echo "$m > $slowest" | bc)" = 1 ]; then slowest=$m; fi
+  done
+  f=$(median <"$work/fleet.times")
+  echo "fleet of 3, N=$count each: median ${f}s ($(sort -n "$work/fleet.times" | tr '\n' ' '))"
+  echo "fleet / slowest single host: $(echo "scale=3; $f / $slowest" | bc) on $(nproc) cores"
+  for pid in "${fleet_pids[@]}"; do stop_daemon; done
+  fleet_pids=()
+}
+
 case "$mode" in
+  fleet) bench_fleet ;;
   apply) bench_apply ;;
   predict) shift; bench_predict "$@" ;;
   plantime) bench_plantime ;;
   floor) count=${2:-300}; bench_floor ;;
-  *) echo "usage: bash bench/bench.sh apply [N] | predict [N…] | plantime [N] | floor [N]" >&2; exit 2 ;;
+  *) echo "usage: bash bench/bench.sh apply [N] | predict [N…] | plantime [N] | floor [N] | fleet [N]" >&2; exit 2 ;;
 esac

@@ -32,7 +32,6 @@ use anyhow::{Context, Result};
 
 use crate::cli::args::{Cli, Command};
 use crate::cli::settings::{Mode, Settings};
-use crate::engine::DockerEngine;
 use crate::exit::{ExitStatus, Stop};
 use crate::signals::{Interrupt, Signals};
 
@@ -135,34 +134,20 @@ fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
             commands::watch::run(&settings, &signals, once, every, out).await
         });
     }
+    if !settings.fleet.is_empty() {
+        return runtime.block_on(async {
+            let signals = Signals::install()?;
+            commands::fleet::run(&settings, &signals, out).await
+        });
+    }
     let result = runtime.block_on(async {
         let signals = Signals::install()?;
         let work = async {
             // A local engine's data root is measured here when it can be
             // read, and then the engine is not asked to measure, except on API
             // 1.41 for the build cache records (see below).
-            let planning = !matches!(settings.mode, Mode::Apply | Mode::ApplyFile { .. });
-            let prefetch_df = planning && !matches!(settings.host, engine::Host::Unix(_));
-            let engine = DockerEngine::connect(
-                &settings.host,
-                settings.tls.as_ref(),
-                settings.timeout,
-                prefetch_df,
-            )
-            .await?
-            .named_by(settings.context.clone());
+            let engine = commands::connect(&settings).await?;
             metrics::note_engine(local_root(&settings.host, engine::Engine::info(&engine)));
-            let wants_build_cache =
-                settings.rules.build_cache.is_some() || matches!(settings.mode, Mode::Df { .. });
-            if planning
-                && matches!(settings.host, engine::Host::Unix(_))
-                && measure::sizes::whole_disk_usage_needed(
-                    engine::Engine::info(&engine),
-                    wants_build_cache,
-                )
-            {
-                engine.prefetch_disk_usage();
-            }
             match &settings.mode {
                 Mode::DryRun { plan_out } => {
                     commands::dry_run::run(&engine, &settings, plan_out.as_deref(), out).await
@@ -208,23 +193,13 @@ fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
 /// with where sizes and last uses are kept between runs.
 fn settings_from(cli: Cli) -> Result<Settings> {
     let config = cli::config::load(cli.config.as_deref())?;
-    let endpoint = engine::context::resolve(
-        &engine::context::Request::from_env(
-            cli.host.clone(),
-            cli.context.clone(),
-            config.host.clone(),
-            engine::context::TlsOptions {
-                tls: cli.tls,
-                verify: cli.tlsverify,
-                ca: cli.tlscacert.clone(),
-                cert: cli.tlscert.clone(),
-                key: cli.tlskey.clone(),
-                cert_path: None,
-            },
-        )
-        .with_docker_config(cli.docker_config.clone()),
-    )?;
-    let mut settings = Settings::from_cli(cli, config, endpoint, unix_now())?;
+    let endpoints = endpoints(&cli, config.host.clone())?;
+    let fleet = endpoints.len() > 1 || cli.all_contexts;
+    let mut settings = Settings::from_cli(cli, config, endpoints[0].clone(), unix_now())?;
+    if fleet {
+        settings.check_fleet()?;
+        settings.fleet = endpoints;
+    }
     settings.size_cache = measure::cache::default_dir(
         |key| std::env::var_os(key),
         rustix::process::geteuid().is_root(),
@@ -234,6 +209,54 @@ fn settings_from(cli: Cli) -> Result<Settings> {
         rustix::process::geteuid().is_root(),
     );
     Ok(settings)
+}
+
+/// The engines the flags name: one (resolved as the docker CLI does), or in
+/// a fleet run each `-H` and each `--context` (and with `--all-contexts`
+/// every context in the store), in that order, each once.
+fn endpoints(cli: &Cli, config_host: Option<String>) -> Result<Vec<engine::context::Endpoint>> {
+    use engine::context::{Request, TlsOptions};
+    let request = |host: Option<String>, context: Option<String>| {
+        Request::from_env(
+            host,
+            context,
+            config_host.clone(),
+            TlsOptions {
+                tls: cli.tls,
+                verify: cli.tlsverify,
+                ca: cli.tlscacert.clone(),
+                cert: cli.tlscert.clone(),
+                key: cli.tlskey.clone(),
+                cert_path: None,
+            },
+        )
+        .with_docker_config(cli.docker_config.clone())
+    };
+    let mut contexts = cli.context.clone();
+    if cli.all_contexts {
+        contexts.extend(engine::context::all_names(&request(None, None))?);
+    }
+    if cli.host.len() + contexts.len() <= 1 && !cli.all_contexts {
+        let one = request(cli.host.first().cloned(), contexts.first().cloned());
+        return Ok(vec![engine::context::resolve(&one)?]);
+    }
+    let mut endpoints: Vec<engine::context::Endpoint> = Vec::new();
+    let named = cli
+        .host
+        .iter()
+        .map(|host| request(Some(host.clone()), None))
+        .chain(
+            contexts
+                .iter()
+                .map(|name| request(None, Some(name.clone()))),
+        );
+    for one in named {
+        let endpoint = engine::context::resolve(&one)?;
+        if !endpoints.contains(&endpoint) {
+            endpoints.push(endpoint);
+        }
+    }
+    Ok(endpoints)
 }
 
 /// Writes `--metrics-file` for the run that ended with `exit_code`.

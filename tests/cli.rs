@@ -287,6 +287,53 @@ fn docker_habits_work_or_are_refused_in_one_line() {
     assert!(help.contains("Usage: docker reclaim"), "{help}");
 }
 
+/// A fleet run (several -H/--context, --all-contexts) refuses what works on
+/// one engine in one line, before reaching any engine; `--all-contexts`
+/// without a context store says so.
+#[test]
+fn a_fleet_run_refuses_one_engine_modes_in_one_line() {
+    let fleet = [
+        "-H",
+        "unix:///nonexistent/a.sock",
+        "-H",
+        "unix:///nonexistent/b.sock",
+    ];
+    for (args, needle) in [
+        (&["df"][..], "df works on one engine"),
+        (&["layers", "app"], "layers works on one engine"),
+        (&["--dry-run", "--plan-out", "/tmp/x.json"], "--plan-out"),
+        (&["--yes", "-q"], "--quiet"),
+    ] {
+        let output = reclaim_command().args(args).args(fleet).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(needle) && stderr.trim().lines().count() == 1,
+            "{args:?}: {stderr}"
+        );
+    }
+    let output = reclaim_command()
+        .args(["--dry-run", "--all-contexts"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--all-contexts"), "{stderr}");
+    // Two engines that are not there: each said once, exit 3.
+    let output = reclaim_command()
+        .arg("--dry-run")
+        .args(fleet)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(3), "{stdout}");
+    assert_eq!(
+        stdout.matches("not reached (exit 3): ").count(),
+        2,
+        "{stdout}"
+    );
+}
+
 /// What bash offers for `words` (the last one being completed), through the
 /// generated script run in a real bash.
 fn bash_completes(words: &[&str]) -> Vec<String> {

@@ -30,15 +30,17 @@ pub(crate) fn for_stderr(quiet: bool) -> Box<dyn Progress> {
     } else {
         Box::new(Lines {
             out: Box::new(std::io::stderr()),
+            prefix: None,
         })
     }
 }
 
 /// One line per item on stderr, whatever stderr is (`watch`: journald or a
-/// log file).
-pub(crate) fn lines() -> Box<dyn Progress> {
+/// log file); in a fleet run each starts with the engine's name.
+pub(crate) fn lines(label: Option<&str>) -> Box<dyn Progress> {
     Box::new(Lines {
         out: Box::new(std::io::stderr()),
+        prefix: label.map(|label| format!("{}: ", crate::model::printable(label))),
     })
 }
 
@@ -140,6 +142,8 @@ impl Progress for Problems {
 /// One line per item, for log files and journals.
 pub(crate) struct Lines {
     pub(crate) out: Box<dyn Write + Send>,
+    /// What starts each line.
+    pub(crate) prefix: Option<String>,
 }
 
 impl Progress for Lines {
@@ -148,7 +152,8 @@ impl Progress for Lines {
     fn item(&mut self, result: &ItemResult) {
         if let Some(line) = line_for(result) {
             // Progress is best effort: a closed stderr must not stop the run.
-            let _ = writeln!(self.out, "{line}");
+            let prefix = self.prefix.as_deref().unwrap_or_default();
+            let _ = writeln!(self.out, "{prefix}{line}");
         }
     }
 
@@ -246,6 +251,7 @@ mod tests {
         let written = Shared::default();
         let mut lines = Lines {
             out: Box::new(written.clone()),
+            prefix: None,
         };
         lines.start(4, 0);
         lines.item(&result(Outcome::Removed));
@@ -264,6 +270,15 @@ mod tests {
              skipped container c0ffee (web-1): it is running now\n\
              failed container c0ffee (web-1): the engine refused (409): in use\n"
         );
+        // In a fleet run each line names the engine first.
+        let written = Shared::default();
+        let mut lines = Lines {
+            out: Box::new(written.clone()),
+            prefix: Some("ci-01: ".into()),
+        };
+        lines.item(&result(Outcome::Removed));
+        let text = String::from_utf8(written.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text, "ci-01: removed container c0ffee (web-1), 0 B\n");
     }
 
     #[test]

@@ -71,13 +71,22 @@ pub(crate) struct Cli {
     /// Without it (or --context): $DOCKER_HOST, then $DOCKER_CONTEXT, then the
     /// config file's host, then the docker CLI's current context, then
     /// unix:///var/run/docker.sock, as the docker CLI resolves them.
+    /// Given more than once (with --context too), a fleet run: each engine is
+    /// planned at the same time, shown in a section of its own, asked about
+    /// once, and applied on its own.
     #[arg(short = 'H', long, value_name = "HOST", global = true)]
-    pub(crate) host: Option<String>,
+    pub(crate) host: Vec<String>,
 
     /// The docker CLI context to use (`docker context ls`), from
-    /// $DOCKER_CONFIG/contexts (default ~/.docker). Not with --host.
+    /// $DOCKER_CONFIG/contexts (default ~/.docker). Not with a single --host.
+    /// Given more than once, a fleet run (see --host).
     #[arg(short = 'c', long, value_name = "NAME", global = true)]
-    pub(crate) context: Option<String>,
+    pub(crate) context: Vec<String>,
+
+    /// A fleet run over every context in the docker CLI's store (`docker
+    /// context ls` but the implicit `default`; name it with -c default).
+    #[arg(long, global = true)]
+    pub(crate) all_contexts: bool,
 
     /// Use TLS to reach a tcp:// engine, without verifying its certificate
     /// (implied by --tlsverify; $DOCKER_TLS sets it too), as docker does.
@@ -622,7 +631,7 @@ mod tests {
         for flag in [
             "--filter",
             "--keep ",
-            "--all",
+            "--all ",
             "--yes",
             "--jobs",
             "--volumes",
@@ -635,7 +644,7 @@ mod tests {
             assert!(apply.contains(flag), "apply --help lacks {flag}");
         }
         for flag in [
-            "--all",
+            "--all ",
             "--volumes",
             "--networks",
             "--build-cache",

@@ -95,6 +95,11 @@ pub(crate) struct Settings {
     pub(crate) item_lines: bool,
     /// `--metrics-file`.
     pub(crate) metrics_file: Option<PathBuf>,
+    /// A fleet run's engines (`-H`/`--context` more than once,
+    /// `--all-contexts`); empty for one engine, named by the fields above.
+    pub(crate) fleet: Vec<crate::engine::context::Endpoint>,
+    /// The engine's name in a fleet run: it starts each progress line.
+    pub(crate) label: Option<String>,
 }
 
 impl Settings {
@@ -168,7 +173,37 @@ impl Settings {
             state_dir: None,
             item_lines: false,
             metrics_file: cli.metrics_file,
+            fleet: Vec::new(),
+            label: None,
         })
+    }
+
+    /// What a fleet run does: plan (`--dry-run`) or plan and apply, on each
+    /// engine; what belongs to one engine is refused with the reason.
+    pub(crate) fn check_fleet(&self) -> Result<(), UsageError> {
+        let refuse = |what: &str| {
+            Err(UsageError(format!(
+                "{what} works on one engine: a fleet run (several -H/--context, --all-contexts) only plans (--dry-run) or plans and applies"
+            )))
+        };
+        match &self.mode {
+            Mode::DryRun { plan_out: None } | Mode::Apply => {}
+            Mode::DryRun { plan_out: Some(_) } => return refuse("--plan-out"),
+            Mode::ApplyFile { .. } => return refuse("apply FILE"),
+            Mode::Df { .. } => return refuse("df"),
+            Mode::Layers { .. } => return refuse("layers"),
+            Mode::Watch { .. } => return refuse("watch"),
+        }
+        if self.select {
+            return refuse("--select");
+        }
+        if self.quiet {
+            return refuse("--quiet");
+        }
+        if self.metrics_file.is_some() {
+            return refuse("--metrics-file");
+        }
+        Ok(())
     }
 }
 
@@ -613,6 +648,37 @@ mod tests {
     fn display_round_trips() {
         for raw in ["unix:///var/run/docker.sock", "tcp://h:1"] {
             assert_eq!(Host::parse(raw).unwrap().to_string(), raw);
+        }
+    }
+
+    /// A fleet run plans, or plans and applies; what works on one engine
+    /// (a saved plan, df, layers, watch, a checklist, IDs only, one
+    /// engine's metrics) is refused naming it.
+    #[test]
+    fn a_fleet_run_refuses_what_belongs_to_one_engine() {
+        for args in [&["--dry-run"][..], &["--yes"], &[]] {
+            settings(args).unwrap().check_fleet().unwrap();
+        }
+        for (args, named) in [
+            (
+                &["--dry-run", "--plan-out", "/tmp/p.json"][..],
+                "--plan-out",
+            ),
+            (&["df"], "df"),
+            (&["layers", "x"], "layers"),
+            (&["apply", "/tmp/p.json"], "apply FILE"),
+            (&["--select"], "--select"),
+            (&["--yes", "-q"], "--quiet"),
+            (
+                &["--yes", "--metrics-file", "/tmp/m.prom"],
+                "--metrics-file",
+            ),
+        ] {
+            let err = settings(args).unwrap().check_fleet().unwrap_err().0;
+            assert!(
+                err.starts_with(named) && !err.contains('\n'),
+                "{args:?}: {err}"
+            );
         }
     }
 }

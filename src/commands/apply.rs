@@ -34,32 +34,56 @@ pub(crate) async fn run(
 ) -> Result<ExitStatus> {
     // Everything the user gave us is checked before anything is removed.
     confirm::require_terminal(settings.yes)?;
-    let mut audit = settings
-        .log_file
-        .as_deref()
-        .map(open_audit_log)
-        .transpose()?
-        .map(|out| AuditLog {
-            out,
-            engine: engine.info().clone(),
-            now: unix_now,
-            error: None,
-        });
+    let audit = audit_log(engine, settings)?;
     let saved = match &settings.mode {
         Mode::ApplyFile { path, max_age } => {
             Some(plan_file::load(path, engine.info(), unix_now(), *max_age)?)
         }
         _ => None,
     };
+    carry_out(engine, settings, signals, saved, audit, true, out)
+        .await
+        .map(|applied| applied.status)
+}
+
+/// What an apply did: its exit status, and its report when it got as far as
+/// deleting.
+pub(crate) struct Applied {
+    pub(crate) status: ExitStatus,
+    pub(crate) report: Option<Report>,
+}
+
+impl Applied {
+    fn nothing() -> Applied {
+        Applied {
+            status: ExitStatus::Success,
+            report: None,
+        }
+    }
+}
+
+/// From the lock on: plan (a saved or agreed plan: the part of it a plan made
+/// now takes), show it when `show`, confirm, execute, measure, report. A
+/// fleet run calls this on each engine with the plan it showed and the user
+/// agreed to, `--yes` set and `show` off.
+pub(crate) async fn carry_out(
+    engine: &impl Engine,
+    settings: &Settings,
+    signals: &Signals,
+    saved: Option<plan_file::SavedPlan>,
+    mut audit: Option<AuditLog<File>>,
+    show: bool,
+    out: &mut impl Write,
+) -> Result<Applied> {
     let socket = match &settings.host {
         Host::Unix(path) => Some(path.as_path()),
         _ => None,
     };
     let _lock = lock::acquire(engine.info(), socket)?;
 
-    let (inventory, plan) = prepare(engine, settings, saved, out).await?;
+    let (inventory, plan) = prepare(engine, settings, saved, show, out).await?;
     if plan.is_empty() {
-        return Ok(ExitStatus::Success);
+        return Ok(Applied::nothing());
     }
     let chosen = confirm::confirm(&plan, settings.yes, settings.select)?;
     let plan = if chosen.len() == plan.items.len() {
@@ -69,7 +93,7 @@ pub(crate) async fn run(
     };
     if plan.is_empty() {
         note("Nothing selected: nothing was removed.");
-        return Ok(ExitStatus::Success);
+        return Ok(Applied::nothing());
     }
 
     let before = Before::measure(settings, &inventory, &plan);
@@ -107,23 +131,46 @@ pub(crate) async fn run(
     .await
     .report(results, signals.stop().load(Ordering::SeqCst), engine_gone);
     crate::metrics::note_report(&report);
-    write_report(
+    let status = write_report(
         out,
         settings.format,
         settings.quiet,
         super::show(settings, false, false).width,
         &inventory.engine,
         &report,
-    )
+    )?;
+    Ok(Applied {
+        status,
+        report: Some(report),
+    })
+}
+
+/// `--log-file`, opened for appending, for this engine.
+pub(crate) fn audit_log(
+    engine: &impl Engine,
+    settings: &Settings,
+) -> Result<Option<AuditLog<File>>> {
+    Ok(settings
+        .log_file
+        .as_deref()
+        .map(open_audit_log)
+        .transpose()?
+        .map(|out| AuditLog {
+            out,
+            engine: engine.info().clone(),
+            now: unix_now,
+            error: None,
+        }))
 }
 
 /// Takes the inventory, makes the plan (a saved plan: the part of it a plan
-/// made now would take), measures it and shows it. A person about to be asked
-/// sees the plan on the terminal wherever stdout goes.
+/// made now would take), measures it and, when `show`, shows it. A person
+/// about to be asked sees the plan on the terminal wherever stdout goes.
 async fn prepare(
     engine: &impl Engine,
     settings: &Settings,
     saved: Option<plan_file::SavedPlan>,
+    show_it: bool,
     out: &mut impl Write,
 ) -> Result<(Inventory, Plan)> {
     // The scope in force: a saved plan's, else the flags'.
@@ -163,7 +210,7 @@ async fn prepare(
     let asking = !settings.yes && !plan.is_empty();
     match settings.format {
         // --quiet: no plan; the summary says what was done.
-        _ if settings.quiet => {}
+        _ if settings.quiet || !show_it => {}
         Format::Human => {
             show_plan(out, Format::Human, &inventory, &plan, &show)?;
             if asking && !std::io::stdout().is_terminal() {
@@ -232,7 +279,7 @@ async fn execute(
     audit: Option<&mut AuditLog<File>>,
 ) -> Vec<ItemResult> {
     let mut display = if settings.item_lines {
-        progress::lines()
+        progress::lines(settings.label.as_deref())
     } else {
         progress::for_stderr(settings.quiet)
     };

@@ -10,7 +10,9 @@ use super::{make_plan, show_plan};
 use crate::cli::settings::Settings;
 use crate::engine::Engine;
 use crate::exit::ExitStatus;
+use crate::inventory::Inventory;
 use crate::measure::sizes;
+use crate::plan::Plan;
 use crate::plan::file as plan_file;
 use crate::{note, render};
 
@@ -21,17 +23,7 @@ pub(crate) async fn run(
     plan_out: Option<&Path>,
     out: &mut impl Write,
 ) -> Result<ExitStatus> {
-    let (mut inventory, walked) = sizes::inventory_and_walk(
-        engine,
-        &settings.host,
-        settings.size_cache.as_deref(),
-        settings.rules.prune_scope,
-        settings.rules.build_cache.is_some(),
-    )
-    .await?;
-    super::last_uses(engine, &mut inventory, settings).await;
-    super::read_logs(settings, &mut inventory, settings.rules.logs.is_some());
-    let plan = sizes::measure(make_plan(&inventory, settings)?, &inventory, &walked);
+    let (inventory, plan) = planned(engine, settings).await?;
     crate::metrics::note_plan(&plan);
     let show = super::show(settings, true, false);
     if settings.quiet {
@@ -50,4 +42,24 @@ pub(crate) async fn run(
         ));
     }
     Ok(ExitStatus::Success)
+}
+
+/// The inventory and the plan the settings ask for, measured where the data
+/// root can be read.
+pub(crate) async fn planned(
+    engine: &impl Engine,
+    settings: &Settings,
+) -> Result<(Inventory, Plan)> {
+    let (mut inventory, walked) = sizes::inventory_and_walk(
+        engine,
+        &settings.host,
+        settings.size_cache.as_deref(),
+        settings.rules.prune_scope,
+        settings.rules.build_cache.is_some(),
+    )
+    .await?;
+    super::last_uses(engine, &mut inventory, settings).await;
+    super::read_logs(settings, &mut inventory, settings.rules.logs.is_some());
+    let plan = sizes::measure(make_plan(&inventory, settings)?, &inventory, &walked);
+    Ok((inventory, plan))
 }

@@ -5,6 +5,7 @@
 pub(crate) mod apply;
 pub(crate) mod df;
 pub(crate) mod dry_run;
+pub(crate) mod fleet;
 pub(crate) mod layers;
 pub(crate) mod watch;
 
@@ -15,13 +16,43 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::cli::args::{ColorChoice, Format};
-use crate::cli::settings::Settings;
-use crate::engine::Host;
+use crate::cli::settings::{Mode, Settings};
+use crate::engine::{DockerEngine, Host};
 use crate::exit::UsageError;
 use crate::inventory::Inventory;
 use crate::measure;
 use crate::plan::{self, Plan};
 use crate::render;
+
+/// Connects to the settings' engine. A local engine's data root is measured
+/// here when it can be read, and then the engine is not asked to measure,
+/// except on API 1.41 for the build cache records
+/// ([`measure::sizes::whole_disk_usage_needed`]): then, and for a remote
+/// engine when planning, `/system/df` is sent while connecting.
+pub(crate) async fn connect(settings: &Settings) -> Result<DockerEngine> {
+    let planning = !matches!(settings.mode, Mode::Apply | Mode::ApplyFile { .. });
+    let local = matches!(settings.host, Host::Unix(_));
+    let engine = DockerEngine::connect(
+        &settings.host,
+        settings.tls.as_ref(),
+        settings.timeout,
+        planning && !local,
+    )
+    .await?
+    .named_by(settings.context.clone());
+    let wants_build_cache =
+        settings.rules.build_cache.is_some() || matches!(settings.mode, Mode::Df { .. });
+    if planning
+        && local
+        && measure::sizes::whole_disk_usage_needed(
+            crate::engine::Engine::info(&engine),
+            wants_build_cache,
+        )
+    {
+        engine.prefetch_disk_usage();
+    }
+    Ok(engine)
+}
 
 pub(crate) fn show_plan(
     out: &mut impl Write,

@@ -226,6 +226,39 @@ pub(crate) fn context_id(name: &str) -> String {
     hex::encode(Sha256::digest(name.as_bytes()))
 }
 
+/// The names of every context in the docker CLI's store, sorted (what
+/// `docker context ls` lists but the implicit `default`). A context whose
+/// metadata cannot be read is named by the error, not skipped.
+pub(crate) fn all_names(request: &Request) -> Result<Vec<String>, UsageError> {
+    #[derive(Deserialize)]
+    struct Named {
+        #[serde(rename = "Name")]
+        name: String,
+    }
+    let Some(dir) = &request.docker_config else {
+        return Err(UsageError(
+            "--all-contexts: no docker config directory (set DOCKER_CONFIG or HOME)".into(),
+        ));
+    };
+    let meta = dir.join("contexts/meta");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&meta).into_iter().flatten().flatten() {
+        let path = entry.path().join("meta.json");
+        let body = files::read_limited(&path, "context file")?;
+        let named: Named = serde_json::from_slice(&body)
+            .map_err(|err| UsageError(format!("cannot read context {}: {err}", path.display())))?;
+        names.push(named.name);
+    }
+    if names.is_empty() {
+        return Err(UsageError(format!(
+            "--all-contexts: the docker CLI has no context in {}",
+            meta.display()
+        )));
+    }
+    names.sort();
+    Ok(names)
+}
+
 /// The endpoint a named context holds.
 fn context(request: &Request, name: &str) -> Result<Endpoint, UsageError> {
     if name == DEFAULT_CONTEXT {

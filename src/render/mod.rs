@@ -4,6 +4,7 @@
 //! names cut to fit, wrapping) are in [`text`].
 
 mod df;
+mod fleet;
 mod layers;
 mod plan;
 mod report;
@@ -14,6 +15,7 @@ mod table;
 mod text;
 
 pub(crate) use df::{df_human, df_json};
+pub(crate) use fleet::{fleet_heading, fleet_human, fleet_json, fleet_problem};
 pub(crate) use layers::{layers_human, layers_json};
 pub(crate) use plan::{Show, plan_human, plan_json, quiet_ids};
 pub(crate) use report::{audit_line, report_human, report_json, report_summary};

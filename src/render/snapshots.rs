@@ -901,3 +901,46 @@ fn plan_report_and_layers_at_200_columns() {
         insta::assert_snapshot!(name, output);
     }
 }
+
+/// A fleet run's totals: an engine by context, one by a long ssh host (cut
+/// in the middle on a terminal, whole in a pipe), one not reached.
+#[test]
+fn fleet_summary_at_80_columns_and_piped() {
+    use crate::views::fleet::{EngineRow, State};
+    let row = |name: &str, state, items, bytes, exit_code| EngineRow {
+        name: name.into(),
+        host: name.into(),
+        engine: None,
+        state,
+        items,
+        failed: 0,
+        bytes,
+        exit_code,
+        error: (exit_code == 3).then(|| "cannot reach the Docker engine".into()),
+    };
+    let rows = [
+        row("ci-runner-01", State::Planned, 12, 1_250_000_000, 0),
+        row(
+            "ssh://deploy@build-farm-node-17.internal.example.com:2222/var/run/docker.sock",
+            State::Planned,
+            3,
+            52_000_000,
+            0,
+        ),
+        row(
+            "unix:///run/user/1000/docker.sock",
+            State::NotReached,
+            0,
+            0,
+            3,
+        ),
+    ];
+    let fitted = text(|out| render::fleet_human(out, &rows, false, Some(80)));
+    for line in fitted.lines() {
+        assert!(line.chars().count() <= 80, "{line}");
+    }
+    insta::assert_snapshot!("fleet_summary_at_80_columns", fitted);
+    let piped = text(|out| render::fleet_human(out, &rows, false, None));
+    assert!(piped.contains("build-farm-node-17.internal.example.com:2222"));
+    insta::assert_snapshot!("fleet_summary_piped", piped);
+}

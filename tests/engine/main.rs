@@ -7,6 +7,7 @@
 #![allow(clippy::too_many_lines)]
 
 mod apply;
+mod fleet;
 mod hostile;
 mod logs;
 mod measure;
@@ -223,6 +224,7 @@ fn main() -> ExitCode {
         .chain(space::trials())
         .chain(rules::trials())
         .chain(policy::trials())
+        .chain(fleet::trials())
         .chain(logs::trials())
         .chain(metrics::trials())
         .chain(package::trials())

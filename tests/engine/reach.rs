@@ -319,14 +319,14 @@ fn tls_by_flags_environment_and_context() -> Result<()> {
 /// A private sshd on 127.0.0.1 with its own host key and one authorized key,
 /// stopped (by its pid) when dropped; and an `ssh` on a PATH of its own that
 /// uses that key and knows that host key, as an operator's ssh config would.
-struct Sshd {
-    dir: tempfile::TempDir,
-    port: u16,
+pub(crate) struct Sshd {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) port: u16,
     pid: Option<u32>,
 }
 
 impl Sshd {
-    fn start() -> Result<Sshd> {
+    pub(crate) fn start() -> Result<Sshd> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let path = dir.path();
         for key in ["host_key", "id"] {
@@ -406,12 +406,12 @@ impl Sshd {
         Err(format!("sshd did not start: {}", sshd.log()))
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
     }
 
     /// PATH with our `ssh` first.
-    fn path(&self) -> String {
+    pub(crate) fn path(&self) -> String {
         format!(
             "{}:{}",
             self.dir.path().join("bin").display(),

@@ -37,10 +37,35 @@ pub(crate) struct Daemon {
     /// data root), removed with the daemon so that runs leave nothing in
     /// /run/docker-reclaim.
     lock_name: Option<String>,
+    flavour: Flavour,
+}
+
+/// Which engine a private dockerd runs: the system's or one unpacked under
+/// `root`, with overlay2 or the containerd image store.
+#[derive(Debug, Clone)]
+pub(crate) struct Flavour {
+    pub(crate) root: Option<PathBuf>,
+    pub(crate) containerd: bool,
+}
+
+impl Flavour {
+    /// The one the environment names (see the module's documentation).
+    pub(crate) fn from_env() -> Flavour {
+        Flavour {
+            root: engine_root(),
+            containerd: containerd_store(),
+        }
+    }
 }
 
 /// The private dockerd's command line: everything under `dir`.
-fn dockerd_command(dockerd: &Path, dir: &Path, socket: &Path, data_root: &Path) -> Result<Command> {
+fn dockerd_command(
+    dockerd: &Path,
+    flavour: &Flavour,
+    dir: &Path,
+    socket: &Path,
+    data_root: &Path,
+) -> Result<Command> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -48,7 +73,7 @@ fn dockerd_command(dockerd: &Path, dir: &Path, socket: &Path, data_root: &Path) 
         .map_err(|e| format!("dockerd log: {e}"))?;
     let log_err = log.try_clone().map_err(|e| e.to_string())?;
     let config = dir.join("daemon.json");
-    let containerd_store = containerd_store();
+    let containerd_store = flavour.containerd;
     let features = if containerd_store {
         r#"{"features":{"containerd-snapshotter":true}}"#
     } else {
@@ -56,7 +81,7 @@ fn dockerd_command(dockerd: &Path, dir: &Path, socket: &Path, data_root: &Path) 
     };
     std::fs::write(&config, features).map_err(|e| format!("daemon.json: {e}"))?;
     let mut command = Command::new(dockerd);
-    if let Some(root) = engine_root() {
+    if let Some(root) = &flavour.root {
         let path = std::env::var_os("PATH").unwrap_or_default();
         let mut dirs = vec![root.join("usr/bin"), root.join("usr/sbin")];
         dirs.extend(std::env::split_paths(&path));
@@ -112,7 +137,16 @@ impl Daemon {
     /// [`Daemon::start_with`], with `env` set for dockerd
     /// (`DOCKER_MIN_API_VERSION`, say).
     pub(crate) fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Result<Daemon> {
-        let dockerd = dockerd_binary().ok_or(
+        Daemon::start_flavour(&Flavour::from_env(), extra, env)
+    }
+
+    /// A private dockerd of `flavour`, whatever the environment names.
+    pub(crate) fn start_flavour(
+        flavour: &Flavour,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Daemon> {
+        let dockerd = dockerd_binary(flavour.root.as_deref()).ok_or(
             "dockerd is not installed: run scripts/test.sh, which installs docker.io, or apt-get install docker.io",
         )?;
         // Short paths: a unix socket path must fit in 108 bytes.
@@ -122,7 +156,7 @@ impl Daemon {
             .map_err(|e| format!("temp dir: {e}"))?;
         let socket = dir.path().join("docker.sock");
         let data_root = dir.path().join("root");
-        let mut command = dockerd_command(&dockerd, dir.path(), &socket, &data_root)?;
+        let mut command = dockerd_command(&dockerd, flavour, dir.path(), &socket, &data_root)?;
         command.args(extra);
         command.envs(env.iter().copied());
         let child = command
@@ -134,6 +168,7 @@ impl Daemon {
             socket,
             data_root,
             lock_name: None,
+            flavour: flavour.clone(),
         };
         daemon.wait_ready()?;
         daemon.lock_name = daemon
@@ -401,10 +436,16 @@ impl Daemon {
     /// Starts the daemon again on the same data root after [`Daemon::kill`],
     /// and waits until it answers.
     pub(crate) fn restart(&mut self) -> Result<()> {
-        let dockerd = dockerd_binary().ok_or("dockerd is not installed")?;
+        let dockerd =
+            dockerd_binary(self.flavour.root.as_deref()).ok_or("dockerd is not installed")?;
         let _ = std::fs::remove_file(&self.socket);
-        let mut command =
-            dockerd_command(&dockerd, self.dir.path(), &self.socket, &self.data_root)?;
+        let mut command = dockerd_command(
+            &dockerd,
+            &self.flavour,
+            self.dir.path(),
+            &self.socket,
+            &self.data_root,
+        )?;
         self.child = command
             .spawn()
             .map_err(|e| format!("restarting dockerd: {e}"))?;
@@ -589,8 +630,8 @@ pub(crate) fn containerd_store() -> bool {
 }
 
 /// The dockerd binary of the engine under test.
-fn dockerd_binary() -> Option<PathBuf> {
-    match engine_root() {
+fn dockerd_binary(root: Option<&Path>) -> Option<PathBuf> {
+    match root {
         Some(root) => Some(root.join("usr/sbin/dockerd")).filter(|path| path.is_file()),
         None => which("dockerd"),
     }

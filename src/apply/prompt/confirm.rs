@@ -44,20 +44,40 @@ pub(crate) fn confirm(plan: &Plan, yes: bool, select: bool) -> Result<Vec<usize>
     if yes {
         return Ok(all);
     }
+    answered(|term| {
+        if select {
+            crate::apply::prompt::checklist::run(term, plan)
+        } else {
+            let prompt = format!(
+                "Remove these {} items, freeing about {}?",
+                plan.items.len(),
+                bytes(plan.total.predicted_bytes)
+            );
+            ask_yes(term, &prompt).map(|agreed| agreed.then_some(all))
+        }
+    })
+}
+
+/// A fleet run's one question for every engine's plan: `items` on
+/// `engines` engines, predicted to free `predicted` bytes.
+pub(crate) fn confirm_fleet(items: usize, engines: usize, predicted: u64, yes: bool) -> Result<()> {
+    require_terminal(yes)?;
+    if yes {
+        return Ok(());
+    }
+    let prompt = format!(
+        "Remove these {items} items on {engines} engines, freeing about {}?",
+        bytes(predicted)
+    );
+    answered(|term| ask_yes(term, &prompt).map(|agreed| agreed.then_some(Vec::new()))).map(drop)
+}
+
+/// What `ask` got on the terminal: the chosen items, or [`Declined`], or why
+/// the prompt ended without an answer.
+fn answered(ask: impl FnOnce(&Term) -> std::io::Result<Option<Vec<usize>>>) -> Result<Vec<usize>> {
     let term = Term::stderr();
     let _watch = HangupWatch::start();
-    let answer = if select {
-        crate::apply::prompt::checklist::run(&term, plan).map_err(dialoguer::Error::IO)
-    } else {
-        let prompt = format!(
-            "Remove these {} items, freeing about {}?",
-            plan.items.len(),
-            bytes(plan.total.predicted_bytes)
-        );
-        ask_yes(&term, &prompt)
-            .map(|agreed| agreed.then_some(all))
-            .map_err(dialoguer::Error::IO)
-    };
+    let answer = ask(&term).map_err(dialoguer::Error::IO);
     // A prompt left with Ctrl-C can leave the cursor hidden.
     let _ = term.show_cursor();
     match answer {
