@@ -11,6 +11,13 @@
 //! not run yet, another engine) locks in a directory of their own
 //! (`$XDG_RUNTIME_DIR/docker-reclaim`, else `/tmp/docker-reclaim-UID`), which
 //! nobody else can write. Lock files are opened without following symlinks.
+//!
+//! A run removes its own lock file when it is done, while it still holds the
+//! lock and only if the name still points at that file, so that nothing is
+//! left in `/run/docker-reclaim`. Whoever locks checks afterwards that the
+//! name still points at the file it locked: one that was removed meanwhile
+//! (its holder finished) is opened again, so two runs never hold two files
+//! of one name.
 
 use std::fs::{File, TryLockError};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -34,7 +41,55 @@ pub(crate) struct Lock {
     /// users' private ones it finds, a user root's shared one once it exists.
     _others: Vec<File>,
     pub(crate) path: PathBuf,
+    /// This run made the file's directory its place (root's shared one, or
+    /// the user's own): the file is removed when the lock is let go.
+    own: bool,
 }
+
+impl Drop for Lock {
+    /// Removes our own lock file while the lock is still held, if its name
+    /// still points at it (never a file someone put there since).
+    fn drop(&mut self) {
+        if self.own {
+            if names(&self.path, &self._file) {
+                let _ = std::fs::remove_file(&self.path);
+            }
+            if let Ok(mut held) = HELD.lock() {
+                held.retain(|(path, _)| *path != self.path);
+            }
+        }
+    }
+}
+
+/// Our own lock files held now, with their device and inode, for a run
+/// that ends without destructors (an interrupted prompt exits at once).
+static HELD: std::sync::Mutex<Vec<(PathBuf, (u64, u64))>> = std::sync::Mutex::new(Vec::new());
+
+/// Removes our own lock files still held, each only if its name still
+/// points at the file we locked; for a run about to exit on the spot.
+pub(crate) fn remove_own_files() {
+    let Ok(held) = HELD.lock() else {
+        return;
+    };
+    for (path, (dev, ino)) in held.iter() {
+        if std::fs::symlink_metadata(path)
+            .is_ok_and(|meta| meta.dev() == *dev && meta.ino() == *ino)
+        {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Whether `path` (not followed if a link) is the file `file` has open.
+fn names(path: &Path, file: &File) -> bool {
+    match (std::fs::symlink_metadata(path), file.metadata()) {
+        (Ok(named), Ok(open)) => named.dev() == open.dev() && named.ino() == open.ino(),
+        _ => false,
+    }
+}
+
+/// How often a lock file removed under us is opened again before giving up.
+const REOPENS: usize = 20;
 
 /// The lock file's name for an engine. Two daemons on one host can share an ID
 /// (it comes from /etc/docker/key.json), never a data root.
@@ -71,18 +126,39 @@ pub(crate) fn acquire(engine: &EngineInfo, socket: Option<&Path>) -> Result<Lock
             lock._others = hold_users_locks(&user_lock_dirs(), &name)?;
             return Ok(lock);
         }
-    } else if let Some((file, path)) = roots_shared_file(system, &name) {
-        // Root made it for this engine's group: take the same lock.
-        return take(file, path);
+    } else if let Some((file, path)) = take_roots_shared(system, &name)? {
+        // Root made it for this engine's group: the same lock (root's file,
+        // left for root to remove).
+        return Ok(Lock {
+            _file: file,
+            _others: Vec::new(),
+            path,
+            own: false,
+        });
     }
     let mut lock = acquire_in(&private_dir()?, engine)?;
     // Root may have made the shared lock file since it was looked for: taken
     // too, after the private one, so that root (which takes its own, then
     // looks for the users') and this run never both go ahead.
-    if let Some((file, path)) = roots_shared_file(system, &name) {
-        lock._others.push(take(file, path)?._file);
+    if let Some((file, _)) = take_roots_shared(system, &name)? {
+        lock._others.push(file);
     }
     Ok(lock)
+}
+
+/// Root's shared lock file for this engine, locked, if it is there (and
+/// still there once locked: root removes it when its run ends).
+fn take_roots_shared(system: &Path, name: &str) -> Result<Option<(File, PathBuf)>> {
+    for _ in 0..REOPENS {
+        let Some((file, path)) = roots_shared_file(system, name) else {
+            return Ok(None);
+        };
+        lock(&file, &path)?;
+        if names(&path, &file) {
+            return Ok(Some((file, path)));
+        }
+    }
+    Ok(None)
 }
 
 /// Root's lock file `name` in the shared directory, opened for a user of the
@@ -138,33 +214,54 @@ fn hold_users_locks(dirs: &[PathBuf], name: &str) -> Result<Vec<File>> {
         if !file.metadata().is_ok_and(|meta| meta.is_file()) {
             continue;
         }
-        held.push(take(file, path)?._file);
+        lock(&file, &path)?;
+        // Removed by its user once done: nothing held there any more.
+        if names(&path, &file) {
+            held.push(file);
+        }
     }
     Ok(held)
 }
 
-/// Takes the lock in `dir`, creating the file if needed.
+/// Takes the lock in `dir`, creating the file if needed; the file is
+/// removed when the lock is let go.
 pub(crate) fn acquire_in(dir: &Path, engine: &EngineInfo) -> Result<Lock> {
     let path = dir.join(file_name(engine));
-    let fd = files::open_no_follow(&path, OFlags::RDWR | OFlags::CREATE, 0o600)
-        .with_context(|| format!("opening the lock file {}", path.display()))?;
-    let file = File::from(fd);
-    let meta = file
-        .metadata()
-        .with_context(|| format!("opening the lock file {}", path.display()))?;
-    if !meta.file_type().is_file() {
-        anyhow::bail!("the lock file {} is not a regular file", path.display());
+    for _ in 0..REOPENS {
+        let fd = files::open_no_follow(&path, OFlags::RDWR | OFlags::CREATE, 0o600)
+            .with_context(|| format!("opening the lock file {}", path.display()))?;
+        let file = File::from(fd);
+        let meta = file
+            .metadata()
+            .with_context(|| format!("opening the lock file {}", path.display()))?;
+        if !meta.file_type().is_file() {
+            anyhow::bail!("the lock file {} is not a regular file", path.display());
+        }
+        lock(&file, &path)?;
+        // Its last holder removed it between our open and our lock: open
+        // the name again.
+        if names(&path, &file) {
+            if let (Ok(mut held), Ok(meta)) = (HELD.lock(), file.metadata()) {
+                held.push((path.clone(), (meta.dev(), meta.ino())));
+            }
+            return Ok(Lock {
+                _file: file,
+                _others: Vec::new(),
+                path,
+                own: true,
+            });
+        }
     }
-    take(file, path)
+    anyhow::bail!(
+        "the lock file {} kept being removed while it was being locked",
+        path.display()
+    )
 }
 
-fn take(file: File, path: PathBuf) -> Result<Lock> {
+/// Locks `file` (named `path`), or fails with [`ExitStatus::Locked`] at once.
+fn lock(file: &File, path: &Path) -> Result<()> {
     match file.try_lock() {
-        Ok(()) => Ok(Lock {
-            _file: file,
-            _others: Vec::new(),
-            path,
-        }),
+        Ok(()) => Ok(()),
         Err(TryLockError::WouldBlock) => Err(Stop::new(
             ExitStatus::Locked,
             format!(
@@ -285,9 +382,50 @@ mod tests {
             hold_users_locks(std::slice::from_ref(&private), &file_name(&engine())).unwrap_err();
         assert_eq!(crate::exit::status_of(&err), ExitStatus::Locked);
         drop(users);
+        // The user's lock went with its file: nothing to hold.
+        let held = hold_users_locks(std::slice::from_ref(&private), &file_name(&engine())).unwrap();
+        assert!(held.is_empty());
+        // A file left by a run that died is held by root, and while root
+        // holds it the user is locked out.
+        std::fs::write(private.join(file_name(&engine())), b"").unwrap();
         let held = hold_users_locks(std::slice::from_ref(&private), &file_name(&engine())).unwrap();
         assert_eq!(held.len(), 1);
-        // While root holds it, the user is locked out.
         assert!(acquire_in(&private, &engine()).is_err());
+    }
+
+    /// #20: a run leaves no lock file behind, and never removes a file that
+    /// is not the one it locked.
+    #[test]
+    fn the_lock_file_goes_with_the_lock_and_only_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file_name(&engine()));
+        let first = acquire_in(dir.path(), &engine()).unwrap();
+        assert!(path.exists());
+        drop(first);
+        assert!(!path.exists(), "the lock file was left behind");
+        // Someone put another file under the name while we held the lock:
+        // theirs stays.
+        let held = acquire_in(dir.path(), &engine()).unwrap();
+        std::fs::rename(&path, dir.path().join("moved")).unwrap();
+        std::fs::write(&path, b"someone else's").unwrap();
+        drop(held);
+        assert_eq!(std::fs::read(&path).unwrap(), b"someone else's");
+    }
+
+    /// A file opened before its holder removed it is not a lock any more:
+    /// `names` tells, and the next acquire makes a new one.
+    #[test]
+    fn a_lock_file_removed_under_a_waiter_is_not_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file_name(&engine()));
+        let holder = acquire_in(dir.path(), &engine()).unwrap();
+        let waiter = File::open(&path).unwrap();
+        assert!(names(&path, &waiter));
+        drop(holder);
+        // The waiter can lock its file now, but it is no longer the lock.
+        lock(&waiter, &path).unwrap();
+        assert!(!names(&path, &waiter));
+        let next = acquire_in(dir.path(), &engine()).unwrap();
+        assert!(names(&path, &next._file));
     }
 }

@@ -214,6 +214,8 @@ fn leave(saved: Option<&rustix::termios::Termios>, status: ExitStatus, why: &str
     }
     let _ = Term::stderr().show_cursor();
     let _ = writeln!(std::io::stderr(), "\ndocker-reclaim: error: {why}");
+    // No destructor runs after this: the lock file goes now.
+    crate::apply::lock::remove_own_files();
     std::process::exit(i32::from(status.code()));
 }
 
