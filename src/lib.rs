@@ -112,10 +112,15 @@ fn execute(cli: Cli, out: &mut impl Write) -> Result<ExitStatus> {
         _ => {}
     }
     let settings = settings_from(cli)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    // A fleet run plans its engines on every core; one engine needs one.
+    let runtime = if settings.fleet.is_empty() {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    }
+    .enable_all()
+    .build()
+    .context("starting the async runtime")?;
     let started = std::time::Instant::now();
     if let Mode::Watch {
         once,

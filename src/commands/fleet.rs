@@ -57,15 +57,21 @@ pub(crate) async fn run(
     if applying {
         confirm::require_terminal(settings.yes)?;
     }
-    let planning = futures_util::stream::iter(settings.fleet.iter().map(|endpoint| {
-        let settings = for_engine(settings, endpoint);
-        async move { plan_one(settings).await }
-    }))
+    // Each engine's planning is a task of its own: on the fleet's
+    // multi-threaded runtime their parsing, planning and measuring run on
+    // every core, not one after another.
+    let planning = futures_util::stream::iter(
+        settings
+            .fleet
+            .iter()
+            .map(|endpoint| tokio::spawn(plan_one(for_engine(settings, endpoint)))),
+    )
     .buffered(AT_ONCE)
-    .collect::<Vec<Member>>();
+    .map(|joined| joined.map_err(|err| anyhow::anyhow!("planning an engine: {err}")))
+    .collect::<Vec<Result<Member>>>();
     let mut members = tokio::select! {
         biased;
-        members = planning => members,
+        members = planning => members.into_iter().collect::<Result<Vec<Member>>>()?,
         interrupt = signals.aborted() => return Err(stopped(interrupt)),
     };
     let show = super::show(settings, !applying, false);

@@ -246,7 +246,7 @@ impl tower_service::Service<hyper::Uri> for Connector {
                     let tls = connector.connect(name.clone(), tcp).await?;
                     Stream::Tls(Box::new(tls))
                 }
-                Dial::Ssh(command) => Stream::Ssh(SshStream::spawn(command, ssh_said)?),
+                Dial::Ssh(command) => Stream::Ssh(Box::new(SshStream::spawn(command, ssh_said)?)),
             };
             Ok(Io(TokioIo::new(stream)))
         })
@@ -258,7 +258,7 @@ enum Stream {
     Unix(tokio::net::UnixStream),
     Tcp(tokio::net::TcpStream),
     Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
-    Ssh(SshStream),
+    Ssh(Box<SshStream>),
 }
 
 /// `ssh … docker system dial-stdio`: the API over the child's stdin and
