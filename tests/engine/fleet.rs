@@ -8,13 +8,14 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Output;
+use std::time::Duration;
 
 use libtest_mimic::Trial;
 use serde_json::Value;
 
 use crate::check;
 use crate::reach::Sshd;
-use crate::support::{Daemon, Flavour, Result, reclaim_command};
+use crate::support::{Daemon, Flavour, Pty, Result, reclaim_command};
 
 pub(crate) fn trials() -> Vec<Trial> {
     let flavour = Flavour::from_env();
@@ -228,6 +229,36 @@ fn a_fleet_plans_together_asks_once_and_applies_each_engine_alone() -> Result<()
         output.status.code() == Some(2) && stderr.lines().count() == 1,
         "{stderr}"
     );
+
+    // On a terminal: one question for the three engines; no removes nothing
+    // anywhere (exit 4).
+    let mut command = reclaim_command();
+    command
+        .env("PATH", sshd.path())
+        .env("DOCKER_CONFIG", store.path())
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_CONTEXT")
+        .args(fleet);
+    let mut pty = Pty::spawn(command)?;
+    let question = format!(
+        "Remove these {} items on 3 engines",
+        alone.iter().map(BTreeSet::len).sum::<usize>()
+    );
+    pty.expect(&question, Duration::from_secs(120))?;
+    pty.answer(b"n\r")?;
+    let status = pty.wait(Duration::from_secs(60))?;
+    check!(
+        // (Not a question per engine: that one reads "N items, freeing".)
+        status.code() == Some(4) && !pty.output().contains("items, freeing"),
+        "exit {status}:\n{}",
+        pty.output()
+    );
+    for host in [&a, &b, &c] {
+        check!(
+            host.daemon.all_containers()?.contains(&host.stopped),
+            "declined, yet removed"
+        );
+    }
 
     // Applied: each reachable engine loses exactly what it planned alone.
     // (Removing a dangling image also removes the untagged parents the
