@@ -5,6 +5,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
+use super::table::{Align, Table};
 use super::text::{SCHEMA_VERSION, age, bold, bytes, cut_end, shorten, unix_to_rfc3339, wrapped};
 use crate::model::printable;
 use crate::model::{EngineInfo, Measured, Unmeasured, short_id};
@@ -251,13 +252,18 @@ fn totals_lines(
     plan: &Plan,
     show: &Show,
 ) -> io::Result<()> {
-    let shown = totals_table(out, plan)?;
+    let (mut table, shown) = totals_table(plan);
+    let label = if plan.data_root.is_some() {
+        "Data root"
+    } else {
+        "Total"
+    };
+    table.row(totals_row(label, &plan.total));
+    table.write(out, None)?;
     if let Some(root) = plan.data_root {
-        totals_row(out, "Data root", &plan.total)?;
         writeln!(out)?;
         measured_notes(out, engine, plan, &shown, root)?;
     } else {
-        totals_row(out, "Total", &plan.total)?;
         writeln!(out)?;
         let why = plan.unmeasured.as_ref().map_or_else(
             || "the data root was not measured".to_string(),
@@ -275,13 +281,14 @@ fn totals_lines(
     Ok(())
 }
 
-/// One row per kind that has something now or in the plan; returns those kinds.
-fn totals_table(out: &mut impl Write, plan: &Plan) -> io::Result<Vec<Kind>> {
-    writeln!(
-        out,
-        "{:<12}  {:>10}  {:>10}  {:>10}",
-        "", "CURRENT", "RECLAIM", "AFTER"
-    )?;
+/// One row per kind that has something now or in the plan, and those kinds.
+fn totals_table(plan: &Plan) -> (Table, Vec<Kind>) {
+    let mut table = Table::new(&[
+        ("", Align::Left),
+        ("CURRENT", Align::Right),
+        ("RECLAIM", Align::Right),
+        ("AFTER", Align::Right),
+    ]);
     let shown: Vec<&(Kind, Figures)> = plan
         .by_kind
         .iter()
@@ -303,19 +310,17 @@ fn totals_table(out: &mut impl Write, plan: &Plan) -> io::Result<Vec<Kind>> {
             };
             let current = current_measured(*kind);
             let reclaim = plan.kind_measured(*kind);
-            writeln!(
-                out,
-                "{:<12}  {:>10}  {:>10}  {:>10}",
-                kind.heading(),
+            table.row(vec![
+                kind.heading().to_string(),
                 mark(current, figures.current_bytes),
                 mark(reclaim, figures.predicted_bytes),
-                mark(current && reclaim, figures.after_bytes())
-            )?;
+                mark(current && reclaim, figures.after_bytes()),
+            ]);
         } else {
-            totals_row(out, kind.heading(), figures)?;
+            table.row(totals_row(kind.heading(), figures));
         }
     }
-    Ok(shown.iter().map(|(kind, _)| *kind).collect())
+    (table, shown.iter().map(|(kind, _)| *kind).collect())
 }
 
 /// What was measured on disk, what is the engine's estimate, and the data root.
@@ -491,15 +496,13 @@ fn current_measured(kind: Kind) -> bool {
     kind != Kind::BuildCache
 }
 
-fn totals_row(out: &mut impl Write, label: &str, figures: &Figures) -> io::Result<()> {
-    writeln!(
-        out,
-        "{:<12}  {:>10}  {:>10}  {:>10}",
-        label,
+fn totals_row(label: &str, figures: &Figures) -> Vec<String> {
+    vec![
+        label.to_string(),
         bytes(figures.current_bytes),
         bytes(figures.predicted_bytes),
-        bytes(figures.after_bytes())
-    )
+        bytes(figures.after_bytes()),
+    ]
 }
 
 #[derive(Serialize)]

@@ -4,6 +4,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
+use super::table::{Align, Table};
 use super::text::{SCHEMA_VERSION, bytes, change, unix_to_rfc3339};
 use crate::apply::report::{BeforeAfter, ItemResult, Report, Tally};
 use crate::model::EngineInfo;
@@ -44,30 +45,32 @@ pub(crate) fn report_summary(out: &mut impl Write, report: &Report) -> io::Resul
 
 /// What an apply did, for people.
 pub(crate) fn report_human(out: &mut impl Write, report: &Report) -> io::Result<()> {
-    writeln!(
-        out,
-        "{:<12}  {:>7}  {:>7}  {:>7}  {:>6}  {:>10}",
-        "", "PLANNED", "REMOVED", "SKIPPED", "FAILED", "PREDICTED"
-    )?;
-    let row = |out: &mut dyn Write, label: &str, tally: &Tally| {
-        writeln!(
-            out,
-            "{:<12}  {:>7}  {:>7}  {:>7}  {:>6}  {:>10}",
-            label,
-            tally.planned,
-            tally.removed,
-            tally.skipped,
-            tally.failed,
-            bytes(tally.predicted_bytes)
-        )
+    let mut table = Table::new(&[
+        ("", Align::Left),
+        ("PLANNED", Align::Right),
+        ("REMOVED", Align::Right),
+        ("SKIPPED", Align::Right),
+        ("FAILED", Align::Right),
+        ("PREDICTED", Align::Right),
+    ]);
+    let row = |label: &str, tally: &Tally| {
+        vec![
+            label.to_string(),
+            tally.planned.to_string(),
+            tally.removed.to_string(),
+            tally.skipped.to_string(),
+            tally.failed.to_string(),
+            bytes(tally.predicted_bytes),
+        ]
     };
     for (kind, tally) in report.tally() {
         if tally.planned > 0 {
-            row(out, kind.heading(), &tally)?;
+            table.row(row(kind.heading(), &tally));
         }
     }
     let total = report.total();
-    row(out, "Total", &total)?;
+    table.row(row("Total", &total));
+    table.write(out, None)?;
     not_removed_lists(out, report)?;
     figures_lines(out, report, &total)?;
     if report.engine_gone {
