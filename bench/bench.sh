@@ -36,7 +36,10 @@
 #                                    slowest of the three single-host dry runs,
 #                                    three private engines each with the mixed
 #                                    fixture of N containers (default 1000), warm,
-#                                    medians of alternating runs.
+#                                    medians of alternating runs. RTT_MS=K puts
+#                                    each engine behind bench/delay_proxy.py: a
+#                                    round trip of K ms before each request, as
+#                                    for engines on other hosts.
 #
 # Which engine: the system's dockerd (Docker 20.10, overlay2); with
 # BENCH_ENGINE=DIR the one scripts/engines.sh unpacked there (Docker 26.1), and
@@ -374,7 +377,14 @@ bench_fleet() {
   for n in 1 2 3; do
     start_daemon "$work/fleet-$n"
     make_mixed_fixture "$count"
-    hosts+=("$DOCKER_HOST")
+    if [ -n "${RTT_MS:-}" ]; then
+      python3 bench/delay_proxy.py "$work/fleet-$n/far.sock" "$work/fleet-$n/docker.sock" "$RTT_MS" &
+      fleet_pids+=("$!")
+      for _ in $(seq 1 50); do [ -S "$work/fleet-$n/far.sock" ] && break; sleep 0.1; done
+      hosts+=("unix://$work/fleet-$n/far.sock")
+    else
+      hosts+=("$DOCKER_HOST")
+    fi
     fleet_pids+=("$pid")
     pid=
   done
@@ -400,7 +410,7 @@ bench_fleet() {
   done
   f=$(median <"$work/fleet.times")
   echo "fleet of 3, N=$count each: median ${f}s ($(sort -n "$work/fleet.times" | tr '\n' ' '))"
-  echo "fleet / slowest single host: $(echo "scale=3; $f / $slowest" | bc) on $(nproc) cores"
+  echo "fleet / slowest single host: $(echo "scale=3; $f / $slowest" | bc) on $(nproc) cores${RTT_MS:+, ${RTT_MS} ms round trip}"
   for pid in "${fleet_pids[@]}"; do stop_daemon; done
   fleet_pids=()
 }

@@ -217,8 +217,9 @@ fn settings_from(cli: Cli) -> Result<Settings> {
 }
 
 /// The engines the flags name: one (resolved as the docker CLI does), or in
-/// a fleet run each `-H` and each `--context` (and with `--all-contexts`
-/// every context in the store), in that order, each once.
+/// a fleet run (`-H` or `--context` given more than once, or
+/// `--all-contexts`) each `-H` and each `--context` (and with
+/// `--all-contexts` every context in the store), in that order, each once.
 fn endpoints(cli: &Cli, config_host: Option<String>) -> Result<Vec<engine::context::Endpoint>> {
     use engine::context::{Request, TlsOptions};
     let request = |host: Option<String>, context: Option<String>| {
@@ -241,7 +242,9 @@ fn endpoints(cli: &Cli, config_host: Option<String>) -> Result<Vec<engine::conte
     if cli.all_contexts {
         contexts.extend(engine::context::all_names(&request(None, None))?);
     }
-    if cli.host.len() + contexts.len() <= 1 && !cli.all_contexts {
+    // One -H and one --context are docker's conflict, not a fleet: a fleet
+    // repeats one of them (then the other may join) or takes every context.
+    if cli.host.len() <= 1 && contexts.len() <= 1 && !cli.all_contexts {
         let one = request(cli.host.first().cloned(), contexts.first().cloned());
         return Ok(vec![engine::context::resolve(&one)?]);
     }

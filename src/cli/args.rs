@@ -71,7 +71,7 @@ pub(crate) struct Cli {
     /// Without it (or --context): $DOCKER_HOST, then $DOCKER_CONTEXT, then the
     /// config file's host, then the docker CLI's current context, then
     /// unix:///var/run/docker.sock, as the docker CLI resolves them.
-    /// Given more than once (with --context too), a fleet run: each engine is
+    /// Given more than once (then --context may join), a fleet run: each engine is
     /// planned at the same time, shown in a section of its own, asked about
     /// once, and applied on its own.
     #[arg(short = 'H', long, value_name = "HOST", global = true)]
