@@ -12,6 +12,9 @@
 #                                    the planned items are removed with the docker CLI,
 #                                    next to `docker system df`'s RECLAIMABLE, on a
 #                                    mixed fixture per N (default: 20 200).
+#                                    APPLY_ARGS="--networks --build-cache" plans
+#                                    with those flags and applies with
+#                                    `docker-reclaim --yes` instead.
 #   bash bench/bench.sh plantime [N] planning time (`--dry-run`, sizes measured on
 #                                    disk) against `docker system df -v` on the
 #                                    predict fixture with N containers (default 1000),
@@ -240,7 +243,10 @@ bench_predict() {
     start_daemon "$work/predict-$n"
     make_mixed_fixture "$n"
     local root=$work/predict-$n/root
-    "$reclaim" --dry-run --format json >"$work/plan-$n.json"
+    # APPLY_ARGS="--networks --build-cache": plan with those flags and apply
+    # with docker-reclaim --yes instead of removing by ID with the CLI.
+    # shellcheck disable=SC2086
+    "$reclaim" --dry-run --format json ${APPLY_ARGS:-} >"$work/plan-$n.json"
     local reclaimable
     reclaimable=$("$docker" system df --format '{{.Type}}={{.Reclaimable}}' | tr '\n' ' ')
     local predicted predicted_apparent
@@ -249,9 +255,14 @@ bench_predict() {
     local before before_apparent
     before=$(du_alloc "$root")
     before_apparent=$(du_apparent "$root")
-    # Exactly the planned items, by ID: containers, then images newest first.
-    python3 -c 'import json,sys; [print(i["id"]) for i in json.load(open(sys.argv[1]))["items"] if i["kind"]=="container"]' "$work/plan-$n.json" | xargs -r "$docker" rm >/dev/null
-    python3 -c 'import json,sys; [print(i["id"]) for i in reversed(json.load(open(sys.argv[1]))["items"]) if i["kind"]=="image"]' "$work/plan-$n.json" | xargs -r "$docker" rmi >/dev/null
+    if [ -n "${APPLY_ARGS:-}" ]; then
+      # shellcheck disable=SC2086
+      "$reclaim" --yes -q $APPLY_ARGS >/dev/null
+    else
+      # Exactly the planned items, by ID: containers, then images newest first.
+      python3 -c 'import json,sys; [print(i["id"]) for i in json.load(open(sys.argv[1]))["items"] if i["kind"]=="container"]' "$work/plan-$n.json" | xargs -r "$docker" rm >/dev/null
+      python3 -c 'import json,sys; [print(i["id"]) for i in reversed(json.load(open(sys.argv[1]))["items"]) if i["kind"]=="image"]' "$work/plan-$n.json" | xargs -r "$docker" rmi >/dev/null
+    fi
     local after after_apparent
     after=$(du_alloc "$root")
     after_apparent=$(du_apparent "$root")
@@ -262,6 +273,7 @@ bench_predict() {
     echo "  allocated: predicted $predicted B, du -s -B1 drop $drop B, error $(pct "$predicted" "$drop")%"
     echo "  apparent:  predicted $predicted_apparent B, du -sb drop $drop_apparent B, error $(pct "$predicted_apparent" "$drop_apparent")%"
     echo "  docker system df RECLAIMABLE (same engine, before): $reclaimable"
+    echo "  untagged images left (docker images -a): $("$docker" images -a --format '{{.Repository}}' | grep -c '<none>' || true)${APPLY_ARGS:+, applied with docker-reclaim --yes $APPLY_ARGS}"
     stop_daemon
   done
 }
