@@ -10,7 +10,7 @@ use libtest_mimic::Trial;
 use serde_json::Value;
 
 use crate::check;
-use crate::support::{Daemon, Result};
+use crate::support::{Daemon, Result, du};
 
 pub(crate) fn trials() -> Vec<Trial> {
     crate::trials![
@@ -41,20 +41,6 @@ fn json(output: &std::process::Output) -> Result<Value> {
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).map_err(|e| format!("not JSON: {e}"))
-}
-
-/// Allocated bytes under `dir`, as `du -s -B1` counts them.
-fn du(dir: &std::path::Path) -> Result<u64> {
-    let output = std::process::Command::new("du")
-        .args(["-s", "-B1"])
-        .arg(dir)
-        .output()
-        .map_err(|e| format!("du: {e}"))?;
-    String::from_utf8_lossy(&output.stdout)
-        .split_whitespace()
-        .next()
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| "du gave no number".to_string())
 }
 
 fn file_sizes(path: &std::path::Path) -> Result<(u64, u64)> {
@@ -203,14 +189,14 @@ fn logs_rotated_removed_and_uncapped_truncated_while_logging() -> Result<()> {
         items.keys()
     );
     let predicted: u64 = items.values().sum();
-    let before = du(&d.data_root.join("containers"))?;
+    let before = du(&d.data_root.join("containers"), false)?;
     let applied = d.reclaim(&["--yes", "--logs", "--logs-over", "3M"]);
     check!(
         applied.status.success(),
         "{}",
         String::from_utf8_lossy(&applied.stderr)
     );
-    let after = du(&d.data_root.join("containers"))?;
+    let after = du(&d.data_root.join("containers"), false)?;
     let freed = before.saturating_sub(after);
     #[allow(clippy::cast_precision_loss)]
     let off = (freed as f64 - predicted as f64).abs() / predicted as f64;

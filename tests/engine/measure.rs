@@ -8,7 +8,7 @@ use libtest_mimic::Trial;
 use serde_json::Value;
 
 use crate::check;
-use crate::support::{CountingProxy, Daemon, Result, reclaim_command};
+use crate::support::{CountingProxy, Daemon, Result, du, reclaim_command};
 
 pub(crate) fn trials() -> Vec<Trial> {
     crate::trials![
@@ -174,21 +174,6 @@ fn a_fresh_engine_and_one_under_churn() -> Result<()> {
     let _ = churn.join();
     check!(failures.is_empty(), "under churn: {failures:?}");
     Ok(())
-}
-
-/// `du -s -B1` (allocated) or `du -sb` (apparent) of a directory.
-fn du(path: &std::path::Path, apparent: bool) -> Result<u64> {
-    let flag = if apparent { "-sb" } else { "-sB1" };
-    let output = Command::new("du")
-        .arg(flag)
-        .arg(path)
-        .output()
-        .map_err(|e| format!("du: {e}"))?;
-    String::from_utf8_lossy(&output.stdout)
-        .split_whitespace()
-        .next()
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| format!("du gave {:?}", String::from_utf8_lossy(&output.stdout)))
 }
 
 /// Shared base layers, a dangling chain with intermediate images, tagged images

@@ -292,16 +292,7 @@ fn df_reports_layout_logs_orphans_and_agrees_with_the_plan() -> Result<()> {
             row(parent)
         );
     }
-    let du = std::process::Command::new("du")
-        .args(["-s", "-x", "--block-size=1"])
-        .arg(&d.data_root)
-        .output()
-        .map_err(|e| e.to_string())?;
-    let du: u64 = String::from_utf8_lossy(&du.stdout)
-        .split_whitespace()
-        .next()
-        .and_then(|n| n.parse().ok())
-        .ok_or("du said nothing")?;
+    let du = crate::support::du(&d.data_root, false)?;
     check!(du.abs_diff(root) * 100 <= du, "data root {root} vs du {du}");
 
     // df's reclaimable is the dry run's predicted total, its build cache the

@@ -645,6 +645,23 @@ fn which(name: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// `du -s -x -B1` (allocated) or `du -s -x -b` (apparent) of a directory:
+/// one filesystem, as docker-reclaim measures (a running container's root
+/// mounted under the data root is not counted).
+pub(crate) fn du(path: &Path, apparent: bool) -> Result<u64> {
+    let flag = if apparent { "-b" } else { "-B1" };
+    let output = Command::new("du")
+        .args(["-s", "-x", flag])
+        .arg(path)
+        .output()
+        .map_err(|e| format!("du: {e}"))?;
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("du gave {:?}", String::from_utf8_lossy(&output.stdout)))
+}
+
 /// A plain HTTP/1.0 GET of `path` on the daemon's socket: the raw answer.
 pub(crate) fn raw_get(socket: &Path, path: &str) -> Result<String> {
     let mut stream = UnixStream::connect(socket).map_err(|e| format!("connect: {e}"))?;
