@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::check;
 use crate::reach::Sshd;
-use crate::support::{Daemon, Flavour, Pty, Result, reclaim_command};
+use crate::support::{Daemon, Flavour, Pty, Result, add_context, reclaim_command};
 
 pub(crate) fn trials() -> Vec<Trial> {
     let flavour = Flavour::from_env();
@@ -62,18 +62,8 @@ fn host(flavour: &Flavour) -> Result<Host> {
 
 /// The docker CLI's context store with one context per (name, host).
 fn contexts(dir: &Path, named: &[(&str, &str)]) -> Result<()> {
-    use sha2::{Digest, Sha256};
     for (name, host) in named {
-        let meta = dir
-            .join("contexts/meta")
-            .join(hex::encode(Sha256::digest(name.as_bytes())));
-        std::fs::create_dir_all(&meta).map_err(|e| e.to_string())?;
-        let body = serde_json::json!({
-            "Name": name,
-            "Metadata": {},
-            "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": false}}
-        });
-        std::fs::write(meta.join("meta.json"), body.to_string()).map_err(|e| e.to_string())?;
+        add_context(dir, name, host)?;
     }
     std::fs::write(dir.join("config.json"), "{}").map_err(|e| e.to_string())
 }

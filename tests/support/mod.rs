@@ -542,6 +542,22 @@ impl Daemon {
     }
 }
 
+/// Adds context `name` for `host` to the docker CLI's store in `dir`;
+/// returns the context's directory name there (the SHA-256 of its name).
+pub(crate) fn add_context(dir: &Path, name: &str, host: &str) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let id = hex::encode(Sha256::digest(name.as_bytes()));
+    let meta = dir.join("contexts/meta").join(&id);
+    std::fs::create_dir_all(&meta).map_err(|e| e.to_string())?;
+    let body = serde_json::json!({
+        "Name": name,
+        "Metadata": {},
+        "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": false}}
+    });
+    std::fs::write(meta.join("meta.json"), body.to_string()).map_err(|e| e.to_string())?;
+    Ok(id)
+}
+
 /// A docker CLI config directory with one context, `name`, reaching `host`
 /// (with the TLS material `ca.pem`, `cert.pem`, `key.pem` from `tls`, when
 /// given), and `current` as its `currentContext`, when given.
@@ -551,17 +567,8 @@ pub(crate) fn context_store(
     current: Option<&str>,
     tls: Option<&Path>,
 ) -> Result<tempfile::TempDir> {
-    use sha2::{Digest, Sha256};
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let id = hex::encode(Sha256::digest(name.as_bytes()));
-    let meta = dir.path().join("contexts/meta").join(&id);
-    std::fs::create_dir_all(&meta).map_err(|e| e.to_string())?;
-    let body = serde_json::json!({
-        "Name": name,
-        "Metadata": {},
-        "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": false}}
-    });
-    std::fs::write(meta.join("meta.json"), body.to_string()).map_err(|e| e.to_string())?;
+    let id = add_context(dir.path(), name, host)?;
     if let Some(certs) = tls {
         let store = dir.path().join("contexts/tls").join(&id).join("docker");
         std::fs::create_dir_all(&store).map_err(|e| e.to_string())?;
