@@ -64,11 +64,18 @@ impl Inventory {
     /// v26.1.5 `daemon/containerd/image_prune.go`, `pruneUnused`: every
     /// `moby-dangling@` image no container uses). Nothing else plans them, so
     /// otherwise they are not asked for.
+    ///
+    /// `records`: the engine's container records read from its data root
+    /// (see `measure::records`), being read while the engine lists the rest.
+    /// They stand for `/containers/json` when their counts per state equal
+    /// the engine's (`/info`, asked at the same time); otherwise the engine
+    /// is asked for its list after all.
     pub(crate) async fn collect(
         engine: &impl Engine,
         saved_finish: &(dyn Fn(&str) -> Option<Option<i64>> + Sync),
         intermediates: bool,
         sizes: SizeSource,
+        records: Option<Records>,
     ) -> Result<Inventory> {
         // While the engine answers (its lists, or /system/df, which sizes
         // everything), read the images' layers: an image's RootFS and history
@@ -80,10 +87,7 @@ impl Inventory {
                     .disk_usage()
                     .await
                     .context("reading disk usage (/system/df)"),
-                SizeSource::Disk => engine
-                    .listing()
-                    .await
-                    .context("listing containers, images and volumes"),
+                SizeSource::Disk => listing(engine, records).await,
             }
         };
         let (usage, networks, (listed, prefetched)) = tokio::join!(
@@ -94,7 +98,13 @@ impl Inventory {
         let usage = usage?;
         let networks = networks.context("listing networks")?;
 
-        let containers = with_finish_times(engine, usage.containers, saved_finish).await?;
+        let containers = if usage.containers_from_records {
+            let mut containers = usage.containers;
+            containers.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+            containers
+        } else {
+            with_finish_times(engine, usage.containers, saved_finish).await?
+        };
         let images = images_to_inspect(engine, usage.images, listed, hidden_too, &containers);
         let images = with_layers(engine, images, prefetched).await?;
         let mut build_cache = usage.build_cache;
@@ -324,6 +334,34 @@ fn distinct_layers_size(images: &[Image]) -> u64 {
         .map(|layer| layer.size)
         .sum()
 }
+/// The engine's container records read from its data root, with their counts
+/// per state; `None` when they could not all be read.
+pub(crate) type Records =
+    tokio::task::JoinHandle<Option<(Vec<Container>, crate::model::StateCounts)>>;
+
+/// The lists without sizes; the containers from `records` when they agree
+/// with the engine's counts, else from the engine.
+async fn listing(engine: &impl Engine, records: Option<Records>) -> Result<DiskUsage> {
+    let Some(records) = records else {
+        return engine
+            .listing(true)
+            .await
+            .context("listing containers, images and volumes");
+    };
+    let (usage, counts, read) = tokio::join!(engine.listing(false), engine.state_counts(), records);
+    let mut usage = usage.context("listing images and volumes")?;
+    match (counts, read) {
+        (Ok(counts), Ok(Some((containers, on_disk)))) if counts == on_disk => {
+            usage.containers = containers;
+            usage.containers_from_records = true;
+        }
+        _ => {
+            usage.containers = engine.containers().await.context("listing containers")?;
+        }
+    }
+    Ok(usage)
+}
+
 /// Each container's finish time: from its saved state on disk when that was
 /// read, else from the engine; sorted oldest first.
 async fn with_finish_times(

@@ -141,6 +141,27 @@ impl Container {
     }
 }
 
+/// Containers per state as the engine counts them for `/info`: running,
+/// paused, and everything else (moby v26.1.5 `daemon/monitor.go`
+/// `setStateCounter`, by `container/state.go` `StateString`: a restarting
+/// container counts as stopped).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct StateCounts {
+    pub(crate) running: u64,
+    pub(crate) paused: u64,
+    pub(crate) stopped: u64,
+}
+
+impl StateCounts {
+    pub(crate) fn count(&mut self, state: ContainerState) {
+        match state {
+            ContainerState::Running => self.running += 1,
+            ContainerState::Paused => self.paused += 1,
+            _ => self.stopped += 1,
+        }
+    }
+}
+
 /// One layer of an image, keyed by its chain ID so that layers shared between
 /// images compare equal.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

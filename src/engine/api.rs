@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use super::host::Host;
 use crate::model::{
-    BuildCacheRecord, Container, ContainerState, EngineInfo, Image, Network, Volume,
+    BuildCacheRecord, Container, ContainerState, EngineInfo, Image, Network, StateCounts, Volume,
 };
 
 /// The oldest API we speak: Docker 20.10.
@@ -33,8 +33,15 @@ pub(crate) trait Engine {
     /// usage). With them the build cache records, from API 1.42
     /// (`/system/df?type=build-cache`, no walk); before, none (only the
     /// whole `/system/df` has them). For a data root measured here, which
-    /// gives the sizes.
-    async fn listing(&self) -> Result<DiskUsage>;
+    /// gives the sizes. Without `containers`, the container list is left out
+    /// (empty): the plan read the engine's records instead.
+    async fn listing(&self, containers: bool) -> Result<DiskUsage>;
+
+    /// `/containers/json?all=1` alone, without sizes.
+    async fn containers(&self) -> Result<Vec<Container>>;
+
+    /// How many containers the engine has in each state (`/info`).
+    async fn state_counts(&self) -> Result<StateCounts>;
 
     /// Inspect one container; `None` when it no longer exists.
     async fn container_details(&self, id: &str) -> Result<Option<ContainerDetails>>;
@@ -150,6 +157,9 @@ pub(crate) struct DiskUsage {
     pub(crate) images: Vec<Image>,
     pub(crate) volumes: Vec<Volume>,
     pub(crate) build_cache: Vec<BuildCacheRecord>,
+    /// The containers are the engine's records read from its data root
+    /// (with their finish times), not its list.
+    pub(crate) containers_from_records: bool,
 }
 
 /// What a delete call did.

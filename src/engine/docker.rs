@@ -16,10 +16,13 @@ use super::api::{ContainerDetails, DiskUsage, ImageLayers, UseEvent};
 use super::api::{Engine, MIN_API, Refused, Removal, negotiate, parse_api_version, timed_out};
 use super::host::Host;
 use super::raw::RawClient;
-use super::system_df::{parse_disk_usage, parse_listing};
+use super::system_df::{parse_containers, parse_disk_usage, parse_listing, parse_state_counts};
 use super::transport::{self, Connector, Tls};
 use crate::exit::EngineUnreachable;
-use crate::model::{ContainerState, EngineInfo, Image, ImageStore, Network, Product, unix_seconds};
+use crate::model::{
+    Container, ContainerState, EngineInfo, Image, ImageStore, Network, Product, StateCounts,
+    unix_seconds,
+};
 
 /// How long to wait for someone else's `/system/df` to finish, and how often to ask.
 const DF_BUSY_PATIENCE: Duration = Duration::from_secs(300);
@@ -427,9 +430,18 @@ impl Engine for DockerEngine {
         }
     }
 
-    async fn listing(&self) -> Result<DiskUsage> {
+    async fn listing(&self, with_containers: bool) -> Result<DiskUsage> {
         let prefix = &self.prefix;
-        let containers = format!("{prefix}/containers/json?all=1");
+        let containers = async {
+            if with_containers {
+                self.raw
+                    .get(&format!("{prefix}/containers/json?all=1"))
+                    .await
+                    .map(Some)
+            } else {
+                Ok(None)
+            }
+        };
         let images = format!("{prefix}/images/json");
         let volumes = format!("{prefix}/volumes");
         // `type` filters /system/df from API 1.42 (moby v23
@@ -450,14 +462,26 @@ impl Engine for DockerEngine {
             }
         };
         let (containers, images, volumes, records) = tokio::join!(
-            self.raw.get(&containers),
+            containers,
             self.raw.get(&images),
             self.raw.get(&volumes),
             records
         );
-        let mut usage = parse_listing(&containers?, &images?, &volumes?)?;
+        let mut usage = parse_listing(containers?.as_deref(), &images?, &volumes?)?;
         usage.build_cache = records?;
         Ok(usage)
+    }
+
+    async fn containers(&self) -> Result<Vec<Container>> {
+        let body = self
+            .raw
+            .get(&format!("{}/containers/json?all=1", self.prefix))
+            .await?;
+        parse_containers(&body)
+    }
+
+    async fn state_counts(&self) -> Result<StateCounts> {
+        parse_state_counts(&self.raw.get(&format!("{}/info", self.prefix)).await?)
     }
 
     async fn container_details(&self, id: &str) -> Result<Option<ContainerDetails>> {

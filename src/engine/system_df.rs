@@ -11,7 +11,9 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 
 use super::api::DiskUsage;
-use crate::model::{BuildCacheRecord, Container, ContainerState, Image, Mount, Volume};
+use crate::model::{
+    BuildCacheRecord, Container, ContainerState, Image, Mount, StateCounts, Volume,
+};
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
@@ -166,20 +168,24 @@ pub(crate) fn parse_disk_usage(body: &[u8]) -> Result<DiskUsage> {
         containers: containers.into_iter().map(container).collect(),
         volumes: volumes.into_iter().map(volume).collect(),
         build_cache: build_cache.into_iter().map(build_cache_record).collect(),
+        containers_from_records: false,
     })
 }
 
 /// The answers to `/containers/json?all=1`, `/images/json` and `/volumes`
 /// as a [`DiskUsage`] without sizes: no writable-layer sizes, no volume usage,
 /// no layer total, no build cache.
-pub(crate) fn parse_listing(containers: &[u8], images: &[u8], volumes: &[u8]) -> Result<DiskUsage> {
+pub(crate) fn parse_listing(
+    containers: Option<&[u8]>,
+    images: &[u8],
+    volumes: &[u8],
+) -> Result<DiskUsage> {
     #[derive(Deserialize, Default)]
     #[serde(rename_all = "PascalCase", default)]
     struct Volumes {
         volumes: Option<Vec<RawVolume>>,
     }
-    let containers: Vec<RawContainer> = serde_json::from_slice(containers)
-        .context("the engine's container list is not the JSON we expect")?;
+    let containers = containers.map(parse_containers).transpose()?;
     let images: Vec<RawImage> = serde_json::from_slice(images)
         .context("the engine's image list is not the JSON we expect")?;
     let volumes: Volumes = serde_json::from_slice(volumes)
@@ -187,7 +193,7 @@ pub(crate) fn parse_listing(containers: &[u8], images: &[u8], volumes: &[u8]) ->
     Ok(DiskUsage {
         layers_size: 0,
         images: images.into_iter().map(image).collect(),
-        containers: containers.into_iter().map(container).collect(),
+        containers: containers.unwrap_or_default(),
         volumes: volumes
             .volumes
             .unwrap_or_default()
@@ -195,6 +201,32 @@ pub(crate) fn parse_listing(containers: &[u8], images: &[u8], volumes: &[u8]) ->
             .map(volume)
             .collect(),
         build_cache: Vec::new(),
+        containers_from_records: false,
+    })
+}
+
+/// `/containers/json`, without sizes.
+pub(crate) fn parse_containers(body: &[u8]) -> Result<Vec<Container>> {
+    let containers: Vec<RawContainer> = serde_json::from_slice(body)
+        .context("the engine's container list is not the JSON we expect")?;
+    Ok(containers.into_iter().map(container).collect())
+}
+
+/// The containers per state from `/info`.
+pub(crate) fn parse_state_counts(body: &[u8]) -> Result<StateCounts> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Counts {
+        containers_running: u64,
+        containers_paused: u64,
+        containers_stopped: u64,
+    }
+    let counts: Counts = serde_json::from_slice(body)
+        .context("the engine's /info has no container counts we can read")?;
+    Ok(StateCounts {
+        running: counts.containers_running,
+        paused: counts.containers_paused,
+        stopped: counts.containers_stopped,
     })
 }
 

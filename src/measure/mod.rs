@@ -20,6 +20,7 @@ pub(crate) mod containerd;
 pub(crate) mod fs;
 pub(crate) mod logs;
 pub(crate) mod overlay2;
+pub(crate) mod records;
 mod refs;
 pub(crate) mod sizes;
 mod walk;

@@ -11,7 +11,7 @@ use crate::engine::{Engine, Host};
 use crate::inventory::{Inventory, SizeSource};
 use crate::measure::containerd::{Graph, Node};
 use crate::measure::{self, Bytes, Index, Layout};
-use crate::model::{EngineInfo, Measured, Unmeasured};
+use crate::model::{EngineInfo, Measured, Product, Unmeasured};
 use crate::plan::{Kind, Plan, images_used_by_remaining};
 
 /// What the plan's items take on disk, each measured once.
@@ -291,6 +291,17 @@ pub(crate) async fn inventory_and_walk(
     };
     let saved = layout.as_ref().ok().cloned();
     let saved_finish = move |id: &str| saved.as_ref().and_then(|layout| layout.finished_at(id));
+    // Docker's own container records, read while the engine lists the rest
+    // (Podman keeps its containers elsewhere).
+    let records = match &layout {
+        Ok(layout) if sizes == SizeSource::Disk && info.product == Product::Docker => {
+            let root = layout.root.clone();
+            Some(tokio::task::spawn_blocking(move || {
+                measure::records::read_containers(&root)
+            }))
+        }
+        _ => None,
+    };
     let size_cache = size_cache.map(Path::to_path_buf);
     let walk = layout.map(|layout| {
         tokio::task::spawn_blocking(move || {
@@ -298,7 +309,8 @@ pub(crate) async fn inventory_and_walk(
             (layout, index)
         })
     });
-    let mut inventory = Inventory::collect(engine, &saved_finish, intermediates, sizes).await?;
+    let mut inventory =
+        Inventory::collect(engine, &saved_finish, intermediates, sizes, records).await?;
     let walked = match walk {
         Ok(handle) => {
             let (layout, index) = handle.await.context("walking the data root")?;

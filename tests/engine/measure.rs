@@ -660,10 +660,41 @@ fn the_apply_check_does_not_trust_the_size_cache() -> Result<()> {
 /// without the build cache in scope (the fixture's classic builds leave
 /// BuildKit no records; with records, 1.41 keeps `/system/df`). The plan is the one made without the
 /// proxy, and each kind's measured CURRENT is never below its RECLAIM.
+/// Nor is the engine asked for its container list: the plan reads the
+/// engine's container records on disk when their counts per state agree with
+/// `/info`; with one record the engine never loaded, they do not, and the
+/// list asked for then gives the same plan.
 fn a_measured_dry_run_asks_the_engine_to_measure_nothing() -> Result<()> {
     let d = Daemon::start()?;
     fixture(&d)?;
     d.docker(&["volume", "create", "scratch"])?;
+    d.docker(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "paused",
+        "base",
+        "sleep",
+        "1000",
+    ])?;
+    d.docker(&["pause", "paused"])?;
+    d.docker(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "with-volume",
+        "-v",
+        "scratch:/data",
+        "--label",
+        "a=b c",
+        "base",
+        "sh",
+        "-c",
+        "echo 'two words'",
+    ])?;
     let proxy = CountingProxy::start(&d.socket)?;
     let through_proxy = |args: &[&str]| -> Result<Value> {
         let output = reclaim_command()
@@ -687,15 +718,61 @@ fn a_measured_dry_run_asks_the_engine_to_measure_nothing() -> Result<()> {
             .cloned()
             .collect()
     };
+    let listed = |requests: &[String]| {
+        requests
+            .iter()
+            .filter(|line| line.contains("/containers/json"))
+            .count()
+    };
+    let wide_args = [
+        "--dry-run",
+        "--format",
+        "json",
+        "--all",
+        "--volumes=all",
+        "--networks",
+        "-v",
+    ];
+    let from_records = through_proxy(&wide_args)?;
+    let asked = proxy.requests();
+    check!(
+        listed(&asked) == 0,
+        "the engine was asked for its container list: {asked:?}"
+    );
+    // A container directory the engine never loaded: the counts disagree,
+    // and the engine's list decides.
+    let stray = d.data_root.join("containers").join("f".repeat(64));
+    std::fs::create_dir_all(&stray).map_err(|e| e.to_string())?;
+    std::fs::write(stray.join("config.v2.json"), "{}").map_err(|e| e.to_string())?;
+    let from_list = through_proxy(&wide_args);
+    std::fs::remove_dir_all(&stray).map_err(|e| e.to_string())?;
+    let from_list = from_list?;
+    let asked_again = proxy.requests();
+    check!(
+        listed(&asked_again) == 1,
+        "with a stray record, the engine's list was not asked for once: {asked_again:?}"
+    );
+    let containers = |plan: &Value| -> Vec<Value> {
+        plan["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter(|item| item["kind"] != "orphan")
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    check!(
+        containers(&from_records) == containers(&from_list) && !containers(&from_list).is_empty(),
+        "from the records: {}\nfrom the list: {}",
+        from_records["items"],
+        from_list["items"]
+    );
     let plan = through_proxy(&["--dry-run", "--format", "json"])?;
     let direct = d.dry_run_json(&[])?;
     let requests = proxy.requests();
-    check!(
-        requests
-            .iter()
-            .any(|line| line.contains("/containers/json")),
-        "the proxy saw no container list: {requests:?}"
-    );
     check!(
         measuring(&requests).is_empty(),
         "a dry run asked the engine to measure: {requests:?}"
