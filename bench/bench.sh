@@ -25,7 +25,12 @@
 #                                    bounded by `timeout`). CONDITIONS="warm cold busy"
 #                                    picks some; "uncached" and "uncached-cold" run
 #                                    without the layer sizes kept between runs (the
-#                                    first run on a host).
+#                                    first run on a host). Each condition also
+#                                    prints docker-reclaim's peak RSS
+#                                    (/usr/bin/time %M). FIXTURE=stopped uses the
+#                                    apply fixture instead (one in ten containers
+#                                    ran, the rest created: 11000 gives the
+#                                    10,000 created and 1,000 exited of #20).
 #   bash bench/bench.sh floor [N]    why deleting cannot go faster: the engine's
 #                                    floor (bare DELETE by ID, bench/api_floor.py) at
 #                                    1 and 16 connections, with the data root on this
@@ -302,10 +307,14 @@ plantime_in() {
   case "$condition" in uncached*) cache= ;; esac
   : >"$work/plan-$condition.times"
   : >"$work/df-$condition.times"
+  : >"$work/rss-$condition.kb"
   for _ in $(seq 1 "$rounds"); do
     case "$condition" in *cold) drop_caches ;; esac
-    t0=$(now); DOCKER_RECLAIM_CACHE_DIR=$cache "$reclaim" --dry-run --format json >/dev/null; t1=$(now)
+    t0=$(now)
+    DOCKER_RECLAIM_CACHE_DIR=$cache /usr/bin/time -f %M -o "$work/rss.one" "$reclaim" --dry-run --format json >/dev/null
+    t1=$(now)
     echo "$t1 - $t0" | bc >>"$work/plan-$condition.times"
+    cat "$work/rss.one" >>"$work/rss-$condition.kb"
     case "$condition" in *cold) drop_caches ;; esac
     t0=$(now); "$docker" system df -v >/dev/null; t1=$(now)
     echo "$t1 - $t0" | bc >>"$work/df-$condition.times"
@@ -316,11 +325,16 @@ plantime_in() {
   echo "$condition: docker-reclaim --dry-run $(sort -n "$work/plan-$condition.times" | tr '\n' ' ')"
   echo "$condition: docker system df -v      $(sort -n "$work/df-$condition.times" | tr '\n' ' ')"
   echo "$condition, N=$count, $rounds alternating runs: median docker-reclaim --dry-run ${p}s, median docker system df -v ${d}s, ratio $(echo "scale=3; $p / $d" | bc)"
+  echo "$condition, N=$count: docker-reclaim --dry-run peak RSS (kB): $(sort -n "$work/rss-$condition.kb" | tr '\n' ' ')median $(median <"$work/rss-$condition.kb")"
 }
 
 bench_plantime() {
   start_daemon "$work/plantime"
-  make_mixed_fixture "$count"
+  case "${FIXTURE:-mixed}" in
+    mixed) make_mixed_fixture "$count" ;;
+    stopped) make_fixture "$count" ;;
+    *) echo "FIXTURE is mixed or stopped" >&2; exit 2 ;;
+  esac
   local condition
   for condition in ${CONDITIONS:-warm cold busy uncached uncached-cold}; do
     case "$condition" in
