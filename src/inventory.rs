@@ -48,6 +48,22 @@ pub(crate) struct Inventory {
     /// The containers' log files, when read on disk (`--logs`, `df`).
     #[serde(skip)]
     pub(crate) logs: Vec<crate::model::LogFile>,
+    /// When BuildKit's records were not listed (API 1.41 lists them only
+    /// with `/system/df`, not asked for where the data root is measured and
+    /// the build cache is neither in scope nor shown): what was read of them.
+    #[serde(skip)]
+    pub(crate) build_cache_unlisted: Option<UnlistedBuildCache>,
+}
+
+/// BuildKit's records, not listed by the engine but read from its own file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UnlistedBuildCache {
+    /// A build step's record (type `regular`) is among them: it may hold
+    /// the layers BuildKit built.
+    pub(crate) holds_build_steps: bool,
+    /// Their IDs, which name BuildKit's snapshot directories on the
+    /// graphdriver store (not orphans).
+    pub(crate) ids: Vec<String>,
 }
 
 impl Inventory {
@@ -134,6 +150,7 @@ impl Inventory {
                 usage.layers_size
             },
             sizes_measured: false,
+            build_cache_unlisted: None,
             logs: Vec::new(),
             images,
         })
@@ -162,6 +179,8 @@ impl Inventory {
         if !usage.build_cache.is_empty() || self.build_cache.is_empty() {
             self.build_cache = usage.build_cache;
         }
+        // /system/df lists them on every API.
+        self.build_cache_unlisted = None;
     }
 
     /// An inventory of sizes only, straight from `/system/df`, without the per-item
@@ -176,6 +195,7 @@ impl Inventory {
             build_cache: usage.build_cache,
             layers_size: usage.layers_size,
             sizes_measured: false,
+            build_cache_unlisted: None,
             logs: Vec::new(),
         }
     }

@@ -523,6 +523,7 @@ mod tests {
             build_cache: vec![],
             layers_size: 0,
             sizes_measured: false,
+            build_cache_unlisted: None,
             logs: Vec::new(),
         }
     }

@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::engine::{Engine, Host};
-use crate::inventory::{Inventory, SizeSource};
+use crate::inventory::{Inventory, SizeSource, UnlistedBuildCache};
 use crate::measure::containerd::{Graph, Node};
 use crate::measure::{self, Bytes, Index, Layout};
 use crate::model::{EngineInfo, Measured, Product, Unmeasured};
@@ -311,6 +311,15 @@ pub(crate) async fn inventory_and_walk(
     });
     let mut inventory =
         Inventory::collect(engine, &saved_finish, intermediates, sizes, records).await?;
+    if sizes == SizeSource::Disk && old_api(info) {
+        // The lists without BuildKit's records: whether a build step's is
+        // among them was read from its file (`whole_disk_usage_needed`).
+        let read = measure::buildkit::records(Path::new(&info.data_root));
+        inventory.build_cache_unlisted = Some(UnlistedBuildCache {
+            holds_build_steps: read.as_ref().is_none_or(|read| read.holds_build_steps),
+            ids: read.map(|read| read.ids).unwrap_or_default(),
+        });
+    }
     let walked = match walk {
         Ok(handle) => {
             let (layout, index) = handle.await.context("walking the data root")?;
@@ -335,14 +344,20 @@ pub(crate) async fn inventory_and_walk(
 /// anyway: before API 1.42 the build cache records come only with it (moby
 /// `api/server/router/system/system_routes.go` `getDiskUsage` ignores `type`
 /// there), and they are needed when the build cache is in scope or shown
-/// (`build_cache`), or when BuildKit has records the image accounting must
-/// see (see [`super::buildkit`]). Then that one answer is the inventory, sent
-/// while connecting, and the lists would only add to the engine's work
-/// (measured on 20.10 at 1,000 containers: README, Benchmarks).
+/// (`build_cache`). Otherwise the image accounting needs only whether a
+/// build step's record is among them, read from BuildKit's own file (see
+/// [`super::buildkit`]); only when that file cannot be read is the engine
+/// asked. Then that one answer is the inventory, sent while connecting, and
+/// the lists would only add to the engine's work (measured on 20.10 at 1,000
+/// containers: README, Benchmarks).
 pub(crate) fn whole_disk_usage_needed(info: &EngineInfo, build_cache: bool) -> bool {
-    let old_api =
-        crate::engine::parse_api_version(&info.api_version).is_none_or(|version| version < (1, 42));
-    old_api && (build_cache || measure::buildkit::may_have_records(Path::new(&info.data_root)))
+    old_api(info)
+        && (build_cache || measure::buildkit::records(Path::new(&info.data_root)).is_none())
+}
+
+/// Before API 1.42: build cache records only with the whole `/system/df`.
+fn old_api(info: &EngineInfo) -> bool {
+    crate::engine::parse_api_version(&info.api_version).is_none_or(|version| version < (1, 42))
 }
 
 /// The walk, if it is this engine's data root: its containers and layers are
@@ -447,10 +462,18 @@ pub(crate) fn measure_and_find_orphans(
     let on_disk = measure_plan(layout, index, &plan, inventory);
     let mut plan = plan.with_measurements(&on_disk.items, &on_disk.layers, Some(on_disk.data_root));
     plan.measured_keys = on_disk.keys;
+    // BuildKit's snapshots on the graphdriver store: its records', listed
+    // or read from its file.
     let cache_ids: HashSet<&str> = inventory
         .build_cache
         .iter()
         .map(|record| record.id.as_str())
+        .chain(
+            inventory
+                .build_cache_unlisted
+                .iter()
+                .flat_map(|unlisted| unlisted.ids.iter().map(String::as_str)),
+        )
         .collect();
     let orphans = layout.orphans(index, &cache_ids);
     plan.orphaned = Some((

@@ -92,6 +92,7 @@ pub(crate) fn summarize(items: Vec<Item>, inventory: &Inventory) -> Plan {
         scope: Scope::default(),
         saved: None,
         unmeasured: None,
+        build_cache_unlisted: inventory.build_cache_unlisted.is_some(),
         measured_keys: Vec::new(),
     }
 }

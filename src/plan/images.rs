@@ -136,10 +136,16 @@ pub(super) fn account(
     // that nothing else holds is counted as kept by the cache: never freed bytes
     // that would not be.
     let cache_going: HashSet<&str> = cache_items.iter().map(|item| item.id.as_str()).collect();
+    // Records not listed (API 1.41 without `/system/df`) cannot be in the
+    // plan: whether a build step's is among them was read from BuildKit's file.
     let cache_holds_layers = inventory
-        .build_cache
-        .iter()
-        .any(|record| record.kind == "regular" && !cache_going.contains(record.id.as_str()));
+        .build_cache_unlisted
+        .as_ref()
+        .is_some_and(|unlisted| unlisted.holds_build_steps)
+        || inventory
+            .build_cache
+            .iter()
+            .any(|record| record.kind == "regular" && !cache_going.contains(record.id.as_str()));
 
     let mut counted: HashSet<&str> = HashSet::new();
     for image in planned_images {

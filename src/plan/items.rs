@@ -156,6 +156,11 @@ pub(crate) struct Plan {
     pub(crate) saved: Option<SavedPlanNote>,
     /// Why sizes are the engine's figures, when they were not measured.
     pub(crate) unmeasured: Option<Unmeasured>,
+    /// The build cache was not listed (API 1.41 lists it only with
+    /// `/system/df`, which was not asked for): its figures are not in the
+    /// totals.
+    #[serde(skip)]
+    pub(crate) build_cache_unlisted: bool,
     /// The owner keys (`overlay2/<cache-id>`, …) whose bytes the items'
     /// predictions counted: measured again without the size cache just
     /// before deleting, so that the check after the apply does not take its

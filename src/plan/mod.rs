@@ -84,6 +84,7 @@ mod tests {
             build_cache: Vec::new(),
             layers_size: 0,
             sizes_measured: false,
+            build_cache_unlisted: None,
             logs: Vec::new(),
         }
     }
@@ -250,6 +251,19 @@ mod tests {
 
         // Without build step cache (pruned, or only context sources) it frees.
         inv.build_cache = vec![cache_record("source.local")];
+        assert_eq!(plan(&inv, &Rules::default(), 0).total.predicted_bytes, 860);
+
+        // Not listed (API 1.41 without /system/df): as read from BuildKit's file.
+        inv.build_cache = vec![];
+        inv.build_cache_unlisted = Some(crate::inventory::UnlistedBuildCache {
+            holds_build_steps: true,
+            ids: vec!["k3p9x2m1q8r7".into()],
+        });
+        assert_eq!(plan(&inv, &Rules::default(), 0).total.predicted_bytes, 800);
+        inv.build_cache_unlisted = Some(crate::inventory::UnlistedBuildCache {
+            holds_build_steps: false,
+            ids: vec![],
+        });
         assert_eq!(plan(&inv, &Rules::default(), 0).total.predicted_bytes, 860);
     }
 

@@ -221,6 +221,7 @@ mod tests {
             build_cache: Vec::new(),
             layers_size: 0,
             sizes_measured: false,
+            build_cache_unlisted: None,
             logs: Vec::new(),
         }
     }

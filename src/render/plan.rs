@@ -390,6 +390,12 @@ fn engine_notes(out: &mut impl Write, engine: &EngineInfo, plan: &Plan) -> io::R
             bytes(orphaned)
         )?;
     }
+    if plan.build_cache_unlisted {
+        writeln!(
+            out,
+            "Build cache: not listed; before API 1.42 only `docker system df` lists it, and that makes the engine measure everything (--build-cache lists it)."
+        )?;
+    }
     if engine.product == crate::model::Product::Podman {
         writeln!(
             out,
@@ -587,6 +593,11 @@ struct JsonTotals<'a> {
     predicted_bytes: u64,
     after_bytes: u64,
     by_kind: std::collections::BTreeMap<Kind, JsonFigures>,
+    /// Present (true) when the engine was not asked for its build cache
+    /// records (API 1.41 without the build cache in scope): `by_kind`'s
+    /// `build_cache` does not count them.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    build_cache_unlisted: bool,
 }
 
 /// The plan as one JSON object (the README documents the contract).
@@ -658,6 +669,7 @@ pub(crate) fn plan_json(
                     )
                 })
                 .collect(),
+            build_cache_unlisted: plan.build_cache_unlisted,
         },
     };
     serde_json::to_writer_pretty(&mut *out, &document)?;
@@ -734,6 +746,7 @@ mod tests {
             scope: Scope::default(),
             saved: None,
             unmeasured: None,
+            build_cache_unlisted: false,
             measured_keys: Vec::new(),
         }
     }

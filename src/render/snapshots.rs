@@ -85,6 +85,18 @@ fn container(name: &str, state: ContainerState, image: &Image, size_rw: u64) -> 
     }
 }
 
+fn network(name: &str, created: i64) -> Network {
+    Network {
+        id: hex(name),
+        name: name.into(),
+        driver: "bridge".into(),
+        scope: "local".into(),
+        labels: BTreeMap::new(),
+        created: Some(created),
+        ingress: false,
+    }
+}
+
 /// A small host: a running web server on `app:1`, two stopped containers, a
 /// rebuilt (dangling) `app`, an unused tool image, volumes, a network, a build
 /// cache record, and a container kept by `--keep`.
@@ -165,15 +177,7 @@ fn inventory() -> Inventory {
                 ref_count: Some(1),
             },
         ],
-        networks: vec![Network {
-            id: hex("ci-net"),
-            name: "ci-net".into(),
-            driver: "bridge".into(),
-            scope: "local".into(),
-            labels: BTreeMap::new(),
-            created: Some(NOW - 12 * DAY),
-            ingress: false,
-        }],
+        networks: vec![network("ci-net", NOW - 12 * DAY)],
         build_cache: vec![BuildCacheRecord {
             id: "k3p9x2m1q8r7w6e5t4y3u2i1o".into(),
             kind: "regular".into(),
@@ -188,6 +192,7 @@ fn inventory() -> Inventory {
         }],
         layers_size: 2_170_000 + 40_960 + 1_572_864 + 5_242_880,
         sizes_measured: false,
+        build_cache_unlisted: None,
         logs: Vec::new(),
     }
 }

@@ -165,8 +165,11 @@ fn targets_take_the_least_recently_used_images_and_spare_fresh_ones() -> Result<
         taken_set == expected.iter().collect(),
         "not the least recently used: {taken:?}, expected {expected:?}"
     );
+    // About three images' worth; one or two more when other tests (or
+    // anything else on the machine) filled the disk meanwhile. Short of all
+    // six candidates: the plan stopped at the target.
     check!(
-        taken.len() >= 2 && taken.len() <= 4,
+        taken.len() >= 2 && taken.len() <= 5,
         "about three images' worth: {taken:?}"
     );
     let sources: BTreeMap<&str, &str> = plan["items"]
