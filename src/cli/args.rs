@@ -252,6 +252,8 @@ pub(crate) struct ScopeArgs {
     /// with images the plan removes (pruned after them, if BuildKit then finds
     /// them unshared), or all of them (`--build-cache=all`, like `--all` there). Keep rules and filters apply
     /// to them too (records carry no labels, so a label filter keeps them out).
+    /// On Docker 20.10 (API 1.41) a local plan without it does not list the
+    /// build cache: only the whole `docker system df` lists it there.
     #[arg(
         long,
         value_enum,
