@@ -13,6 +13,7 @@ mod exit;
 mod files;
 mod inventory;
 mod measure;
+mod memory;
 mod metrics;
 mod model;
 mod plan;
@@ -38,6 +39,7 @@ use crate::signals::{Interrupt, Signals};
 /// The whole program: parse, run, print any error once, and map it to an exit code.
 #[must_use]
 pub fn run() -> ExitCode {
+    memory::limit_arenas();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if cli::plugin::wants_metadata(&args) {
         let _ = writeln!(std::io::stdout(), "{}", cli::plugin::metadata());

@@ -139,6 +139,11 @@ fn environment_section(extra: &mut Roff) {
         "DOCKER_RECLAIM_STATE_DIR",
         "Where images' last uses are kept between runs (see FILES); empty: nowhere, only what the engine still shows counts.",
     );
+    entry(
+        extra,
+        "MALLOC_ARENA_MAX",
+        "glibc's limit on allocator arenas. When it is not set, docker-reclaim uses at most two, which keeps a dry run at 11,000 containers near 59 MB instead of 80 MB.",
+    );
 }
 
 /// The config files, locks, the size cache and what is read of the engine's.
