@@ -123,15 +123,17 @@ mod tests {
             .map(std::string::ToString::to_string)
             .collect();
         let walk = |known: &Sizes| {
-            Index::build_reusing(
+            let walked = Index::build_reusing(
                 base,
-                &Reuse {
+                Reuse {
                     unchanging: &unchanging,
-                    known,
+                    known: known.clone(),
                 },
-            )
+            );
+            (walked.index, walked.fresh, walked.changed)
         };
-        let (first, kept) = walk(&Sizes::default());
+        let (first, kept, changed) = walk(&Sizes::default());
+        assert!(changed);
         assert_eq!(first.total, Walk::new().measure(base));
         // Kept: the unchanging layer; not the one that changes, nor one with a
         // hard link (another owner may count that inode).
@@ -139,23 +141,25 @@ mod tests {
         assert!(!kept.entries.contains_key("overlay2/rw"));
         assert!(!kept.entries.contains_key("overlay2/linked"));
         // Reused as kept: a second walk gives the same figures.
-        let (second, again) = walk(&kept);
+        let (second, again, changed) = walk(&kept);
         assert_eq!(second.total, first.total);
         assert_eq!(again, kept);
+        assert!(!changed);
         // A kept size is what is used while the directory is unchanged
         // (doctored here to show it is not walked)…
         let mut doctored = kept.clone();
         if let Some(entry) = doctored.entries.get_mut("overlay2/img") {
             entry.allocated += 4096;
         }
-        let (reused, _) = walk(&doctored);
+        let (reused, _, _) = walk(&doctored);
         assert_eq!(reused.total.allocated, first.total.allocated + 4096);
         // …and not once it changed: the directory made anew under the same name.
         std::fs::remove_dir_all(base.join("overlay2/img")).unwrap();
         std::fs::create_dir_all(base.join("overlay2/img/diff")).unwrap();
         std::fs::write(base.join("overlay2/img/diff/f"), vec![1u8; 90_000]).unwrap();
-        let (changed, _) = walk(&doctored);
+        let (changed, _, fresh) = walk(&doctored);
         assert_eq!(changed.total, Walk::new().measure(base));
+        assert!(fresh);
     }
 
     #[test]

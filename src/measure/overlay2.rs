@@ -544,20 +544,25 @@ impl Layout {
             _ => super::cache::Sizes::default(),
         };
         known.entries.retain(|key, _| !fresh_keys.contains(key));
-        let (mut index, fresh) = Index::build_reusing(
+        let super::walk::Walked {
+            mut index,
+            fresh,
+            changed,
+        } = Index::build_reusing(
             &self.root,
-            &super::walk::Reuse {
+            super::walk::Reuse {
                 unchanging: &unchanging,
-                known: &known,
+                known,
             },
         );
         if let Some(dir) = cache_dir
             && root.is_some()
-            && fresh.entries != known.entries
+            && changed
         {
             // A cache that cannot be written only costs the next run a full walk.
             let _ = fresh.save(dir);
         }
+        drop(fresh);
         index.refs = refs;
         index
     }

@@ -6,6 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 
@@ -81,8 +82,10 @@ impl Walk {
 /// first owner it is found under.
 #[derive(Debug, Default)]
 pub(crate) struct Index {
-    /// Keyed by the owner's path relative to the root, `/`-separated.
-    owners: HashMap<String, Bytes>,
+    /// Keyed by the owner's path relative to the root, `/`-separated: the
+    /// walk's own slots, kept as they are (a copy into a map of their own was
+    /// 10 MB at 11,000 containers).
+    owners: Slots,
     pub(crate) total: Bytes,
     pub(crate) incomplete: bool,
     /// The engine's cross-references between its records, read with the walk.
@@ -252,7 +255,8 @@ struct Task {
     path: PathBuf,
     owner: usize,
     /// Where its size is kept for the next run, when it cannot change.
-    keep: Option<(String, Stamp)>,
+    /// Boxed: most tasks have none, and a task is then 40 bytes, not 128.
+    keep: Option<Box<(String, Stamp)>>,
 }
 
 /// What one subtree holds (not counting its top directory, which the parent's
@@ -434,16 +438,41 @@ struct Pending {
 pub(crate) struct Reuse<'a> {
     /// Owner keys of directories that cannot change while they exist.
     pub(crate) unchanging: &'a HashSet<String>,
-    pub(crate) known: &'a Sizes,
+    /// Taken by the walk: each size reused moves, key and all, into the sizes
+    /// kept for the next run, and what is left is dropped before the
+    /// subtrees are walked.
+    pub(crate) known: Sizes,
+}
+
+/// One walk of the data root: its index, the sizes of every unchanging owner
+/// for the next run, and whether those differ from the sizes it was given.
+pub(crate) struct Walked {
+    pub(crate) index: Index,
+    pub(crate) fresh: Sizes,
+    pub(crate) changed: bool,
+}
+
+impl Walked {
+    /// The root could not be read: nothing measured, nothing kept.
+    fn unreadable(fresh: Sizes, known: &Sizes) -> Walked {
+        Walked {
+            index: Index {
+                incomplete: true,
+                ..Index::default()
+            },
+            fresh,
+            changed: !known.entries.is_empty(),
+        }
+    }
 }
 
 /// Owners as slots, so that each entry adds to a slot instead of hashing a
 /// path. Each owner's name is kept once, shared by the list and the map (at
-/// 11,000 containers the walk has some 66,000 owners).
-#[derive(Default)]
+/// 11,000 containers the walk has some 66,000 owners). The index keeps them.
+#[derive(Debug, Default)]
 struct Slots {
-    bytes: Vec<(Rc<str>, Bytes)>,
-    slot_of: HashMap<Rc<str>, usize>,
+    bytes: Vec<(Arc<str>, Bytes)>,
+    slot_of: HashMap<Arc<str>, usize>,
 }
 
 impl Slots {
@@ -451,23 +480,19 @@ impl Slots {
         if let Some(slot) = self.slot_of.get(owner.as_str()) {
             return *slot;
         }
-        let owner: Rc<str> = Rc::from(owner);
-        self.bytes.push((Rc::clone(&owner), Bytes::default()));
+        let owner: Arc<str> = Arc::from(owner);
+        self.bytes.push((Arc::clone(&owner), Bytes::default()));
         let slot = self.bytes.len() - 1;
         self.slot_of.insert(owner, slot);
         slot
     }
 
-    /// Each owner's bytes into the index, and the total.
+    /// The slots become the index's owners; the total is their sum.
     fn file_into(self, index: &mut Index) {
-        drop(self.slot_of);
-        index.owners.reserve(self.bytes.len());
-        for (owner, bytes) in self.bytes {
-            index.total += bytes;
-            if bytes != Bytes::default() || !owner.is_empty() {
-                *index.owners.entry(String::from(&*owner)).or_default() += bytes;
-            }
+        for (_, bytes) in &self.bytes {
+            index.total += *bytes;
         }
+        index.owners = self;
     }
 }
 
@@ -499,6 +524,7 @@ fn push_subdirs(
 /// keeping the sizes of unchanging ones for the next run. Hard links count
 /// once across subtrees too: the first subtree (in the order they were found)
 /// keeps an inode's bytes; `links` starts with the inodes the top walk saw.
+/// Returns whether it kept any size.
 fn add_subtrees(
     tasks: &[Task],
     mut links: HashSet<(u64, u64)>,
@@ -506,16 +532,18 @@ fn add_subtrees(
     slots: &mut Slots,
     index: &mut Index,
     fresh: &mut Sizes,
-) {
+) -> bool {
+    let mut kept = false;
     for (task, subtree) in tasks.iter().zip(walk_in_parallel(tasks, device)) {
         index.incomplete |= subtree.incomplete;
-        if let Some((key, stamp)) = &task.keep
+        if let Some((key, stamp)) = task.keep.as_deref()
             && subtree.links.is_empty()
             && !subtree.incomplete
         {
             fresh
                 .entries
                 .insert(key.clone(), cache::Entry::new(*stamp, subtree.bytes));
+            kept = true;
         }
         let mut bytes = subtree.bytes;
         for (inode, linked) in subtree.links {
@@ -526,6 +554,7 @@ fn add_subtrees(
         }
         slots.bytes[task.owner].1 += bytes;
     }
+    kept
 }
 
 impl Index {
@@ -533,15 +562,14 @@ impl Index {
     #[cfg(test)]
     pub(crate) fn build(root: &Path) -> Index {
         let nothing = HashSet::new();
-        let known = Sizes::default();
         Index::build_reusing(
             root,
-            &Reuse {
+            Reuse {
                 unchanging: &nothing,
-                known: &known,
+                known: Sizes::default(),
             },
         )
-        .0
+        .index
     }
 
     /// Walks the whole data root, as `du -s -x` would, except the subtrees of
@@ -554,12 +582,15 @@ impl Index {
     /// Entries are looked at through their directory's open handle, and only
     /// directories and inodes with more than one link are remembered, so that a
     /// walk of tens of thousands of entries costs about what `du` does.
-    pub(crate) fn build_reusing(root: &Path, reuse: &Reuse<'_>) -> (Index, Sizes) {
+    pub(crate) fn build_reusing(root: &Path, reuse: Reuse<'_>) -> Walked {
         let mut index = Index::default();
         let mut fresh = cache::RootId::of(root).map(Sizes::new).unwrap_or_default();
+        let Reuse {
+            unchanging,
+            mut known,
+        } = reuse;
         let Ok(meta) = std::fs::symlink_metadata(root) else {
-            index.incomplete = true;
-            return (index, fresh);
+            return Walked::unreadable(fresh, &known);
         };
         let device = meta.dev();
         let mut slots = Slots::default();
@@ -619,22 +650,21 @@ impl Index {
                             // measured it.
                             (Some(relative), true) => {
                                 let key = &*slots.bytes[owner].0;
-                                let keep = reuse.unchanging.contains(key).then(|| key.to_string());
-                                if let Some(key) = &keep
-                                    && let Some(bytes) = reuse.known.get(key, &entry.stamp)
-                                {
+                                let keeps = unchanging.contains(key);
+                                if keeps && let Some((key, bytes)) = known.take(key, &entry.stamp) {
                                     slots.bytes[owner].1 += bytes;
                                     fresh
                                         .entries
-                                        .insert(key.clone(), cache::Entry::new(entry.stamp, bytes));
+                                        .insert(key, cache::Entry::new(entry.stamp, bytes));
                                     return;
                                 }
+                                let keep = keeps.then(|| key.to_string());
                                 tasks.push(Task {
                                     path: root
                                         .join(relative)
                                         .join(OsStr::from_bytes(entry.name.to_bytes())),
                                     owner,
-                                    keep: keep.map(|key| (key, entry.stamp)),
+                                    keep: keep.map(|key| Box::new((key, entry.stamp))),
                                 });
                             }
                             _ => subdirs.push((entry.name.to_owned(), settled.then_some(owner))),
@@ -644,9 +674,18 @@ impl Index {
             );
             push_subdirs(&mut stack, node, dir, &mut subdirs);
         }
-        add_subtrees(&tasks, seen, device, &mut slots, &mut index, &mut fresh);
+        // What was not reused is not needed any more: its memory goes before
+        // the subtrees are walked.
+        let mut changed = !known.entries.is_empty();
+        drop(known);
+        changed |= add_subtrees(&tasks, seen, device, &mut slots, &mut index, &mut fresh);
+        drop(tasks);
         slots.file_into(&mut index);
-        (index, fresh)
+        Walked {
+            index,
+            fresh,
+            changed,
+        }
     }
 
     /// The bytes filed under the owner at `path` (absolute, under `root`): how
@@ -662,7 +701,11 @@ impl Index {
 
     /// Every owner the walk found, by key.
     pub(crate) fn owner_keys(&self) -> impl Iterator<Item = &str> {
-        self.owners.keys().map(String::as_str)
+        self.owners
+            .bytes
+            .iter()
+            .filter(|(owner, bytes)| *bytes != Bytes::default() || !owner.is_empty())
+            .map(|(owner, _)| &**owner)
     }
 
     /// The bytes filed under an owner key (its path relative to the root).
@@ -673,8 +716,9 @@ impl Index {
     /// An owner's key as the index holds it, and its bytes.
     pub(crate) fn owner(&self, key: &str) -> Option<(&str, Bytes)> {
         self.owners
+            .slot_of
             .get_key_value(key)
-            .map(|(key, bytes)| (key.as_str(), *bytes))
+            .map(|(key, slot)| (&**key, self.owners.bytes[*slot].1))
     }
 }
 
