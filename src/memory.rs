@@ -6,8 +6,9 @@
 //! records with several threads and walks the data root with up to eight
 //! more, each filling its arena once and leaving it mostly free: at 11,000
 //! containers the peak RSS was 80 MB with 49 MB of heap in use (README,
-//! Benchmarks: `MALLOC_ARENA_MAX=2` gave 67 MB, `1` gave 66 MB). Two arenas
-//! keep the threads from waiting on one lock while the walk is CPU work.
+//! Benchmarks: `MALLOC_ARENA_MAX=2` gave 67 MB, `1` gave 66 MB). Two rather
+//! than one so that the threads do not all take turns at one lock; that cost
+//! was not measured.
 
 /// glibc's `mallopt` parameter for the number of arenas (`malloc.h`).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

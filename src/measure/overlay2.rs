@@ -562,7 +562,6 @@ impl Layout {
             // A cache that cannot be written only costs the next run a full walk.
             let _ = fresh.save(dir);
         }
-        drop(fresh);
         index.refs = refs;
         index
     }

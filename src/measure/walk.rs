@@ -679,7 +679,6 @@ impl Index {
         let mut changed = !known.entries.is_empty();
         drop(known);
         changed |= add_subtrees(&tasks, seen, device, &mut slots, &mut index, &mut fresh);
-        drop(tasks);
         slots.file_into(&mut index);
         Walked {
             index,
