@@ -494,6 +494,14 @@ pub(crate) struct Bytes {
     pub(crate) apparent: u64,
 }
 
+impl std::ops::Add for Bytes {
+    type Output = Bytes;
+    fn add(mut self, other: Bytes) -> Bytes {
+        self += other;
+        self
+    }
+}
+
 impl std::ops::AddAssign for Bytes {
     fn add_assign(&mut self, other: Bytes) {
         self.allocated += other.allocated;

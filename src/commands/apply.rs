@@ -256,7 +256,11 @@ impl Before {
     fn measure(settings: &Settings, inventory: &Inventory, plan: &Plan) -> Before {
         let measured = plan.data_root.is_some();
         let data_root = local_data_root(&settings.host, inventory).filter(|_| measured);
-        let fresh: std::collections::HashSet<String> = plan.measured_keys.iter().cloned().collect();
+        let fresh: std::collections::HashSet<String> = plan
+            .measured_keys
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
         Before {
             free_space: data_root.as_deref().and_then(measure::fs::free_space),
             disk: measured

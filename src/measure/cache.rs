@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rustix::fs::{Mode, OFlags};
 use serde::{Deserialize, Serialize};
@@ -91,7 +92,9 @@ impl RootId {
 pub(crate) struct Sizes {
     version: u32,
     root: Option<RootId>,
-    pub(crate) entries: HashMap<String, Entry>,
+    /// Keys shared with the walk's owners (`Arc`): 22,000 of them at 11,000
+    /// containers.
+    pub(crate) entries: HashMap<Arc<str>, Entry>,
 }
 
 impl Sizes {
@@ -113,15 +116,13 @@ impl Sizes {
             .map(Entry::bytes)
     }
 
-    /// Takes the size kept for `key` out of the cache, with the key as kept, if
-    /// the directory is still the one measured.
-    pub(crate) fn take(&mut self, key: &str, stamp: &Stamp) -> Option<(String, Bytes)> {
+    /// Takes the size kept for `key` out of the cache, if the directory is
+    /// still the one measured.
+    pub(crate) fn take(&mut self, key: &str, stamp: &Stamp) -> Option<Bytes> {
         if self.entries.get(key)?.stamp != *stamp {
             return None;
         }
-        self.entries
-            .remove_entry(key)
-            .map(|(key, entry)| (key, entry.bytes()))
+        self.entries.remove(key).map(|entry| entry.bytes())
     }
 
     /// Reads the cache kept for `root` in `dir`. Anything wrong with it (no
@@ -539,7 +540,7 @@ mod tests {
         let cache = dir.path().join("cache");
         sizes.save(&cache).unwrap();
         let loaded = Sizes::load(&cache, &root);
-        let kept: Vec<&str> = loaded.entries.keys().map(String::as_str).collect();
+        let kept: Vec<&str> = loaded.entries.keys().map(AsRef::as_ref).collect();
         assert_eq!(kept, ["overlay2/ok"]);
     }
 

@@ -606,11 +606,13 @@ impl Graph {
     /// init layer), which the snapshotter never writes again. Blob files never
     /// change either, but the cache keeps only directories' sizes; a blob is
     /// one stat in the walk.
-    pub(crate) fn unchanging(&self) -> HashSet<String> {
-        self.committed
-            .iter()
-            .map(|dir| format!("{SNAPSHOTS}/snapshots/{dir}"))
-            .collect()
+    pub(crate) fn unchanging(&self, key: &str) -> bool {
+        key.strip_prefix(SNAPSHOTS)
+            .and_then(|rest| rest.strip_prefix("/snapshots/"))
+            // As the snapshotter names them: decimal, no sign, no leading zero.
+            .filter(|dir| !dir.starts_with(['0', '+']) || *dir == "0")
+            .and_then(|dir| dir.parse::<u64>().ok())
+            .is_some_and(|dir| self.committed.contains(&dir))
     }
 
     /// The records removing image `id` takes, as `DELETE /images/{id}` does on
@@ -863,8 +865,8 @@ mod tests {
         assert_eq!(image, vec![blob_key("mD"), dir(12)]);
         // Nothing planned, nothing freed.
         assert_eq!(graph.freed(&[]), Vec::<Vec<String>>::new());
-        let unchanging = graph.unchanging();
-        assert!(unchanging.contains(&dir(11)) && !unchanging.contains(&dir(14)));
+        assert!(graph.unchanging(&dir(11)) && !graph.unchanging(&dir(14)));
+        assert!(!graph.unchanging(&dir(11).replace("/11", "/011")));
     }
 
     #[test]

@@ -83,10 +83,10 @@ mod tests {
             "50000",
         )
         .unwrap();
+        std::os::unix::fs::symlink("/etc", base.join("overlay2/l/ODD")).unwrap();
         let index = Index::build(base);
         assert_eq!(index.total, Walk::new().measure(base));
-        let abc = index.owned(base, &base.join("overlay2/abc"));
-        assert_eq!(abc, Walk::new().measure(&base.join("overlay2/abc")));
+        let abc = Walk::new().measure(&base.join("overlay2/abc"));
         assert_eq!(
             index.owned(base, &base.join("containers/c1")),
             Walk::new().measure(&base.join("containers/c1"))
@@ -95,7 +95,13 @@ mod tests {
             index.owned(base, &base.join("image/overlay2/layerdb/sha256/chain")),
             Walk::new().measure(&base.join("image/overlay2/layerdb/sha256/chain"))
         );
-        assert!(index.owned(base, &base.join("overlay2/l/SHORT")).apparent > 0);
+        // The layer's short-name link is filed with the layer; a link that
+        // points elsewhere keeps its own owner.
+        assert_eq!(
+            index.owned(base, &base.join("overlay2/abc")),
+            abc + Walk::new().measure(&base.join("overlay2/l/SHORT"))
+        );
+        assert!(index.owned(base, &base.join("overlay2/l/ODD")).apparent > 0);
         assert!(!index.incomplete);
     }
 
@@ -126,7 +132,7 @@ mod tests {
             let walked = Index::build_reusing(
                 base,
                 Reuse {
-                    unchanging: &unchanging,
+                    unchanging: &|key| unchanging.contains(key),
                     known: known.clone(),
                 },
             );
@@ -299,14 +305,18 @@ mod tests {
             Layout::open(base.to_str().unwrap(), "btrfs", ImageStore::Graphdriver).unwrap_err(),
             crate::model::Unmeasured::Driver("btrfs".into())
         );
+        // The short-name link is filed under the layer's own key by the walk.
         assert_eq!(
             Layout::layer_keys(&layout.refs(), "sha256:abc"),
-            [
-                "overlay2/cache1",
-                "overlay2/l/SHORT",
-                "image/overlay2/layerdb/sha256/abc",
-            ]
+            ["overlay2/cache1", "image/overlay2/layerdb/sha256/abc"]
         );
+        let index = layout.index();
+        assert_eq!(
+            index.owned_key("overlay2/cache1"),
+            Walk::new().measure(&base.join("overlay2/cache1"))
+                + Walk::new().measure(&base.join("overlay2/l/SHORT"))
+        );
+        assert!(index.owner("overlay2/l/SHORT").is_none());
         assert_eq!(
             Layout::container_keys(&layout.refs(), "c1"),
             [

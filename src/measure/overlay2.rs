@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::MetadataExt;
 
 use super::containerd::{self, Graph};
@@ -207,7 +206,8 @@ impl Layout {
     }
 
     /// Reads the records' cross-references: a few small files per container and
-    /// layer, and the symlinks in `overlay2/l`.
+    /// layer. (The symlinks in `overlay2/l` are filed with their layers by the
+    /// walk.)
     pub(crate) fn refs(&self) -> Refs {
         let mut refs = Refs::default();
         if self.store == Store::Containerd {
@@ -233,24 +233,6 @@ impl Layout {
                 refs.layers.insert(name, cache_id);
             }
         }
-        // overlay2/l/<short> -> ../<cache-id>/diff
-        let links = self.overlay().join("l");
-        let links_dir = Layout::open_dir(&links);
-        for (_, short) in entries(&links) {
-            let Some(target) = links_dir
-                .as_ref()
-                .and_then(|dir| rustix::fs::readlinkat(dir, short.as_str(), Vec::new()).ok())
-            else {
-                continue;
-            };
-            let target = PathBuf::from(std::ffi::OsString::from_vec(target.into_bytes()));
-            let mut parts = target.iter().filter_map(|part| part.to_str());
-            if let (Some(".."), Some(cache_id), Some("diff"), None) =
-                (parts.next(), parts.next(), parts.next(), parts.next())
-            {
-                refs.links.insert(cache_id.to_string(), short);
-            }
-        }
         let metadata = self
             .image_dir()
             .join("imagedb")
@@ -271,13 +253,10 @@ impl Layout {
     // What an item frees is named by owner keys: paths relative to the data
     // root, as the index files them.
 
-    /// An overlay2 layer directory and its short-name link in `overlay2/l/`.
-    fn overlay_keys(refs: &Refs, cache_id: &str) -> Vec<String> {
-        let mut keys = vec![format!("overlay2/{cache_id}")];
-        if let Some(short) = refs.links.get(cache_id) {
-            keys.push(format!("overlay2/l/{short}"));
-        }
-        keys
+    /// An overlay2 layer directory (the walk files its short-name link in
+    /// `overlay2/l/` with it).
+    fn overlay_key(cache_id: &str) -> String {
+        format!("overlay2/{cache_id}")
     }
 
     /// Everything removing a container frees: its directory (config, logs), its
@@ -285,7 +264,7 @@ impl Layout {
     pub(crate) fn container_keys(refs: &Refs, id: &str) -> Vec<String> {
         let mut keys = vec![format!("containers/{id}")];
         for cache_id in refs.mounts.get(id).into_iter().flatten() {
-            keys.extend(Layout::overlay_keys(refs, cache_id));
+            keys.push(Layout::overlay_key(cache_id));
         }
         keys.push(format!("{IMAGE_DIR}/layerdb/mounts/{id}"));
         keys
@@ -297,7 +276,7 @@ impl Layout {
         let hex = chain_id.strip_prefix("sha256:").unwrap_or(chain_id);
         let mut keys = Vec::new();
         if let Some(cache_id) = refs.layers.get(hex) {
-            keys.extend(Layout::overlay_keys(refs, cache_id));
+            keys.push(Layout::overlay_key(cache_id));
         }
         keys.push(format!("{IMAGE_DIR}/layerdb/sha256/{hex}"));
         keys
@@ -473,12 +452,15 @@ impl Layout {
                     && !referenced.contains(name)
                     && !build_cache_ids.contains(name)
             })
-            .map(|name| Orphan {
-                bytes: index.owned_key(&format!("overlay2/{name}")),
-                modified: std::fs::symlink_metadata(self.overlay().join(name))
-                    .ok()
-                    .map(|meta| meta.mtime()),
-                name: name.to_string(),
+            // Not there (any more): only a short-name link in overlay2/l
+            // pointed at it, which the walk filed under this name.
+            .filter_map(|name| {
+                let meta = std::fs::symlink_metadata(self.overlay().join(name)).ok()?;
+                Some(Orphan {
+                    bytes: index.owned_key(&format!("overlay2/{name}")),
+                    modified: Some(meta.mtime()),
+                    name: name.to_string(),
+                })
             })
             .collect();
         largest_first(orphans)
@@ -543,7 +525,7 @@ impl Layout {
             (Some(dir), Some(root)) => super::cache::Sizes::load(dir, root),
             _ => super::cache::Sizes::default(),
         };
-        known.entries.retain(|key, _| !fresh_keys.contains(key));
+        known.entries.retain(|key, _| !fresh_keys.contains(&**key));
         let super::walk::Walked {
             mut index,
             fresh,
@@ -551,7 +533,7 @@ impl Layout {
         } = Index::build_reusing(
             &self.root,
             super::walk::Reuse {
-                unchanging: &unchanging,
+                unchanging: &|key| unchanging.contains(key),
                 known,
             },
         );

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
@@ -24,7 +25,7 @@ pub(crate) struct PlanOnDisk {
     /// The whole data root.
     pub(crate) data_root: Measured,
     /// Every owner key an item's bytes were counted from.
-    pub(crate) keys: Vec<String>,
+    pub(crate) keys: Vec<Arc<str>>,
 }
 
 fn measured(bytes: Bytes, incomplete: bool) -> Measured {
@@ -33,12 +34,14 @@ fn measured(bytes: Bytes, incomplete: bool) -> Measured {
 
 /// The bytes of an owner key the first time it is asked for, nothing after: a
 /// path two items share (a layer freed by two images) counts once.
-/// Each key counted goes into `keys`.
-fn once_each<'a>(index: &'a Index, keys: &'a mut Vec<String>) -> impl FnMut(&str) -> Bytes + 'a {
-    let mut counted: HashSet<&str> = HashSet::new();
-    move |key| match index.owner(key) {
-        Some((key, bytes)) if counted.insert(key) => {
-            keys.push(key.to_string());
+/// Each key counted goes into `keys`, sharing the index's copy of it (44,000
+/// keys at 11,000 containers).
+fn once_each<'a>(index: &'a Index, keys: &'a mut Vec<Arc<str>>) -> impl FnMut(&str) -> Bytes + 'a {
+    let mut counted = vec![false; index.owner_count()];
+    move |key| match index.owner_slot(key) {
+        Some(slot) if !std::mem::replace(&mut counted[slot], true) => {
+            let (key, bytes) = index.slot(slot);
+            keys.push(Arc::clone(key));
             bytes
         }
         _ => Bytes::default(),

@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString, OsStr};
+use std::hash::BuildHasher;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -135,6 +136,25 @@ fn owner_of(parts: &[&str]) -> (String, bool) {
     }
 }
 
+/// The overlay2 driver's short names for its layers: each a symlink
+/// `l/<short>` → `../<cache-id>/diff` (moby v20.10.24 and v26.1.5
+/// `daemon/graphdriver/overlay2/overlay.go`, `create` and `Remove`, which
+/// makes and removes it with the layer's directory).
+const LINKS: &str = "overlay2/l";
+
+/// The owner a short-name link belongs to: the layer directory it points into
+/// (`overlay2/<cache-id>`), whose removal takes it. Filed there, the 22,000
+/// links of 11,000 containers need no owners of their own nor a map from
+/// layer to link. Anything else (a link elsewhere) keeps its own owner.
+fn layer_of_link(target: &[u8]) -> Option<String> {
+    let cache_id = std::str::from_utf8(target)
+        .ok()?
+        .strip_prefix("../")?
+        .strip_suffix("/diff")?;
+    (!cache_id.is_empty() && !cache_id.contains('/') && cache_id != ".." && cache_id != "l")
+        .then(|| format!("overlay2/{cache_id}"))
+}
+
 /// A directory whose subdirectories the walk has still to visit: its name, its
 /// parent, and (near the top) its open handle, through which they are opened.
 struct DirNode {
@@ -191,17 +211,21 @@ struct Entry<'a> {
     bytes: Bytes,
     is_dir: bool,
     /// Its inode, when it has more than one link.
-    linked: Option<(u64, u64)>,
+    linked: Option<u64>,
     stamp: Stamp,
+    /// Where it points, when it is a symlink and the walk asked (`read_links`).
+    target: Option<Vec<u8>>,
 }
 
 /// Reads `dir` and calls `each` for every entry the walk counts: on this
 /// filesystem (`du -x`), each directory and multiply-linked inode once
-/// (`seen`). Sets `incomplete` when something could not be read.
+/// (`seen`). Sets `incomplete` when something could not be read. With
+/// `read_links`, a symlink's entry says where it points.
 fn each_entry(
     dir: &mut Dir,
     device: u64,
-    seen: &mut HashSet<(u64, u64)>,
+    read_links: bool,
+    seen: &mut HashSet<u64>,
     incomplete: &mut bool,
     mut each: impl FnMut(Entry<'_>),
 ) {
@@ -226,13 +250,23 @@ fn each_entry(
             continue;
         }
         let is_dir = FileType::from_raw_mode(stat.st_mode) == FileType::Directory;
-        let inode = (stat.st_dev, stat.st_ino);
+        // Every entry counted is on `device`: its inode number says which.
+        let inode = stat.st_ino;
         // Hard links count once; a directory seen twice (a bind mount within
         // the same filesystem) is not entered again.
         if (is_dir || stat.st_nlink > 1) && !seen.insert(inode) {
             continue;
         }
+        let target = (read_links && FileType::from_raw_mode(stat.st_mode) == FileType::Symlink)
+            .then(|| {
+                dir.fd()
+                    .and_then(|fd| rustix::fs::readlinkat(fd, name, Vec::new()))
+                    .ok()
+            })
+            .flatten()
+            .map(std::ffi::CString::into_bytes);
         each(Entry {
+            target,
             name,
             bytes: Bytes {
                 allocated: u64::try_from(stat.st_blocks).unwrap_or(0) * 512,
@@ -252,11 +286,22 @@ fn each_entry(
 /// A directory whose whole subtree belongs to one owner (a container's
 /// directory, a layer's): walked on its own, by one of several threads.
 struct Task {
-    path: PathBuf,
     owner: usize,
-    /// Where its size is kept for the next run, when it cannot change.
-    /// Boxed: most tasks have none, and a task is then 40 bytes, not 128.
-    keep: Option<Box<(String, Stamp)>>,
+    /// Its path relative to the root, when that is not its owner's key (a
+    /// name that is not UTF-8 on the way): the owner's directory is the task.
+    path: Option<Box<Path>>,
+    /// Its stamp, when its size is kept for the next run (under its owner's
+    /// key) because it cannot change. Boxed: about half the tasks keep none.
+    keep: Option<Box<Stamp>>,
+}
+
+impl Task {
+    /// The directory to walk, relative to the root.
+    fn path<'a>(&'a self, slots: &'a Slots) -> &'a Path {
+        self.path
+            .as_deref()
+            .unwrap_or_else(|| Path::new(&*slots.bytes[self.owner].0))
+    }
 }
 
 /// What one subtree holds (not counting its top directory, which the parent's
@@ -265,7 +310,7 @@ struct Task {
 #[derive(Default)]
 struct Subtree {
     bytes: Bytes,
-    links: Vec<((u64, u64), Bytes)>,
+    links: Vec<(u64, Bytes)>,
     incomplete: bool,
 }
 
@@ -313,7 +358,7 @@ impl SchedClock {
     }
 }
 
-/// Walks `tasks`; the results are in the tasks' order.
+/// Walks `tasks`; the results come in the tasks' order.
 ///
 /// One walker starts. With a warm page cache the walk is CPU work, and more
 /// walkers only take the cores from the engine, which is computing
@@ -324,16 +369,21 @@ impl SchedClock {
 /// than half as long as they ran (a cold cache: about as long; warm: a few
 /// percent), their number doubles, up to [`WALKERS`]. Waiting for a CPU (a
 /// busy host) does not add walkers.
-fn walk_in_parallel(tasks: &[Task], device: u64) -> Vec<Subtree> {
+fn walk_in_parallel(
+    root: &Path,
+    tasks: &[Task],
+    slots: &Slots,
+    device: u64,
+) -> impl Iterator<Item = Subtree> + use<> {
     use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-    if tasks.is_empty() {
-        return Vec::new();
-    }
     let next = AtomicUsize::new(0);
     let ran = AtomicU64::new(0);
     let blocked = AtomicU64::new(0);
-    let results: Vec<std::sync::Mutex<Option<Subtree>>> =
-        tasks.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    // Each task's bytes; the few subtrees with a hard-linked file or
+    // something unreadable apart, whole (a slot holding any subtree for each
+    // task was 2.5 MB at 11,000 containers).
+    let sums: Vec<[AtomicU64; 2]> = tasks.iter().map(|_| Default::default()).collect();
+    let rare: std::sync::Mutex<Vec<(usize, Subtree)>> = std::sync::Mutex::default();
     let walker = || {
         let clock = SchedClock::open();
         let mut since = (std::time::Instant::now(), clock.read());
@@ -349,9 +399,14 @@ fn walk_in_parallel(tasks: &[Task], device: u64) -> Vec<Subtree> {
         loop {
             let at = next.fetch_add(1, Ordering::Relaxed);
             let Some(task) = tasks.get(at) else { break };
-            let subtree = walk_subtree(&task.path, device);
-            if let Ok(mut slot) = results[at].lock() {
-                *slot = Some(subtree);
+            let subtree = walk_subtree(&root.join(task.path(slots)), device);
+            if subtree.links.is_empty() && !subtree.incomplete {
+                sums[at][0].store(subtree.bytes.allocated, Ordering::Relaxed);
+                sums[at][1].store(subtree.bytes.apparent, Ordering::Relaxed);
+            } else {
+                rare.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push((at, subtree));
             }
             if since.0.elapsed() >= CHECK_EVERY {
                 note(&mut since);
@@ -359,6 +414,9 @@ fn walk_in_parallel(tasks: &[Task], device: u64) -> Vec<Subtree> {
         }
     };
     std::thread::scope(|scope| {
+        if tasks.is_empty() {
+            return;
+        }
         let mut walkers = 1;
         scope.spawn(walker);
         while walkers < WALKERS.min(tasks.len()) && next.load(Ordering::Relaxed) < tasks.len() {
@@ -373,21 +431,30 @@ fn walk_in_parallel(tasks: &[Task], device: u64) -> Vec<Subtree> {
             }
         }
     });
-    results
-        .into_iter()
-        .map(|slot| {
-            slot.into_inner().ok().flatten().unwrap_or(Subtree {
-                incomplete: true,
+    let mut rare = rare
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    rare.sort_unstable_by_key(|(at, _)| std::cmp::Reverse(*at));
+    sums.into_iter()
+        .enumerate()
+        .map(move |(at, [allocated, apparent])| {
+            if rare.last().is_some_and(|(next, _)| *next == at) {
+                return rare.pop().map(|(_, subtree)| subtree).unwrap_or_default();
+            }
+            Subtree {
+                bytes: Bytes {
+                    allocated: allocated.into_inner(),
+                    apparent: apparent.into_inner(),
+                },
                 ..Subtree::default()
-            })
+            }
         })
-        .collect()
 }
 
 /// Everything below `top`, as `du -s -x` counts it, through directory handles.
 fn walk_subtree(top: &Path, device: u64) -> Subtree {
     let mut subtree = Subtree::default();
-    let mut seen: HashSet<(u64, u64)> = HashSet::new();
+    let mut seen: HashSet<u64> = HashSet::new();
     let mut stack: Vec<(CString, Option<Rc<DirNode>>)> = vec![(CString::default(), None)];
     let mut subdirs: Vec<CString> = Vec::new();
     while let Some((name, parent)) = stack.pop() {
@@ -399,6 +466,7 @@ fn walk_subtree(top: &Path, device: u64) -> Subtree {
         each_entry(
             &mut dir,
             device,
+            false,
             &mut seen,
             &mut subtree.incomplete,
             |entry| {
@@ -436,8 +504,8 @@ struct Pending {
 
 /// Sizes the walk may take from an earlier run instead of walking.
 pub(crate) struct Reuse<'a> {
-    /// Owner keys of directories that cannot change while they exist.
-    pub(crate) unchanging: &'a HashSet<String>,
+    /// Whether the directory of an owner key cannot change while it exists.
+    pub(crate) unchanging: &'a dyn Fn(&str) -> bool,
     /// Taken by the walk: each size reused moves, key and all, into the sizes
     /// kept for the next run, and what is left is dropped before the
     /// subtrees are walked.
@@ -467,24 +535,88 @@ impl Walked {
 }
 
 /// Owners as slots, so that each entry adds to a slot instead of hashing a
-/// path. Each owner's name is kept once, shared by the list and the map (at
-/// 11,000 containers the walk has some 66,000 owners). The index keeps them.
+/// path. Each entry the top of the walk files opens a slot of its own: an
+/// owner is one directory (or file), found once, except where names that are
+/// not UTF-8 make two paths read alike. When the walk ends the slots are
+/// sorted by key, a key found twice is merged into one slot, and owners are
+/// looked up by binary search (a map from key to slot, kept for lookups during
+/// the walk, was 3.3 MB at 11,000 containers, whose walk finds some 66,000
+/// owners). The index keeps them; a plan's measured keys share their names.
 #[derive(Debug, Default)]
 struct Slots {
     bytes: Vec<(Arc<str>, Bytes)>,
-    slot_of: HashMap<Arc<str>, usize>,
+    /// During the walk, the slots of layer directories by their key's hash,
+    /// for their short-name links to find (a hash that two keys share only
+    /// costs a second slot, merged when settled).
+    findable: HashMap<u64, usize>,
+    hasher: std::hash::RandomState,
 }
 
 impl Slots {
-    fn of(&mut self, owner: String) -> usize {
-        if let Some(slot) = self.slot_of.get(owner.as_str()) {
-            return *slot;
+    /// A new slot for `owner`; `findable` for [`Slots::find_or_open`].
+    fn open(&mut self, owner: String, findable: bool) -> usize {
+        let slot = self.bytes.len();
+        if findable {
+            self.findable
+                .entry(self.hasher.hash_one(owner.as_str()))
+                .or_insert(slot);
         }
-        let owner: Arc<str> = Arc::from(owner);
-        self.bytes.push((Arc::clone(&owner), Bytes::default()));
-        let slot = self.bytes.len() - 1;
-        self.slot_of.insert(owner, slot);
+        self.bytes.push((Arc::from(owner), Bytes::default()));
         slot
+    }
+
+    /// The slot of a top-level `entry` of the directory at `relative` (`None`:
+    /// the root), and whether its owner holds for everything below it.
+    /// `findable` as for [`Slots::open`].
+    fn of_entry(
+        &mut self,
+        relative: Option<&Path>,
+        entry: &Entry<'_>,
+        findable: bool,
+    ) -> (usize, bool) {
+        if let Some(layer) = entry.target.as_deref().and_then(layer_of_link) {
+            return (self.find_or_open(layer), true);
+        }
+        let child = relative
+            .unwrap_or(Path::new(""))
+            .join(OsStr::from_bytes(entry.name.to_bytes()));
+        let parts: Vec<&str> = child.iter().filter_map(|part| part.to_str()).collect();
+        let (owner, settled) = owner_of(&parts);
+        (self.open(owner, findable), settled)
+    }
+
+    /// The findable slot of `owner`, or a new one.
+    fn find_or_open(&mut self, owner: String) -> usize {
+        match self.findable.get(&self.hasher.hash_one(owner.as_str())) {
+            Some(slot) if *self.bytes[*slot].0 == *owner => *slot,
+            _ => self.open(owner, false),
+        }
+    }
+
+    /// The slots sorted by key, each key once (the bytes of a key found twice
+    /// added up), and no spare capacity.
+    fn settle(self) -> Slots {
+        let Slots { mut bytes, .. } = self;
+        bytes.sort_unstable_by(|(a, _), (b, _)| a.as_ref().cmp(b.as_ref()));
+        let mut merged: Vec<(Arc<str>, Bytes)> = Vec::with_capacity(bytes.len());
+        for (key, bytes) in bytes {
+            match merged.last_mut() {
+                Some((last, sum)) if *last == key => *sum += bytes,
+                _ => merged.push((key, bytes)),
+            }
+        }
+        merged.shrink_to_fit();
+        Slots {
+            bytes: merged,
+            ..Slots::default()
+        }
+    }
+
+    /// The slot of `key`, once settled.
+    fn find(&self, key: &str) -> Option<usize> {
+        self.bytes
+            .binary_search_by(|(owner, _)| owner.as_ref().cmp(key))
+            .ok()
     }
 
     /// The slots become the index's owners; the total is their sum.
@@ -492,7 +624,7 @@ impl Slots {
         for (_, bytes) in &self.bytes {
             index.total += *bytes;
         }
-        index.owners = self;
+        index.owners = self.settle();
     }
 }
 
@@ -526,23 +658,27 @@ fn push_subdirs(
 /// keeps an inode's bytes; `links` starts with the inodes the top walk saw.
 /// Returns whether it kept any size.
 fn add_subtrees(
+    root: &Path,
     tasks: &[Task],
-    mut links: HashSet<(u64, u64)>,
+    mut links: HashSet<u64>,
     device: u64,
     slots: &mut Slots,
     index: &mut Index,
     fresh: &mut Sizes,
 ) -> bool {
     let mut kept = false;
-    for (task, subtree) in tasks.iter().zip(walk_in_parallel(tasks, device)) {
+    let walked = walk_in_parallel(root, tasks, slots, device);
+    for (task, subtree) in tasks.iter().zip(walked) {
+        let owner = task.owner;
         index.incomplete |= subtree.incomplete;
-        if let Some((key, stamp)) = task.keep.as_deref()
+        if let Some(stamp) = task.keep.as_deref()
             && subtree.links.is_empty()
             && !subtree.incomplete
         {
-            fresh
-                .entries
-                .insert(key.clone(), cache::Entry::new(*stamp, subtree.bytes));
+            fresh.entries.insert(
+                Arc::clone(&slots.bytes[owner].0),
+                cache::Entry::new(*stamp, subtree.bytes),
+            );
             kept = true;
         }
         let mut bytes = subtree.bytes;
@@ -552,7 +688,7 @@ fn add_subtrees(
                 bytes.apparent -= linked.apparent.min(bytes.apparent);
             }
         }
-        slots.bytes[task.owner].1 += bytes;
+        slots.bytes[owner].1 += bytes;
     }
     kept
 }
@@ -561,11 +697,10 @@ impl Index {
     /// Walks the whole data root, as `du -s -x` would.
     #[cfg(test)]
     pub(crate) fn build(root: &Path) -> Index {
-        let nothing = HashSet::new();
         Index::build_reusing(
             root,
             Reuse {
-                unchanging: &nothing,
+                unchanging: &|_| false,
                 known: Sizes::default(),
             },
         )
@@ -592,10 +727,13 @@ impl Index {
         let Ok(meta) = std::fs::symlink_metadata(root) else {
             return Walked::unreadable(fresh, &known);
         };
+        // Sized once: growing a map copies it (both copies live meanwhile).
+        fresh.entries.reserve(known.entries.len());
         let device = meta.dev();
         let mut slots = Slots::default();
-        let mut seen: HashSet<(u64, u64)> = HashSet::from([(meta.dev(), meta.ino())]);
-        let root_slot = slots.of(String::new());
+        // Inode numbers: everything counted is on the root's filesystem.
+        let mut seen: HashSet<u64> = HashSet::from([meta.ino()]);
+        let root_slot = slots.open(String::new(), false);
         slots.bytes[root_slot].1 += bytes_of(&meta);
         let mut stack = vec![Pending {
             name: CString::default(),
@@ -623,24 +761,19 @@ impl Index {
             };
             // Only needed to find owners, near the top.
             let relative = inherited.is_none().then(|| node.relative());
+            let links = relative.as_deref() == Some(Path::new(LINKS));
+            // The layer directories, which their links look up.
+            let layers = relative.as_deref() == Some(Path::new("overlay2"));
             each_entry(
                 &mut dir,
                 device,
+                links,
                 &mut seen,
                 &mut index.incomplete,
                 |entry| {
                     let (owner, settled) = match (inherited, &relative) {
                         (Some(owner), _) => (owner, true),
-                        (None, relative) => {
-                            let child = relative
-                                .as_deref()
-                                .unwrap_or(Path::new(""))
-                                .join(OsStr::from_bytes(entry.name.to_bytes()));
-                            let parts: Vec<&str> =
-                                child.iter().filter_map(|part| part.to_str()).collect();
-                            let (owner, settled) = owner_of(&parts);
-                            (slots.of(owner), settled)
-                        }
+                        (None, relative) => slots.of_entry(relative.as_deref(), &entry, layers),
                     };
                     slots.bytes[owner].1 += entry.bytes;
                     if entry.is_dir {
@@ -650,21 +783,21 @@ impl Index {
                             // measured it.
                             (Some(relative), true) => {
                                 let key = &*slots.bytes[owner].0;
-                                let keeps = unchanging.contains(key);
-                                if keeps && let Some((key, bytes)) = known.take(key, &entry.stamp) {
+                                let keeps = unchanging(key);
+                                if keeps && let Some(bytes) = known.take(key, &entry.stamp) {
+                                    let key = Arc::clone(&slots.bytes[owner].0);
                                     slots.bytes[owner].1 += bytes;
                                     fresh
                                         .entries
                                         .insert(key, cache::Entry::new(entry.stamp, bytes));
                                     return;
                                 }
-                                let keep = keeps.then(|| key.to_string());
+                                let path = relative.join(OsStr::from_bytes(entry.name.to_bytes()));
                                 tasks.push(Task {
-                                    path: root
-                                        .join(relative)
-                                        .join(OsStr::from_bytes(entry.name.to_bytes())),
+                                    path: (path.as_os_str().as_bytes() != key.as_bytes())
+                                        .then(|| path.into_boxed_path()),
                                     owner,
-                                    keep: keep.map(|key| Box::new((key, entry.stamp))),
+                                    keep: keeps.then(|| Box::new(entry.stamp)),
                                 });
                             }
                             _ => subdirs.push((entry.name.to_owned(), settled.then_some(owner))),
@@ -678,7 +811,12 @@ impl Index {
         // the subtrees are walked.
         let mut changed = !known.entries.is_empty();
         drop(known);
-        changed |= add_subtrees(&tasks, seen, device, &mut slots, &mut index, &mut fresh);
+        fresh
+            .entries
+            .reserve(tasks.iter().filter(|task| task.keep.is_some()).count());
+        changed |= add_subtrees(
+            root, &tasks, seen, device, &mut slots, &mut index, &mut fresh,
+        );
         slots.file_into(&mut index);
         Walked {
             index,
@@ -714,10 +852,24 @@ impl Index {
 
     /// An owner's key as the index holds it, and its bytes.
     pub(crate) fn owner(&self, key: &str) -> Option<(&str, Bytes)> {
-        self.owners
-            .slot_of
-            .get_key_value(key)
-            .map(|(key, slot)| (&**key, self.owners.bytes[*slot].1))
+        self.owner_slot(key)
+            .map(|slot| (&*self.owners.bytes[slot].0, self.owners.bytes[slot].1))
+    }
+
+    /// How many owners the index has: slots are below this.
+    pub(crate) fn owner_count(&self) -> usize {
+        self.owners.bytes.len()
+    }
+
+    /// The slot of an owner key.
+    pub(crate) fn owner_slot(&self, key: &str) -> Option<usize> {
+        self.owners.find(key)
+    }
+
+    /// The key and bytes in a slot; the key shared, not copied.
+    pub(crate) fn slot(&self, slot: usize) -> (&Arc<str>, Bytes) {
+        let (key, bytes) = &self.owners.bytes[slot];
+        (key, *bytes)
     }
 }
 

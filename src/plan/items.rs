@@ -166,7 +166,7 @@ pub(crate) struct Plan {
     /// before deleting, so that the check after the apply does not take its
     /// figures from the file the prediction took them from.
     #[serde(skip)]
-    pub(crate) measured_keys: Vec<String>,
+    pub(crate) measured_keys: Vec<std::sync::Arc<str>>,
 }
 
 /// A saved plan is an upper bound: what of it is no longer there, and what a
