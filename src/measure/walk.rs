@@ -2,7 +2,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString, OsStr};
-use std::hash::BuildHasher;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -545,23 +544,20 @@ impl Walked {
 #[derive(Debug, Default)]
 struct Slots {
     bytes: Vec<(Arc<str>, Bytes)>,
-    /// During the walk, the slots of layer directories by their key's hash,
-    /// for their short-name links to find (a hash that two keys share only
-    /// costs a second slot, merged when settled).
-    findable: HashMap<u64, usize>,
-    hasher: std::hash::RandomState,
+    /// During the walk, the slots of layer directories, for their short-name
+    /// links to find.
+    findable: HashMap<Arc<str>, usize>,
 }
 
 impl Slots {
     /// A new slot for `owner`; `findable` for [`Slots::find_or_open`].
     fn open(&mut self, owner: String, findable: bool) -> usize {
         let slot = self.bytes.len();
+        let owner: Arc<str> = Arc::from(owner);
         if findable {
-            self.findable
-                .entry(self.hasher.hash_one(owner.as_str()))
-                .or_insert(slot);
+            self.findable.entry(Arc::clone(&owner)).or_insert(slot);
         }
-        self.bytes.push((Arc::from(owner), Bytes::default()));
+        self.bytes.push((owner, Bytes::default()));
         slot
     }
 
@@ -587,9 +583,9 @@ impl Slots {
 
     /// The findable slot of `owner`, or a new one.
     fn find_or_open(&mut self, owner: String) -> usize {
-        match self.findable.get(&self.hasher.hash_one(owner.as_str())) {
-            Some(slot) if *self.bytes[*slot].0 == *owner => *slot,
-            _ => self.open(owner, false),
+        match self.findable.get(owner.as_str()) {
+            Some(slot) => *slot,
+            None => self.open(owner, false),
         }
     }
 
