@@ -162,7 +162,7 @@ fn files_section(extra: &mut Roff) {
     extra.control("TP", []);
     extra.text([bold("/var/cache/docker-reclaim/sizes-*.json")]);
     extra.text([roman(
-        "Sizes of committed image layers, containers' init layers and layer records (on the containerd image store: committed snapshots), one file per data root (for root; other users: $XDG_CACHE_HOME/docker-reclaim or ~/.cache/docker-reclaim). The engine writes these directories once, so a size is reused while the directory keeps its inode and times; anything else is walked again. Only a hint: a missing, foreign or damaged file means a full walk. Safe to delete; files not written for 30 days go, and at most 16 are kept, the most recently written.",
+        "Sizes of committed image layers, containers' init layers and layer records, and the writable layers of containers that are not mounted (on the containerd image store: committed snapshots), one file per data root (for root; other users: $XDG_CACHE_HOME/docker-reclaim or ~/.cache/docker-reclaim). The engine writes the first three once, and a writable layer only while it is mounted (each mount and unmount changes its directory), so a size is reused while the directory keeps its inode and times and, for a writable layer, is not mounted; anything else is walked again. Only a hint: a missing, foreign or damaged file means a full walk. Safe to delete; files not written for 30 days go, and at most 16 are kept, the most recently written.",
     )]);
     extra.control("TP", []);
     extra.text([bold("/var/lib/docker-reclaim/state-*.json")]);

@@ -1,12 +1,15 @@
-//! Sizes of what cannot change, kept between runs: committed image layers,
-//! containers' init layers and layer records. The engine writes each of these
+//! Sizes of what does not change, kept between runs: committed image layers,
+//! containers' init layers and layer records, and the writable layers of
+//! containers that are not mounted. The engine writes each of the first three
 //! once, under a fresh random directory name, and never again until it removes
-//! it, so a size measured once stays right while the directory stays the same
-//! one. "The same one" is checked, not assumed: an entry is used only when the
-//! directory has the same inode, change time and modification time as when it
-//! was walked, on the same data root (its path, device and inode); anything
-//! else is walked again. The file is a hint: unreadable, foreign or stale, it
-//! is ignored, and the walk is done in full.
+//! it; a writable layer is written only through its overlay mount, and each
+//! mount and unmount changes the layer directory itself (see
+//! [`super::refs::Unchanging`]). So a size measured once stays right while the
+//! directory stays the same one. "The same one" is checked, not assumed: an
+//! entry is used only when the directory has the same inode, change time and
+//! modification time as when it was walked, on the same data root (its path,
+//! device and inode); anything else is walked again. The file is a hint:
+//! unreadable, foreign or stale, it is ignored, and the walk is done in full.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -32,10 +35,11 @@ const MAX_FILE: u64 = 256 * 1024 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Stamp {
     pub(crate) ino: u64,
-    /// Change time, in nanoseconds since the epoch.
-    pub(crate) ctime: i128,
+    /// Change time, in nanoseconds since the epoch (an `i64` holds them until
+    /// 2262: 40-byte entries instead of 64 with `i128`).
+    pub(crate) ctime: i64,
     /// Modification time, in nanoseconds since the epoch.
-    pub(crate) mtime: i128,
+    pub(crate) mtime: i64,
 }
 
 /// A directory's size as walked, and its stamp at the time.
@@ -130,10 +134,13 @@ impl Sizes {
     /// version, not parseable) gives an empty cache.
     pub(crate) fn load(dir: &Path, root: &RootId) -> Sizes {
         let empty = Sizes::new(root.clone());
-        let Some(body) = read_own(&file_for(dir, root)) else {
+        let Some(file) = open_own(&file_for(dir, root)) else {
             return empty;
         };
-        match serde_json::from_slice::<Sizes>(&body) {
+        // Parsed as it is read: the body of a cache for 11,000 containers is
+        // 6.7 MB, which held whole was more than the map made of it.
+        let body = std::io::BufReader::with_capacity(64 * 1024, file.take(MAX_FILE));
+        match serde_json::from_reader::<_, Sizes>(body) {
             Ok(mut sizes) if sizes.version == VERSION && sizes.root.as_ref() == Some(root) => {
                 let total = super::fs::filesystem_space(&root.path).map(|(total, _)| total);
                 sizes.keep_sane(total);
@@ -264,9 +271,9 @@ fn file_for(dir: &Path, root: &RootId) -> PathBuf {
     dir.join(format!("sizes-{name}.json"))
 }
 
-/// The body of `path` when it is a regular file owned by this user and written
-/// only by them (not through a symlink); `None` otherwise.
-pub(crate) fn read_own(path: &Path) -> Option<Vec<u8>> {
+/// `path` opened for reading when it is a regular file owned by this user and
+/// written only by them (not through a symlink); `None` otherwise.
+fn open_own(path: &Path) -> Option<std::fs::File> {
     let fd = rustix::fs::open(
         path,
         OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
@@ -282,9 +289,7 @@ pub(crate) fn read_own(path: &Path) -> Option<Vec<u8>> {
     {
         return None;
     }
-    let mut body = Vec::new();
-    file.take(MAX_FILE).read_to_end(&mut body).ok()?;
-    Some(body)
+    Some(file)
 }
 
 /// Creates `dir` (mode 0700) when missing; refuses one that is a symlink, not

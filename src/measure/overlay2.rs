@@ -2,7 +2,7 @@
 //! container, layer and image record lives, and how the records point at each
 //! other.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -218,35 +218,32 @@ impl Layout {
             return refs;
         }
         let layerdb = self.layerdb();
-        for (dir, name) in entries(&layerdb.join("mounts")) {
-            let Some(dir) = Layout::open_dir(&dir) else {
-                continue;
-            };
+        let mounts = layerdb.join("mounts");
+        refs.mounts = in_parallel(names(&mounts), |name| {
+            let dir = Layout::open_dir(&mounts.join(name))?;
             let ids: Vec<String> = ["mount-id", "init-id"]
                 .iter()
                 .filter_map(|file| Layout::read_at(&dir, file))
                 .collect();
-            refs.mounts.insert(name, ids);
-        }
-        for (dir, name) in entries(&layerdb.join("sha256")) {
-            if let Some(cache_id) = Layout::read_trimmed(&dir.join("cache-id")) {
-                refs.layers.insert(name, cache_id);
-            }
-        }
+            Some(ids)
+        });
+        let layers = layerdb.join("sha256");
+        refs.layers = in_parallel(names(&layers), |name| {
+            Layout::read_trimmed(&layers.join(name).join("cache-id"))
+        });
         let metadata = self
             .image_dir()
             .join("imagedb")
             .join("metadata")
             .join("sha256");
-        for (dir, name) in entries(&metadata) {
-            if let Ok(parent) = std::fs::read_to_string(dir.join("parent")) {
-                let parent = parent.trim();
-                if !parent.is_empty() {
-                    refs.parents
-                        .insert(format!("sha256:{name}"), parent.to_string());
-                }
-            }
-        }
+        refs.parents = in_parallel(names(&metadata), |name| {
+            let parent = std::fs::read_to_string(metadata.join(name).join("parent")).ok()?;
+            let parent = parent.trim();
+            (!parent.is_empty()).then(|| parent.to_string())
+        })
+        .into_iter()
+        .map(|(name, parent)| (format!("sha256:{name}"), parent))
+        .collect();
         refs
     }
 
@@ -519,7 +516,7 @@ impl Layout {
         // The records first: they say which directories are committed (a
         // layer being extracted or a container being created is not yet).
         let refs = self.refs();
-        let unchanging = refs.unchanging();
+        let unchanging = refs.unchanging(&self.root);
         let root = super::cache::RootId::of(&self.root);
         let mut known = match (cache_dir, &root) {
             (Some(dir), Some(root)) => super::cache::Sizes::load(dir, root),
@@ -549,6 +546,50 @@ impl Layout {
     }
 }
 
+/// The names in a directory; none when it cannot be read.
+fn names(dir: &Path) -> Vec<String> {
+    entries(dir).map(|(_, name)| name).collect()
+}
+
+/// How many threads read the records' small files at once: with the page
+/// cache dropped each file waits on the disk, and several threads keep several
+/// reads in flight (measured at 1,000 containers, page cache dropped: the
+/// cross-references took 0.44 s read one at a time).
+const READERS: usize = 8;
+
+/// `read` for each name, by up to [`READERS`] threads; the names it gives a
+/// value for, with it.
+fn in_parallel<T: Send>(
+    names: Vec<String>,
+    read: impl Fn(&str) -> Option<T> + Sync,
+) -> HashMap<String, T> {
+    if names.len() < 2 * READERS {
+        return names
+            .into_iter()
+            .filter_map(|name| read(&name).map(|value| (name, value)))
+            .collect();
+    }
+    let chunk = names.len().div_ceil(READERS);
+    let read = &read;
+    let values: Vec<Vec<Option<T>>> = std::thread::scope(|scope| {
+        let readers: Vec<_> = names
+            .chunks(chunk)
+            .map(|names| scope.spawn(move || names.iter().map(|name| read(name)).collect()))
+            .collect();
+        readers
+            .into_iter()
+            .map(|reader| reader.join().unwrap_or_default())
+            .collect()
+    });
+    // A reader that panicked gave nothing: its names are left out.
+    names
+        .chunks(chunk)
+        .zip(values)
+        .flat_map(|(names, values)| names.iter().zip(values))
+        .filter_map(|(name, value)| value.map(|value| (name.clone(), value)))
+        .collect()
+}
+
 /// Orphans, largest first (then by name).
 fn largest_first(mut orphans: Vec<Orphan>) -> Vec<Orphan> {
     orphans.sort_by(|a, b| {
@@ -568,4 +609,25 @@ pub(crate) struct Orphan {
     pub(crate) bytes: Bytes,
     /// Unix seconds of its last change.
     pub(crate) modified: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_read_in_parallel_keep_each_name_with_its_own_value() {
+        for count in [0, 3, 2 * READERS - 1, 2 * READERS, 1001] {
+            let names: Vec<String> = (0..count).map(|n| format!("r{n}")).collect();
+            // Every third record cannot be read.
+            let read = in_parallel(names, |name| {
+                let n: usize = name[1..].parse().ok()?;
+                (!n.is_multiple_of(3)).then(|| n * 2)
+            });
+            assert_eq!(read.len(), count - count.div_ceil(3), "{count}");
+            for (name, value) in &read {
+                assert_eq!(*value, name[1..].parse::<usize>().unwrap() * 2);
+            }
+        }
+    }
 }

@@ -275,11 +275,17 @@ fn each_entry(
             linked: (!is_dir && stat.st_nlink > 1).then_some(inode),
             stamp: Stamp {
                 ino: stat.st_ino,
-                ctime: i128::from(stat.st_ctime) * 1_000_000_000 + i128::from(stat.st_ctime_nsec),
-                mtime: i128::from(stat.st_mtime) * 1_000_000_000 + i128::from(stat.st_mtime_nsec),
+                ctime: nanos(i128::from(stat.st_ctime), i128::from(stat.st_ctime_nsec)),
+                mtime: nanos(i128::from(stat.st_mtime), i128::from(stat.st_mtime_nsec)),
             },
         });
     }
+}
+
+/// A time in nanoseconds since the epoch, from its seconds and nanoseconds
+/// (the last representable one after 2262).
+fn nanos(seconds: i128, nanoseconds: i128) -> i64 {
+    i64::try_from(seconds * 1_000_000_000 + nanoseconds).unwrap_or(i64::MAX)
 }
 
 /// A directory whose whole subtree belongs to one owner (a container's
@@ -723,8 +729,10 @@ impl Index {
         let Ok(meta) = std::fs::symlink_metadata(root) else {
             return Walked::unreadable(fresh, &known);
         };
-        // Sized once: growing a map copies it (both copies live meanwhile).
-        fresh.entries.reserve(known.entries.len());
+        // The sizes reused, in a list sized once: the map they go into is made
+        // once the old one is gone (both maps at once, each with its spare
+        // buckets, were 7.4 MB at 11,000 containers).
+        let mut reused: Vec<(Arc<str>, cache::Entry)> = Vec::with_capacity(known.entries.len());
         let device = meta.dev();
         let mut slots = Slots::default();
         // Inode numbers: everything counted is on the root's filesystem.
@@ -783,9 +791,7 @@ impl Index {
                                 if keeps && let Some(bytes) = known.take(key, &entry.stamp) {
                                     let key = Arc::clone(&slots.bytes[owner].0);
                                     slots.bytes[owner].1 += bytes;
-                                    fresh
-                                        .entries
-                                        .insert(key, cache::Entry::new(entry.stamp, bytes));
+                                    reused.push((key, cache::Entry::new(entry.stamp, bytes)));
                                     return;
                                 }
                                 let path = relative.join(OsStr::from_bytes(entry.name.to_bytes()));
@@ -809,7 +815,8 @@ impl Index {
         drop(known);
         fresh
             .entries
-            .reserve(tasks.iter().filter(|task| task.keep.is_some()).count());
+            .reserve(reused.len() + tasks.iter().filter(|task| task.keep.is_some()).count());
+        fresh.entries.extend(reused);
         changed |= add_subtrees(
             root, &tasks, seen, device, &mut slots, &mut index, &mut fresh,
         );
