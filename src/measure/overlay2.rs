@@ -219,7 +219,7 @@ impl Layout {
         }
         let layerdb = self.layerdb();
         let mounts = layerdb.join("mounts");
-        refs.mounts = in_parallel(names(&mounts), |name| {
+        refs.mounts = in_parallel(&names(&mounts), |name| {
             let dir = Layout::open_dir(&mounts.join(name))?;
             let ids: Vec<String> = ["mount-id", "init-id"]
                 .iter()
@@ -228,7 +228,7 @@ impl Layout {
             Some(ids)
         });
         let layers = layerdb.join("sha256");
-        refs.layers = in_parallel(names(&layers), |name| {
+        refs.layers = in_parallel(&names(&layers), |name| {
             Layout::read_trimmed(&layers.join(name).join("cache-id"))
         });
         let metadata = self
@@ -236,7 +236,7 @@ impl Layout {
             .join("imagedb")
             .join("metadata")
             .join("sha256");
-        refs.parents = in_parallel(names(&metadata), |name| {
+        refs.parents = in_parallel(&names(&metadata), |name| {
             let parent = std::fs::read_to_string(metadata.join(name).join("parent")).ok()?;
             let parent = parent.trim();
             (!parent.is_empty()).then(|| parent.to_string())
@@ -551,41 +551,18 @@ fn names(dir: &Path) -> Vec<String> {
     entries(dir).map(|(_, name)| name).collect()
 }
 
-/// How many threads read the records' small files at once: with the page
-/// cache dropped each file waits on the disk, and several threads keep several
-/// reads in flight (measured at 1,000 containers, page cache dropped: the
-/// cross-references took 0.44 s read one at a time).
-const READERS: usize = 8;
-
-/// `read` for each name, by up to [`READERS`] threads; the names it gives a
-/// value for, with it.
+/// `read` for each name, by several threads ([`super::in_chunks`]); the
+/// names it gives a value for, with it.
 fn in_parallel<T: Send>(
-    names: Vec<String>,
+    names: &[String],
     read: impl Fn(&str) -> Option<T> + Sync,
 ) -> HashMap<String, T> {
-    if names.len() < 2 * READERS {
-        return names
-            .into_iter()
-            .filter_map(|name| read(&name).map(|value| (name, value)))
-            .collect();
-    }
-    let chunk = names.len().div_ceil(READERS);
-    let read = &read;
-    let values: Vec<Vec<Option<T>>> = std::thread::scope(|scope| {
-        let readers: Vec<_> = names
-            .chunks(chunk)
-            .map(|names| scope.spawn(move || names.iter().map(|name| read(name)).collect()))
-            .collect();
-        readers
-            .into_iter()
-            .map(|reader| reader.join().unwrap_or_default())
-            .collect()
-    });
+    let read =
+        |names: &[String]| -> Vec<Option<T>> { names.iter().map(|name| read(name)).collect() };
     // A reader that panicked gave nothing: its names are left out.
-    names
-        .chunks(chunk)
-        .zip(values)
-        .flat_map(|(names, values)| names.iter().zip(values))
+    super::in_chunks(names, read)
+        .into_iter()
+        .flat_map(|(names, values)| names.iter().zip(values.unwrap_or_default()))
         .filter_map(|(name, value)| value.map(|value| (name.clone(), value)))
         .collect()
 }
@@ -617,10 +594,10 @@ mod tests {
 
     #[test]
     fn records_read_in_parallel_keep_each_name_with_its_own_value() {
-        for count in [0, 3, 2 * READERS - 1, 2 * READERS, 1001] {
+        for count in [0_usize, 3, 15, 16, 1001] {
             let names: Vec<String> = (0..count).map(|n| format!("r{n}")).collect();
             // Every third record cannot be read.
-            let read = in_parallel(names, |name| {
+            let read = in_parallel(&names, |name| {
                 let n: usize = name[1..].parse().ok()?;
                 (!n.is_multiple_of(3)).then(|| n * 2)
             });

@@ -29,11 +29,6 @@ use crate::model::{Container, ContainerState, Mount, StateCounts, unix_seconds};
 /// environment variables is still far below.
 const MAX_RECORD: u64 = 4 * 1024 * 1024;
 
-/// How many threads read the records at once: with the page cache dropped
-/// each record waits on the disk, and several keep several reads in flight
-/// (as the walk's walkers do, `super::walk`).
-const READERS: usize = 8;
-
 /// The containers recorded under `root` (a Docker data root) and their counts
 /// per state; `None` when any record cannot be read or parsed (the engine
 /// itself would skip such a container; the engine's own list decides then).
@@ -48,20 +43,12 @@ pub(crate) fn read_containers(root: &Path) -> Option<(Vec<Container>, StateCount
             names.push(name.to_string());
         }
     }
-    let chunk = names.len().div_ceil(READERS).max(1);
-    let read: Vec<Option<Vec<Container>>> = std::thread::scope(|scope| {
-        let readers: Vec<_> = names
-            .chunks(chunk)
-            .map(|names| scope.spawn(|| read_some(&dir, names)))
-            .collect();
-        readers
-            .into_iter()
-            .map(|reader| reader.join().ok().flatten())
-            .collect()
-    });
+    // Read by several threads: with the page cache dropped each record waits
+    // on the disk.
+    let read = super::in_chunks(&names, |names| read_some(&dir, names));
     let mut containers = Vec::with_capacity(names.len());
-    for some in read {
-        containers.extend(some?);
+    for (_, some) in read {
+        containers.extend(some.flatten()?);
     }
     let mut counts = StateCounts::default();
     for container in &containers {

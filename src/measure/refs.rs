@@ -65,9 +65,12 @@ impl Refs {
     pub(crate) fn unchanging<'a>(&'a self, root: &'a Path) -> Unchanging<'a> {
         // A mount record is written once the container's layers are made, and
         // only its own small files are in it (so its stamp covers them too).
-        let complete = || self.mounts.values().filter(|ids| ids.len() == 2).flatten();
-        let (init, writable): (Vec<&String>, Vec<&String>) =
-            complete().partition(|id| id.ends_with("-init"));
+        let (init, writable): (Vec<&String>, Vec<&String>) = self
+            .mounts
+            .values()
+            .filter(|ids| ids.len() == 2)
+            .flatten()
+            .partition(|id| id.ends_with("-init"));
         Unchanging {
             refs: self,
             root,
