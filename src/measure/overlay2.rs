@@ -551,7 +551,7 @@ fn names(dir: &Path) -> Vec<String> {
     entries(dir).map(|(_, name)| name).collect()
 }
 
-/// `read` for each name, by several threads ([`super::in_chunks`]); the
+/// `read` for each name, by several threads ([`super::readers::in_chunks`]); the
 /// names it gives a value for, with it.
 fn in_parallel<T: Send>(
     names: &[String],
@@ -560,7 +560,7 @@ fn in_parallel<T: Send>(
     let read =
         |names: &[String]| -> Vec<Option<T>> { names.iter().map(|name| read(name)).collect() };
     // A reader that panicked gave nothing: its names are left out.
-    super::in_chunks(names, read)
+    super::readers::in_chunks(names, read)
         .into_iter()
         .flat_map(|(names, values)| names.iter().zip(values.unwrap_or_default()))
         .filter_map(|(name, value)| value.map(|value| (name.clone(), value)))

@@ -45,7 +45,7 @@ pub(crate) fn read_containers(root: &Path) -> Option<(Vec<Container>, StateCount
     }
     // Read by several threads: with the page cache dropped each record waits
     // on the disk.
-    let read = super::in_chunks(&names, |names| read_some(&dir, names));
+    let read = super::readers::in_chunks(&names, |names| read_some(&dir, names));
     let mut containers = Vec::with_capacity(names.len());
     for (_, some) in read {
         containers.extend(some.flatten()?);
