@@ -120,13 +120,28 @@ impl Sizes {
             .map(Entry::bytes)
     }
 
-    /// Takes the size kept for `key` out of the cache, if the directory is
-    /// still the one measured.
-    pub(crate) fn take(&mut self, key: &str, stamp: &Stamp) -> Option<Bytes> {
-        if self.entries.get(key)?.stamp != *stamp {
+    /// The size kept for `key`, if the directory is still the one measured.
+    /// The entry stays for the next run, now under `key` itself (shared with
+    /// the walk's owner): its own copy of the name goes at once.
+    pub(crate) fn reuse(&mut self, key: &Arc<str>, stamp: &Stamp) -> Option<Bytes> {
+        if self.entries.get(&**key)?.stamp != *stamp {
             return None;
         }
-        self.entries.remove(key).map(|entry| entry.bytes())
+        let (_, entry) = self.entries.remove_entry(&**key)?;
+        self.entries.insert(Arc::clone(key), entry);
+        Some(entry.bytes())
+    }
+
+    /// Drops every entry but those of `reused` (sorted). Returns whether any
+    /// was dropped.
+    pub(crate) fn keep_only(&mut self, reused: &[Arc<str>]) -> bool {
+        let before = self.entries.len();
+        self.entries.retain(|key, _| {
+            reused
+                .binary_search_by(|kept| kept.as_ref().cmp(key))
+                .is_ok()
+        });
+        self.entries.len() != before
     }
 
     /// Reads the cache kept for `root` in `dir`. Anything wrong with it (no

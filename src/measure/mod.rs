@@ -195,6 +195,46 @@ mod tests {
     }
 
     #[test]
+    fn top_level_directories_bigger_than_a_batch_are_looked_at_in_order() {
+        // More entries than one batch of the top walk, looked at by several
+        // threads: every layer still gets its link, and a file linked twice
+        // at the top (in different batches) counts once.
+        let root = tempfile::tempdir().unwrap();
+        let base = root.path();
+        std::fs::create_dir_all(base.join("overlay2/l")).unwrap();
+        std::fs::create_dir_all(base.join("links")).unwrap();
+        for n in 0..2500 {
+            let layer = base.join(format!("overlay2/layer{n:04}/diff"));
+            std::fs::create_dir_all(&layer).unwrap();
+            std::fs::write(layer.join("f"), vec![5u8; 100 + n]).unwrap();
+            std::os::unix::fs::symlink(
+                format!("../layer{n:04}/diff"),
+                base.join(format!("overlay2/l/S{n:04}")),
+            )
+            .unwrap();
+        }
+        std::fs::write(base.join("links/first"), vec![6u8; 30_000]).unwrap();
+        for n in 0..1500 {
+            std::fs::hard_link(
+                base.join("links/first"),
+                base.join(format!("links/n{n:04}")),
+            )
+            .unwrap();
+        }
+        let index = Index::build(base);
+        assert!(!index.incomplete);
+        assert_eq!(index.total, Walk::new().measure(base));
+        for n in [0, 1023, 1024, 2499] {
+            let layer = base.join(format!("overlay2/layer{n:04}"));
+            let link = base.join(format!("overlay2/l/S{n:04}"));
+            assert_eq!(
+                index.owned(base, &layer),
+                Walk::new().measure(&layer) + Walk::new().measure(&link)
+            );
+        }
+    }
+
+    #[test]
     fn the_index_walks_trees_deeper_than_it_keeps_handles_for() {
         let root = tempfile::tempdir().unwrap();
         let base = root.path();

@@ -211,7 +211,10 @@ fn parse(body: &[u8]) -> serde_json::Result<Container> {
             .flat_map(|(name, endpoint)| {
                 std::iter::once(name).chain(endpoint.network_id.filter(|id| !id.is_empty()))
             })
-            .collect(),
+            .collect::<Vec<_>>()
+            // Room for four names otherwise: 0.5 MB at 11,000 containers.
+            .into_boxed_slice()
+            .into_vec(),
         id: record.id,
     })
 }

@@ -8,9 +8,11 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
+use rustix::fd::BorrowedFd;
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 
 use super::cache::{self, Sizes, Stamp};
+use super::readers;
 use super::refs::Refs;
 use crate::model::Bytes;
 
@@ -216,70 +218,163 @@ struct Entry<'a> {
     target: Option<Vec<u8>>,
 }
 
+/// What an entry's `lstat` found and, for a symlink when the walk asked
+/// (`read_links`), where it points.
+struct Looked {
+    stat: rustix::fs::Stat,
+    target: Option<Vec<u8>>,
+}
+
+/// Looks at the entry `name` of the directory `fd` without following it.
+fn look(fd: BorrowedFd<'_>, name: &CStr, read_links: bool) -> Option<Looked> {
+    let stat = rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+    let target = (read_links && FileType::from_raw_mode(stat.st_mode) == FileType::Symlink)
+        .then(|| rustix::fs::readlinkat(fd, name, Vec::new()).ok())
+        .flatten()
+        .map(CString::into_bytes);
+    Some(Looked { stat, target })
+}
+
+/// How many entries of one directory the top of the walk reads before it
+/// looks at them, several threads at once: the top-level directories of a big
+/// host hold tens of thousands (`overlay2/`, its links, `containers/`), and
+/// with the page cache dropped each look waits on the disk (measured at
+/// 11,000 containers, first run, page cache dropped: see the README's
+/// benchmark). Bounded, so that a huge directory costs no more memory than
+/// one batch (about 200 bytes an entry).
+const BATCH: usize = 1024;
+
+/// Fewer entries than this are looked at one at a time: threads would cost
+/// more than they save.
+const LOOK_IN_PARALLEL_FROM: usize = 64;
+
+/// How [`each_entry`] looks at a directory's entries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Looking {
+    /// One at a time, as each is read: the subtrees, already walked by
+    /// several threads.
+    OneByOne,
+    /// In batches, several threads at once (the top of the walk); symlinks
+    /// say where they point when `read_links`.
+    Batched { read_links: bool },
+}
+
 /// Reads `dir` and calls `each` for every entry the walk counts: on this
 /// filesystem (`du -x`), each directory and multiply-linked inode once
-/// (`seen`). Sets `incomplete` when something could not be read. With
-/// `read_links`, a symlink's entry says where it points.
+/// (`seen`), in the order the directory lists them. Sets `incomplete` when
+/// something could not be read.
 fn each_entry(
     dir: &mut Dir,
     device: u64,
-    read_links: bool,
+    looking: Looking,
     seen: &mut HashSet<u64>,
     incomplete: &mut bool,
     mut each: impl FnMut(Entry<'_>),
 ) {
-    while let Some(entry) = dir.read() {
-        let Ok(entry) = entry else {
-            *incomplete = true;
-            break;
+    let Looking::Batched { read_links } = looking else {
+        while let Some(entry) = dir.read() {
+            let Ok(entry) = entry else {
+                *incomplete = true;
+                break;
+            };
+            let name = entry.file_name();
+            if name == c"." || name == c".." {
+                continue;
+            }
+            let looked = dir.fd().ok().and_then(|fd| look(fd, name, false));
+            count(name, looked, device, seen, incomplete, &mut each);
+        }
+        return;
+    };
+    let mut names: Vec<CString> = Vec::new();
+    let mut ended = false;
+    while !ended {
+        names.clear();
+        while names.len() < BATCH {
+            match dir.read() {
+                None => {
+                    ended = true;
+                    break;
+                }
+                Some(Err(_)) => {
+                    *incomplete = true;
+                    ended = true;
+                    break;
+                }
+                Some(Ok(entry)) => {
+                    let name = entry.file_name();
+                    if name != c"." && name != c".." {
+                        names.push(name.to_owned());
+                    }
+                }
+            }
+        }
+        let Ok(fd) = dir.fd() else {
+            *incomplete |= !names.is_empty();
+            return;
         };
-        let name = entry.file_name();
-        if name == c"." || name == c".." {
-            continue;
-        }
-        let Ok(stat) = dir
-            .fd()
-            .and_then(|fd| rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW))
-        else {
-            *incomplete = true;
-            continue;
+        let look_all = |names: &[CString]| -> Vec<Option<Looked>> {
+            names
+                .iter()
+                .map(|name| look(fd, name, read_links))
+                .collect()
         };
-        // Another filesystem (a mount point): `du -x` leaves it out.
-        if stat.st_dev != device {
+        if names.len() < LOOK_IN_PARALLEL_FROM {
+            for (name, looked) in names.iter().zip(look_all(&names)) {
+                count(name, looked, device, seen, incomplete, &mut each);
+            }
             continue;
         }
-        let is_dir = FileType::from_raw_mode(stat.st_mode) == FileType::Directory;
-        // Every entry counted is on `device`: its inode number says which.
-        let inode = stat.st_ino;
-        // Hard links count once; a directory seen twice (a bind mount within
-        // the same filesystem) is not entered again.
-        if (is_dir || stat.st_nlink > 1) && !seen.insert(inode) {
-            continue;
+        for (chunk, looked) in readers::in_chunks(&names, look_all) {
+            let looked = looked.unwrap_or_else(|| chunk.iter().map(|_| None).collect());
+            for (name, looked) in chunk.iter().zip(looked) {
+                count(name, looked, device, seen, incomplete, &mut each);
+            }
         }
-        let target = (read_links && FileType::from_raw_mode(stat.st_mode) == FileType::Symlink)
-            .then(|| {
-                dir.fd()
-                    .and_then(|fd| rustix::fs::readlinkat(fd, name, Vec::new()))
-                    .ok()
-            })
-            .flatten()
-            .map(std::ffi::CString::into_bytes);
-        each(Entry {
-            target,
-            name,
-            bytes: Bytes {
-                allocated: u64::try_from(stat.st_blocks).unwrap_or(0) * 512,
-                apparent: u64::try_from(stat.st_size).unwrap_or(0),
-            },
-            is_dir,
-            linked: (!is_dir && stat.st_nlink > 1).then_some(inode),
-            stamp: Stamp {
-                ino: stat.st_ino,
-                ctime: nanos(i128::from(stat.st_ctime), i128::from(stat.st_ctime_nsec)),
-                mtime: nanos(i128::from(stat.st_mtime), i128::from(stat.st_mtime_nsec)),
-            },
-        });
     }
+}
+
+/// Calls `each` for the entry `name` unless the walk leaves it out (another
+/// filesystem, an inode already counted); `None`: it could not be looked at.
+fn count(
+    name: &CStr,
+    looked: Option<Looked>,
+    device: u64,
+    seen: &mut HashSet<u64>,
+    incomplete: &mut bool,
+    each: &mut impl FnMut(Entry<'_>),
+) {
+    let Some(Looked { stat, target }) = looked else {
+        *incomplete = true;
+        return;
+    };
+    // Another filesystem (a mount point): `du -x` leaves it out.
+    if stat.st_dev != device {
+        return;
+    }
+    let is_dir = FileType::from_raw_mode(stat.st_mode) == FileType::Directory;
+    // Every entry counted is on `device`: its inode number says which.
+    let inode = stat.st_ino;
+    // Hard links count once; a directory seen twice (a bind mount within
+    // the same filesystem) is not entered again.
+    if (is_dir || stat.st_nlink > 1) && !seen.insert(inode) {
+        return;
+    }
+    each(Entry {
+        target,
+        name,
+        bytes: Bytes {
+            allocated: u64::try_from(stat.st_blocks).unwrap_or(0) * 512,
+            apparent: u64::try_from(stat.st_size).unwrap_or(0),
+        },
+        is_dir,
+        linked: (!is_dir && stat.st_nlink > 1).then_some(inode),
+        stamp: Stamp {
+            ino: stat.st_ino,
+            ctime: nanos(i128::from(stat.st_ctime), i128::from(stat.st_ctime_nsec)),
+            mtime: nanos(i128::from(stat.st_mtime), i128::from(stat.st_mtime_nsec)),
+        },
+    });
 }
 
 /// A time in nanoseconds since the epoch, from its seconds and nanoseconds
@@ -471,7 +566,7 @@ fn walk_subtree(top: &Path, device: u64) -> Subtree {
         each_entry(
             &mut dir,
             device,
-            false,
+            Looking::OneByOne,
             &mut seen,
             &mut subtree.incomplete,
             |entry| {
@@ -511,9 +606,9 @@ struct Pending {
 pub(crate) struct Reuse<'a> {
     /// Whether the directory of an owner key cannot change while it exists.
     pub(crate) unchanging: &'a dyn Fn(&str) -> bool,
-    /// Taken by the walk: each size reused moves, key and all, into the sizes
-    /// kept for the next run, and what is left is dropped before the
-    /// subtrees are walked.
+    /// Taken by the walk: each size reused stays, under its owner's key, as
+    /// one of the sizes kept for the next run, and what is not reused is
+    /// dropped before the subtrees are walked.
     pub(crate) known: Sizes,
 }
 
@@ -729,10 +824,8 @@ impl Index {
         let Ok(meta) = std::fs::symlink_metadata(root) else {
             return Walked::unreadable(fresh, &known);
         };
-        // The sizes reused, in a list sized once: the map they go into is made
-        // once the old one is gone (both maps at once, each with its spare
-        // buckets, were 7.4 MB at 11,000 containers).
-        let mut reused: Vec<(Arc<str>, cache::Entry)> = Vec::with_capacity(known.entries.len());
+        // The keys of the sizes reused (shared with their owners).
+        let mut reused: Vec<Arc<str>> = Vec::new();
         let device = meta.dev();
         let mut slots = Slots::default();
         // Inode numbers: everything counted is on the root's filesystem.
@@ -771,7 +864,7 @@ impl Index {
             each_entry(
                 &mut dir,
                 device,
-                links,
+                Looking::Batched { read_links: links },
                 &mut seen,
                 &mut index.incomplete,
                 |entry| {
@@ -786,12 +879,11 @@ impl Index {
                             // below, unless it cannot have changed since a run
                             // measured it.
                             (Some(relative), true) => {
-                                let key = &*slots.bytes[owner].0;
+                                let key = &slots.bytes[owner].0;
                                 let keeps = unchanging(key);
-                                if keeps && let Some(bytes) = known.take(key, &entry.stamp) {
-                                    let key = Arc::clone(&slots.bytes[owner].0);
+                                if keeps && let Some(bytes) = known.reuse(key, &entry.stamp) {
+                                    reused.push(Arc::clone(key));
                                     slots.bytes[owner].1 += bytes;
-                                    reused.push((key, cache::Entry::new(entry.stamp, bytes)));
                                     return;
                                 }
                                 let path = relative.join(OsStr::from_bytes(entry.name.to_bytes()));
@@ -809,14 +901,19 @@ impl Index {
             );
             push_subdirs(&mut stack, node, dir, &mut subdirs);
         }
-        // What was not reused is not needed any more: its memory goes before
-        // the subtrees are walked.
-        let mut changed = !known.entries.is_empty();
+        // What was not reused is not needed any more: it goes before the
+        // subtrees are walked, and the sizes reused stay where they are for
+        // the next run (moved into a new map they took 7.4 MB more at 11,000
+        // containers; moved into a list first, 1.9 MB; their keys alone are
+        // under 1 MB).
+        reused.sort_unstable();
+        let mut changed = known.keep_only(&reused);
+        drop(reused);
+        fresh.entries = std::mem::take(&mut known.entries);
         drop(known);
         fresh
             .entries
-            .reserve(reused.len() + tasks.iter().filter(|task| task.keep.is_some()).count());
-        fresh.entries.extend(reused);
+            .reserve(tasks.iter().filter(|task| task.keep.is_some()).count());
         changed |= add_subtrees(
             root, &tasks, seen, device, &mut slots, &mut index, &mut fresh,
         );
