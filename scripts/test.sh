@@ -43,6 +43,31 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get clean
 fi
 
+# What the engines and tools under test make in /run whatever their own
+# directories, and leave: containerd's shims put their sockets in
+# /run/containerd/s (a constant, containerd v1.6/v1.7
+# runtime/v2/shim/util_unix.go `socketRoot = defaults.DefaultStateDir`;
+# containerd#12444), sshd wants /run/sshd (its privilege separation
+# directory, compiled in), systemd-analyze marks /run/systemd/systemd-units-load,
+# libmount keeps /run/mount; Podman's go to the tests' own directories
+# (--tmpdir, runc's --root). Those this run made are removed at the end if
+# empty; nothing that was there before is touched.
+made_dirs=()
+for dir in /run/containerd/s /run/containerd /run/sshd /run/mount /run/runc /run/libpod; do
+  [ -e "$dir" ] || made_dirs+=("$dir")
+done
+made_marker=
+[ -e /run/systemd/systemd-units-load ] || made_marker=/run/systemd/systemd-units-load
+tidy_run() {
+  for dir in "${made_dirs[@]}"; do
+    [ -d "$dir" ] && [ ! -L "$dir" ] && rmdir "$dir" 2>/dev/null || true
+  done
+  if [ -n "$made_marker" ] && [ -f "$made_marker" ] && [ ! -L "$made_marker" ] && [ ! -s "$made_marker" ]; then
+    rm -f "$made_marker"
+  fi
+}
+trap tidy_run EXIT
+
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 export DOCKER_RECLAIM_ENGINE_TESTS=1

@@ -561,6 +561,12 @@ impl Podman {
             .arg(self.dir.path().join("root"))
             .arg("--runroot")
             .arg(self.dir.path().join("run"))
+            // Its lock and events files, and runc's state, with the rest: by
+            // default they go to /run/libpod and /run/runc, and stay there.
+            .arg("--tmpdir")
+            .arg(self.dir.path().join("tmp"))
+            .arg("--runtime-flag")
+            .arg(format!("root={}", self.dir.path().join("runc").display()))
             .args([
                 "--storage-driver",
                 "overlay",
