@@ -244,12 +244,8 @@ fn look(fd: BorrowedFd<'_>, name: &CStr, read_links: bool) -> Option<Looked> {
 /// one batch (about 200 bytes an entry).
 const BATCH: usize = 1024;
 
-/// Fewer entries than this are looked at one at a time: threads would cost
-/// more than they save.
-const LOOK_IN_PARALLEL_FROM: usize = 64;
-
 /// How [`each_entry`] looks at a directory's entries.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Looking {
     /// One at a time, as each is read: the subtrees, already walked by
     /// several threads.
@@ -319,12 +315,7 @@ fn each_entry(
                 .map(|name| look(fd, name, read_links))
                 .collect()
         };
-        if names.len() < LOOK_IN_PARALLEL_FROM {
-            for (name, looked) in names.iter().zip(look_all(&names)) {
-                count(name, looked, device, seen, incomplete, &mut each);
-            }
-            continue;
-        }
+        // A small batch is looked at here, one entry at a time (`in_chunks`).
         for (chunk, looked) in readers::in_chunks(&names, look_all) {
             let looked = looked.unwrap_or_else(|| chunk.iter().map(|_| None).collect());
             for (name, looked) in chunk.iter().zip(looked) {
