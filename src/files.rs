@@ -99,7 +99,14 @@ pub(crate) fn read_bounded_no_follow(path: &Path, max: u64) -> Result<Vec<u8>, R
     read_bounded_with(path, max, OFlags::NOFOLLOW)
 }
 
-fn read_bounded_with(path: &Path, max: u64, extra: OFlags) -> Result<Vec<u8>, ReadError> {
+/// Opens the regular file at `path` (never through a symlink, never blocking
+/// on a FIFO) for reading in place, refused when larger than `max`: the file
+/// and its length then.
+pub(crate) fn open_bounded_no_follow(path: &Path, max: u64) -> Result<(File, u64), ReadError> {
+    open_bounded_with(path, max, OFlags::NOFOLLOW)
+}
+
+fn open_bounded_with(path: &Path, max: u64, extra: OFlags) -> Result<(File, u64), ReadError> {
     let fd = rustix::fs::open(
         path,
         OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY | extra,
@@ -120,7 +127,12 @@ fn read_bounded_with(path: &Path, max: u64, extra: OFlags) -> Result<Vec<u8>, Re
     if meta.len() > max {
         return Err(ReadError::TooLarge(meta.len()));
     }
-    let mut body = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    Ok((file, meta.len()))
+}
+
+fn read_bounded_with(path: &Path, max: u64, extra: OFlags) -> Result<Vec<u8>, ReadError> {
+    let (file, len) = open_bounded_with(path, max, extra)?;
+    let mut body = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
     // The size was checked, but a file can grow while it is read.
     file.take(max.saturating_add(1))
         .read_to_end(&mut body)

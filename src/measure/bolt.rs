@@ -5,11 +5,18 @@
 //! Why our own reader: a bbolt library opens the file with a lock, and
 //! containerd holds that lock for as long as it runs, so a library would wait
 //! for ever. Reading needs no lock: bbolt writes a transaction's pages first and
-//! its meta page last, and never reuses a page that the latest committed
-//! transaction still refers to. So the file is read whole, the newest valid
-//! meta page gives the tree, and the read is kept only if no transaction
-//! committed while it went on (then no page of that tree can have been
-//! reused); otherwise it is read again.
+//! its meta page last, and a page that the latest committed transaction's tree
+//! refers to is freed only by the next transaction and reused only by a later
+//! one (`freelist.go`: freed pages stay pending until released). So the newest
+//! valid meta page gives the tree, its pages are read one at a time as the
+//! caller walks it, and the walk is kept only if no transaction committed
+//! while it went on (then no page of that tree can have been reused);
+//! otherwise it is walked again.
+//!
+//! Pages are read as they are needed, not the file whole: at 11,000
+//! containers containerd's `meta.db` is 151 MB (a page of its own for each
+//! lease and snapshot), of which the plan needs a few hundred bytes a
+//! container.
 //!
 //! The layout is bbolt's (go.etcd.io/bbolt `page.go`, `node.go`, `db.go`):
 //! pages of `page_size` bytes, each a 16-byte header (id, flags, element count,
@@ -17,7 +24,7 @@
 //! from the element. Everything read is bounds-checked: a damaged file is an
 //! error, never a panic.
 
-use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 const MAGIC: u32 = 0xED0C_DAED;
@@ -37,10 +44,10 @@ const MAX_DEPTH: usize = 64;
 /// How often a file that keeps changing under the read is read again.
 const TRIES: usize = 5;
 
-/// A metadata file larger than this is refused rather than read whole: the
-/// containerd metadata of a host with tens of thousands of containers and
-/// images is tens of MB, and a file this size is damage (or a sparse file
-/// planted there), not metadata.
+/// A metadata file larger than this is refused: the containerd metadata of a
+/// host with tens of thousands of containers and images is a few hundred MB
+/// at most, and a file this size is damage (or a sparse file planted there),
+/// not metadata.
 pub(crate) const MAX_FILE: u64 = 512 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
@@ -55,13 +62,77 @@ pub(crate) enum Error {
     Refused(String),
 }
 
-/// One consistent copy of a bbolt file, read whole.
+/// Where the pages come from.
+enum Pages {
+    File(std::fs::File),
+    /// A file's bytes already in memory (tests).
+    #[cfg(test)]
+    Memory(Vec<u8>),
+}
+
+impl Pages {
+    /// Fills `buf` from `offset`; a file that ends first is damaged.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
+        let short = Error::Corrupt("the file is shorter than its pages");
+        match self {
+            Pages::File(file) => file.read_exact_at(buf, offset).map_err(|err| {
+                if err.kind() == std::io::ErrorKind::UnexpectedEof {
+                    short
+                } else {
+                    Error::Io(err)
+                }
+            }),
+            #[cfg(test)]
+            Pages::Memory(data) => {
+                let from = usize::try_from(offset).map_err(|_| short)?;
+                let bytes = from
+                    .checked_add(buf.len())
+                    .and_then(|to| data.get(from..to))
+                    .ok_or(Error::Corrupt("the file is shorter than its pages"))?;
+                buf.copy_from_slice(bytes);
+                Ok(())
+            }
+        }
+    }
+
+    fn len(&self) -> Result<u64, Error> {
+        match self {
+            Pages::File(file) => Ok(file.metadata()?.len()),
+            #[cfg(test)]
+            Pages::Memory(data) => Ok(data.len() as u64),
+        }
+    }
+
+    /// The newest valid meta page of the two (pages 0 and 1), as bbolt picks it.
+    fn latest_meta(&self) -> Option<Meta> {
+        let meta_at = |offset: u64| {
+            let mut page = [0u8; PAGE_HEADER + META_LEN];
+            self.read_at(offset, &mut page).ok()?;
+            meta_of(&page)
+        };
+        let first = meta_at(0);
+        // The second meta page lies one page in; the first says how large a
+        // page is, and bbolt's default (the OS page size) stands in when it
+        // is damaged.
+        let size = first.map_or(4096, |meta| meta.page_size);
+        let second = meta_at(size as u64);
+        match (first, second) {
+            (Some(a), Some(b)) => Some(if b.txid > a.txid { b } else { a }),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// One consistent view of a bbolt file: the tree of its newest transaction,
+/// read a page at a time.
 pub(crate) struct Db {
-    data: Vec<u8>,
+    pages: Pages,
     page_size: usize,
     root: u64,
     /// Pages in use (the high-water mark): every page the tree names is below.
-    pages: u64,
+    in_use: u64,
+    /// The file's length when the view was taken: no page read lies beyond.
+    len: u64,
     txid: u64,
 }
 
@@ -92,9 +163,9 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// The meta page at `offset`, if it is one and its checksum holds.
-fn meta_at(data: &[u8], offset: usize) -> Option<Meta> {
-    let page = data.get(offset..offset.checked_add(PAGE_HEADER + META_LEN)?)?;
+/// The meta record of a page's first bytes, if it is one and its checksum holds.
+fn meta_of(page: &[u8]) -> Option<Meta> {
+    let page = page.get(..PAGE_HEADER + META_LEN)?;
     if u16_at(page, 8)? & META_PAGE == 0 {
         return None;
     }
@@ -111,57 +182,63 @@ fn meta_at(data: &[u8], offset: usize) -> Option<Meta> {
     })
 }
 
-/// The newest valid meta page of the two (pages 0 and 1), as bbolt picks it.
-fn latest_meta(data: &[u8]) -> Option<Meta> {
-    let first = meta_at(data, 0);
-    // The second meta page lies one page in; the first says how large a page
-    // is, and bbolt's default (the OS page size) stands in when it is damaged.
-    let size = first.map_or(4096, |meta| meta.page_size);
-    let second = meta_at(data, size);
-    match (first, second) {
-        (Some(a), Some(b)) => Some(if b.txid > a.txid { b } else { a }),
-        (a, b) => a.or(b),
-    }
-}
-
 impl Db {
-    /// Reads the file at `path` (never through a symlink) into one consistent copy.
-    pub(crate) fn open(path: &Path) -> Result<Db, Error> {
+    /// Runs `read` over one consistent view of the file at `path` (never
+    /// through a symlink), and gives what it returned. When a transaction
+    /// committed while `read` went on, its result (or error) is dropped and
+    /// `read` runs again on the newer tree, up to [`TRIES`] times.
+    pub(crate) fn read<T>(
+        path: &Path,
+        mut read: impl FnMut(&Db) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         for _ in 0..TRIES {
             // Opened without blocking (a FIFO planted there cannot hang the
             // run) and refused unless a regular file of a sane size.
-            let data =
-                crate::files::read_bounded_no_follow(path, MAX_FILE).map_err(|err| match err {
+            let (file, _) =
+                crate::files::open_bounded_no_follow(path, MAX_FILE).map_err(|err| match err {
                     crate::files::ReadError::Io(err) => Error::Io(err),
                     refused => Error::Refused(refused.to_string()),
                 })?;
-            let db = Db::parse(data)?;
-            // A transaction that committed while the file was read may have
-            // been followed by one that reused this tree's pages: read again.
-            let mut head = vec![0u8; 2 * db.page_size];
-            let mut again = std::fs::File::from(crate::files::open_no_follow(
-                path,
-                rustix::fs::OFlags::RDONLY,
-                0,
-            )?);
-            again.read_exact(&mut head)?;
-            if latest_meta(&head).is_some_and(|meta| meta.txid == db.txid) {
-                return Ok(db);
+            // The kernel reads the file ahead while the tree is walked (into
+            // its page cache, not our memory); only a hint.
+            let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::WillNeed);
+            let db = Db::view(Pages::File(file))?;
+            let result = read(&db);
+            // A transaction that committed while the tree was walked may have
+            // been followed by one that reused its pages: walk it again.
+            if db
+                .pages
+                .latest_meta()
+                .is_some_and(|meta| meta.txid == db.txid)
+            {
+                return result;
             }
         }
         Err(Error::Busy)
     }
 
-    /// The tree of a file's contents already in memory.
-    pub(crate) fn parse(data: Vec<u8>) -> Result<Db, Error> {
-        let meta = latest_meta(&data).ok_or(Error::Corrupt("no valid meta page"))?;
+    fn view(pages: Pages) -> Result<Db, Error> {
+        let meta = pages
+            .latest_meta()
+            .ok_or(Error::Corrupt("no valid meta page"))?;
+        let len = pages.len()?;
+        if len > MAX_FILE {
+            return Err(Error::Refused(format!("it grew beyond {MAX_FILE} bytes")));
+        }
         Ok(Db {
             page_size: meta.page_size,
             root: meta.root,
-            pages: meta.pages,
+            in_use: meta.pages,
+            len,
             txid: meta.txid,
-            data,
+            pages,
         })
+    }
+
+    /// A view of a file's contents already in memory.
+    #[cfg(test)]
+    pub(crate) fn parse(data: Vec<u8>) -> Result<Db, Error> {
+        Db::view(Pages::Memory(data))
     }
 
     /// The top-level bucket, whose entries are the file's buckets.
@@ -172,35 +249,33 @@ impl Db {
         }
     }
 
-    /// A page and its overflow pages.
-    fn page(&self, id: u64) -> Result<&[u8], Error> {
-        if id < 2 || id >= self.pages {
-            return Err(Error::Corrupt("a page number out of range"));
+    /// A page and its overflow pages, read from the file.
+    fn page(&self, id: u64) -> Result<Vec<u8>, Error> {
+        let out_of_range = || Error::Corrupt("a page number out of range");
+        if id < 2 || id >= self.in_use {
+            return Err(out_of_range());
         }
-        let start = usize::try_from(id)
-            .ok()
-            .and_then(|id| id.checked_mul(self.page_size))
-            .ok_or(Error::Corrupt("a page number out of range"))?;
-        let header = self
-            .data
-            .get(start..start + PAGE_HEADER)
-            .ok_or(Error::Corrupt("the file is shorter than its pages"))?;
-        let overflow = u32_at(header, 12).unwrap_or(0) as usize;
+        let size = self.page_size as u64;
+        let start = id.checked_mul(size).ok_or_else(out_of_range)?;
+        let mut header = [0u8; PAGE_HEADER];
+        self.pages.read_at(start, &mut header)?;
+        let overflow = u64::from(u32_at(&header, 12).unwrap_or(0));
         let len = (overflow + 1)
-            .checked_mul(self.page_size)
-            .ok_or(Error::Corrupt("a page's overflow out of range"))?;
-        self.data
-            .get(start..start.saturating_add(len))
-            .ok_or(Error::Corrupt("the file is shorter than its pages"))
+            .checked_mul(size)
+            .filter(|len| start.checked_add(*len).is_some_and(|end| end <= self.len))
+            .ok_or(Error::Corrupt("the file is shorter than its pages"))?;
+        let mut page = vec![0u8; usize::try_from(len).map_err(|_| out_of_range())?];
+        self.pages.read_at(start, &mut page)?;
+        Ok(page)
     }
 
-    /// Appends the entries of the tree under `page`, in key order.
+    /// Gives `visit` each entry of the tree under `page`, in key order.
     /// `visited`: the pages of this tree read so far; one named twice is a
     /// loop that only a damaged file has.
-    fn collect<'a>(
+    fn visit<'a>(
         &'a self,
-        page: &'a [u8],
-        out: &mut Vec<(&'a [u8], Entry<'a>)>,
+        page: &[u8],
+        visit: &mut Visitor<'_, 'a>,
         depth: usize,
         visited: &mut std::collections::HashSet<u64>,
     ) -> Result<(), Error> {
@@ -217,7 +292,7 @@ impl Db {
                 if !visited.insert(child) {
                     return Err(Error::Corrupt("a page referred to twice"));
                 }
-                self.collect(self.page(child)?, out, depth + 1, visited)?;
+                self.visit(&self.page(child)?, visit, depth + 1, visited)?;
             } else if flags & LEAF_PAGE != 0 {
                 let (Some(kind), Some(pos), Some(key_len), Some(value_len)) = (
                     u32_at(page, at),
@@ -242,7 +317,8 @@ impl Db {
                         Source::Inline(
                             value
                                 .get(16..)
-                                .ok_or(Error::Corrupt("a short inline bucket"))?,
+                                .ok_or(Error::Corrupt("a short inline bucket"))?
+                                .to_vec(),
                             depth,
                         )
                     } else {
@@ -250,9 +326,9 @@ impl Db {
                     };
                     Entry::Bucket(Bucket { db: self, source })
                 } else {
-                    Entry::Value(value)
+                    Entry::Value(value.to_vec())
                 };
-                out.push((key, entry));
+                visit(key, entry)?;
             } else {
                 return Err(Error::Corrupt("a page that is neither branch nor leaf"));
             }
@@ -261,74 +337,128 @@ impl Db {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Source<'a> {
+#[derive(Clone)]
+enum Source {
     Page(u64),
-    /// A bucket small enough to be stored in its parent's value, and how deep.
-    Inline(&'a [u8], usize),
+    /// A bucket small enough to be stored in its parent's value (its leaf
+    /// page, copied), and how deep.
+    Inline(Vec<u8>, usize),
 }
 
-/// A bucket of the file: keys, each with a value or a nested bucket.
-#[derive(Clone, Copy)]
+/// A bucket of the file: keys, each with a value or a nested bucket. Only
+/// where it lies; its pages are read by [`Bucket::entries`].
+#[derive(Clone)]
 pub(crate) struct Bucket<'a> {
     db: &'a Db,
-    source: Source<'a>,
+    source: Source,
 }
 
-/// A bucket's plain values: key, value.
-pub(crate) type Values<'a> = Vec<(&'a [u8], &'a [u8])>;
+/// What [`Db::visit`] gives each key to.
+type Visitor<'v, 'a> = dyn FnMut(&[u8], Entry<'a>) -> Result<(), Error> + 'v;
 
 /// What a key holds.
-#[derive(Clone, Copy)]
 pub(crate) enum Entry<'a> {
-    Value(&'a [u8]),
+    Value(Vec<u8>),
     Bucket(Bucket<'a>),
 }
 
-impl<'a> Bucket<'a> {
-    /// Every key of the bucket, in order.
-    pub(crate) fn entries(&self) -> Result<Vec<(&'a [u8], Entry<'a>)>, Error> {
-        let mut out = Vec::new();
-        let mut visited = std::collections::HashSet::new();
-        match self.source {
-            Source::Page(id) => {
-                visited.insert(id);
-                self.db
-                    .collect(self.db.page(id)?, &mut out, 0, &mut visited)?;
-            }
-            Source::Inline(page, depth) => {
-                self.db.collect(page, &mut out, depth + 1, &mut visited)?;
-            }
-        }
-        Ok(out)
+/// A bucket's keys, read: each with its value or nested bucket, in key order.
+pub(crate) struct Entries<'a>(Vec<(Vec<u8>, Entry<'a>)>);
+
+impl<'a> Entries<'a> {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Every key, in order.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.0.iter().map(|(key, _)| key.as_slice())
+    }
+
+    /// The plain values, by key (nested buckets are passed over).
+    pub(crate) fn values(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.0.iter().filter_map(|(key, entry)| match entry {
+            Entry::Value(value) => Some((key.as_slice(), value.as_slice())),
+            Entry::Bucket(_) => None,
+        })
+    }
+
+    /// The plain value at `key`, if there is one.
+    pub(crate) fn value(&self, key: &[u8]) -> Option<&[u8]> {
+        self.values().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// The nested bucket at `key`, if there is one.
+    pub(crate) fn bucket(&self, key: &[u8]) -> Option<&Bucket<'a>> {
+        self.0.iter().find_map(|(k, entry)| match entry {
+            Entry::Bucket(bucket) if k == key => Some(bucket),
+            _ => None,
+        })
     }
 
     /// The nested buckets, by key (values are passed over).
-    pub(crate) fn buckets(&self) -> Result<Vec<(&'a [u8], Bucket<'a>)>, Error> {
-        Ok(self
-            .entries()?
-            .into_iter()
-            .filter_map(|(key, entry)| match entry {
-                Entry::Bucket(bucket) => Some((key, bucket)),
-                Entry::Value(_) => None,
-            })
-            .collect())
+    pub(crate) fn buckets(self) -> impl Iterator<Item = (Vec<u8>, Bucket<'a>)> {
+        self.0.into_iter().filter_map(|(key, entry)| match entry {
+            Entry::Bucket(bucket) => Some((key, bucket)),
+            Entry::Value(_) => None,
+        })
+    }
+}
+
+impl<'a> Bucket<'a> {
+    /// Reads the bucket's pages a page at a time, giving `visit` every key
+    /// in order: a bucket of 22,000 keys is never held whole.
+    pub(crate) fn each(
+        &self,
+        mut visit: impl FnMut(&[u8], Entry<'a>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let mut visited = std::collections::HashSet::new();
+        match &self.source {
+            Source::Page(id) => {
+                visited.insert(*id);
+                self.db
+                    .visit(&self.db.page(*id)?, &mut visit, 0, &mut visited)
+            }
+            Source::Inline(page, depth) => self.db.visit(page, &mut visit, depth + 1, &mut visited),
+        }
+    }
+
+    /// Reads the bucket's pages: every key, in order.
+    pub(crate) fn entries(&self) -> Result<Entries<'a>, Error> {
+        let mut out = Vec::new();
+        self.each(|key, entry| {
+            out.push((key.to_vec(), entry));
+            Ok(())
+        })?;
+        Ok(Entries(out))
+    }
+
+    /// Each nested bucket, by key, as [`Bucket::each`] reads them (values
+    /// are passed over).
+    pub(crate) fn each_bucket(
+        &self,
+        mut visit: impl FnMut(&[u8], Bucket<'a>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.each(|key, entry| match entry {
+            Entry::Bucket(bucket) => visit(key, bucket),
+            Entry::Value(_) => Ok(()),
+        })
+    }
+
+    /// The nested buckets, by key (values are passed over).
+    pub(crate) fn buckets(&self) -> Result<impl Iterator<Item = (Vec<u8>, Bucket<'a>)>, Error> {
+        Ok(self.entries()?.buckets())
     }
 
     /// The nested bucket at `key`, if there is one.
     pub(crate) fn bucket(&self, key: &[u8]) -> Result<Option<Bucket<'a>>, Error> {
-        Ok(self
-            .entries()?
-            .into_iter()
-            .find_map(|(k, entry)| match entry {
-                Entry::Bucket(bucket) if k == key => Some(bucket),
-                _ => None,
-            }))
+        Ok(self.entries()?.bucket(key).cloned())
     }
 
     /// The bucket at the end of `path`, one key per level.
     pub(crate) fn path(&self, path: &[&str]) -> Result<Option<Bucket<'a>>, Error> {
-        let mut bucket = *self;
+        let mut bucket = self.clone();
         for key in path {
             match bucket.bucket(key.as_bytes())? {
                 Some(next) => bucket = next,
@@ -336,18 +466,6 @@ impl<'a> Bucket<'a> {
             }
         }
         Ok(Some(bucket))
-    }
-
-    /// The plain values, by key (nested buckets are passed over).
-    pub(crate) fn values(&self) -> Result<Values<'a>, Error> {
-        Ok(self
-            .entries()?
-            .into_iter()
-            .filter_map(|(key, entry)| match entry {
-                Entry::Value(value) => Some((key, value)),
-                Entry::Bucket(_) => None,
-            })
-            .collect())
     }
 }
 
@@ -551,11 +669,20 @@ pub(crate) mod tests {
         )]);
         let db = Db::parse(file).unwrap();
         let images = db.root().path(&["v1", "moby", "images"]).unwrap().unwrap();
-        let values: Vec<(&[u8], &[u8])> = images.values().unwrap();
+        let images = images.entries().unwrap();
+        let values: Vec<(&[u8], &[u8])> = images.values().collect();
         assert_eq!(values, vec![(&b"a"[..], &b"1"[..]), (&b"b"[..], &b"2"[..])]);
+        assert_eq!(images.value(b"b"), Some(&b"2"[..]));
+        assert_eq!(images.value(b"c"), None);
         let v1 = db.root().bucket(b"v1").unwrap().unwrap();
-        assert_eq!(v1.buckets().unwrap().len(), 1);
-        assert_eq!(v1.values().unwrap(), vec![(&b"zz"[..], &b"last"[..])]);
+        assert_eq!(v1.buckets().unwrap().count(), 1);
+        let v1 = v1.entries().unwrap();
+        assert_eq!(
+            v1.values().collect::<Vec<_>>(),
+            vec![(&b"zz"[..], &b"last"[..])]
+        );
+        assert!(v1.bucket(b"moby").is_some());
+        assert!(v1.bucket(b"zz").is_none(), "a value is not a bucket");
         assert!(db.root().path(&["v1", "nope"]).unwrap().is_none());
     }
 
@@ -578,7 +705,7 @@ pub(crate) mod tests {
         )]);
         let db = Db::parse(file.clone()).unwrap();
         let v1 = db.root().bucket(b"v1").unwrap().unwrap();
-        let buckets = v1.buckets().unwrap();
+        let buckets: Vec<_> = v1.buckets().unwrap().collect();
         // A branch that names one leaf twice (a loop in a damaged file) is
         // refused, not followed.
         let branch = (0..file.len() / 4096)
@@ -596,8 +723,11 @@ pub(crate) mod tests {
             .map(|(key, _)| String::from_utf8_lossy(key).into_owned())
             .collect();
         assert_eq!(read, keys);
-        let last = buckets[49].1.values().unwrap();
-        assert_eq!(last, vec![(&b"size"[..], &b"049"[..])]);
+        let last = buckets[49].1.entries().unwrap();
+        assert_eq!(
+            last.values().collect::<Vec<_>>(),
+            vec![(&b"size"[..], &b"049"[..])]
+        );
     }
 
     #[test]
@@ -632,6 +762,89 @@ pub(crate) mod tests {
         }
     }
 
+    /// Writes a commit into the file's older meta page: the same tree, the
+    /// next transaction ID.
+    fn commit(path: &Path) {
+        let mut file = std::fs::read(path).unwrap();
+        let newest = latest_meta(&file).unwrap();
+        let (from, to) = if meta_of(&file).is_some_and(|m| m.txid == newest.txid) {
+            (0, 4096)
+        } else {
+            (4096, 0)
+        };
+        let mut page = file[from..from + PAGE_HEADER + META_LEN].to_vec();
+        page[..8].copy_from_slice(&((to / 4096) as u64).to_le_bytes());
+        let meta = &mut page[PAGE_HEADER..];
+        meta[48..56].copy_from_slice(&(newest.txid + 1).to_le_bytes());
+        let sum = fnv1a(&meta[..56]);
+        meta[56..64].copy_from_slice(&sum.to_le_bytes());
+        file[to..to + page.len()].copy_from_slice(&page);
+        std::fs::write(path, file).unwrap();
+    }
+
+    fn latest_meta(file: &[u8]) -> Option<Meta> {
+        Pages::Memory(file.to_vec()).latest_meta()
+    }
+
+    /// The walk is kept only when no transaction committed while it went on;
+    /// otherwise it runs again, and a file that never holds still is an error.
+    #[test]
+    fn a_walk_is_kept_only_when_no_commit_came_during_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.db");
+        let file = Builder::new().build(vec![(
+            "v1",
+            Node::Branched(
+                3,
+                (0..10)
+                    .map(|n| (format!("k{n}").into_bytes(), value("v")))
+                    .collect(),
+            ),
+        )]);
+        std::fs::write(&path, &file).unwrap();
+        let keys = |db: &Db| -> Result<usize, Error> {
+            let v1 = db.root().bucket(b"v1")?.ok_or(Error::Corrupt("no v1"))?;
+            Ok(v1.entries()?.len())
+        };
+        assert_eq!(Db::read(&path, keys).unwrap(), 10, "read from the file");
+
+        let mut walks = 0;
+        let read = Db::read(&path, |db| {
+            walks += 1;
+            if walks == 1 {
+                commit(&path);
+            }
+            keys(db)
+        });
+        assert_eq!(
+            (read.unwrap(), walks),
+            (10, 2),
+            "walked again after a commit"
+        );
+
+        let mut walks = 0;
+        let read = Db::read(&path, |db| {
+            walks += 1;
+            commit(&path);
+            keys(db)
+        });
+        assert!(matches!(read, Err(Error::Busy)), "{read:?}");
+        assert_eq!(walks, TRIES);
+
+        // An error met while a commit came is not kept either: the next walk
+        // decides.
+        let mut walks = 0;
+        let read = Db::read(&path, |db| {
+            walks += 1;
+            if walks == 1 {
+                commit(&path);
+                return Err(Error::Corrupt("torn"));
+            }
+            keys(db)
+        });
+        assert_eq!(read.unwrap(), 10);
+    }
+
     #[test]
     fn uvarints_as_go_writes_them() {
         assert_eq!(uvarint(&[0x05]), Some(5));
@@ -647,14 +860,15 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("meta.db");
         crate::files::make_fifo(&fifo);
-        assert!(matches!(Db::open(&fifo), Err(Error::Refused(_))));
+        let never = |_: &Db| -> Result<(), Error> { panic!("read") };
+        assert!(matches!(Db::read(&fifo, never), Err(Error::Refused(_))));
         let sparse = dir.path().join("big.db");
         std::fs::File::create(&sparse)
             .unwrap()
             .set_len(MAX_FILE + 1)
             .unwrap();
         let started = std::time::Instant::now();
-        assert!(matches!(Db::open(&sparse), Err(Error::Refused(_))));
+        assert!(matches!(Db::read(&sparse, never), Err(Error::Refused(_))));
         assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
 

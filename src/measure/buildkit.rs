@@ -54,26 +54,24 @@ pub(crate) fn records(data_root: &Path) -> Option<Records> {
 }
 
 fn read_records(data_root: &Path) -> Option<Records> {
-    let db = match Db::open(&data_root.join(METADATA)) {
-        Ok(db) => db,
+    match Db::read(&data_root.join(METADATA), read_main) {
+        Ok(records) => Some(records),
         Err(bolt::Error::Io(err)) if err.kind() == std::io::ErrorKind::NotFound => {
-            return Some(Records::default());
+            Some(Records::default())
         }
-        Err(_) => return None,
-    };
-    let Some(main) = db.root().bucket(b"_main").ok()? else {
-        return Some(Records::default());
-    };
+        Err(_) => None,
+    }
+}
+
+fn read_main(db: &Db) -> Result<Records, bolt::Error> {
     let mut records = Records::default();
-    for (id, record) in main.buckets().ok()? {
+    let Some(main) = db.root().bucket(b"_main")? else {
+        return Ok(records);
+    };
+    main.each_bucket(|id, record| {
         records.ids.push(String::from_utf8_lossy(id).into_owned());
-        let values = record.values().ok()?;
-        let value_of = |wanted: &[u8]| {
-            values
-                .iter()
-                .find(|(key, _)| *key == wanted)
-                .map(|(_, value)| string_value(value))
-        };
+        let values = record.entries()?;
+        let value_of = |wanted: &[u8]| values.value(wanted).map(string_value);
         // The committed twin of a mutable record (a local source's) names it
         // and carries no type: the engine lists only the other one
         // (`DiskUsage`, "ignore duplicates that share data"). Once the twin
@@ -82,7 +80,7 @@ fn read_records(data_root: &Path) -> Option<Records> {
             .flatten()
             .is_some_and(|twin| !twin.is_empty())
         {
-            continue;
+            return Ok(());
         }
         // No type, or one that does not read, is `regular`, as the engine
         // lists it (`GetRecordType` gives "", which `DiskUsage` calls regular).
@@ -92,8 +90,9 @@ fn read_records(data_root: &Path) -> Option<Records> {
         {
             records.holds_build_steps = true;
         }
-    }
-    Some(records)
+        Ok(())
+    })?;
+    Ok(records)
 }
 
 /// A string as BuildKit stores one (a record's type, its twin's ID): a

@@ -22,7 +22,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use super::bolt::{self, Bucket, Db};
+use super::bolt::{self, Db, Entries};
 
 /// Docker's containerd namespace.
 pub(crate) const NAMESPACE: &str = "moby";
@@ -44,7 +44,28 @@ pub(crate) enum Node {
     Container(String, String),
 }
 
+/// What kind of thing a node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Content,
+    Snapshot,
+    Image,
+    Lease,
+    Container,
+}
+
 impl Node {
+    /// Kind, namespace, snapshotter (empty but for a snapshot), key.
+    fn parts(&self) -> (Kind, &str, &str, &str) {
+        match self {
+            Node::Content(ns, key) => (Kind::Content, ns, "", key),
+            Node::Snapshot(ns, snapshotter, key) => (Kind::Snapshot, ns, snapshotter, key),
+            Node::Image(ns, key) => (Kind::Image, ns, "", key),
+            Node::Lease(ns, key) => (Kind::Lease, ns, "", key),
+            Node::Container(ns, key) => (Kind::Container, ns, "", key),
+        }
+    }
+
     pub(crate) fn lease(id: &str) -> Node {
         Node::Lease(NAMESPACE.into(), id.into())
     }
@@ -59,17 +80,54 @@ impl Node {
     }
 }
 
-#[derive(Debug, Default, Clone)]
+/// A node's number as the graph keeps it: a 512 MB file holds far fewer
+/// than 2^32 keys.
+fn number(id: usize) -> u32 {
+    u32::try_from(id).unwrap_or(u32::MAX)
+}
+
+/// What a node is besides its edges of many (see [`Edges`]).
+#[derive(Debug, Default, Clone, Copy)]
 struct Links {
-    /// Label references, and a container's snapshot.
-    refs: Vec<usize>,
     /// A snapshot's parent or an image's target: followed by flat leases too.
-    next: Option<usize>,
-    /// What a lease holds.
-    leased: Vec<usize>,
+    next: Option<u32>,
     root: bool,
     /// A lease that holds only what it names (`containerd.io/gc.flat`).
     flat: bool,
+}
+
+impl Links {
+    fn next(&self) -> Option<usize> {
+        self.next.map(|to| to as usize)
+    }
+}
+
+/// Edges of one kind, as (from, to) pairs: gathered in the order read, then
+/// sorted by where they start ([`Edges::seal`]). Eight bytes an edge, where a
+/// list on each node cost 48 bytes a node (70,000 nodes at 11,000 containers,
+/// most without such edges).
+#[derive(Debug, Default, Clone)]
+struct Edges(Vec<(u32, u32)>);
+
+impl Edges {
+    fn push(&mut self, from: usize, to: usize) {
+        self.0.push((number(from), number(to)));
+    }
+
+    fn seal(&mut self) {
+        self.0.sort_by_key(|(from, _)| *from);
+        self.0.shrink_to_fit();
+    }
+
+    /// Where the edges from `from` lead, in the order read.
+    fn of(&self, from: usize) -> impl Iterator<Item = usize> + '_ {
+        let from = number(from);
+        let start = self.0.partition_point(|(at, _)| *at < from);
+        self.0[start..]
+            .iter()
+            .take_while(move |(at, _)| *at == from)
+            .map(|(_, to)| *to as usize)
+    }
 }
 
 /// One of Docker's image records.
@@ -89,12 +147,108 @@ impl ImageRecord {
     }
 }
 
+/// A node as the graph keeps it: namespace and snapshotter by number.
+#[derive(Debug, Clone)]
+struct Stored {
+    kind: Kind,
+    ns: u32,
+    snapshotter: u32,
+    key: Box<str>,
+}
+
+/// The graph's nodes, each kept once, numbered in the order met, and an
+/// index from a node to its number that holds only the numbers.
+#[derive(Debug, Default, Clone)]
+struct Nodes {
+    stored: Vec<Stored>,
+    /// Namespaces and snapshotter names, by number (a handful).
+    names: Vec<Box<str>>,
+    name_ids: HashMap<Box<str>, u32>,
+    index: hashbrown::HashTable<u32>,
+    hasher: std::hash::RandomState,
+}
+
+impl Nodes {
+    fn len(&self) -> usize {
+        self.stored.len()
+    }
+
+    fn parts(&self, id: usize) -> (Kind, &str, &str, &str) {
+        let node = &self.stored[id];
+        let name = |n: u32| self.names.get(n as usize).map_or("", |name| name);
+        (node.kind, name(node.ns), name(node.snapshotter), &node.key)
+    }
+
+    fn kind(&self, id: usize) -> Kind {
+        self.stored[id].kind
+    }
+
+    fn hash(&self, parts: (Kind, &str, &str, &str)) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.hasher, parts)
+    }
+
+    fn get(&self, node: &Node) -> Option<usize> {
+        let parts = node.parts();
+        self.index
+            .find(self.hash(parts), |id| self.parts(*id as usize) == parts)
+            .map(|id| *id as usize)
+    }
+
+    fn name(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.name_ids.get(name) {
+            return *id;
+        }
+        let id = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+        self.names.push(name.into());
+        self.name_ids.insert(name.into(), id);
+        id
+    }
+
+    /// The node's number, and whether it is new.
+    fn insert(&mut self, node: &Node) -> (usize, bool) {
+        if let Some(id) = self.get(node) {
+            return (id, false);
+        }
+        let (kind, ns, snapshotter, key) = node.parts();
+        let id = self.stored.len();
+        let stored = Stored {
+            kind,
+            ns: self.name(ns),
+            snapshotter: self.name(snapshotter),
+            key: key.into(),
+        };
+        self.stored.push(stored);
+        let hash = self.hash(node.parts());
+        // Node numbers fit: a 512 MB file holds far fewer than 2^32 keys.
+        let number = u32::try_from(id).unwrap_or(u32::MAX);
+        let Nodes {
+            index,
+            stored,
+            names,
+            hasher,
+            ..
+        } = self;
+        index.insert_unique(hash, number, |other| {
+            let node = &stored[*other as usize];
+            let name = |n: u32| names.get(n as usize).map_or("", |name| name);
+            std::hash::BuildHasher::hash_one(
+                &*hasher,
+                (node.kind, name(node.ns), name(node.snapshotter), &*node.key),
+            )
+        });
+        (id, true)
+    }
+}
+
 /// The collector's graph, read once.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Graph {
-    nodes: Vec<Node>,
-    index: HashMap<Node, usize>,
+    nodes: Nodes,
     links: Vec<Links>,
+    /// Label references, and a container's snapshot.
+    refs: Edges,
+    /// What a lease holds.
+    leased: Edges,
     /// overlayfs snapshot node → its directory number under `snapshots/`.
     dirs: HashMap<usize, u64>,
     /// Every directory number the snapshotter knows.
@@ -141,37 +295,40 @@ fn expired(labels: &[(String, String)], now: std::time::SystemTime) -> bool {
         .is_some_and(|at| at < now)
 }
 
-fn labels_of(bucket: &Bucket<'_>) -> Result<Vec<(String, String)>, bolt::Error> {
-    Ok(match bucket.bucket(b"labels")? {
+/// The labels of a record whose entries are read.
+fn labels_of(record: &Entries<'_>) -> Result<Vec<(String, String)>, bolt::Error> {
+    Ok(match record.bucket(b"labels") {
         Some(labels) => labels
-            .values()?
-            .into_iter()
+            .entries()?
+            .values()
             .map(|(k, v)| (text(k), text(v)))
             .collect(),
         None => Vec::new(),
     })
 }
 
-fn value_of(bucket: &Bucket<'_>, key: &[u8]) -> Result<Option<String>, bolt::Error> {
-    Ok(bucket
-        .values()?
-        .into_iter()
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| text(v)))
+fn value_of(record: &Entries<'_>, key: &[u8]) -> Option<String> {
+    record.value(key).map(text)
+}
+
+/// The overlayfs snapshotter's records (see [`Graph::read_snapshotter`]).
+#[derive(Default)]
+struct Snapshotter {
+    /// Its key for each snapshot → the number of its directory.
+    ids: HashMap<String, u64>,
+    known: HashSet<u64>,
+    committed: HashSet<u64>,
 }
 
 impl Graph {
     fn id(&mut self, node: Node) -> usize {
-        if let Some(id) = self.index.get(&node) {
-            return *id;
+        let (id, new) = self.nodes.insert(&node);
+        if new {
+            if let Node::Content(_, digest) = node {
+                self.by_digest.entry(digest).or_default().push(id);
+            }
+            self.links.push(Links::default());
         }
-        let id = self.nodes.len();
-        if let Node::Content(_, digest) = &node {
-            self.by_digest.entry(digest.clone()).or_default().push(id);
-        }
-        self.index.insert(node.clone(), id);
-        self.nodes.push(node);
-        self.links.push(Links::default());
         id
     }
 
@@ -181,7 +338,7 @@ impl Graph {
                 self.links[id].root = true;
             } else if let Some(node) = label_ref(ns, key, value) {
                 let to = self.id(node);
-                self.links[id].refs.push(to);
+                self.refs.push(id, to);
             }
         }
     }
@@ -189,33 +346,39 @@ impl Graph {
     /// Reads containerd's metadata and the overlayfs snapshotter's under the
     /// data root.
     pub(crate) fn read(data_root: &Path) -> Result<Graph, String> {
-        let meta = Db::open(&data_root.join(META_DB))
-            .map_err(|err| format!("reading containerd's metadata ({META_DB}): {err}"))?;
-        let snapshots_db = data_root.join(SNAPSHOTS).join("metadata.db");
-        let snapshotter_failed = |err: bolt::Error| {
-            format!("reading the overlayfs snapshotter's metadata ({SNAPSHOTS}/metadata.db): {err}")
-        };
+        let now = std::time::SystemTime::now();
+        let mut graph = Db::read(&data_root.join(META_DB), |db| {
+            let mut graph = Graph::default();
+            graph.read_meta(db, now)?;
+            graph.refs.seal();
+            graph.leased.seal();
+            graph.nodes.stored.shrink_to_fit();
+            graph.links.shrink_to_fit();
+            Ok(graph)
+        })
+        .map_err(|err| format!("reading containerd's metadata ({META_DB}): {err}"))?;
         // The snapshotter makes its file with the first snapshot: a fresh
         // engine has none, and no snapshots.
-        let snapshotter = match Db::open(&snapshots_db) {
-            Err(bolt::Error::Io(err)) if err.kind() == std::io::ErrorKind::NotFound => None,
-            opened => Some(opened.map_err(snapshotter_failed)?),
-        };
-        let mut graph = Graph::default();
-        graph
-            .read_meta(&meta, std::time::SystemTime::now())
-            .map_err(|err| format!("reading containerd's metadata ({META_DB}): {err}"))?;
-        let ids = match &snapshotter {
-            Some(snapshotter) => graph
-                .read_snapshotter(snapshotter)
-                .map_err(snapshotter_failed)?,
-            None => HashMap::new(),
+        let snapshotter = match Db::read(
+            &data_root.join(SNAPSHOTS).join("metadata.db"),
+            Graph::read_snapshotter,
+        ) {
+            Err(bolt::Error::Io(err)) if err.kind() == std::io::ErrorKind::NotFound => {
+                Snapshotter::default()
+            }
+            read => read.map_err(|err| {
+                format!(
+                    "reading the overlayfs snapshotter's metadata ({SNAPSHOTS}/metadata.db): {err}"
+                )
+            })?,
         };
         for (node, name) in std::mem::take(&mut graph.backend_names) {
-            if let Some(id) = ids.get(&name) {
+            if let Some(id) = snapshotter.ids.get(&name) {
                 graph.dirs.insert(node, *id);
             }
         }
+        graph.known_dirs = snapshotter.known;
+        graph.committed = snapshotter.committed;
         Ok(graph)
     }
 
@@ -224,7 +387,8 @@ impl Graph {
             return Ok(());
         };
         for (ns, space) in v1.buckets()? {
-            let ns = text(ns);
+            let ns = text(&ns);
+            let space = space.entries()?;
             self.read_leases(&ns, &space, now)?;
             self.read_images(&ns, &space, now)?;
             self.read_blobs(&ns, &space)?;
@@ -238,40 +402,46 @@ impl Graph {
     fn read_leases(
         &mut self,
         ns: &str,
-        space: &Bucket<'_>,
+        space: &Entries<'_>,
         now: std::time::SystemTime,
     ) -> Result<(), bolt::Error> {
-        let Some(leases) = space.bucket(b"leases")? else {
+        let Some(leases) = space.bucket(b"leases") else {
             return Ok(());
         };
-        for (id, lease) in leases.buckets()? {
+        leases.each_bucket(|id, lease| {
+            let lease = lease.entries()?;
             let labels = labels_of(&lease)?;
             let node = self.id(Node::Lease(ns.to_string(), text(id)));
             self.links[node].root = !expired(&labels, now);
             self.links[node].flat = labels.iter().any(|(k, _)| k == "containerd.io/gc.flat");
             let mut held = Vec::new();
-            if let Some(content) = lease.bucket(b"content")? {
-                for (digest, _) in content.entries()? {
+            if let Some(content) = lease.bucket(b"content") {
+                for digest in content.entries()?.keys() {
                     held.push(Node::Content(ns.to_string(), text(digest)));
                 }
             }
-            if let Some(snapshots) = lease.bucket(b"snapshots")? {
+            if let Some(snapshots) = lease.bucket(b"snapshots") {
                 for (snapshotter, keys) in snapshots.buckets()? {
-                    for (key, _) in keys.entries()? {
-                        held.push(Node::Snapshot(ns.to_string(), text(snapshotter), text(key)));
+                    for key in keys.entries()?.keys() {
+                        held.push(Node::Snapshot(
+                            ns.to_string(),
+                            text(&snapshotter),
+                            text(key),
+                        ));
                     }
                 }
             }
-            if let Some(images) = lease.bucket(b"images")? {
-                for (name, _) in images.entries()? {
+            if let Some(images) = lease.bucket(b"images") {
+                for name in images.entries()?.keys() {
                     held.push(Node::Image(ns.to_string(), text(name)));
                 }
             }
             for item in held {
                 let to = self.id(item);
-                self.links[node].leased.push(to);
+                self.leased.push(node, to);
             }
-        }
+            Ok(())
+        })?;
         Ok(())
     }
 
@@ -279,23 +449,24 @@ impl Graph {
     fn read_images(
         &mut self,
         ns: &str,
-        space: &Bucket<'_>,
+        space: &Entries<'_>,
         now: std::time::SystemTime,
     ) -> Result<(), bolt::Error> {
-        let Some(images) = space.bucket(b"images")? else {
+        let Some(images) = space.bucket(b"images") else {
             return Ok(());
         };
         for (name, image) in images.buckets()? {
+            let image = image.entries()?;
             let labels = labels_of(&image)?;
-            let name = text(name);
+            let name = text(&name);
             let node = self.id(Node::Image(ns.to_string(), name.clone()));
             self.links[node].root = !expired(&labels, now);
             self.add_labels(node, ns, &labels);
-            if let Some(target) = image.bucket(b"target")?
-                && let Some(digest) = value_of(&target, b"digest")?
+            if let Some(target) = image.bucket(b"target")
+                && let Some(digest) = value_of(&target.entries()?, b"digest")
             {
                 let to = self.id(Node::Content(ns.to_string(), digest.clone()));
-                self.links[node].next = Some(to);
+                self.links[node].next = Some(number(to));
                 if ns == NAMESPACE {
                     let parent = labels
                         .iter()
@@ -315,71 +486,79 @@ impl Graph {
     }
 
     /// Content blobs, with the labels that reference other content and snapshots.
-    fn read_blobs(&mut self, ns: &str, space: &Bucket<'_>) -> Result<(), bolt::Error> {
-        let Some(blobs) = space.path(&["content", "blob"])? else {
+    fn read_blobs(&mut self, ns: &str, space: &Entries<'_>) -> Result<(), bolt::Error> {
+        let Some(content) = space.bucket(b"content") else {
             return Ok(());
         };
-        for (digest, blob) in blobs.buckets()? {
+        let Some(blobs) = content.bucket(b"blob")? else {
+            return Ok(());
+        };
+        blobs.each_bucket(|digest, blob| {
             let digest = text(digest);
             self.known_blobs.insert(digest.clone());
             let node = self.id(Node::Content(ns.to_string(), digest));
-            let labels = labels_of(&blob)?;
+            let labels = labels_of(&blob.entries()?)?;
             self.add_labels(node, ns, &labels);
-        }
+            Ok(())
+        })?;
         Ok(())
     }
 
     /// Containers: always roots, holding their snapshot.
-    fn read_containers(&mut self, ns: &str, space: &Bucket<'_>) -> Result<(), bolt::Error> {
-        let Some(containers) = space.bucket(b"containers")? else {
+    fn read_containers(&mut self, ns: &str, space: &Entries<'_>) -> Result<(), bolt::Error> {
+        let Some(containers) = space.bucket(b"containers") else {
             return Ok(());
         };
-        for (id, container) in containers.buckets()? {
+        containers.each_bucket(|id, container| {
+            let container = container.entries()?;
             let node = self.id(Node::Container(ns.to_string(), text(id)));
             self.links[node].root = true;
             if let (Some(snapshotter), Some(key)) = (
-                value_of(&container, b"snapshotter")?,
-                value_of(&container, b"snapshotKey")?,
+                value_of(&container, b"snapshotter"),
+                value_of(&container, b"snapshotKey"),
             ) && !snapshotter.is_empty()
             {
                 let to = self.id(Node::Snapshot(ns.to_string(), snapshotter, key));
-                self.links[node].refs.push(to);
+                self.refs.push(node, to);
             }
             let labels = labels_of(&container)?;
             self.add_labels(node, ns, &labels);
-        }
+            Ok(())
+        })?;
         Ok(())
     }
 
     /// Snapshots, each pointing at its parent, and the overlayfs snapshotter's key for each.
-    fn read_snapshots(&mut self, ns: &str, space: &Bucket<'_>) -> Result<(), bolt::Error> {
-        let Some(snapshotters) = space.bucket(b"snapshots")? else {
+    fn read_snapshots(&mut self, ns: &str, space: &Entries<'_>) -> Result<(), bolt::Error> {
+        let Some(snapshotters) = space.bucket(b"snapshots") else {
             return Ok(());
         };
         for (snapshotter, keys) in snapshotters.buckets()? {
-            let snapshotter = text(snapshotter);
-            for (key, snapshot) in keys.buckets()? {
+            let snapshotter = text(&snapshotter);
+            keys.each_bucket(|key, snapshot| {
+                let snapshot = snapshot.entries()?;
                 let node = self.id(Node::Snapshot(
                     ns.to_string(),
                     snapshotter.clone(),
                     text(key),
                 ));
-                if let Some(parent) = value_of(&snapshot, b"parent")?
+                if let Some(parent) = value_of(&snapshot, b"parent")
                     && !parent.is_empty()
                 {
                     let to = self.id(Node::Snapshot(ns.to_string(), snapshotter.clone(), parent));
-                    self.links[node].next = Some(to);
+                    self.links[node].next = Some(number(to));
                 }
                 // Its key in the snapshotter (`<ns>/<n>/<key>`), which
                 // names its directory there.
                 if snapshotter == SNAPSHOTTER
-                    && let Some(name) = value_of(&snapshot, b"name")?
+                    && let Some(name) = value_of(&snapshot, b"name")
                 {
                     self.backend_names.push((node, name));
                 }
                 let labels = labels_of(&snapshot)?;
                 self.add_labels(node, ns, &labels);
-            }
+                Ok(())
+            })?;
         }
         Ok(())
     }
@@ -387,22 +566,22 @@ impl Graph {
     /// The snapshotter's own records: its key for each snapshot and the number
     /// of the directory it keeps it in (containerd `snapshots/storage`; kind 3
     /// is a committed snapshot).
-    fn read_snapshotter(&mut self, db: &Db) -> Result<HashMap<String, u64>, bolt::Error> {
-        let mut ids = HashMap::new();
+    fn read_snapshotter(db: &Db) -> Result<Snapshotter, bolt::Error> {
+        let mut read = Snapshotter::default();
         if let Some(snapshots) = db.root().path(&["v1", "snapshots"])? {
-            for (key, snapshot) in snapshots.buckets()? {
-                let values = snapshot.values()?;
-                let get = |name: &[u8]| values.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
-                if let Some(id) = get(b"id").and_then(bolt::uvarint) {
-                    self.known_dirs.insert(id);
-                    if get(b"kind") == Some(&[3][..]) {
-                        self.committed.insert(id);
+            snapshots.each_bucket(|key, snapshot| {
+                let values = snapshot.entries()?;
+                if let Some(id) = values.value(b"id").and_then(bolt::uvarint) {
+                    read.known.insert(id);
+                    if values.value(b"kind") == Some(&[3][..]) {
+                        read.committed.insert(id);
                     }
-                    ids.insert(text(key), id);
+                    read.ids.insert(text(key), id);
                 }
-            }
+                Ok(())
+            })?;
         }
-        Ok(ids)
+        Ok(read)
     }
 
     /// Which nodes the roots reach, with `removed` taken away: each node's
@@ -421,21 +600,20 @@ impl Graph {
                 continue;
             }
             mark[id] = want;
-            let links = &self.links[id];
-            if let Some(next) = links.next {
+            let links = self.links[id];
+            if let Some(next) = links.next() {
                 queue.push((next, flat));
             }
             if !flat {
                 let unleased = unleased.contains(&id);
                 queue.extend(
-                    links
-                        .refs
-                        .iter()
-                        .filter(|to| !(unleased && matches!(self.nodes[**to], Node::Snapshot(..))))
-                        .map(|to| (*to, false)),
+                    self.refs
+                        .of(id)
+                        .filter(|to| !(unleased && self.nodes.kind(*to) == Kind::Snapshot))
+                        .map(|to| (to, false)),
                 );
             }
-            queue.extend(links.leased.iter().map(|to| (*to, links.flat)));
+            queue.extend(self.leased.of(id).map(|to| (to, links.flat)));
         }
         mark
     }
@@ -448,17 +626,17 @@ impl Graph {
     fn unleased_configs(&self, removed: &HashSet<usize>) -> HashSet<usize> {
         let content_of = |images: &mut dyn Iterator<Item = usize>| {
             let mut seen = HashSet::new();
-            let mut stack: Vec<usize> = images.filter_map(|id| self.links[id].next).collect();
+            let mut stack: Vec<usize> = images.filter_map(|id| self.links[id].next()).collect();
             while let Some(id) = stack.pop() {
-                if matches!(self.nodes[id], Node::Content(..)) && seen.insert(id) {
-                    stack.extend(&self.links[id].refs);
+                if self.nodes.kind(id) == Kind::Content && seen.insert(id) {
+                    stack.extend(self.refs.of(id));
                 }
             }
             seen
         };
         let images = |keep: bool| {
             (0..self.nodes.len()).filter(move |id| {
-                matches!(&self.nodes[*id], Node::Image(ns, _) if ns == NAMESPACE)
+                matches!(self.nodes.parts(*id), (Kind::Image, NAMESPACE, ..))
                     && removed.contains(id) != keep
             })
         };
@@ -469,17 +647,19 @@ impl Graph {
             .collect()
     }
 
-    /// What removing each group of roots frees (in order, a node two groups
-    /// hold counted for the first), when all the groups go: the nodes that the
-    /// remaining roots no longer reach. Each group's nodes come back as the
-    /// owner keys (relative to the data root) of the blob files and snapshot
-    /// directories they free; a blob another namespace still holds is not freed.
-    pub(crate) fn freed(&self, groups: &[Vec<Node>]) -> Vec<Vec<String>> {
-        let removed: HashSet<usize> = groups
-            .iter()
-            .flatten()
-            .filter_map(|node| self.index.get(node).copied())
-            .collect();
+    /// The number of a node the graph has.
+    pub(crate) fn node(&self, node: &Node) -> Option<usize> {
+        self.nodes.get(node)
+    }
+
+    /// What removing each group of roots (node numbers, from [`Graph::node`])
+    /// frees (in order, a node two groups hold counted for the first), when
+    /// all the groups go: the nodes that the remaining roots no longer reach.
+    /// Each group's come back as the nodes among them that free a blob file
+    /// or a snapshot directory (see [`Graph::owner_key`]); a blob another
+    /// namespace still holds is not freed.
+    pub(crate) fn freed(&self, groups: &[Vec<usize>]) -> Vec<Vec<usize>> {
+        let removed: HashSet<usize> = groups.iter().flatten().copied().collect();
         let before = self.reach(&HashSet::new(), &HashSet::new());
         let after = self.reach(&removed, &self.unleased_configs(&removed));
         let mut claimed = vec![false; self.nodes.len()];
@@ -490,7 +670,7 @@ impl Graph {
             order.sort_by_key(|n| {
                 !groups[*n]
                     .iter()
-                    .any(|node| matches!(node, Node::Image(..)))
+                    .any(|node| self.nodes.kind(*node) == Kind::Image)
             });
             order
         };
@@ -498,11 +678,8 @@ impl Graph {
         for n in images_first {
             let group = &groups[n];
             freed[n] = {
-                let mut keys = Vec::new();
-                let mut stack: Vec<usize> = group
-                    .iter()
-                    .filter_map(|node| self.index.get(node).copied())
-                    .collect();
+                let mut owners = Vec::new();
+                let mut stack = group.clone();
                 // Through what stays too: a snapshot can be freed behind a
                 // config that stays (see `unleased_configs`).
                 let mut seen = HashSet::new();
@@ -512,34 +689,46 @@ impl Graph {
                     }
                     if after[id] == 0 && !claimed[id] {
                         claimed[id] = true;
-                        if let Some(key) = self.owner_key(id, &after) {
-                            keys.push(key);
+                        if self.frees_owner(id, &after) {
+                            owners.push(id);
                         }
                     }
-                    let links = &self.links[id];
-                    stack.extend(links.next);
-                    stack.extend(&links.refs);
-                    stack.extend(&links.leased);
+                    stack.extend(self.links[id].next());
+                    stack.extend(self.refs.of(id));
+                    stack.extend(self.leased.of(id));
                 }
-                keys
+                owners
             };
         }
         freed
     }
 
-    /// The file or directory a node keeps on disk, if any and if freeing the
-    /// node frees it.
-    fn owner_key(&self, id: usize, after: &[u8]) -> Option<String> {
-        match &self.nodes[id] {
-            Node::Content(_, digest) => {
-                let hex = digest.strip_prefix("sha256:")?;
+    /// Whether freeing the node frees the file or directory it keeps on
+    /// disk: it has one, and (a blob) no node that stays shares it.
+    fn frees_owner(&self, id: usize, after: &[u8]) -> bool {
+        match self.nodes.parts(id) {
+            (Kind::Content, _, _, digest) => {
                 let shared = self
                     .by_digest
                     .get(digest)
                     .is_some_and(|ids| ids.iter().any(|other| after[*other] != 0));
-                (!shared && self.known_blobs.contains(digest)).then(|| format!("{BLOBS}/{hex}"))
+                !shared && self.owner_key(id).is_some()
             }
-            Node::Snapshot(..) => self
+            _ => self.owner_key(id).is_some(),
+        }
+    }
+
+    /// The file or directory node `id` keeps on disk, if any: its owner key,
+    /// relative to the data root.
+    pub(crate) fn owner_key(&self, id: usize) -> Option<String> {
+        match self.nodes.parts(id) {
+            (Kind::Content, _, _, digest) => {
+                let hex = digest.strip_prefix("sha256:")?;
+                self.known_blobs
+                    .contains(digest)
+                    .then(|| format!("{BLOBS}/{hex}"))
+            }
+            (Kind::Snapshot, ..) => self
                 .dirs
                 .get(&id)
                 .map(|dir| format!("{SNAPSHOTS}/snapshots/{dir}")),
@@ -550,7 +739,7 @@ impl Graph {
     /// The owner key of Docker's snapshot with this key (an image layer's chain
     /// ID, a container's ID), if it has a directory.
     pub(crate) fn snapshot_key(&self, key: &str) -> Option<String> {
-        let id = *self.index.get(&Node::snapshot(key))?;
+        let id = self.nodes.get(&Node::snapshot(key))?;
         self.dirs
             .get(&id)
             .map(|dir| format!("{SNAPSHOTS}/snapshots/{dir}"))
@@ -562,23 +751,22 @@ impl Graph {
     pub(crate) fn image_blobs(&self, id: &str) -> Vec<(String, String)> {
         let mut seen = HashSet::new();
         let mut stack: Vec<usize> = self
-            .index
+            .nodes
             .get(&Node::Content(NAMESPACE.into(), id.into()))
-            .copied()
             .into_iter()
             .collect();
         let mut blobs = Vec::new();
         while let Some(node) = stack.pop() {
-            let Node::Content(_, digest) = &self.nodes[node] else {
+            let (Kind::Content, _, _, digest) = self.nodes.parts(node) else {
                 continue;
             };
             if !seen.insert(node) || !self.known_blobs.contains(digest) {
                 continue;
             }
             if let Some(hex) = digest.strip_prefix("sha256:") {
-                blobs.push((digest.clone(), format!("{BLOBS}/{hex}")));
+                blobs.push((digest.to_string(), format!("{BLOBS}/{hex}")));
             }
-            stack.extend(&self.links[node].refs);
+            stack.extend(self.refs.of(node));
         }
         blobs.sort();
         blobs
@@ -586,8 +774,9 @@ impl Graph {
 
     /// Whether Docker's namespace holds this content (an image ID).
     pub(crate) fn has_content(&self, digest: &str) -> bool {
-        self.index
-            .contains_key(&Node::Content(NAMESPACE.into(), digest.into()))
+        self.nodes
+            .get(&Node::Content(NAMESPACE.into(), digest.into()))
+            .is_some()
             && self.known_blobs.contains(digest)
     }
 
@@ -837,6 +1026,45 @@ mod tests {
     }
 
     #[test]
+    fn nodes_are_kept_once_and_edges_by_where_they_start() {
+        let mut nodes = Nodes::default();
+        let a = Node::snapshot("a");
+        let (first, new) = nodes.insert(&a);
+        assert!(new);
+        assert_eq!(nodes.insert(&a), (first, false));
+        // The same key in another kind, namespace or snapshotter is another node.
+        let others = [
+            Node::Content(NAMESPACE.into(), "a".into()),
+            Node::Snapshot("other".into(), SNAPSHOTTER.into(), "a".into()),
+            Node::Snapshot(NAMESPACE.into(), "native".into(), "a".into()),
+        ];
+        for other in &others {
+            assert!(nodes.insert(other).1, "{other:?}");
+        }
+        assert_eq!(nodes.len(), 4);
+        assert_eq!(nodes.get(&a), Some(first));
+        assert_eq!(nodes.get(&others[1]), Some(2));
+        assert_eq!(nodes.get(&Node::snapshot("b")), None);
+        assert_eq!(nodes.parts(2), (Kind::Snapshot, "other", SNAPSHOTTER, "a"));
+
+        let mut edges = Edges::default();
+        for (from, to) in [(3, 1), (1, 7), (3, 0), (1, 2), (3, 5)] {
+            edges.push(from, to);
+        }
+        edges.seal();
+        assert_eq!(
+            edges.of(3).collect::<Vec<_>>(),
+            [1, 0, 5],
+            "in the order read"
+        );
+        assert_eq!(edges.of(1).collect::<Vec<_>>(), [7, 2]);
+        assert_eq!(
+            edges.of(0).count() + edges.of(2).count() + edges.of(9).count(),
+            0
+        );
+    }
+
+    #[test]
     fn a_plan_frees_what_only_its_items_reach() {
         let root = store();
         let graph = Graph::read(root.path()).unwrap();
@@ -852,19 +1080,30 @@ mod tests {
         let image = graph.image_removal("sha256:mD", &HashSet::new(), &mut gone);
         // Its parent is tagged: the engine stops there.
         assert_eq!(image, vec![Node::image("moby-dangling@sha256:mD")]);
-        let freed = graph.freed(&[vec![Node::lease("X"), Node::container("X")], image]);
-        let mut container = freed[0].clone();
-        container.sort();
+        let numbers = |nodes: &[Node]| -> Vec<usize> {
+            nodes.iter().filter_map(|node| graph.node(node)).collect()
+        };
+        let keys = |owners: &[usize]| -> Vec<String> {
+            let mut keys: Vec<String> = owners
+                .iter()
+                .map(|id| graph.owner_key(*id).unwrap())
+                .collect();
+            keys.sort();
+            keys
+        };
+        let freed = graph.freed(&[
+            numbers(&[Node::lease("X"), Node::container("X")]),
+            numbers(&image),
+        ]);
+        let container = keys(&freed[0]);
         assert_eq!(container, vec![dir(13), dir(14)]);
         // The rebuild frees its manifest and its snapshot: the history lease
         // keeps the config, but the engine drops its snapshot reference. The
         // layer blob and the base snapshot stay with a:1. The flat lease keeps
         // cF, not sF, which is garbage already and no item's.
-        let mut image = freed[1].clone();
-        image.sort();
-        assert_eq!(image, vec![blob_key("mD"), dir(12)]);
+        assert_eq!(keys(&freed[1]), vec![blob_key("mD"), dir(12)]);
         // Nothing planned, nothing freed.
-        assert_eq!(graph.freed(&[]), Vec::<Vec<String>>::new());
+        assert_eq!(graph.freed(&[]), Vec::<Vec<usize>>::new());
         assert!(graph.unchanging(&dir(11)) && !graph.unchanging(&dir(14)));
         assert!(!graph.unchanging(&dir(11).replace("/11", "/011")));
     }

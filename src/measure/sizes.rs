@@ -201,12 +201,15 @@ fn measure_plan_containerd(
         .collect();
     let used = images_used_by_remaining(inventory, &planned_containers);
     let mut gone = HashSet::new();
-    let groups: Vec<Vec<Node>> = plan
+    let numbers = |nodes: &[Node]| -> Vec<usize> {
+        nodes.iter().filter_map(|node| graph.node(node)).collect()
+    };
+    let groups: Vec<Vec<usize>> = plan
         .items
         .iter()
         .map(|item| match item.kind {
-            Kind::Container => vec![Node::lease(&item.id), Node::container(&item.id)],
-            Kind::Image => graph.image_removal(&item.id, &used, &mut gone),
+            Kind::Container => numbers(&[Node::lease(&item.id), Node::container(&item.id)]),
+            Kind::Image => numbers(&graph.image_removal(&item.id, &used, &mut gone)),
             _ => Vec::new(),
         })
         .collect();
@@ -218,7 +221,7 @@ fn measure_plan_containerd(
         .items
         .iter()
         .zip(&freed)
-        .map(|(item, keys)| {
+        .map(|(item, owners)| {
             let mut bytes = Bytes::default();
             match item.kind {
                 Kind::Container => bytes += owned(&format!("containers/{}", item.id)),
@@ -229,16 +232,19 @@ fn measure_plan_containerd(
                 Kind::Image | Kind::Network => {}
             }
             for layer in &item.frees_layers {
-                if let Some(key) = graph.snapshot_key(&layer.chain_id)
-                    && keys.contains(&key)
+                if let Some(node) = graph.node(&Node::snapshot(&layer.chain_id))
+                    && owners.contains(&node)
+                    && let Some(key) = graph.owner_key(node)
                 {
                     let layer_bytes = owned(&key);
                     layers.insert(layer.chain_id.clone(), layer_bytes.allocated);
                     bytes += layer_bytes;
                 }
             }
-            for key in keys {
-                bytes += owned(key);
+            for owner in owners {
+                if let Some(key) = graph.owner_key(*owner) {
+                    bytes += owned(&key);
+                }
             }
             Some(measured(bytes, index.incomplete))
         })
