@@ -257,15 +257,25 @@ impl Db {
         }
         let size = self.page_size as u64;
         let start = id.checked_mul(size).ok_or_else(out_of_range)?;
-        let mut header = [0u8; PAGE_HEADER];
-        self.pages.read_at(start, &mut header)?;
-        let overflow = u64::from(u32_at(&header, 12).unwrap_or(0));
-        let len = (overflow + 1)
-            .checked_mul(size)
-            .filter(|len| start.checked_add(*len).is_some_and(|end| end <= self.len))
-            .ok_or(Error::Corrupt("the file is shorter than its pages"))?;
-        let mut page = vec![0u8; usize::try_from(len).map_err(|_| out_of_range())?];
+        // The page's length is in its header: read one page, then its
+        // overflow pages if it has any (one read for nearly every page).
+        let fits = |len: u64| start.checked_add(len).is_some_and(|end| end <= self.len);
+        let short = || Error::Corrupt("the file is shorter than its pages");
+        if !fits(size) {
+            return Err(short());
+        }
+        let mut page = vec![0u8; self.page_size];
         self.pages.read_at(start, &mut page)?;
+        let overflow = u64::from(u32_at(&page, 12).unwrap_or(0));
+        if overflow > 0 {
+            let len = (overflow + 1)
+                .checked_mul(size)
+                .filter(|len| fits(*len))
+                .ok_or_else(short)?;
+            page.resize(usize::try_from(len).map_err(|_| out_of_range())?, 0);
+            self.pages
+                .read_at(start + size, &mut page[self.page_size..])?;
+        }
         Ok(page)
     }
 
@@ -760,6 +770,50 @@ pub(crate) mod tests {
                     .map(|b| b.map(|b| b.entries().map(|e| e.len())));
             }
         }
+    }
+
+    /// A value larger than a page lies on a page with overflow pages, read
+    /// whole (bbolt `page.overflow`).
+    #[test]
+    fn reads_a_page_with_overflow_pages() {
+        let mut file = Builder::new().build(vec![(
+            "v1",
+            Node::Paged(vec![(b"big".to_vec(), value("small"))]),
+        )]);
+        // The paged bucket is the last page, 4: make it two pages long.
+        assert_eq!(file.len(), 5 * 4096);
+        file.truncate(4 * 4096);
+        let big = vec![b'x'; 6000];
+        let mut page = Vec::new();
+        page.extend_from_slice(&4u64.to_le_bytes());
+        page.extend_from_slice(&LEAF_PAGE.to_le_bytes());
+        page.extend_from_slice(&1u16.to_le_bytes());
+        page.extend_from_slice(&1u32.to_le_bytes());
+        for field in [0u32, ELEMENT as u32, 3, big.len() as u32] {
+            page.extend_from_slice(&field.to_le_bytes());
+        }
+        page.extend_from_slice(b"big");
+        page.extend_from_slice(&big);
+        page.resize(2 * 4096, 0);
+        file.extend(page);
+        // The newest meta page counts the extra page.
+        let meta = &mut file[PAGE_HEADER..PAGE_HEADER + META_LEN];
+        meta[40..48].copy_from_slice(&6u64.to_le_bytes());
+        let sum = fnv1a(&meta[..56]);
+        meta[56..64].copy_from_slice(&sum.to_le_bytes());
+
+        let read = |db: &Db| -> Result<Option<usize>, Error> {
+            let v1 = db.root().bucket(b"v1")?.ok_or(Error::Corrupt("no v1"))?;
+            Ok(v1.entries()?.value(b"big").map(<[u8]>::len))
+        };
+        assert_eq!(read(&Db::parse(file.clone()).unwrap()).unwrap(), Some(6000));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.db");
+        std::fs::write(&path, &file).unwrap();
+        assert_eq!(Db::read(&path, read).unwrap(), Some(6000));
+        // Cut inside the overflow page: damaged, not a short value.
+        std::fs::write(&path, &file[..file.len() - 100]).unwrap();
+        assert!(matches!(Db::read(&path, read), Err(Error::Corrupt(_))));
     }
 
     /// Writes a commit into the file's older meta page: the same tree, the
