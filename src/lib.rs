@@ -39,7 +39,7 @@ use crate::signals::{Interrupt, Signals};
 /// The whole program: parse, run, print any error once, and map it to an exit code.
 #[must_use]
 pub fn run() -> ExitCode {
-    memory::limit_arenas();
+    memory::tune_allocator();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if cli::plugin::wants_metadata(&args) {
         let _ = writeln!(std::io::stdout(), "{}", cli::plugin::metadata());
