@@ -16,8 +16,9 @@
 //! `mp_.no_dyn_threshold`), after which the engine's large JSON answers and
 //! the vectors that grow with the number of containers stay in the arenas
 //! once freed. Setting it fixes it: at 11,000 containers on overlay2 the
-//! first run's peak RSS went from 37.5–38.8 MiB to 36.7–36.9 MiB, the same
-//! time (README, Benchmarks).
+//! peak RSS went from 35.6–37.1 MiB to 33.8–36.0 MiB warm and from
+//! 37.4–37.7 MiB to 36.8–37.2 MiB on first runs, in the same time (README,
+//! Benchmarks).
 
 /// glibc's `mallopt` parameters (`malloc.h`).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
