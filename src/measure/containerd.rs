@@ -86,7 +86,8 @@ fn number(id: usize) -> u32 {
     u32::try_from(id).unwrap_or(u32::MAX)
 }
 
-/// What a node is besides its edges of many (see [`Edges`]).
+/// A node's own links: its one `next` edge, and whether it is a root; its
+/// other edges are kept apart (see [`Edges`]).
 #[derive(Debug, Default, Clone, Copy)]
 struct Links {
     /// A snapshot's parent or an image's target: followed by flat leases too.
@@ -156,6 +157,12 @@ struct Stored {
     key: Box<str>,
 }
 
+/// A stored node's kind, namespace, snapshotter and key, as [`Node::parts`].
+fn parts_of<'n>(node: &'n Stored, names: &'n [Box<str>]) -> (Kind, &'n str, &'n str, &'n str) {
+    let name = |n: u32| names.get(n as usize).map_or("", |name| &**name);
+    (node.kind, name(node.ns), name(node.snapshotter), &node.key)
+}
+
 /// The graph's nodes, each kept once, numbered in the order met, and an
 /// index from a node to its number that holds only the numbers.
 #[derive(Debug, Default, Clone)]
@@ -174,9 +181,7 @@ impl Nodes {
     }
 
     fn parts(&self, id: usize) -> (Kind, &str, &str, &str) {
-        let node = &self.stored[id];
-        let name = |n: u32| self.names.get(n as usize).map_or("", |name| name);
-        (node.kind, name(node.ns), name(node.snapshotter), &node.key)
+        parts_of(&self.stored[id], &self.names)
     }
 
     fn kind(&self, id: usize) -> Kind {
@@ -219,8 +224,6 @@ impl Nodes {
         };
         self.stored.push(stored);
         let hash = self.hash(node.parts());
-        // Node numbers fit: a 512 MB file holds far fewer than 2^32 keys.
-        let number = u32::try_from(id).unwrap_or(u32::MAX);
         let Nodes {
             index,
             stored,
@@ -228,13 +231,9 @@ impl Nodes {
             hasher,
             ..
         } = self;
-        index.insert_unique(hash, number, |other| {
-            let node = &stored[*other as usize];
-            let name = |n: u32| names.get(n as usize).map_or("", |name| name);
-            std::hash::BuildHasher::hash_one(
-                &*hasher,
-                (node.kind, name(node.ns), name(node.snapshotter), &*node.key),
-            )
+        // The table grows by hashing again the nodes it holds.
+        index.insert_unique(hash, number(id), |other| {
+            std::hash::BuildHasher::hash_one(&*hasher, parts_of(&stored[*other as usize], names))
         });
         (id, true)
     }
