@@ -62,6 +62,11 @@ pub(crate) enum Error {
     Refused(String),
 }
 
+/// A page that lies (partly) past the end of the file.
+fn short_file() -> Error {
+    Error::Corrupt("the file is shorter than its pages")
+}
+
 /// Where the pages come from.
 enum Pages {
     File(std::fs::File),
@@ -73,22 +78,21 @@ enum Pages {
 impl Pages {
     /// Fills `buf` from `offset`; a file that ends first is damaged.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
-        let short = Error::Corrupt("the file is shorter than its pages");
         match self {
             Pages::File(file) => file.read_exact_at(buf, offset).map_err(|err| {
                 if err.kind() == std::io::ErrorKind::UnexpectedEof {
-                    short
+                    short_file()
                 } else {
                     Error::Io(err)
                 }
             }),
             #[cfg(test)]
             Pages::Memory(data) => {
-                let from = usize::try_from(offset).map_err(|_| short)?;
+                let from = usize::try_from(offset).map_err(|_| short_file())?;
                 let bytes = from
                     .checked_add(buf.len())
                     .and_then(|to| data.get(from..to))
-                    .ok_or(Error::Corrupt("the file is shorter than its pages"))?;
+                    .ok_or_else(short_file)?;
                 buf.copy_from_slice(bytes);
                 Ok(())
             }
@@ -260,9 +264,8 @@ impl Db {
         // The page's length is in its header: read one page, then its
         // overflow pages if it has any (one read for nearly every page).
         let fits = |len: u64| start.checked_add(len).is_some_and(|end| end <= self.len);
-        let short = || Error::Corrupt("the file is shorter than its pages");
         if !fits(size) {
-            return Err(short());
+            return Err(short_file());
         }
         let mut page = vec![0u8; self.page_size];
         self.pages.read_at(start, &mut page)?;
@@ -271,7 +274,7 @@ impl Db {
             let len = (overflow + 1)
                 .checked_mul(size)
                 .filter(|len| fits(*len))
-                .ok_or_else(short)?;
+                .ok_or_else(short_file)?;
             page.resize(usize::try_from(len).map_err(|_| out_of_range())?, 0);
             self.pages
                 .read_at(start + size, &mut page[self.page_size..])?;

@@ -738,10 +738,7 @@ impl Graph {
     /// The owner key of Docker's snapshot with this key (an image layer's chain
     /// ID, a container's ID), if it has a directory.
     pub(crate) fn snapshot_key(&self, key: &str) -> Option<String> {
-        let id = self.nodes.get(&Node::snapshot(key))?;
-        self.dirs
-            .get(&id)
-            .map(|dir| format!("{SNAPSHOTS}/snapshots/{dir}"))
+        self.owner_key(self.nodes.get(&Node::snapshot(key))?)
     }
 
     /// The content blobs Docker's image `id` is made of (its manifest or index,
